@@ -1,0 +1,1 @@
+//! Kratos-format configuration: load, validate, env overrides.

@@ -1,0 +1,1 @@
+//! Password hashing (Kratos formats) and password policy.

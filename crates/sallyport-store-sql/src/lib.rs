@@ -1,0 +1,1 @@
+//! The SQL store implementation, shared by the SQLite and PostgreSQL backends through a macro.

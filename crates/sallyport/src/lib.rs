@@ -1,0 +1,1 @@
+//! Sallyport: a Kratos-compatible identity server.
