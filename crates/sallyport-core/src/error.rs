@@ -1,0 +1,338 @@
+//! Every error Sallyport shows a client, in one place: Kratos' error ids (`text/message_error.go`), the HTTP
+//! status each travels with, and herodot's envelope fields (`{"error":{id,code,status,reason,message,details}}`).
+//! The status is a number here so the domain can decide it without depending on an HTTP crate.
+
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorId {
+    SessionAlreadyAvailable,
+    SessionAal1Required,
+    SessionAal2Required,
+    SessionInactive,
+    SessionRefreshRequired,
+    SessionVerifiedAddressRequired,
+    SecurityCsrfViolation,
+    SecurityIdentityMismatch,
+    SelfServiceFlowExpired,
+    SelfServiceFlowReplaced,
+    SelfServiceFlowDisabled,
+    SelfServiceFlowReturnToForbidden,
+    BrowserLocationChangeRequired,
+    IdentityDisabled,
+}
+
+impl ErrorId {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorId::SessionAlreadyAvailable => "session_already_available",
+            ErrorId::SessionAal1Required => "session_aal1_required",
+            ErrorId::SessionAal2Required => "session_aal2_required",
+            ErrorId::SessionInactive => "session_inactive",
+            ErrorId::SessionRefreshRequired => "session_refresh_required",
+            ErrorId::SessionVerifiedAddressRequired => "session_verified_address_required",
+            ErrorId::SecurityCsrfViolation => "security_csrf_violation",
+            ErrorId::SecurityIdentityMismatch => "security_identity_mismatch",
+            ErrorId::SelfServiceFlowExpired => "self_service_flow_expired",
+            ErrorId::SelfServiceFlowReplaced => "self_service_flow_replaced",
+            ErrorId::SelfServiceFlowDisabled => "self_service_flow_disabled",
+            ErrorId::SelfServiceFlowReturnToForbidden => "self_service_flow_return_to_forbidden",
+            ErrorId::BrowserLocationChangeRequired => "browser_location_change_required",
+            ErrorId::IdentityDisabled => "identity_disabled",
+        }
+    }
+}
+
+pub fn status_text(code: u16) -> &'static str {
+    match code {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        410 => "Gone",
+        413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Internal Server Error",
+    }
+}
+
+/// herodot's default `message` per status, used when an error does not set its own.
+fn default_message(code: u16) -> &'static str {
+    match code {
+        400 => "The request was malformed or contained invalid parameters",
+        401 => "The request could not be authorized",
+        403 => "The requested action was forbidden",
+        404 => "The requested resource could not be found",
+        409 => "The resource could not be created due to a conflict",
+        410 => {
+            "The requested resource is no longer available because it has expired or is otherwise invalid."
+        }
+        422 => "The request was well-formed but was unable to be followed due to semantic errors",
+        502 => "Upstream error",
+        _ => "An internal server error occurred, please contact the system administrator",
+    }
+}
+
+/// An error rendered as Kratos' JSON envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub id: Option<ErrorId>,
+    pub code: u16,
+    pub message: String,
+    pub reason: Option<String>,
+    pub details: Map<String, Value>,
+    /// Fields Kratos puts next to `error` (`redirect_browser_to`, `use_flow_id`, `expired_at`, `since`).
+    pub top_level: Map<String, Value>,
+}
+
+impl ApiError {
+    pub fn new(code: u16) -> ApiError {
+        ApiError {
+            id: None,
+            code,
+            message: default_message(code).into(),
+            reason: None,
+            details: Map::new(),
+            top_level: Map::new(),
+        }
+    }
+
+    pub fn bad_request(reason: impl Into<String>) -> ApiError {
+        ApiError::new(400).with_reason(reason)
+    }
+    pub fn unauthorized(reason: impl Into<String>) -> ApiError {
+        ApiError::new(401).with_reason(reason)
+    }
+    pub fn forbidden(reason: impl Into<String>) -> ApiError {
+        ApiError::new(403).with_reason(reason)
+    }
+    pub fn not_found(reason: impl Into<String>) -> ApiError {
+        ApiError::new(404).with_reason(reason)
+    }
+    pub fn conflict(reason: impl Into<String>) -> ApiError {
+        ApiError::new(409).with_reason(reason)
+    }
+    pub fn internal() -> ApiError {
+        ApiError::new(500)
+    }
+
+    pub fn with_id(mut self, id: ErrorId) -> Self {
+        self.id = Some(id);
+        self
+    }
+    pub fn with_message(mut self, m: impl Into<String>) -> Self {
+        self.message = m.into();
+        self
+    }
+    pub fn with_reason(mut self, r: impl Into<String>) -> Self {
+        self.reason = Some(r.into());
+        self
+    }
+    pub fn with_detail(mut self, k: &str, v: impl Into<Value>) -> Self {
+        self.details.insert(k.into(), v.into());
+        self
+    }
+    pub fn with_top_level(mut self, k: &str, v: impl Into<Value>) -> Self {
+        self.top_level.insert(k.into(), v.into());
+        self
+    }
+
+    pub fn status(&self) -> &'static str {
+        status_text(self.code)
+    }
+
+    /// The inner `error` object (also what `GET /self-service/errors` returns, unwrapped).
+    pub fn error_object(&self) -> Value {
+        let mut o = Map::new();
+        if let Some(id) = self.id {
+            o.insert("id".into(), id.as_str().into());
+        }
+        o.insert("code".into(), self.code.into());
+        o.insert("status".into(), self.status().into());
+        if let Some(r) = &self.reason {
+            o.insert("reason".into(), r.clone().into());
+        }
+        if !self.details.is_empty() {
+            o.insert("details".into(), Value::Object(self.details.clone()));
+        }
+        o.insert("message".into(), self.message.clone().into());
+        Value::Object(o)
+    }
+
+    pub fn body(&self) -> Value {
+        let mut o = Map::new();
+        o.insert("error".into(), self.error_object());
+        for (k, v) in &self.top_level {
+            o.insert(k.clone(), v.clone());
+        }
+        Value::Object(o)
+    }
+
+    // ---- the catalogue ----
+
+    pub fn session_already_available() -> ApiError {
+        ApiError::bad_request("A valid session was detected and thus login is not possible. Did you forget to set `?refresh=true`?")
+            .with_id(ErrorId::SessionAlreadyAvailable)
+            .with_message("you are already logged in")
+    }
+
+    pub fn session_aal1_required() -> ApiError {
+        ApiError::unauthorized("You can not requested a higher AAL (AAL2/AAL3) without an active session.")
+            .with_id(ErrorId::SessionAal1Required)
+            .with_message("aal2 and aal3 can only be requested if a session exists already")
+    }
+
+    pub fn session_aal2_required(redirect_to: &str) -> ApiError {
+        ApiError::forbidden("An active session was found but it does not fulfill the requested Authenticator Assurance Level. Please verify yourself with a second factor to resolve this issue.")
+            .with_id(ErrorId::SessionAal2Required)
+            .with_message("Session does not fulfill the requested Authenticator Assurance Level")
+            .with_detail("redirect_browser_to", redirect_to)
+            .with_top_level("redirect_browser_to", redirect_to)
+    }
+
+    pub fn session_inactive() -> ApiError {
+        ApiError::unauthorized("No active session was found in this request.")
+            .with_id(ErrorId::SessionInactive)
+            .with_message("request does not have a valid authentication session")
+    }
+
+    /// `GET /sessions/whoami` without valid credentials answers without an id (Kratos `session/handler.go`).
+    pub fn whoami_unauthorized() -> ApiError {
+        ApiError::unauthorized("No valid session credentials found in the request.")
+    }
+
+    pub fn csrf_violation(reject_reason: Option<&str>, hint: Option<&str>) -> ApiError {
+        let mut e = ApiError::forbidden("Please retry the flow and optionally clear your cookies. The request was rejected to protect you from Cross-Site-Request-Forgery (CSRF) which could cause account takeover, leaking personal information, and other serious security issues.")
+            .with_id(ErrorId::SecurityCsrfViolation)
+            .with_message("the request was rejected to protect you from Cross-Site-Request-Forgery")
+            .with_detail("docs", "https://www.ory.com/docs/troubleshooting/csrf");
+        if let Some(h) = hint {
+            e = e.with_detail("hint", h);
+        }
+        if let Some(r) = reject_reason {
+            e = e.with_detail("reject_reason", r);
+        }
+        e
+    }
+
+    pub fn identity_mismatch() -> ApiError {
+        ApiError::forbidden(
+            "The request was made for another identity and has been blocked for security reasons.",
+        )
+        .with_id(ErrorId::SecurityIdentityMismatch)
+    }
+
+    pub fn flow_expired(expired_at: time::OffsetDateTime, now: time::OffsetDateTime) -> ApiError {
+        let ago = now - expired_at;
+        ApiError::new(410)
+            .with_id(ErrorId::SelfServiceFlowExpired)
+            .with_message("self-service flow expired")
+            .with_reason(format!(
+                "The self-service flow expired {:.2} minutes ago, initialize a new one.",
+                ago.as_seconds_f64() / 60.0
+            ))
+            .with_top_level("expired_at", crate::time_fmt::rfc3339(expired_at))
+            .with_top_level("since", ago.whole_nanoseconds() as i64)
+    }
+
+    pub fn registration_disabled() -> ApiError {
+        ApiError::bad_request("Registration is not allowed because it was disabled.")
+            .with_id(ErrorId::SelfServiceFlowDisabled)
+            .with_message("registration flow disabled")
+    }
+
+    pub fn return_to_forbidden(return_to: &str) -> ApiError {
+        ApiError::bad_request(format!("Requested return_to URL {return_to:?} is not allowed."))
+            .with_id(ErrorId::SelfServiceFlowReturnToForbidden)
+    }
+
+    pub fn browser_location_change_required(to: &str) -> ApiError {
+        ApiError::new(422)
+            .with_id(ErrorId::BrowserLocationChangeRequired)
+            .with_message("browser location change required")
+            .with_reason(format!(
+                "In order to complete this flow please redirect the browser to: {to}"
+            ))
+            .with_top_level("redirect_browser_to", to)
+    }
+
+    pub fn identity_disabled() -> ApiError {
+        ApiError::bad_request("This account was disabled.")
+            .with_id(ErrorId::IdentityDisabled)
+            .with_message("identity is disabled")
+    }
+
+    pub fn flow_param_missing() -> ApiError {
+        ApiError::bad_request("The flow query parameter is missing or malformed.")
+    }
+
+    pub fn flow_not_found() -> ApiError {
+        ApiError::not_found("The requested resource could not be found")
+    }
+
+    pub fn api_flow_origin_header() -> ApiError {
+        ApiError::bad_request(
+            "The HTTP Request Header included the \"Origin\" key, indicating that this request was made as part of an AJAX request in a Browser. The flow however was initiated as an API request. To prevent potential misuse and mitigate several attack vectors including CSRF, the request has been blocked. Please consult the documentation.",
+        )
+    }
+
+    pub fn api_flow_cookie_header(found: Vec<String>) -> ApiError {
+        ApiError::bad_request("The HTTP Request Header included the \"Cookie\" key, indicating that this request was made by a Browser. The flow however was initiated as an API request. To prevent potential misuse and mitigate several attack vectors including CSRF, the request has been blocked. Please consult the documentation.")
+            .with_detail("found cookies", found)
+    }
+
+    pub fn identity_conflict() -> ApiError {
+        ApiError::conflict("This identity conflicts with another identity that already exists.")
+    }
+
+    /// The error id, when present, as Kratos sets it in the `Ory-Error-Id` header.
+    pub fn id_str(&self) -> Option<&'static str> {
+        self.id.map(ErrorId::as_str)
+    }
+
+    pub fn is_enhanced(&self) -> bool {
+        !self.top_level.is_empty()
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}",
+            self.code,
+            self.reason.as_deref().unwrap_or(&self.message)
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn aal2_required_matches_kratos_body() {
+        let e = ApiError::session_aal2_required("http://id/self-service/login/browser?aal=aal2");
+        assert_eq!(
+            e.body(),
+            json!({"error":{"id":"session_aal2_required","code":403,"status":"Forbidden","reason":"An active session was found but it does not fulfill the requested Authenticator Assurance Level. Please verify yourself with a second factor to resolve this issue.","details":{"redirect_browser_to":"http://id/self-service/login/browser?aal=aal2"},"message":"Session does not fulfill the requested Authenticator Assurance Level"},"redirect_browser_to":"http://id/self-service/login/browser?aal=aal2"})
+        );
+    }
+
+    #[test]
+    fn whoami_401_has_no_id() {
+        assert_eq!(
+            ApiError::whoami_unauthorized().body(),
+            json!({"error":{"code":401,"status":"Unauthorized","reason":"No valid session credentials found in the request.","message":"The request could not be authorized"}})
+        );
+    }
+}

@@ -1,0 +1,292 @@
+//! UI messages with Kratos' numeric ids and texts (Kratos `text/id.go`, `text/message_*.go`).
+//! Clients match on `id` and sometimes on `text`, so both are interface facts; `data/ui-messages.json`
+//! is the reference the tests check these constructors against.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageType {
+    Info,
+    Error,
+    Success,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: u32,
+    pub text: String,
+    #[serde(rename = "type")]
+    pub kind: MessageType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Value>,
+}
+
+fn info(id: u32, text: impl Into<String>) -> Message {
+    Message {
+        id,
+        text: text.into(),
+        kind: MessageType::Info,
+        context: None,
+    }
+}
+
+fn error(id: u32, text: impl Into<String>) -> Message {
+    Message {
+        id,
+        text: text.into(),
+        kind: MessageType::Error,
+        context: None,
+    }
+}
+
+impl Message {
+    pub fn with_context(mut self, context: Value) -> Self {
+        self.context = Some(context);
+        self
+    }
+}
+
+// --- login (101xxxx) ---
+pub fn login_reauth() -> Message {
+    info(1010003, "Please confirm this action by verifying that it is you.")
+}
+pub fn login_mfa() -> Message {
+    info(1010004, "Please complete the second authentication challenge.")
+}
+pub fn login_with_password() -> Message {
+    info(1010022, "Sign in with password")
+}
+pub fn login_sign_in() -> Message {
+    info(1010001, "Sign in")
+}
+
+// --- registration (104xxxx) ---
+pub fn registration_sign_up() -> Message {
+    info(1040001, "Sign up")
+}
+pub fn registration_back() -> Message {
+    info(1040008, "Back")
+}
+pub fn registration_choose_credentials() -> Message {
+    info(
+        1040009,
+        "Please choose a credential to authenticate yourself with.",
+    )
+}
+
+// --- settings (105xxxx) ---
+pub fn settings_saved() -> Message {
+    Message {
+        kind: MessageType::Success,
+        ..info(1050001, "Your changes have been saved!")
+    }
+}
+
+// --- node labels (107xxxx) ---
+pub fn label_password() -> Message {
+    info(1070001, "Password")
+}
+pub fn label_generated(title: &str, name: &str) -> Message {
+    info(1070002, title).with_context(json!({ "title": title, "name": name }))
+}
+pub fn label_id() -> Message {
+    info(1070004, "ID")
+}
+pub fn label_email() -> Message {
+    info(1070007, "Email")
+}
+pub fn label_continue() -> Message {
+    info(1070009, "Continue")
+}
+
+// --- validation (400xxxx) ---
+pub fn validation_generic(reason: &str) -> Message {
+    error(4000001, reason).with_context(json!({ "reason": reason }))
+}
+pub fn validation_required(property: &str) -> Message {
+    error(4000002, format!("Property {property} is missing.")).with_context(json!({ "property": property }))
+}
+pub fn validation_min_length(min: u64, actual: u64) -> Message {
+    error(4000003, format!("length must be >= {min}, but got {actual}"))
+        .with_context(json!({ "min_length": min, "actual_length": actual }))
+}
+pub fn validation_pattern(pattern: &str) -> Message {
+    error(4000004, format!("does not match pattern {pattern:?}")).with_context(json!({ "pattern": pattern }))
+}
+pub fn validation_invalid_credentials() -> Message {
+    error(
+        4000006,
+        "The provided credentials are invalid, check for spelling mistakes in your password or username, email address, or phone number.",
+    )
+}
+pub fn validation_duplicate_credentials() -> Message {
+    error(
+        4000007,
+        "An account with the same identifier (email, phone, username, ...) exists already.",
+    )
+}
+pub fn validation_max_length(max: u64, actual: u64) -> Message {
+    error(4000017, format!("length must be <= {max}, but got {actual}"))
+        .with_context(json!({ "max_length": max, "actual_length": actual }))
+}
+pub fn validation_password_too_similar() -> Message {
+    error(
+        4000031,
+        "The password can not be used because it is too similar to the identifier.",
+    )
+}
+pub fn validation_password_min_length(min: u64, actual: u64) -> Message {
+    error(
+        4000032,
+        format!("The password must be at least {min} characters long, but got {actual}."),
+    )
+    .with_context(json!({ "min_length": min, "actual_length": actual }))
+}
+pub fn validation_password_max_length(max: u64, actual: u64) -> Message {
+    error(
+        4000033,
+        format!("The password must be at most {max} characters long, but got {actual}."),
+    )
+    .with_context(json!({ "max_length": max, "actual_length": actual }))
+}
+pub fn validation_password_breached(breaches: u64) -> Message {
+    error(
+        4000034,
+        "The password has been found in data breaches and must no longer be used.",
+    )
+    .with_context(json!({ "breaches": breaches }))
+}
+pub fn validation_password_policy_generic(reason: &str) -> Message {
+    error(4000005, format!("The password can not be used because {reason}."))
+        .with_context(json!({ "reason": reason }))
+}
+pub fn validation_password_same_as_old() -> Message {
+    error(
+        4000039,
+        "The new password must be different from the old password.",
+    )
+}
+pub fn validation_email() -> Message {
+    error(4000040, "Enter a valid email address")
+}
+
+// --- login/registration errors (401xxxx, 404xxxx) ---
+fn minutes_ago(expired_at: time::OffsetDateTime, now: time::OffsetDateTime) -> f64 {
+    (now - expired_at).as_seconds_f64() / 60.0
+}
+pub fn login_flow_expired(expired_at: time::OffsetDateTime, now: time::OffsetDateTime) -> Message {
+    error(
+        4010001,
+        format!(
+            "The login flow expired {:.2} minutes ago, please try again.",
+            minutes_ago(expired_at, now)
+        ),
+    )
+    .with_context(flow_expired_context(expired_at))
+}
+pub fn login_no_strategy() -> Message {
+    error(
+        4010002,
+        "Could not find a strategy to log you in with. Did you fill out the form correctly?",
+    )
+}
+pub fn registration_no_strategy() -> Message {
+    error(
+        4010003,
+        "Could not find a strategy to sign you up with. Did you fill out the form correctly?",
+    )
+}
+pub fn identity_disabled() -> Message {
+    error(
+        4010011,
+        "This account has been disabled. Please contact support for assistance.",
+    )
+}
+pub fn registration_flow_expired(expired_at: time::OffsetDateTime, now: time::OffsetDateTime) -> Message {
+    error(
+        4040001,
+        format!(
+            "The registration flow expired {:.2} minutes ago, please try again.",
+            minutes_ago(expired_at, now)
+        ),
+    )
+    .with_context(flow_expired_context(expired_at))
+}
+
+fn flow_expired_context(expired_at: time::OffsetDateTime) -> Value {
+    json!({
+        "expired_at": crate::time_fmt::rfc3339(expired_at),
+        "expired_at_unix": expired_at.unix_timestamp(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every constructor must carry the id, type and (for fixed texts) the text of Kratos' catalogue.
+    #[test]
+    fn constructors_match_the_kratos_catalogue() {
+        let catalogue: Vec<Value> = serde_json::from_str(include_str!("../data/ui-messages.json")).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let ours = [
+            login_reauth(),
+            login_mfa(),
+            login_with_password(),
+            login_sign_in(),
+            registration_sign_up(),
+            registration_back(),
+            registration_choose_credentials(),
+            settings_saved(),
+            label_password(),
+            label_generated("E-Mail", "traits.email"),
+            label_id(),
+            label_email(),
+            label_continue(),
+            validation_generic("x"),
+            validation_required("email"),
+            validation_min_length(5, 3),
+            validation_pattern("a+"),
+            validation_invalid_credentials(),
+            validation_duplicate_credentials(),
+            validation_max_length(5, 7),
+            validation_password_too_similar(),
+            validation_password_min_length(6, 5),
+            validation_password_max_length(72, 80),
+            validation_password_breached(1),
+            validation_password_policy_generic("x"),
+            validation_password_same_as_old(),
+            validation_email(),
+            login_flow_expired(now, now),
+            login_no_strategy(),
+            registration_no_strategy(),
+            identity_disabled(),
+            registration_flow_expired(now, now),
+        ];
+        for m in ours {
+            let entry = catalogue
+                .iter()
+                .find(|e| e["id"] == m.id)
+                .unwrap_or_else(|| panic!("{} unknown", m.id));
+            let kind = serde_json::to_value(m.kind).unwrap();
+            assert_eq!(entry["type"], kind, "type of {}", m.id);
+            let has_format = entry.get("format").is_some_and(|f| !f.is_null());
+            if !has_format && entry["text"].is_string() {
+                assert_eq!(entry["text"], m.text.as_str(), "text of {}", m.id);
+            }
+        }
+        // Formatted texts: the catalogue's examples must come out identically.
+        assert_eq!(
+            validation_password_min_length(6, 5).text,
+            "The password must be at least 6 characters long, but got 5."
+        );
+        assert_eq!(validation_min_length(5, 3).text, "length must be >= 5, but got 3");
+        let minute_ago = now - time::Duration::minutes(1);
+        assert_eq!(
+            login_flow_expired(minute_ago, now).text,
+            "The login flow expired 1.00 minutes ago, please try again."
+        );
+    }
+}
