@@ -2,6 +2,11 @@
 //! Nothing here knows HTTP, SQL or SMTP.
 
 pub mod error;
+pub mod flow;
+pub mod identity;
+pub mod secret;
+pub mod session;
+pub mod store;
 pub mod text;
 pub mod time_fmt;
 pub mod ui;

@@ -1,0 +1,74 @@
+//! Secrets from the OS RNG, and how they are kept at rest: only SHA-256 digests of high-entropy
+//! tokens are stored, so a database leak yields no usable session or logout token.
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).expect("the OS random number generator failed");
+    b
+}
+
+/// `n` characters drawn uniformly from `alphabet` (rejection sampling, so no modulo bias).
+pub fn random_string(n: usize, alphabet: &[u8]) -> String {
+    let limit = 256 - (256 % alphabet.len());
+    let mut out = String::with_capacity(n);
+    while out.len() < n {
+        for b in random_bytes::<64>() {
+            if (b as usize) < limit && out.len() < n {
+                out.push(alphabet[b as usize % alphabet.len()] as char);
+            }
+        }
+    }
+    out
+}
+
+/// 32 alphanumerics carry ~190 bits.
+pub fn random_alnum(n: usize) -> String {
+    random_string(n, ALNUM)
+}
+
+pub fn random_digits(n: usize) -> String {
+    random_string(n, b"0123456789")
+}
+
+pub fn session_token() -> String {
+    format!("ory_st_{}", random_alnum(32))
+}
+
+pub fn logout_token() -> String {
+    format!("ory_lo_{}", random_alnum(32))
+}
+
+pub fn token_digest(token: &str) -> String {
+    let d = Sha256::digest(token.as_bytes());
+    let mut s = String::with_capacity(64);
+    for b in d {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_have_kratos_shape_and_differ() {
+        let a = session_token();
+        assert!(
+            a.starts_with("ory_st_") && a.len() == 39 && a[7..].chars().all(|c| c.is_ascii_alphanumeric())
+        );
+        assert_ne!(a, session_token());
+        assert_eq!(random_digits(6).len(), 6);
+        assert_eq!(token_digest("x").len(), 64);
+        assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd"));
+    }
+}

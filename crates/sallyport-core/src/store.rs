@@ -1,0 +1,118 @@
+//! Storage capabilities the domain needs, one narrow trait per area, composed into [`Store`].
+//! Each backend crate implements all of them; transactions live inside the use-case methods.
+
+use async_trait::async_trait;
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::flow::{Flow, FlowKind};
+use crate::identity::Identity;
+use crate::session::Session;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A unique constraint was violated (duplicate identifier, address, external id, token).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("storage failure: {0}")]
+    Other(#[from] Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, Default)]
+pub struct IdentityQuery {
+    /// Keyset pagination: only identities whose id sorts after this one.
+    pub after: Option<Uuid>,
+    /// Legacy page/per_page pagination.
+    pub offset: Option<u64>,
+    pub limit: u32,
+    pub ids: Option<Vec<Uuid>>,
+    /// Exact match on a credential identifier of any credential type.
+    pub credentials_identifier: Option<String>,
+}
+
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    /// Inserts the identity with credentials, identifiers and addresses, and `session` if given, atomically.
+    async fn create_identity(&self, identity: &Identity, session: Option<&Session>) -> StoreResult<()>;
+    /// Replaces the identity's row, credentials, identifiers and addresses atomically.
+    async fn update_identity(&self, identity: &Identity) -> StoreResult<()>;
+    async fn get_identity(&self, id: Uuid) -> StoreResult<Identity>;
+    async fn get_identity_by_external_id(&self, external_id: &str) -> StoreResult<Identity>;
+    async fn find_identity_by_identifier(
+        &self,
+        credential_type: &str,
+        identifier: &str,
+    ) -> StoreResult<Identity>;
+    /// Ordered by id.
+    async fn list_identities(&self, query: &IdentityQuery) -> StoreResult<Vec<Identity>>;
+    async fn count_identities(&self) -> StoreResult<u64>;
+    async fn delete_identity(&self, id: Uuid) -> StoreResult<()>;
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SessionQuery {
+    pub identity_id: Option<Uuid>,
+    /// Some(true): only sessions with active=true and expires_at > now; Some(false): only the others.
+    pub active: Option<bool>,
+    pub now: Option<OffsetDateTime>,
+    pub exclude: Option<Uuid>,
+    pub after: Option<Uuid>,
+    pub offset: Option<u64>,
+    pub limit: u32,
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn create_session(&self, session: &Session) -> StoreResult<()>;
+    async fn get_session(&self, id: Uuid) -> StoreResult<Session>;
+    async fn get_session_by_token_digest(&self, digest: &str) -> StoreResult<Session>;
+    async fn get_session_by_logout_token_digest(&self, digest: &str) -> StoreResult<Session>;
+    async fn update_session(&self, session: &Session) -> StoreResult<()>;
+    /// Ordered by id.
+    async fn list_sessions(&self, query: &SessionQuery) -> StoreResult<Vec<Session>>;
+    async fn count_sessions(&self, query: &SessionQuery) -> StoreResult<u64>;
+    /// Sets active=false on every session of the identity except `except`; returns how many changed.
+    async fn revoke_sessions_of_identity(&self, identity_id: Uuid, except: Option<Uuid>) -> StoreResult<u64>;
+    async fn delete_sessions_of_identity(&self, identity_id: Uuid) -> StoreResult<u64>;
+    async fn delete_session(&self, id: Uuid) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait FlowStore: Send + Sync {
+    async fn create_flow(&self, flow: &Flow) -> StoreResult<()>;
+    async fn get_flow(&self, kind: FlowKind, id: Uuid) -> StoreResult<Flow>;
+    async fn update_flow(&self, flow: &Flow) -> StoreResult<()>;
+}
+
+/// Errors shown to browsers through `GET /self-service/errors?id=`.
+#[async_trait]
+pub trait ErrorStore: Send + Sync {
+    async fn create_error(&self, id: Uuid, error: &Value, now: OffsetDateTime) -> StoreResult<()>;
+    /// Returns the error and its created_at/updated_at.
+    async fn get_error(&self, id: Uuid) -> StoreResult<(Value, OffsetDateTime, OffsetDateTime)>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationStatus {
+    pub version: i64,
+    pub name: String,
+    pub applied: bool,
+}
+
+#[async_trait]
+pub trait MigrationStore: Send + Sync {
+    async fn ping(&self) -> StoreResult<()>;
+    async fn migration_status(&self) -> StoreResult<Vec<MigrationStatus>>;
+    async fn migrate_up(&self) -> StoreResult<()>;
+    /// Reverts the newest `steps` applied migrations.
+    async fn migrate_down(&self, steps: u32) -> StoreResult<()>;
+}
+
+pub trait Store: IdentityStore + SessionStore + FlowStore + ErrorStore + MigrationStore {}
+
+impl<T: IdentityStore + SessionStore + FlowStore + ErrorStore + MigrationStore> Store for T {}
