@@ -168,6 +168,12 @@ pub fn validation_password_same_as_old() -> Message {
         "The new password must be different from the old password.",
     )
 }
+pub fn validation_identifier_missing() -> Message {
+    error(
+        4000009,
+        "Could not find any login identifiers. Did you forget to set them? This could also be caused by a server misconfiguration.",
+    )
+}
 pub fn validation_email() -> Message {
     error(4000040, "Enter a valid email address")
 }
@@ -259,6 +265,7 @@ mod tests {
             validation_password_policy_generic("x"),
             validation_password_same_as_old(),
             validation_email(),
+            validation_identifier_missing(),
             login_flow_expired(now, now),
             login_no_strategy(),
             registration_no_strategy(),

@@ -54,6 +54,8 @@ pub struct InputAttributes {
 
 /// Non-input nodes (`text`, `img`, `a`, `script`, `div`) are kept as their raw attribute objects:
 /// Sallyport only ever builds them, never inspects them.
+// Nearly every node is an input, so boxing the large variant would only add allocations.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Attributes {
     Input(InputAttributes),
