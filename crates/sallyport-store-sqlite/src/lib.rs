@@ -1,1 +1,96 @@
-//! SQLite backend.
+//! SQLite backend, the default. One writer connection so concurrent requests queue in the pool
+//! instead of failing with `database is locked`; a few read-only connections read alongside it (WAL).
+
+mod dsn;
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use sallyport_core::store::StoreError;
+use sallyport_store_sql::other_err;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use dsn::Location;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+const READERS: u32 = 4;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The SQLite store. Cloning shares the pools.
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens the database named by a Kratos DSN: `memory`, `sqlite://path?…`, `sqlite3://…`,
+    /// `sqlite:///abs/path`, `file:…`. Query options (`_fk`, `mode`, `_journal_mode`, …) are ignored:
+    /// the file is created if missing and always runs WAL, synchronous=NORMAL, foreign keys on.
+    /// Doesn't migrate; see `MigrationStore`.
+    pub async fn connect(dsn: &str) -> Result<SqliteStore, StoreError> {
+        match Location::parse(dsn)? {
+            Location::Memory => Self::memory().await,
+            Location::File(path) => Self::file(&path).await,
+        }
+    }
+
+    /// One connection that never closes, shared by readers and writers: an in-memory database lives
+    /// and dies with its connection.
+    async fn memory() -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(other_err)?
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(other_err)?;
+        Ok(SqliteStore {
+            writer: pool.clone(),
+            reader: pool,
+        })
+    }
+
+    async fn file(path: &std::path::Path) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        // The writer stays open so the WAL files the read-only connections rely on stay too.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(
+                options
+                    .clone()
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal),
+            )
+            .await
+            .map_err(other_err)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(other_err)?;
+        Ok(SqliteStore { writer, reader })
+    }
+
+    /// Closes both pools, waiting for connections in use to come back.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+sallyport_store_sql::impl_sql_store!(SqliteStore, sqlx::Sqlite, MIGRATOR);

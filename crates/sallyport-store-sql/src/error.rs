@@ -1,0 +1,30 @@
+//! sqlx errors to the domain's `StoreError`.
+
+use sallyport_core::store::StoreError;
+use sqlx::error::DatabaseError;
+
+/// Unique violations become `Conflict(<table>)`, a missing row `NotFound`, anything else `Other`.
+pub fn db_err(err: sqlx::Error) -> StoreError {
+    match err {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(conflict_table(&*db)),
+        other => StoreError::Other(Box::new(other)),
+    }
+}
+
+pub fn other_err(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::Other(err.into())
+}
+
+/// Postgres names the table; SQLite only says `UNIQUE constraint failed: <table>.<column>, …`.
+fn conflict_table(db: &dyn DatabaseError) -> String {
+    if let Some(table) = db.table() {
+        return table.to_string();
+    }
+    db.message()
+        .strip_prefix("UNIQUE constraint failed: ")
+        .and_then(|cols| cols.split('.').next())
+        .or(db.constraint())
+        .unwrap_or("unknown")
+        .to_string()
+}

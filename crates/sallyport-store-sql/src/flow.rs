@@ -1,0 +1,112 @@
+//! Self-service flows (stored whole, as the serde form of `Flow`) and self-service errors.
+
+pub mod sql {
+    pub const INSERT_FLOW: &str = "INSERT INTO selfservice_flows (id, kind, flow, expires_at, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $6)";
+    pub const GET_FLOW: &str = "SELECT flow FROM selfservice_flows WHERE id = $1 AND kind = $2";
+    pub const UPDATE_FLOW: &str = "UPDATE selfservice_flows SET flow = $3, expires_at = $4, updated_at = $5 \
+         WHERE id = $1 AND kind = $2";
+    pub const INSERT_ERROR: &str =
+        "INSERT INTO selfservice_errors (id, error, created_at, updated_at) VALUES ($1, $2, $3, $4)";
+    pub const GET_ERROR: &str = "SELECT error, created_at, updated_at FROM selfservice_errors WHERE id = $1";
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __impl_flow_store {
+    ($store:ty) => {
+        #[$crate::__private::async_trait]
+        impl FlowStore for $store {
+            #[tracing::instrument(skip_all)]
+            async fn create_flow(&self, flow: &Flow) -> StoreResult<()> {
+                use sqlx::types::Json;
+                use $crate::Ts;
+                sqlx::query($crate::__private::flow_sql::INSERT_FLOW)
+                    .bind(flow.id)
+                    .bind(flow.kind.as_str())
+                    .bind(Json(flow))
+                    .bind(Ts(flow.expires_at))
+                    .bind(Ts(flow.created_at))
+                    .bind(Ts(flow.updated_at))
+                    .execute(&self.writer)
+                    .await
+                    .map_err($crate::db_err)?;
+                Ok(())
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn get_flow(&self, kind: FlowKind, id: $crate::__private::uuid::Uuid) -> StoreResult<Flow> {
+                let flow: sqlx::types::Json<Flow> = sqlx::query_scalar($crate::__private::flow_sql::GET_FLOW)
+                    .bind(id)
+                    .bind(kind.as_str())
+                    .fetch_optional(&self.reader)
+                    .await
+                    .map_err($crate::db_err)?
+                    .ok_or(StoreError::NotFound)?;
+                Ok(flow.0)
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn update_flow(&self, flow: &Flow) -> StoreResult<()> {
+                use sqlx::types::Json;
+                use $crate::Ts;
+                let done = sqlx::query($crate::__private::flow_sql::UPDATE_FLOW)
+                    .bind(flow.id)
+                    .bind(flow.kind.as_str())
+                    .bind(Json(flow))
+                    .bind(Ts(flow.expires_at))
+                    .bind(Ts(flow.updated_at))
+                    .execute(&self.writer)
+                    .await
+                    .map_err($crate::db_err)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            }
+        }
+
+        #[$crate::__private::async_trait]
+        impl ErrorStore for $store {
+            #[tracing::instrument(skip_all)]
+            async fn create_error(
+                &self,
+                id: $crate::__private::uuid::Uuid,
+                error: &$crate::__private::serde_json::Value,
+                now: $crate::__private::time::OffsetDateTime,
+            ) -> StoreResult<()> {
+                sqlx::query($crate::__private::flow_sql::INSERT_ERROR)
+                    .bind(id)
+                    .bind(sqlx::types::Json(error))
+                    .bind($crate::Ts(now))
+                    .bind($crate::Ts(now))
+                    .execute(&self.writer)
+                    .await
+                    .map_err($crate::db_err)?;
+                Ok(())
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn get_error(
+                &self,
+                id: $crate::__private::uuid::Uuid,
+            ) -> StoreResult<(
+                $crate::__private::serde_json::Value,
+                $crate::__private::time::OffsetDateTime,
+                $crate::__private::time::OffsetDateTime,
+            )> {
+                let (error, created_at, updated_at): (
+                    sqlx::types::Json<$crate::__private::serde_json::Value>,
+                    $crate::Ts,
+                    $crate::Ts,
+                ) = sqlx::query_as($crate::__private::flow_sql::GET_ERROR)
+                    .bind(id)
+                    .fetch_optional(&self.reader)
+                    .await
+                    .map_err($crate::db_err)?
+                    .ok_or(StoreError::NotFound)?;
+                Ok((error.0, created_at.0, updated_at.0))
+            }
+        }
+    };
+}

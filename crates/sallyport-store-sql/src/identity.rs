@@ -1,0 +1,429 @@
+//! Identities with their credentials, identifiers and addresses.
+
+/// How many identity ids go into one `IN (…)` list when loading their parts (SQLite allows 32766 binds).
+pub const ID_CHUNK: usize = 500;
+
+pub mod sql {
+    use sallyport_core::store::IdentityQuery;
+    use uuid::Uuid;
+
+    use crate::args::{limit_arg, offset_arg};
+    use crate::rows::IDENTITY_COLUMNS;
+    use crate::{Arg, Sql};
+
+    pub const INSERT_IDENTITY: &str = "INSERT INTO identities (id, schema_id, traits, state, \
+         state_changed_at, metadata_public, metadata_admin, external_id, organization_id, available_aal, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+    pub const UPDATE_IDENTITY: &str = "UPDATE identities SET schema_id = $2, traits = $3, state = $4, \
+         state_changed_at = $5, metadata_public = $6, metadata_admin = $7, external_id = $8, \
+         organization_id = $9, available_aal = $10, updated_at = $11 WHERE id = $1";
+    pub const INSERT_CREDENTIAL: &str = "INSERT INTO identity_credentials (id, identity_id, type, config, \
+         version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    pub const INSERT_IDENTIFIER: &str = "INSERT INTO identity_credential_identifiers (id, identifier, type, \
+         identity_id, credential_id, position, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    pub const INSERT_VERIFIABLE_ADDRESS: &str = "INSERT INTO identity_verifiable_addresses (id, identity_id, \
+         via, value, verified, status, verified_at, position, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    pub const INSERT_RECOVERY_ADDRESS: &str = "INSERT INTO identity_recovery_addresses (id, identity_id, \
+         via, value, position, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    /// Children first, so nothing relies on `ON DELETE CASCADE` while replacing them.
+    pub const DELETE_PARTS: [&str; 4] = [
+        "DELETE FROM identity_credential_identifiers WHERE identity_id = $1",
+        "DELETE FROM identity_credentials WHERE identity_id = $1",
+        "DELETE FROM identity_verifiable_addresses WHERE identity_id = $1",
+        "DELETE FROM identity_recovery_addresses WHERE identity_id = $1",
+    ];
+    /// Credentials, identifiers, addresses and sessions go with it (`ON DELETE CASCADE`).
+    pub const DELETE_IDENTITY: &str = "DELETE FROM identities WHERE id = $1";
+    pub const COUNT_IDENTITIES: &str = "SELECT COUNT(*) FROM identities";
+
+    fn select_where(condition: &str, arg: impl Into<Arg>) -> Sql {
+        let mut sql = Sql::new(&format!(
+            "SELECT {IDENTITY_COLUMNS} FROM identities WHERE {condition}"
+        ));
+        sql.bind(arg);
+        sql
+    }
+
+    pub fn by_id(id: Uuid) -> Sql {
+        select_where("id = ", id)
+    }
+
+    pub fn by_external_id(external_id: &str) -> Sql {
+        select_where("external_id = ", external_id)
+    }
+
+    pub fn by_identifier(credential_type: &str, identifier: &str) -> Sql {
+        let mut sql = select_where(
+            "id = (SELECT identity_id FROM identity_credential_identifiers WHERE type = ",
+            credential_type,
+        );
+        sql.push(" AND identifier = ").bind(identifier).push(")");
+        sql
+    }
+
+    /// `None` when the query can only match nothing (an empty `ids` filter).
+    pub fn list(q: &IdentityQuery) -> Option<Sql> {
+        let mut sql = Sql::new(&format!("SELECT {IDENTITY_COLUMNS} FROM identities WHERE 1 = 1"));
+        if let Some(after) = q.after {
+            sql.push(" AND id > ").bind(after);
+        }
+        if let Some(ids) = &q.ids {
+            if ids.is_empty() {
+                return None;
+            }
+            sql.push(" AND id IN ").bind_list(ids.iter().copied());
+        }
+        if let Some(identifier) = &q.credentials_identifier {
+            sql.push(
+                " AND id IN (SELECT identity_id FROM identity_credential_identifiers WHERE identifier = ",
+            )
+            .bind(identifier.as_str())
+            .push(")");
+        }
+        sql.push(" ORDER BY id LIMIT ").bind(limit_arg(q.limit));
+        if let Some(offset) = q.offset {
+            sql.push(" OFFSET ").bind(offset_arg(offset));
+        }
+        Some(sql)
+    }
+
+    fn parts(select: &str, ids: &[Uuid], order: &str) -> Sql {
+        let mut sql = Sql::new(select);
+        sql.push(" WHERE identity_id IN ")
+            .bind_list(ids.iter().copied())
+            .push(order);
+        sql
+    }
+
+    pub fn credentials(ids: &[Uuid]) -> Sql {
+        parts(
+            "SELECT id, identity_id, type, config, version, created_at, updated_at FROM identity_credentials",
+            ids,
+            "",
+        )
+    }
+
+    pub fn identifiers(ids: &[Uuid]) -> Sql {
+        parts(
+            "SELECT credential_id, identifier FROM identity_credential_identifiers",
+            ids,
+            " ORDER BY credential_id, position",
+        )
+    }
+
+    pub fn verifiable_addresses(ids: &[Uuid]) -> Sql {
+        parts(
+            "SELECT id, identity_id, via, value, verified, status, verified_at, created_at, updated_at \
+             FROM identity_verifiable_addresses",
+            ids,
+            " ORDER BY identity_id, position",
+        )
+    }
+
+    pub fn recovery_addresses(ids: &[Uuid]) -> Sql {
+        parts(
+            "SELECT id, identity_id, via, value, created_at, updated_at FROM identity_recovery_addresses",
+            ids,
+            " ORDER BY identity_id, position",
+        )
+    }
+}
+
+/// Functions shared by several store impls, defined once per backend inside `impl_sql_store!`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __identity_helpers {
+    () => {
+        async fn insert_identity(conn: &mut Conn, identity: &Identity) -> StoreResult<()> {
+            use sqlx::types::Json;
+            use $crate::__private::identity_sql as q;
+            use $crate::Ts;
+            sqlx::query(q::INSERT_IDENTITY)
+                .bind(identity.id)
+                .bind(identity.schema_id.as_str())
+                .bind(Json(&identity.traits))
+                .bind(identity.state.as_str())
+                .bind(identity.state_changed_at.map(Ts))
+                .bind(identity.metadata_public.as_ref().map(Json))
+                .bind(identity.metadata_admin.as_ref().map(Json))
+                .bind(identity.external_id.as_deref())
+                .bind(identity.organization_id)
+                .bind(identity.available_aal.as_str())
+                .bind(Ts(identity.created_at))
+                .bind(Ts(identity.updated_at))
+                .execute(&mut *conn)
+                .await
+                .map_err($crate::db_err)?;
+            insert_identity_parts(conn, identity).await
+        }
+
+        async fn insert_identity_parts(conn: &mut Conn, identity: &Identity) -> StoreResult<()> {
+            use sqlx::types::Json;
+            use $crate::__private::identity_sql as q;
+            use $crate::Ts;
+            for cred in identity.credentials.values() {
+                sqlx::query(q::INSERT_CREDENTIAL)
+                    .bind(cred.id)
+                    .bind(identity.id)
+                    .bind(cred.cred_type.as_str())
+                    .bind(Json(&cred.config))
+                    .bind(cred.version)
+                    .bind(Ts(cred.created_at))
+                    .bind(Ts(cred.updated_at))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err($crate::db_err)?;
+                // The same identifier listed twice (e.g. as both email and username) is stored once.
+                let mut seen = ::std::collections::HashSet::new();
+                let mut position: i64 = 0;
+                for identifier in cred.identifiers.iter().filter(|i| seen.insert(i.as_str())) {
+                    sqlx::query(q::INSERT_IDENTIFIER)
+                        .bind($crate::__private::uuid::Uuid::new_v4())
+                        .bind(identifier.as_str())
+                        .bind(cred.cred_type.as_str())
+                        .bind(identity.id)
+                        .bind(cred.id)
+                        .bind(position)
+                        .bind(Ts(cred.created_at))
+                        .bind(Ts(cred.updated_at))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err($crate::db_err)?;
+                    position += 1;
+                }
+            }
+            let mut position: i64 = 0;
+            for a in &identity.verifiable_addresses {
+                sqlx::query(q::INSERT_VERIFIABLE_ADDRESS)
+                    .bind(a.id)
+                    .bind(identity.id)
+                    .bind(a.via.as_str())
+                    .bind(a.value.as_str())
+                    .bind(a.verified)
+                    .bind(a.status.as_str())
+                    .bind(a.verified_at.map(Ts))
+                    .bind(position)
+                    .bind(Ts(a.created_at))
+                    .bind(Ts(a.updated_at))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err($crate::db_err)?;
+                position += 1;
+            }
+            let mut position: i64 = 0;
+            for a in &identity.recovery_addresses {
+                sqlx::query(q::INSERT_RECOVERY_ADDRESS)
+                    .bind(a.id)
+                    .bind(identity.id)
+                    .bind(a.via.as_str())
+                    .bind(a.value.as_str())
+                    .bind(position)
+                    .bind(Ts(a.created_at))
+                    .bind(Ts(a.updated_at))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err($crate::db_err)?;
+                position += 1;
+            }
+            Ok(())
+        }
+
+        async fn insert_session(conn: &mut Conn, s: &Session) -> StoreResult<()> {
+            use sqlx::types::Json;
+            use $crate::Ts;
+            sqlx::query($crate::__private::session_sql::INSERT_SESSION)
+                .bind(s.id)
+                .bind(s.identity_id)
+                .bind(s.token_digest.as_str())
+                .bind(s.logout_token_digest.as_str())
+                .bind(s.active)
+                .bind(Ts(s.expires_at))
+                .bind(Ts(s.authenticated_at))
+                .bind(Ts(s.issued_at))
+                .bind(s.aal.as_str())
+                .bind(Json(&s.authentication_methods))
+                .bind(Json(&s.devices))
+                .bind(Ts(s.created_at))
+                .bind(Ts(s.updated_at))
+                .execute(&mut *conn)
+                .await
+                .map_err($crate::db_err)?;
+            Ok(())
+        }
+
+        /// Loads the credentials and addresses of `rows` and builds the identities, in `rows`' order.
+        async fn load_identities(
+            pool: &DbPool,
+            rows: Vec<$crate::__private::IdentityRow>,
+        ) -> StoreResult<Vec<Identity>> {
+            use $crate::__private::{
+                CredentialRow, ID_CHUNK, IdentifierRow, IdentityParts, IdentityRow, RecoveryAddressRow,
+                VerifiableAddressRow, assemble_identities, identity_sql as q,
+            };
+            let ids: Vec<_> = rows.iter().map(IdentityRow::id).collect();
+            let mut parts = IdentityParts::default();
+            for chunk in ids.chunks(ID_CHUNK) {
+                let sql = q::credentials(chunk);
+                let found = $crate::bind_all(sqlx::query_as::<Db, CredentialRow>(&sql.text), sql.args)
+                    .fetch_all(pool)
+                    .await;
+                parts.credentials.extend(found.map_err($crate::db_err)?);
+                let sql = q::identifiers(chunk);
+                let found = $crate::bind_all(sqlx::query_as::<Db, IdentifierRow>(&sql.text), sql.args)
+                    .fetch_all(pool)
+                    .await;
+                parts.identifiers.extend(found.map_err($crate::db_err)?);
+                let sql = q::verifiable_addresses(chunk);
+                let found = $crate::bind_all(
+                    sqlx::query_as::<Db, VerifiableAddressRow>(&sql.text),
+                    sql.args,
+                )
+                .fetch_all(pool)
+                .await;
+                parts.verifiable.extend(found.map_err($crate::db_err)?);
+                let sql = q::recovery_addresses(chunk);
+                let found = $crate::bind_all(
+                    sqlx::query_as::<Db, RecoveryAddressRow>(&sql.text),
+                    sql.args,
+                )
+                .fetch_all(pool)
+                .await;
+                parts.recovery.extend(found.map_err($crate::db_err)?);
+            }
+            assemble_identities(rows, parts)
+        }
+
+        async fn fetch_identity(pool: &DbPool, sql: $crate::Sql) -> StoreResult<Identity> {
+            let row = $crate::bind_all(
+                sqlx::query_as::<Db, $crate::__private::IdentityRow>(&sql.text),
+                sql.args,
+            )
+            .fetch_optional(pool)
+            .await
+            .map_err($crate::db_err)?
+            .ok_or(StoreError::NotFound)?;
+            load_identities(pool, vec![row])
+                .await?
+                .pop()
+                .ok_or(StoreError::NotFound)
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __impl_identity_store {
+    ($store:ty) => {
+        #[$crate::__private::async_trait]
+        impl IdentityStore for $store {
+            #[tracing::instrument(skip_all)]
+            async fn create_identity(
+                &self,
+                identity: &Identity,
+                session: Option<&Session>,
+            ) -> StoreResult<()> {
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                insert_identity(&mut *tx, identity).await?;
+                if let Some(session) = session {
+                    insert_session(&mut *tx, session).await?;
+                }
+                tx.commit().await.map_err($crate::db_err)
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn update_identity(&self, identity: &Identity) -> StoreResult<()> {
+                use sqlx::types::Json;
+                use $crate::__private::identity_sql as q;
+                use $crate::Ts;
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let updated = sqlx::query(q::UPDATE_IDENTITY)
+                    .bind(identity.id)
+                    .bind(identity.schema_id.as_str())
+                    .bind(Json(&identity.traits))
+                    .bind(identity.state.as_str())
+                    .bind(identity.state_changed_at.map(Ts))
+                    .bind(identity.metadata_public.as_ref().map(Json))
+                    .bind(identity.metadata_admin.as_ref().map(Json))
+                    .bind(identity.external_id.as_deref())
+                    .bind(identity.organization_id)
+                    .bind(identity.available_aal.as_str())
+                    .bind(Ts(identity.updated_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
+                if updated.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                for delete in q::DELETE_PARTS {
+                    sqlx::query(delete)
+                        .bind(identity.id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err($crate::db_err)?;
+                }
+                insert_identity_parts(&mut *tx, identity).await?;
+                tx.commit().await.map_err($crate::db_err)
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn get_identity(&self, id: $crate::__private::uuid::Uuid) -> StoreResult<Identity> {
+                fetch_identity(&self.reader, $crate::__private::identity_sql::by_id(id)).await
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn get_identity_by_external_id(&self, external_id: &str) -> StoreResult<Identity> {
+                let sql = $crate::__private::identity_sql::by_external_id(external_id);
+                fetch_identity(&self.reader, sql).await
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn find_identity_by_identifier(
+                &self,
+                credential_type: &str,
+                identifier: &str,
+            ) -> StoreResult<Identity> {
+                let sql = $crate::__private::identity_sql::by_identifier(credential_type, identifier);
+                fetch_identity(&self.reader, sql).await
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn list_identities(&self, query: &IdentityQuery) -> StoreResult<Vec<Identity>> {
+                let Some(sql) = $crate::__private::identity_sql::list(query) else {
+                    return Ok(vec![]);
+                };
+                let rows = $crate::bind_all(
+                    sqlx::query_as::<Db, $crate::__private::IdentityRow>(&sql.text),
+                    sql.args,
+                )
+                .fetch_all(&self.reader)
+                .await
+                .map_err($crate::db_err)?;
+                load_identities(&self.reader, rows).await
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn count_identities(&self) -> StoreResult<u64> {
+                let n: i64 = sqlx::query_scalar($crate::__private::identity_sql::COUNT_IDENTITIES)
+                    .fetch_one(&self.reader)
+                    .await
+                    .map_err($crate::db_err)?;
+                Ok(n.try_into().unwrap_or(0))
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn delete_identity(&self, id: $crate::__private::uuid::Uuid) -> StoreResult<()> {
+                let done = sqlx::query($crate::__private::identity_sql::DELETE_IDENTITY)
+                    .bind(id)
+                    .execute(&self.writer)
+                    .await
+                    .map_err($crate::db_err)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            }
+        }
+    };
+}
