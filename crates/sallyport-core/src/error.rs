@@ -86,9 +86,9 @@ pub struct ApiError {
     pub code: u16,
     pub message: String,
     pub reason: Option<String>,
-    pub details: Map<String, Value>,
+    pub details: Box<Map<String, Value>>,
     /// Fields Kratos puts next to `error` (`redirect_browser_to`, `use_flow_id`, `expired_at`, `since`).
-    pub top_level: Map<String, Value>,
+    pub top_level: Box<Map<String, Value>>,
 }
 
 impl ApiError {
@@ -98,8 +98,8 @@ impl ApiError {
             code,
             message: default_message(code).into(),
             reason: None,
-            details: Map::new(),
-            top_level: Map::new(),
+            details: Box::default(),
+            top_level: Box::default(),
         }
     }
 
@@ -159,7 +159,7 @@ impl ApiError {
             o.insert("reason".into(), r.clone().into());
         }
         if !self.details.is_empty() {
-            o.insert("details".into(), Value::Object(self.details.clone()));
+            o.insert("details".into(), Value::Object((*self.details).clone()));
         }
         o.insert("message".into(), self.message.clone().into());
         Value::Object(o)
@@ -168,7 +168,7 @@ impl ApiError {
     pub fn body(&self) -> Value {
         let mut o = Map::new();
         o.insert("error".into(), self.error_object());
-        for (k, v) in &self.top_level {
+        for (k, v) in self.top_level.iter() {
             o.insert(k.clone(), v.clone());
         }
         Value::Object(o)

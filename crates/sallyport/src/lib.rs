@@ -1,1 +1,18 @@
-//! Sallyport: a Kratos-compatible identity server.
+//! Sallyport: a Kratos-compatible identity server. The binary is a thin CLI over this library, so
+//! tests can start the real server on random ports.
+
+pub mod admin;
+pub mod cli;
+pub mod config_loader;
+pub mod http;
+pub mod identities;
+pub mod pagination;
+pub mod public;
+pub mod render;
+pub mod router;
+pub mod selfservice;
+pub mod serve;
+pub mod server;
+pub mod session_manager;
+pub mod settings;
+pub mod state;

@@ -1,0 +1,3 @@
+pub mod identities;
+pub mod sessions;
+pub mod version;

@@ -1,0 +1,177 @@
+//! From kratos.yml to [`Settings`]: load with `sallyport-config`, then resolve every value the server
+//! reads once, so handlers never re-derive fallbacks.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use sallyport_config::{Config, FlowKind, HashAlgorithm, LoadOptions, model};
+use url::Url;
+
+use crate::settings::{
+    AfterSettings, CookieSettings, CorsSettings, FlowSettings, HasherSettings, MethodAfter, PasswordSettings,
+    RequiredAal, SameSite, Settings,
+};
+
+/// Loads config files (or, for `--dev` without files, built-in development defaults) plus the environment.
+pub fn load(files: &[PathBuf], dev: bool) -> anyhow::Result<Config> {
+    let opts = LoadOptions::from_process_env(files.to_vec(), dev);
+    let cfg = if files.is_empty() && dev {
+        let mut base = sallyport_config::dev_defaults();
+        // Without a config, make registration sign the new identity in, as Kratos' quickstart does.
+        base["selfservice"]["flows"]["registration"]["after"]["password"]["hooks"] =
+            serde_json::json!([{"hook": "session"}]);
+        sallyport_config::load_with_base(base, &opts)
+    } else {
+        sallyport_config::load(&opts)
+    };
+    cfg.map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))
+}
+
+fn same_site(s: model::SameSite) -> SameSite {
+    match s {
+        model::SameSite::Lax => SameSite::Lax,
+        model::SameSite::Strict => SameSite::Strict,
+        model::SameSite::None => SameSite::None,
+    }
+}
+
+fn after(cfg: &Config, a: &model::AfterHooks) -> AfterSettings {
+    let names = |hooks: &[model::Hook]| hooks.iter().map(|h| h.hook.clone()).collect::<Vec<_>>();
+    AfterSettings {
+        default_return_url: a
+            .default_browser_return_url
+            .as_deref()
+            .map(|u| cfg.resolve_url(u)),
+        hooks: names(&a.hooks),
+        per_method: a
+            .methods
+            .iter()
+            .map(|(m, v)| {
+                let hooks = (!v.hooks.is_empty()).then(|| names(&v.hooks));
+                (
+                    m.clone(),
+                    MethodAfter {
+                        default_return_url: v
+                            .default_browser_return_url
+                            .as_deref()
+                            .map(|u| cfg.resolve_url(u)),
+                        hooks,
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+fn listen(host: &str, port: u16) -> String {
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+pub fn settings(cfg: &Config, dev: bool) -> anyhow::Result<Settings> {
+    let ss = &cfg.selfservice;
+    let pw = &ss.methods.password;
+    let mut allowed_return_urls = vec![];
+    for u in &ss.allowed_return_urls {
+        allowed_return_urls.push(
+            Url::parse(u).with_context(|| format!("selfservice.allowed_return_urls: {u:?} is not a URL"))?,
+        );
+    }
+    let hasher = match cfg.hashers.algorithm {
+        HashAlgorithm::Bcrypt => HasherSettings::Bcrypt {
+            cost: cfg.bcrypt_cost(),
+        },
+        HashAlgorithm::Argon2 => {
+            let a = &cfg.hashers.argon2;
+            HasherSettings::Argon2 {
+                memory_kib: a.memory.kibibytes().min(u32::MAX as u64) as u32,
+                iterations: a.iterations,
+                parallelism: a.parallelism,
+                salt_length: a.salt_length,
+                key_length: a.key_length,
+            }
+        }
+    };
+    let cors = &cfg.serve.public.cors;
+    Ok(Settings {
+        dev,
+        dsn: cfg.dsn.clone(),
+        public_base_url: cfg.public_base_url(),
+        admin_base_url: cfg.admin_base_url(),
+        public_listen: listen(&cfg.serve.public.host, cfg.serve.public.port),
+        admin_listen: listen(&cfg.serve.admin.host, cfg.serve.admin.port),
+        default_return_url: cfg.default_browser_return_url(),
+        allowed_return_urls,
+        login: FlowSettings {
+            ui_url: cfg.flow_ui_url(FlowKind::Login),
+            lifespan: cfg.flow_lifespan(FlowKind::Login),
+            after: after(cfg, &ss.flows.login.after),
+        },
+        registration: FlowSettings {
+            ui_url: cfg.flow_ui_url(FlowKind::Registration),
+            lifespan: cfg.flow_lifespan(FlowKind::Registration),
+            after: after(cfg, &ss.flows.registration.after),
+        },
+        registration_enabled: ss.flows.registration.enabled,
+        registration_two_step: ss.flows.registration.style == model::RegistrationStyle::ProfileFirst
+            && !ss.flows.registration.enable_legacy_one_step,
+        settings_ui_url: cfg.flow_ui_url(FlowKind::Settings),
+        error_ui_url: cfg.error_ui_url(),
+        logout_return_url: Some(cfg.logout_return_url()),
+        password: PasswordSettings {
+            enabled: pw.enabled,
+            min_length: pw.config.min_password_length as usize,
+            identifier_similarity_check_enabled: pw.config.identifier_similarity_check_enabled,
+            haveibeenpwned_enabled: pw.config.haveibeenpwned_enabled,
+            haveibeenpwned_host: pw.config.haveibeenpwned_host.clone(),
+            max_breaches: pw.config.max_breaches as u64,
+            ignore_network_errors: pw.config.ignore_network_errors,
+        },
+        code_mfa_enabled: ss.methods.code.enabled && ss.methods.code.mfa_enabled,
+        session_lifespan: cfg.session.lifespan,
+        session_earliest_possible_extend: cfg.session.earliest_possible_extend,
+        session_cookie: CookieSettings {
+            name: cfg.session_cookie_name().to_owned(),
+            domain: cfg.session_cookie_domain().map(str::to_owned),
+            path: cfg.session_cookie_path().to_owned(),
+            same_site: same_site(cfg.session_cookie_same_site()),
+            secure: cfg.session_cookie_secure(dev),
+            persistent: cfg.session_cookie_persistent(),
+        },
+        whoami_required_aal: match cfg.session.whoami.required_aal {
+            model::RequiredAal::Aal1 => RequiredAal::Aal1,
+            model::RequiredAal::HighestAvailable => RequiredAal::HighestAvailable,
+        },
+        csrf_cookie: CookieSettings {
+            name: String::new(),
+            domain: cfg.cookie_domain().map(str::to_owned),
+            path: cfg.cookie_path().to_owned(),
+            same_site: same_site(cfg.cookie_same_site()),
+            secure: cfg.cookie_secure(dev),
+            persistent: true,
+        },
+        cookie_secrets: cfg.cookie_secrets(),
+        hasher,
+        schemas: cfg
+            .identity
+            .schemas
+            .iter()
+            .map(|s| (s.id.clone(), s.url.clone()))
+            .collect(),
+        default_schema_id: cfg.identity.default_schema_id.clone(),
+        cors: cors.enabled.then(|| CorsSettings {
+            allowed_origins: cors.allowed_origins.clone(),
+            allowed_methods: cors.allowed_methods.clone(),
+            allowed_headers: cors.allowed_headers.clone(),
+            exposed_headers: cors.exposed_headers.clone(),
+            allow_credentials: cors.allow_credentials,
+            max_age: (cors.max_age > 0).then_some(cors.max_age),
+        }),
+        disable_api_flow_enforcement: dev
+            && std::env::var("DEV_DISABLE_API_FLOW_ENFORCEMENT").is_ok_and(|v| v == "true"),
+    })
+}

@@ -1,0 +1,100 @@
+//! Turning errors into Kratos-shaped responses: the JSON envelope with `Ory-Error-Id`, or, for
+//! browsers, a stored error and a 303 to `selfservice.flows.error.ui_url?id=`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use uuid::Uuid;
+
+use sallyport_core::error::ApiError;
+use sallyport_core::store::StoreError;
+
+use crate::state::App;
+
+/// An API error as a response.
+#[derive(Debug)]
+pub struct HttpError(pub ApiError);
+
+impl From<ApiError> for HttpError {
+    fn from(e: ApiError) -> Self {
+        HttpError(e)
+    }
+}
+
+impl From<StoreError> for HttpError {
+    fn from(e: StoreError) -> Self {
+        HttpError(store_error(e))
+    }
+}
+
+/// NotFound becomes 404, Conflict 409; anything else is logged here and becomes an opaque 500.
+#[track_caller]
+pub fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::not_found("Unable to locate the resource"),
+        StoreError::Conflict(_) => ApiError::identity_conflict(),
+        StoreError::Other(err) => {
+            let at = std::panic::Location::caller();
+            tracing::error!(error = %err, location = %at, "storage failure");
+            ApiError::internal()
+        }
+    }
+}
+
+#[track_caller]
+pub fn internal(err: impl std::fmt::Display) -> ApiError {
+    let at = std::panic::Location::caller();
+    tracing::error!(error = %err, location = %at, "internal error");
+    ApiError::internal()
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let mut res = json(
+            StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            &e.body(),
+        );
+        if let Some(id) = e.id_str() {
+            res.headers_mut()
+                .insert("ory-error-id", HeaderValue::from_static(id));
+        }
+        res
+    }
+}
+
+pub fn json(status: StatusCode, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut res = (status, bytes).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    res
+}
+
+pub fn redirect(status: StatusCode, to: &str) -> Response {
+    let mut res = status.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}
+
+/// Kratos' `errorx.Forward`: JSON clients get the envelope, browsers are sent to the error UI.
+pub async fn forward(app: &App, is_json: bool, e: ApiError) -> Response {
+    if is_json {
+        return HttpError(e).into_response();
+    }
+    let id = Uuid::new_v4();
+    if let Err(err) = app
+        .store
+        .create_error(id, &e.error_object(), sallyport_core::time_fmt::now())
+        .await
+    {
+        return HttpError(store_error(err)).into_response();
+    }
+    let mut to = app.settings.error_ui_url.clone();
+    to.query_pairs_mut().append_pair("id", &id.to_string());
+    redirect(StatusCode::SEE_OTHER, to.as_str())
+}

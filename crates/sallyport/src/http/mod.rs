@@ -1,0 +1,7 @@
+pub mod body;
+pub mod cookies;
+pub mod csrf;
+pub mod error;
+pub mod negotiate;
+pub mod redirect;
+pub mod request;

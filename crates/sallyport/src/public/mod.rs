@@ -1,0 +1,5 @@
+pub mod errors;
+pub mod health;
+pub mod logout;
+pub mod schemas;
+pub mod sessions;

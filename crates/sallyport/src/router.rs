@@ -1,0 +1,251 @@
+//! The public (4433) and admin (4434) routers, each route named after its Kratos operationId.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, delete, get, patch, post};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use sallyport_core::error::ApiError;
+
+use crate::admin;
+use crate::http::error::{HttpError, redirect};
+use crate::public;
+use crate::selfservice::{login, registration};
+use crate::state::AppState;
+
+pub fn public_router(app: AppState) -> Router {
+    let r = Router::new()
+        .route(
+            "/self-service/login/browser",
+            get(login::create_browser_login_flow),
+        )
+        .route("/self-service/login/api", get(login::create_native_login_flow))
+        .route("/self-service/login/flows", get(login::get_login_flow))
+        .route(
+            "/self-service/login",
+            post(login::update_login_flow).get(login::update_login_flow),
+        )
+        .route(
+            "/self-service/registration/browser",
+            get(registration::create_browser_registration_flow),
+        )
+        .route(
+            "/self-service/registration/api",
+            get(registration::create_native_registration_flow),
+        )
+        .route(
+            "/self-service/registration/flows",
+            get(registration::get_registration_flow),
+        )
+        .route(
+            "/self-service/registration",
+            post(registration::update_registration_flow).get(registration::update_registration_flow),
+        )
+        .route(
+            "/self-service/logout/browser",
+            get(public::logout::create_browser_logout_flow),
+        )
+        .route("/self-service/logout", get(public::logout::update_logout_flow))
+        .route(
+            "/self-service/logout/api",
+            delete(public::logout::perform_native_logout),
+        )
+        .route("/self-service/errors", get(public::errors::get_flow_error))
+        .route("/sessions/whoami", any(public::sessions::to_session))
+        .route(
+            "/sessions",
+            get(public::sessions::list_my_sessions).delete(public::sessions::disable_my_other_sessions),
+        )
+        .route("/sessions/{id}", delete(public::sessions::disable_my_session))
+        .route("/schemas", get(public::schemas::list_identity_schemas))
+        .route("/schemas/{id}", get(public::schemas::get_identity_schema))
+        .route("/admin/schemas", get(public::schemas::list_identity_schemas))
+        .route("/admin/schemas/{id}", get(public::schemas::get_identity_schema))
+        .route("/health/alive", get(public::health::is_alive))
+        .route("/health/ready", get(public::health::is_ready_public))
+        .route("/identities", any(to_admin))
+        .route("/identities/{*rest}", any(to_admin))
+        .route("/admin/{*rest}", any(to_admin))
+        .fallback(not_found);
+    let r = with_cors(r, &app);
+    finish(r.layer(middleware::from_fn(vary_cookie)), app, "public")
+}
+
+fn admin_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/identities",
+            get(admin::identities::list_identities)
+                .post(admin::identities::create_identity)
+                .patch(admin::identities::batch_patch_identities),
+        )
+        .route(
+            "/identities/{id}",
+            get(admin::identities::get_identity)
+                .put(admin::identities::update_identity)
+                .patch(admin::identities::patch_identity)
+                .delete(admin::identities::delete_identity),
+        )
+        .route(
+            "/identities/by/external/{external_id}",
+            get(admin::identities::get_identity_by_external_id),
+        )
+        .route(
+            "/identities/{id}/credentials/{cred_type}",
+            delete(admin::identities::delete_identity_credentials),
+        )
+        .route(
+            "/identities/{id}/sessions",
+            get(admin::sessions::list_identity_sessions).delete(admin::sessions::delete_identity_sessions),
+        )
+        .route(
+            "/sessions",
+            get(admin::sessions::list_sessions).post(admin::sessions::manage_sessions),
+        )
+        .route(
+            "/sessions/{id}",
+            get(admin::sessions::get_session).delete(admin::sessions::disable_session),
+        )
+        .route("/sessions/{id}/extend", patch(admin::sessions::extend_session))
+        .route("/health/alive", get(public::health::is_alive))
+        .route("/health/ready", get(public::health::is_ready_admin))
+        .route("/version", get(admin::version::get_version))
+        .route("/metrics/prometheus", get(admin::version::prometheus))
+}
+
+/// Kratos serves every admin route with and without the `/admin` prefix.
+pub fn admin_router(app: AppState) -> Router {
+    let r = Router::new()
+        .nest("/admin", admin_routes())
+        .merge(admin_routes())
+        .route("/self-service/{*rest}", any(to_public))
+        .route("/schemas", get(public::schemas::list_identity_schemas))
+        .route("/schemas/{id}", get(public::schemas::get_identity_schema))
+        .fallback(not_found);
+    finish(r, app, "admin")
+}
+
+fn finish(r: Router<AppState>, app: AppState, listener: &'static str) -> Router {
+    r.layer(middleware::from_fn_with_state(app.clone(), require_migrated))
+        .layer(middleware::from_fn_with_state(app.clone(), observe))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            no_cache(req, next, listener)
+        }))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            HttpError(ApiError::internal()).into_response()
+        }))
+        .with_state(app)
+}
+
+fn with_cors(r: Router<AppState>, app: &AppState) -> Router<AppState> {
+    let Some(c) = &app.settings.cors else { return r };
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins = c.allowed_origins.clone();
+    let allow_origin = AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+        let o = origin.to_str().unwrap_or("");
+        origins.iter().any(|a| {
+            a == "*"
+                || a == o
+                || a.strip_prefix("*.")
+                    .is_some_and(|suf| o.ends_with(&format!(".{suf}")))
+        })
+    });
+    let methods: Vec<Method> = c.allowed_methods.iter().filter_map(|m| m.parse().ok()).collect();
+    let headers: Vec<header::HeaderName> = c.allowed_headers.iter().filter_map(|h| h.parse().ok()).collect();
+    let exposed: Vec<header::HeaderName> = c.exposed_headers.iter().filter_map(|h| h.parse().ok()).collect();
+    let mut layer = CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods(methods)
+        .allow_headers(headers)
+        .expose_headers(exposed);
+    if c.allow_credentials {
+        layer = layer.allow_credentials(true);
+    }
+    if let Some(age) = c.max_age {
+        layer = layer.max_age(std::time::Duration::from_secs(age));
+    }
+    r.layer(layer)
+}
+
+/// Until every migration is applied only the health endpoints answer; the rest would fail on missing tables.
+async fn require_migrated(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let health = req.uri().path().contains("/health/");
+    if health || app.migrations_applied.load(std::sync::atomic::Ordering::Relaxed) {
+        return next.run(req).await;
+    }
+    HttpError(
+        ApiError::new(503)
+            .with_reason(
+                "The database has pending migrations. Run `sallyport migrate sql -e --yes` and retry.",
+            )
+            .with_message("The service is not ready"),
+    )
+    .into_response()
+}
+
+async fn not_found() -> Response {
+    HttpError(ApiError::not_found("The requested resource could not be found")).into_response()
+}
+
+fn cross_port(base: &url::Url, req: &Request) -> Response {
+    let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let to = format!("{}{}", base.as_str().trim_end_matches('/'), pq);
+    redirect(StatusCode::TEMPORARY_REDIRECT, &to)
+}
+
+async fn to_admin(State(app): State<AppState>, req: Request) -> Response {
+    cross_port(&app.settings.admin_base_url, &req)
+}
+
+async fn to_public(State(app): State<AppState>, req: Request) -> Response {
+    cross_port(&app.settings.public_base_url, &req)
+}
+
+async fn vary_cookie(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    res.headers_mut()
+        .append(header::VARY, HeaderValue::from_static("Cookie"));
+    res
+}
+
+async fn no_cache(req: Request, next: Next, _listener: &'static str) -> Response {
+    let is_get = req.method() == Method::GET;
+    let mut res = next.run(req).await;
+    if is_get {
+        res.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-cache, no-store, must-revalidate"),
+        );
+    }
+    res
+}
+
+/// Request counts and latency per route and status, for `/admin/metrics/prometheus`.
+async fn observe(State(_app): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status.clone())
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "route" => route.clone(), "method" => method, "status" => status)
+        .record(elapsed);
+    if res.status().is_server_error() {
+        tracing::warn!(route, elapsed, status = res.status().as_u16(), "request failed");
+    } else {
+        tracing::debug!(route, elapsed, status = res.status().as_u16(), "request");
+    }
+    res
+}

@@ -1,0 +1,426 @@
+//! The login flow (Kratos `selfservice/flow/login`): init for browsers and native apps, fetch, submit,
+//! and what happens after a strategy accepted the credentials.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use sallyport_core::error::ApiError;
+use sallyport_core::flow::{Flow, FlowKind, FlowState, FlowType};
+use sallyport_core::identity::{Identity, credential_type};
+use sallyport_core::session::{Aal, Device};
+use sallyport_core::text;
+use sallyport_core::time_fmt;
+use sallyport_core::ui::Node;
+
+use crate::http::body::{RawBody, decode, str_field};
+use crate::http::error::{HttpError, forward, json as json_res, redirect, store_error};
+use crate::http::redirect::validate_return_to;
+use crate::http::request::ReqInfo;
+use crate::selfservice::common::{
+    FlowFailure, continue_with_redirect, flow_id, init_csrf, respond_new_flow, with_headers, write_flow_error,
+};
+use crate::selfservice::password;
+use crate::session_manager::{self, Authenticated, check_aal};
+use crate::state::{App, AppState};
+
+#[derive(Debug, Deserialize, Default)]
+pub struct InitQuery {
+    pub refresh: Option<String>,
+    pub aal: Option<String>,
+    pub return_to: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FlowQuery {
+    pub flow: Option<String>,
+    pub id: Option<String>,
+}
+
+struct LoginParams {
+    refresh: bool,
+    aal: Aal,
+    return_to: Option<String>,
+    request_url: String,
+}
+
+fn parse_aal(raw: Option<&str>) -> Result<Aal, ApiError> {
+    match raw.unwrap_or("") {
+        "" | "aal1" => Ok(Aal::Aal1),
+        "aal2" => Ok(Aal::Aal2),
+        other => Err(ApiError::bad_request(format!(
+            "Unable to parse AuthenticationMethod Assurance Level (AAL): expected one of [aal1, aal2] but got {other}"
+        ))),
+    }
+}
+
+fn build_flow(
+    app: &App,
+    flow_type: FlowType,
+    p: &LoginParams,
+    csrf_token: String,
+    auth: Option<&Authenticated>,
+) -> Flow {
+    let now = time_fmt::now();
+    let lifespan = time::Duration::try_from(app.settings.login.lifespan).unwrap_or(time::Duration::HOUR);
+    let base = app.settings.public_base_url.as_str();
+    let mut f = Flow::new(
+        FlowKind::Login,
+        flow_type,
+        p.request_url.clone(),
+        base,
+        lifespan,
+        csrf_token,
+        now,
+    );
+    f.refresh = p.refresh;
+    f.requested_aal = p.aal;
+    f.return_to = p.return_to.clone();
+    f.ui.push(Node::csrf(""));
+    if p.aal == Aal::Aal1 && app.settings.password.enabled {
+        let refresh_identifier = auth.filter(|_| p.refresh).and_then(|a| {
+            a.identity
+                .credentials
+                .get(credential_type::PASSWORD)
+                .and_then(|c| c.identifiers.first().cloned())
+        });
+        password::populate_login(&mut f, refresh_identifier);
+    }
+    if p.refresh {
+        f.ui.messages.push(text::login_reauth());
+    } else if p.aal == Aal::Aal2 {
+        f.ui.messages.push(text::login_mfa());
+    }
+    f
+}
+
+/// `GET /self-service/login/browser` — operationId `createBrowserLoginFlow`.
+pub async fn create_browser_login_flow(
+    State(app): State<AppState>,
+    req: ReqInfo,
+    Query(q): Query<InitQuery>,
+) -> Response {
+    create_flow(&app, &req, FlowType::Browser, q).await
+}
+
+/// `GET /self-service/login/api` — operationId `createNativeLoginFlow`.
+pub async fn create_native_login_flow(
+    State(app): State<AppState>,
+    req: ReqInfo,
+    Query(q): Query<InitQuery>,
+) -> Response {
+    create_flow(&app, &req, FlowType::Api, q).await
+}
+
+async fn create_flow(app: &App, req: &ReqInfo, flow_type: FlowType, q: InitQuery) -> Response {
+    let browser = flow_type == FlowType::Browser;
+    let fail = |e: ApiError| async move {
+        if browser {
+            forward(app, req.is_json, e).await
+        } else {
+            HttpError(e).into_response()
+        }
+    };
+    let aal = match parse_aal(q.aal.as_deref()) {
+        Ok(a) => a,
+        Err(e) => return fail(e).await,
+    };
+    let s = &app.settings;
+    let return_to = match validate_return_to(
+        q.return_to.as_deref(),
+        &s.default_return_url,
+        &s.allowed_return_urls,
+        &s.public_base_url,
+    ) {
+        Ok(r) => r.map(|u| u.to_string()),
+        Err(e) => return fail(e).await,
+    };
+    let auth = match session_manager::fetch(app, &req.headers).await {
+        Ok(a) => a,
+        Err(e) => return fail(e).await,
+    };
+    let mut refresh = matches!(q.refresh.as_deref(), Some("true" | "1"));
+    match &auth {
+        Some(a) if !refresh && aal <= a.session.aal => {
+            if browser && !req.is_json {
+                let to = return_to.unwrap_or_else(|| s.default_return_url.to_string());
+                return redirect(StatusCode::SEE_OTHER, &to);
+            }
+            return HttpError(ApiError::session_already_available()).into_response();
+        }
+        Some(_) => {}
+        None => {
+            if aal > Aal::Aal1 {
+                return fail(ApiError::session_aal1_required()).await;
+            }
+            refresh = false;
+        }
+    }
+    let (csrf, set_cookie) = if browser {
+        let (t, c) = init_csrf(app, req);
+        (crate::http::csrf::encode_cookie(&t), c)
+    } else {
+        (String::new(), None)
+    };
+    let params = LoginParams {
+        refresh,
+        aal,
+        return_to,
+        request_url: req.request_url(&s.public_base_url),
+    };
+    let flow = build_flow(app, flow_type, &params, csrf, auth.as_ref());
+    if let Err(e) = app.store.create_flow(&flow).await {
+        return fail(store_error(e)).await;
+    }
+    respond_new_flow(app, req, &flow, set_cookie)
+}
+
+/// `GET /self-service/login/flows?id=` — operationId `getLoginFlow`.
+pub async fn get_login_flow(
+    State(app): State<AppState>,
+    req: ReqInfo,
+    Query(q): Query<FlowQuery>,
+) -> Response {
+    crate::selfservice::common::get_flow(&app, &req, FlowKind::Login, q.id.as_deref()).await
+}
+
+fn replacement(app: &App, req: &ReqInfo, old: &Flow) -> Flow {
+    let params = LoginParams {
+        refresh: old.refresh,
+        aal: old.requested_aal,
+        return_to: old.return_to.clone(),
+        request_url: old.request_url.clone(),
+    };
+    let csrf = if old.is_browser() {
+        crate::selfservice::common::request_csrf(app, req)
+            .map(|t| crate::http::csrf::encode_cookie(&t))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    build_flow(app, old.flow_type, &params, csrf, None)
+}
+
+/// `POST /self-service/login?flow=` — operationId `updateLoginFlow`.
+pub async fn update_login_flow(
+    State(app): State<AppState>,
+    req: ReqInfo,
+    Query(q): Query<FlowQuery>,
+    RawBody(body): RawBody,
+) -> Response {
+    let app = &*app;
+    let id = match flow_id(q.flow.as_deref()) {
+        Ok(id) => id,
+        Err(e) => return write_flow_error(app, &req, None, e.into(), |_| unreachable!()).await,
+    };
+    let flow = match app.store.get_flow(FlowKind::Login, id).await {
+        Ok(f) => f,
+        Err(e) => return write_flow_error(app, &req, None, store_error(e).into(), |_| unreachable!()).await,
+    };
+    let replace = |old: &Flow| replacement(app, &req, old);
+    let auth = match session_manager::fetch(app, &req.headers).await {
+        Ok(a) => a,
+        Err(e) => return write_flow_error(app, &req, Some(flow), e.into(), replace).await,
+    };
+    if let Some(a) = &auth
+        && !flow.refresh
+        && flow.requested_aal <= a.session.aal
+    {
+        if flow.flow_type == FlowType::Api || req.is_json {
+            return write_flow_error(
+                app,
+                &req,
+                Some(flow),
+                ApiError::session_already_available().into(),
+                replace,
+            )
+            .await;
+        }
+        return redirect(StatusCode::SEE_OTHER, app.settings.default_return_url.as_str());
+    }
+    if auth.is_none() && flow.requested_aal > Aal::Aal1 {
+        return write_flow_error(
+            app,
+            &req,
+            Some(flow),
+            ApiError::session_aal1_required().into(),
+            replace,
+        )
+        .await;
+    }
+    if flow.is_expired(time_fmt::now()) {
+        return write_flow_error(app, &req, Some(flow), FlowFailure::Expired, replace).await;
+    }
+    let body = match decode(&req.headers, &body, None) {
+        Ok(b) => b,
+        Err(e) => return write_flow_error(app, &req, Some(flow), e.into(), replace).await,
+    };
+    let method = str_field(&body, "method").unwrap_or("").to_owned();
+    let outcome = match method.as_str() {
+        "password" if app.settings.password.enabled && flow.requested_aal == Aal::Aal1 => {
+            password::login(app, &req, &flow, &body)
+                .await
+                .map(|i| (i, "password", Aal::Aal1))
+        }
+        "password" if !app.settings.password.enabled => Err(FlowFailure::Api(ApiError::not_found(
+            "This endpoint was disabled by system administrator. Please check your url or contact the system administrator to enable it.",
+        ))),
+        _ => Err(FlowFailure::Ui(vec![
+            crate::selfservice::common::FieldMessage::flow(text::login_no_strategy()),
+        ])),
+    };
+    let (identity, method, aal) = match outcome {
+        Ok(o) => o,
+        Err(f) => {
+            let mut flow = flow;
+            if let Some(identifier) =
+                str_field(&body, "identifier").or(str_field(&body, "password_identifier"))
+                && let Some(n) = flow.ui.node_mut("identifier").and_then(Node::input_mut)
+                && n.input_type != "hidden"
+            {
+                n.value = Some(Value::String(identifier.to_owned()));
+            }
+            return write_flow_error(app, &req, Some(flow), f, replace).await;
+        }
+    };
+    finish_login(app, &req, flow, identity, auth, method, aal).await
+}
+
+/// Kratos `PostLoginHook`: activate the session, run the `after` hooks, answer per client kind.
+async fn finish_login(
+    app: &App,
+    req: &ReqInfo,
+    mut flow: Flow,
+    identity: Identity,
+    auth: Option<Authenticated>,
+    method: &str,
+    aal: Aal,
+) -> Response {
+    let now = time_fmt::now();
+    let replace = |old: &Flow| replacement(app, req, old);
+    if !identity.is_active() {
+        return write_flow_error(
+            app,
+            req,
+            Some(flow),
+            ApiError::identity_disabled().into(),
+            replace,
+        )
+        .await;
+    }
+    let (mut session, token, is_new) = match auth {
+        Some(a) if a.identity.id == identity.id => (a.session, None, false),
+        _ => {
+            let n = session_manager::issue(app, identity.id, now);
+            (n.session, Some(n.token), true)
+        }
+    };
+    session.complete_method(method, aal, now);
+    if is_new {
+        session.devices.push(Device {
+            id: uuid::Uuid::new_v4(),
+            ip_address: req.client_ip.clone(),
+            user_agent: req.user_agent.clone(),
+            location: None,
+        });
+    }
+    session.updated_at = now;
+    let stored = if is_new {
+        app.store.create_session(&session).await
+    } else {
+        app.store.update_session(&session).await
+    };
+    if let Err(e) = stored {
+        return write_flow_error(app, req, Some(flow), store_error(e).into(), replace).await;
+    }
+    for hook in app.settings.login.after.hooks_for(method) {
+        if hook == "revoke_active_sessions"
+            && let Err(e) = app
+                .store
+                .revoke_sessions_of_identity(identity.id, Some(session.id))
+                .await
+        {
+            return write_flow_error(app, req, Some(flow), store_error(e).into(), replace).await;
+        }
+    }
+    let return_to = flow
+        .return_to
+        .clone()
+        .or_else(|| {
+            app.settings
+                .login
+                .after
+                .return_url_for(method)
+                .map(|u| u.to_string())
+        })
+        .unwrap_or_else(|| app.settings.default_return_url.to_string());
+    flow.state = FlowState::PassedChallenge;
+    flow.active = Some(method.to_owned());
+    flow.updated_at = now;
+    if let Err(e) = app.store.update_flow(&flow).await {
+        return HttpError(store_error(e)).into_response();
+    }
+    metrics::counter!("sallyport_logins_total", "method" => method.to_owned()).increment(1);
+
+    let aal_ok = check_aal(
+        app,
+        &session,
+        &identity,
+        app.settings.whoami_required_aal,
+        Some(&return_to),
+    );
+    let identity_json = crate::render::identity(app, &identity, &crate::render::PUBLIC);
+    if flow.flow_type == FlowType::Api {
+        let ident = aal_ok.is_ok().then_some(identity_json);
+        let mut body = Map::new();
+        body.insert(
+            "session".into(),
+            crate::render::session(app, &session, ident, now),
+        );
+        // A refreshed native session keeps the token the app already holds; only its digest is stored.
+        if let Some(t) = token
+            .clone()
+            .or_else(|| session_manager::extract_token(app, &req.headers))
+        {
+            body.insert("session_token".into(), json!(t));
+        }
+        body.insert("continue_with".into(), Value::Null);
+        return json_res(StatusCode::OK, &Value::Object(body));
+    }
+    let mut cookies = vec![];
+    if let Some(t) = &token {
+        cookies.push(session_manager::session_cookie(app, t, session.expires_at));
+        cookies.push(session_manager::new_csrf_cookie(app));
+    }
+    let res = match (req.is_json, aal_ok) {
+        (true, Err(e)) => {
+            let to = e
+                .top_level
+                .get("redirect_browser_to")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            HttpError(ApiError::browser_location_change_required(&to)).into_response()
+        }
+        (true, Ok(())) => json_res(
+            StatusCode::OK,
+            &json!({
+                "session": crate::render::session(app, &session, Some(identity_json), now),
+                "continue_with": [continue_with_redirect(&return_to)],
+            }),
+        ),
+        (false, Err(e)) => {
+            let to = e
+                .top_level
+                .get("redirect_browser_to")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            redirect(StatusCode::SEE_OTHER, &to)
+        }
+        (false, Ok(())) => redirect(StatusCode::SEE_OTHER, &return_to),
+    };
+    with_headers(res, cookies)
+}

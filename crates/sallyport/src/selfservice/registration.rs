@@ -1,0 +1,436 @@
+//! The registration flow (Kratos `selfservice/flow/registration`).
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use sallyport_core::error::{ApiError, ErrorId};
+use sallyport_core::flow::{Flow, FlowKind, FlowState, FlowType};
+use sallyport_core::identity::Identity;
+use sallyport_core::session::{Aal, Device};
+use sallyport_core::store::StoreError;
+use sallyport_core::text;
+use sallyport_core::time_fmt;
+use sallyport_core::ui::{Group, Node};
+
+use crate::http::body::{RawBody, decode, str_field};
+use crate::http::error::{HttpError, forward, json as json_res, redirect, store_error};
+use crate::http::redirect::validate_return_to;
+use crate::http::request::ReqInfo;
+use crate::identities::{apply_traits, set_trait_values, trait_errors};
+use crate::selfservice::common::{
+    FieldMessage, FlowFailure, continue_with_redirect, flow_id, flow_json, init_csrf, respond_new_flow,
+    ui_redirect_url, with_headers, write_flow_error,
+};
+use crate::selfservice::login::FlowQuery;
+use crate::selfservice::{password, profile};
+use crate::session_manager;
+use crate::state::{App, AppState};
+
+#[derive(Debug, Deserialize, Default)]
+pub struct InitQuery {
+    pub return_to: Option<String>,
+    pub identity_schema: Option<String>,
+}
+
+fn already_logged_in() -> ApiError {
+    ApiError::bad_request("A valid session was detected and thus registration is not possible.")
+        .with_id(ErrorId::SessionAlreadyAvailable)
+        .with_message("you are already logged in")
+}
+
+fn build_flow(
+    app: &App,
+    flow_type: FlowType,
+    request_url: String,
+    return_to: Option<String>,
+    schema: Option<String>,
+    csrf: String,
+) -> Flow {
+    let now = time_fmt::now();
+    let lifespan =
+        time::Duration::try_from(app.settings.registration.lifespan).unwrap_or(time::Duration::HOUR);
+    let mut f = Flow::new(
+        FlowKind::Registration,
+        flow_type,
+        request_url,
+        app.settings.public_base_url.as_str(),
+        lifespan,
+        csrf,
+        now,
+    );
+    f.return_to = return_to;
+    f.identity_schema = schema;
+    if app.settings.registration_two_step {
+        profile::populate_profile_form(app, &mut f, None);
+    } else {
+        populate_one_step(app, &mut f, None);
+    }
+    f
+}
+
+/// One-step form: traits, then the password right after the last password identifier, then the submit.
+fn populate_one_step(app: &App, flow: &mut Flow, traits: Option<&Value>) {
+    let schema_id = flow
+        .identity_schema
+        .clone()
+        .unwrap_or_else(|| app.settings.default_schema_id.clone());
+    flow.ui.nodes.retain(|n| n.name() == "csrf_token");
+    if flow.ui.node("csrf_token").is_none() {
+        flow.ui.push(Node::csrf(""));
+    }
+    let mut nodes = app
+        .schemas
+        .get(&schema_id)
+        .map(|s| s.trait_nodes(Group::Default, traits))
+        .unwrap_or_default();
+    if app.settings.password.enabled {
+        let at = nodes
+            .iter()
+            .rposition(|n| {
+                n.input_attrs()
+                    .is_some_and(|a| a.autocomplete.as_deref() == Some("username") || a.input_type == "email")
+            })
+            .map(|i| i + 1)
+            .unwrap_or(nodes.len());
+        nodes.insert(at, password::password_node_for_registration());
+        nodes.push(password::registration_submit());
+    }
+    flow.ui.nodes.extend(nodes);
+}
+
+/// `GET /self-service/registration/browser` — operationId `createBrowserRegistrationFlow`.
+pub async fn create_browser_registration_flow(
+    State(app): State<AppState>,
+    req: ReqInfo,
+    Query(q): Query<InitQuery>,
+) -> Response {
+    create_flow(&app, &req, FlowType::Browser, q).await
+}
+
+/// `GET /self-service/registration/api` — operationId `createNativeRegistrationFlow`.
+pub async fn create_native_registration_flow(
+    State(app): State<AppState>,
+    req: ReqInfo,
+    Query(q): Query<InitQuery>,
+) -> Response {
+    create_flow(&app, &req, FlowType::Api, q).await
+}
+
+async fn create_flow(app: &App, req: &ReqInfo, flow_type: FlowType, q: InitQuery) -> Response {
+    let browser = flow_type == FlowType::Browser;
+    let fail = |e: ApiError| async move {
+        if browser {
+            forward(app, req.is_json, e).await
+        } else {
+            HttpError(e).into_response()
+        }
+    };
+    let s = &app.settings;
+    if !s.registration_enabled {
+        return fail(ApiError::registration_disabled()).await;
+    }
+    let return_to = match validate_return_to(
+        q.return_to.as_deref(),
+        &s.default_return_url,
+        &s.allowed_return_urls,
+        &s.public_base_url,
+    ) {
+        Ok(r) => r.map(|u| u.to_string()),
+        Err(e) => return fail(e).await,
+    };
+    if let Some(id) = &q.identity_schema
+        && app.schemas.get(id).is_none()
+    {
+        return fail(ApiError::bad_request(format!(
+            "The identity schema \"{id}\" is not known."
+        )))
+        .await;
+    }
+    match session_manager::fetch(app, &req.headers).await {
+        Ok(Some(_)) => {
+            if browser && !req.is_json {
+                let to = return_to.unwrap_or_else(|| s.default_return_url.to_string());
+                return redirect(StatusCode::SEE_OTHER, &to);
+            }
+            return HttpError(ApiError::session_already_available()).into_response();
+        }
+        Ok(None) => {}
+        Err(e) => return fail(e).await,
+    }
+    let (csrf, set_cookie) = if browser {
+        let (t, c) = init_csrf(app, req);
+        (crate::http::csrf::encode_cookie(&t), c)
+    } else {
+        (String::new(), None)
+    };
+    let flow = build_flow(
+        app,
+        flow_type,
+        req.request_url(&s.public_base_url),
+        return_to,
+        q.identity_schema,
+        csrf,
+    );
+    if let Err(e) = app.store.create_flow(&flow).await {
+        return fail(store_error(e)).await;
+    }
+    respond_new_flow(app, req, &flow, set_cookie)
+}
+
+/// `GET /self-service/registration/flows?id=` — operationId `getRegistrationFlow`.
+pub async fn get_registration_flow(
+    State(app): State<AppState>,
+    req: ReqInfo,
+    Query(q): Query<FlowQuery>,
+) -> Response {
+    crate::selfservice::common::get_flow(&app, &req, FlowKind::Registration, q.id.as_deref()).await
+}
+
+fn replacement(app: &App, req: &ReqInfo, old: &Flow) -> Flow {
+    let csrf = if old.is_browser() {
+        crate::selfservice::common::request_csrf(app, req)
+            .map(|t| crate::http::csrf::encode_cookie(&t))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    build_flow(
+        app,
+        old.flow_type,
+        old.request_url.clone(),
+        old.return_to.clone(),
+        old.identity_schema.clone(),
+        csrf,
+    )
+}
+
+/// `POST /self-service/registration?flow=` — operationId `updateRegistrationFlow`.
+pub async fn update_registration_flow(
+    State(app): State<AppState>,
+    req: ReqInfo,
+    Query(q): Query<FlowQuery>,
+    RawBody(body): RawBody,
+) -> Response {
+    let app = &*app;
+    let id = match flow_id(q.flow.as_deref()) {
+        Ok(id) => id,
+        Err(e) => return write_flow_error(app, &req, None, e.into(), |_| unreachable!()).await,
+    };
+    let mut flow = match app.store.get_flow(FlowKind::Registration, id).await {
+        Ok(f) => f,
+        Err(e) => return write_flow_error(app, &req, None, store_error(e).into(), |_| unreachable!()).await,
+    };
+    let replace = |old: &Flow| replacement(app, &req, old);
+    match session_manager::fetch(app, &req.headers).await {
+        Ok(Some(_)) => {
+            if flow.flow_type == FlowType::Api || req.is_json {
+                return write_flow_error(app, &req, Some(flow), already_logged_in().into(), replace).await;
+            }
+            return redirect(StatusCode::SEE_OTHER, app.settings.default_return_url.as_str());
+        }
+        Ok(None) => {}
+        Err(e) => return write_flow_error(app, &req, Some(flow), e.into(), replace).await,
+    }
+    if !app.settings.registration_enabled {
+        return write_flow_error(
+            app,
+            &req,
+            Some(flow),
+            ApiError::registration_disabled().into(),
+            replace,
+        )
+        .await;
+    }
+    if flow.is_expired(time_fmt::now()) {
+        return write_flow_error(app, &req, Some(flow), FlowFailure::Expired, replace).await;
+    }
+    let schema_id = flow
+        .identity_schema
+        .clone()
+        .unwrap_or_else(|| app.settings.default_schema_id.clone());
+    let raw_schema = app.schemas.get(&schema_id).map(|s| s.raw.clone());
+    let body = match decode(&req.headers, &body, raw_schema.as_ref()) {
+        Ok(b) => b,
+        Err(e) => return write_flow_error(app, &req, Some(flow), e.into(), replace).await,
+    };
+    let method = str_field(&body, "method").unwrap_or("");
+    let two_step = app.settings.registration_two_step;
+    if two_step
+        && (method == "profile"
+            || body
+                .get("screen")
+                .is_some_and(|s| s.as_str().is_some_and(|s| !s.is_empty())))
+    {
+        return match profile::submit(app, &req, &mut flow, &body) {
+            Ok(()) => {
+                flow.updated_at = time_fmt::now();
+                if let Err(e) = app.store.update_flow(&flow).await {
+                    return HttpError(store_error(e)).into_response();
+                }
+                if flow.flow_type == FlowType::Browser && !req.is_json {
+                    redirect(
+                        StatusCode::SEE_OTHER,
+                        &ui_redirect_url(app, FlowKind::Registration, flow.id),
+                    )
+                } else {
+                    flow_json(app, &req, &flow, StatusCode::BAD_REQUEST)
+                }
+            }
+            Err(f) => write_flow_error(app, &req, Some(flow), f, replace).await,
+        };
+    }
+    let result = match method {
+        "password" if app.settings.password.enabled => {
+            register_with_password(app, &req, &flow, &body, &schema_id).await
+        }
+        _ => Err(FlowFailure::Ui(vec![FieldMessage::flow(
+            text::registration_no_strategy(),
+        )])),
+    };
+    match result {
+        Ok(identity) => finish_registration(app, &req, flow, identity, "password").await,
+        Err(f) => {
+            if let Some(t) = body.get("traits") {
+                set_trait_values(&mut flow.ui, t);
+            }
+            write_flow_error(app, &req, Some(flow), f, replace).await
+        }
+    }
+}
+
+async fn register_with_password(
+    app: &App,
+    req: &ReqInfo,
+    flow: &Flow,
+    body: &Map<String, Value>,
+    schema_id: &str,
+) -> Result<Identity, FlowFailure> {
+    crate::selfservice::common::ensure_csrf(app, req, flow, str_field(body, "csrf_token"))?;
+    let traits = body.get("traits").cloned().unwrap_or(Value::Object(Map::new()));
+    let mut identity = Identity::new(schema_id, Value::Null, time_fmt::now());
+    let extracted = apply_traits(app, &mut identity, traits).map_err(|e| FlowFailure::Ui(trait_errors(e)))?;
+    let password = str_field(body, "password").unwrap_or("");
+    if password.is_empty() {
+        return Err(FlowFailure::Ui(vec![FieldMessage::on(
+            "password",
+            text::validation_required("password"),
+        )]));
+    }
+    if extracted.password_identifiers.is_empty() {
+        return Err(FlowFailure::Ui(vec![FieldMessage::flow(
+            text::validation_identifier_missing(),
+        )]));
+    }
+    password::set_password(
+        app,
+        &mut identity,
+        extracted.password_identifiers.clone(),
+        password,
+    )
+    .await?;
+    identity.available_aal = identity.compute_available_aal(app.settings.code_mfa_enabled);
+    Ok(identity)
+}
+
+/// Kratos `PostRegistrationHook`: persist, issue a session only with the `session` hook, answer per client.
+async fn finish_registration(
+    app: &App,
+    req: &ReqInfo,
+    mut flow: Flow,
+    identity: Identity,
+    method: &str,
+) -> Response {
+    let now = time_fmt::now();
+    let replace = |old: &Flow| replacement(app, req, old);
+    let hooks = app.settings.registration.after.hooks_for(method);
+    let issued = hooks.iter().any(|h| h == "session").then(|| {
+        let mut n = session_manager::issue(app, identity.id, now);
+        n.session.complete_method(method, Aal::Aal1, now);
+        n.session.devices.push(Device {
+            id: uuid::Uuid::new_v4(),
+            ip_address: req.client_ip.clone(),
+            user_agent: req.user_agent.clone(),
+            location: None,
+        });
+        n
+    });
+    match app
+        .store
+        .create_identity(&identity, issued.as_ref().map(|n| &n.session))
+        .await
+    {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => {
+            return write_flow_error(
+                app,
+                req,
+                Some(flow),
+                FlowFailure::Ui(vec![FieldMessage::flow(text::validation_duplicate_credentials())]),
+                replace,
+            )
+            .await;
+        }
+        Err(e) => return write_flow_error(app, req, Some(flow), store_error(e).into(), replace).await,
+    }
+    metrics::counter!("sallyport_registrations_total", "method" => method.to_owned()).increment(1);
+    let return_to = flow
+        .return_to
+        .clone()
+        .or_else(|| {
+            app.settings
+                .registration
+                .after
+                .return_url_for(method)
+                .map(|u| u.to_string())
+        })
+        .unwrap_or_else(|| app.settings.default_return_url.to_string());
+    flow.state = FlowState::PassedChallenge;
+    flow.active = Some(method.to_owned());
+    flow.updated_at = now;
+    if let Err(e) = app.store.update_flow(&flow).await {
+        return HttpError(store_error(e)).into_response();
+    }
+    let identity_json = crate::render::identity(app, &identity, &crate::render::PUBLIC);
+    if flow.flow_type == FlowType::Api {
+        let body = match &issued {
+            Some(n) => json!({
+                "session": crate::render::session(app, &n.session, Some(identity_json.clone()), now),
+                "session_token": n.token,
+                "identity": identity_json,
+                "continue_with": [{"action": "set_ory_session_token", "ory_session_token": n.token}],
+            }),
+            None => json!({ "identity": identity_json, "continue_with": Value::Null }),
+        };
+        return json_res(StatusCode::OK, &body);
+    }
+    let mut cookies = vec![];
+    if let Some(n) = &issued {
+        cookies.push(session_manager::session_cookie(
+            app,
+            &n.token,
+            n.session.expires_at,
+        ));
+        cookies.push(session_manager::new_csrf_cookie(app));
+    }
+    let res = if req.is_json {
+        let mut body = Map::new();
+        if let Some(n) = &issued {
+            body.insert(
+                "session".into(),
+                crate::render::session(app, &n.session, Some(identity_json.clone()), now),
+            );
+        }
+        body.insert("identity".into(), identity_json);
+        body.insert(
+            "continue_with".into(),
+            json!([continue_with_redirect(&return_to)]),
+        );
+        json_res(StatusCode::OK, &Value::Object(body))
+    } else {
+        redirect(StatusCode::SEE_OTHER, &return_to)
+    };
+    with_headers(res, cookies)
+}

@@ -1,0 +1,112 @@
+//! `sallyport serve`: config → logging → store → migrations → both listeners, until SIGTERM/Ctrl-C.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::cli::ServeArgs;
+use crate::server::{Server, build_app, open_store, pending_migrations, redact_dsn};
+
+fn init_logging(cfg: &sallyport_config::Config) {
+    use sallyport_config::model::{LogFormat, LogLevel};
+    let level = match cfg.log.level {
+        LogLevel::Trace => "trace",
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warning => "warn",
+        LogLevel::Error | LogLevel::Fatal | LogLevel::Panic => "error",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SALLYPORT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},sqlx=warn,hyper=warn")));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match cfg.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        _ => builder.try_init(),
+    };
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let cfg = crate::config_loader::load(&args.config, args.dev)?;
+    init_logging(&cfg);
+    for key in cfg.unimplemented_keys() {
+        tracing::warn!(
+            key,
+            "this Kratos config key is accepted but not implemented by Sallyport yet; it has no effect"
+        );
+    }
+    for w in cfg.load_warnings() {
+        tracing::warn!("{w}");
+    }
+    if args.watch_courier {
+        tracing::warn!(
+            "--watch-courier: the courier is not implemented yet; no messages are queued by this version"
+        );
+    }
+    let settings = crate::config_loader::settings(&cfg, args.dev)?;
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok();
+    let store = open_store(&settings.dsn).await?;
+    let dsn = redact_dsn(&settings.dsn);
+    let pending = pending_migrations(&*store).await?;
+    if pending > 0 && args.dev {
+        tracing::info!(pending, "--dev: applying pending migrations");
+        store
+            .migrate_up()
+            .await
+            .map_err(|e| anyhow::anyhow!("applying migrations: {e}"))?;
+    } else if pending > 0 {
+        tracing::error!(
+            pending,
+            dsn,
+            "the database has pending migrations; requests answer 503 until you run `sallyport migrate sql -e --yes`"
+        );
+    }
+    let public = TcpListener::bind(&settings.public_listen)
+        .await
+        .with_context(|| format!("binding {}", settings.public_listen))?;
+    let admin = TcpListener::bind(&settings.admin_listen)
+        .await
+        .with_context(|| format!("binding {}", settings.admin_listen))?;
+    let app = build_app(settings, store, metrics).await?;
+    let server = Server::new(app.clone(), public, admin);
+    tracing::info!(
+        public = %server.public_addr(),
+        admin = %server.admin_addr(),
+        public_base_url = %app.settings.public_base_url,
+        "Sallyport is listening"
+    );
+    if !app.migrations_applied.load(Ordering::Relaxed) {
+        // Another process may run `migrate sql`; become ready as soon as it has.
+        let app = app.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                if let Ok(0) = pending_migrations(&*app.store).await {
+                    app.migrations_applied.store(true, Ordering::Relaxed);
+                    tracing::info!("all migrations are applied; serving requests");
+                    break;
+                }
+            }
+        });
+    }
+    server.run(shutdown_signal()).await
+}

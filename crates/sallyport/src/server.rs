@@ -1,0 +1,179 @@
+//! Building the application from settings and running both listeners until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use sallyport_core::store::Store;
+use sallyport_password::{Hasher, HasherConfig, PasswordPolicy, PolicyConfig};
+use sallyport_schema::SchemaRegistry;
+
+use crate::http::cookies::CookieKeys;
+use crate::http::csrf;
+use crate::settings::{HasherSettings, Settings};
+use crate::state::{App, AppState};
+
+/// Opens the store a Kratos DSN names: `memory`, `sqlite://…`, `postgres://…`.
+pub async fn open_store(dsn: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") {
+        let s = sallyport_store_postgres::PgStore::connect(dsn)
+            .await
+            .context("connecting to PostgreSQL")?;
+        Ok(Arc::new(s))
+    } else if dsn == "memory" || dsn.starts_with("sqlite") || dsn.starts_with("file:") {
+        let s = sallyport_store_sqlite::SqliteStore::connect(dsn)
+            .await
+            .context("opening SQLite")?;
+        Ok(Arc::new(s))
+    } else {
+        anyhow::bail!(
+            "unsupported dsn {:?}: use memory, sqlite://<path> or postgres://…",
+            redact_dsn(dsn)
+        )
+    }
+}
+
+/// A DSN with its password replaced, safe to log.
+pub fn redact_dsn(dsn: &str) -> String {
+    match url::Url::parse(dsn) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => dsn.to_owned(),
+    }
+}
+
+pub fn hasher_config(h: &HasherSettings) -> HasherConfig {
+    match *h {
+        HasherSettings::Bcrypt { cost } => HasherConfig::Bcrypt { cost },
+        HasherSettings::Argon2 {
+            memory_kib,
+            iterations,
+            parallelism,
+            salt_length,
+            key_length,
+        } => HasherConfig::Argon2 {
+            memory_kib,
+            iterations,
+            parallelism,
+            salt_length,
+            key_length,
+        },
+    }
+}
+
+pub async fn build_app(
+    settings: Settings,
+    store: Arc<dyn Store>,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> anyhow::Result<AppState> {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .context("building the HTTP client")?;
+    let schemas = SchemaRegistry::load(&settings.schemas, &settings.default_schema_id, &http)
+        .await
+        .context("loading identity schemas")?;
+    // Hashing is CPU-bound: at most one hash per core runs at once, the rest queue.
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let hasher = Hasher::new(hasher_config(&settings.hasher), cores);
+    let p = &settings.password;
+    let policy = PasswordPolicy::new(
+        PolicyConfig {
+            min_length: p.min_length,
+            identifier_similarity_check_enabled: p.identifier_similarity_check_enabled,
+            haveibeenpwned_enabled: p.haveibeenpwned_enabled,
+            haveibeenpwned_host: p.haveibeenpwned_host.clone(),
+            max_breaches: p.max_breaches,
+            ignore_network_errors: p.ignore_network_errors,
+        },
+        http,
+    );
+    let migrations_applied = pending_migrations(&*store).await.map(|p| p == 0).unwrap_or(false);
+    Ok(Arc::new(App {
+        cookie_keys: CookieKeys::new(&settings.cookie_secrets),
+        csrf_cookie_name: csrf::cookie_name(settings.public_base_url.as_str()),
+        settings,
+        store,
+        hasher,
+        policy,
+        schemas,
+        migrations_applied: AtomicBool::new(migrations_applied),
+        metrics,
+    }))
+}
+
+pub async fn pending_migrations(store: &dyn Store) -> anyhow::Result<usize> {
+    let status = store
+        .migration_status()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading migration status: {e}"))?;
+    Ok(status.iter().filter(|m| !m.applied).count())
+}
+
+pub struct Server {
+    app: AppState,
+    public: TcpListener,
+    admin: TcpListener,
+}
+
+impl Server {
+    pub fn new(app: AppState, public: TcpListener, admin: TcpListener) -> Server {
+        Server { app, public, admin }
+    }
+
+    pub fn app(&self) -> &AppState {
+        &self.app
+    }
+
+    pub fn public_addr(&self) -> SocketAddr {
+        self.public.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.local_addr().expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves; in-flight requests finish first.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
+        let public_app = crate::router::public_router(self.app.clone());
+        let admin_app = crate::router::admin_router(self.app.clone());
+        let mut rx1 = tx.subscribe();
+        let mut rx2 = tx.subscribe();
+        let public = axum::serve(
+            self.public,
+            public_app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = rx1.recv().await;
+        });
+        let admin = axum::serve(
+            self.admin,
+            admin_app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = rx2.recv().await;
+        });
+        let trigger = tokio::spawn(async move {
+            shutdown.await;
+            let _ = tx.send(());
+        });
+        let (a, b) = tokio::join!(public.into_future(), admin.into_future());
+        trigger.abort();
+        a.context("public listener")?;
+        b.context("admin listener")?;
+        Ok(())
+    }
+
+    pub fn mark_migrated(&self) {
+        self.app.migrations_applied.store(true, Ordering::Relaxed);
+    }
+}

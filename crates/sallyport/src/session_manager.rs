@@ -1,0 +1,154 @@
+//! Finding the caller's session (Kratos `session/manager_http.go`) and handing sessions out.
+
+use axum::http::{HeaderMap, HeaderValue};
+use time::OffsetDateTime;
+
+use sallyport_core::error::ApiError;
+use sallyport_core::identity::Identity;
+use sallyport_core::secret::token_digest;
+use sallyport_core::session::{Aal, Session};
+use sallyport_core::store::StoreError;
+
+use crate::http::cookies::set_cookie;
+use crate::http::csrf;
+use crate::http::error::store_error;
+use crate::settings::RequiredAal;
+use crate::state::App;
+
+pub struct Authenticated {
+    pub session: Session,
+    pub identity: Identity,
+}
+
+/// Kratos' order: `X-Session-Token`, then the session cookie, then `Authorization: Bearer`.
+pub fn extract_token(app: &App, headers: &HeaderMap) -> Option<String> {
+    if let Some(t) = headers
+        .get("x-session-token")
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| !t.is_empty())
+    {
+        return Some(t.to_owned());
+    }
+    let name = &app.settings.session_cookie.name;
+    if let Some(sealed) = csrf::request_cookie(headers, name)
+        && let Some(t) = app.cookie_keys.open(name, &sealed)
+    {
+        return Some(t);
+    }
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok())?;
+    let (scheme, token) = auth.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim().to_owned())
+}
+
+/// The active session of the request, if any. Revoked, expired or disabled-identity sessions count as none.
+pub async fn fetch(app: &App, headers: &HeaderMap) -> Result<Option<Authenticated>, ApiError> {
+    let Some(token) = extract_token(app, headers) else {
+        return Ok(None);
+    };
+    let session = match app.store.get_session_by_token_digest(&token_digest(&token)).await {
+        Ok(s) => s,
+        Err(StoreError::NotFound) => return Ok(None),
+        Err(e) => return Err(store_error(e)),
+    };
+    let now = sallyport_core::time_fmt::now();
+    if !session.is_active(now) {
+        return Ok(None);
+    }
+    let identity = match app.store.get_identity(session.identity_id).await {
+        Ok(i) => i,
+        Err(StoreError::NotFound) => return Ok(None),
+        Err(e) => return Err(store_error(e)),
+    };
+    if !identity.is_active() {
+        return Ok(None);
+    }
+    Ok(Some(Authenticated { session, identity }))
+}
+
+pub fn session_cookie(app: &App, token: &str, expires_at: OffsetDateTime) -> HeaderValue {
+    let s = &app.settings.session_cookie;
+    let sealed = app.cookie_keys.seal(&s.name, token);
+    let max_age = s
+        .persistent
+        .then(|| (expires_at - OffsetDateTime::now_utc()).whole_seconds().max(1));
+    set_cookie(s, &s.name, &sealed, max_age)
+}
+
+pub fn clear_session_cookie(app: &App) -> HeaderValue {
+    let s = &app.settings.session_cookie;
+    set_cookie(s, &s.name, "", Some(0))
+}
+
+/// Kratos regenerates the CSRF token whenever the session changes hands.
+pub fn new_csrf_cookie(app: &App) -> HeaderValue {
+    let token = csrf::new_token();
+    set_cookie(
+        &app.settings.csrf_cookie,
+        &app.csrf_cookie_name,
+        &csrf::encode_cookie(&token),
+        Some(31_536_000),
+    )
+}
+
+pub fn aal2_login_url(app: &App, return_to: Option<&str>) -> String {
+    let mut u = url::Url::parse(&app.public_url("self-service/login/browser")).expect("base URL is valid");
+    u.query_pairs_mut().append_pair("aal", "aal2");
+    if let Some(r) = return_to {
+        u.query_pairs_mut().append_pair("return_to", r);
+    }
+    u.to_string()
+}
+
+/// `session.whoami.required_aal` and friends: Err(session_aal2_required) when the identity could reach
+/// aal2 but this session has not.
+pub fn check_aal(
+    app: &App,
+    session: &Session,
+    identity: &Identity,
+    required: RequiredAal,
+    return_to: Option<&str>,
+) -> Result<(), ApiError> {
+    match required {
+        RequiredAal::Aal1 if session.aal >= Aal::Aal1 => Ok(()),
+        RequiredAal::HighestAvailable if session.aal >= identity.available_aal.max(Aal::Aal1) => Ok(()),
+        _ => Err(ApiError::session_aal2_required(&aal2_login_url(app, return_to))),
+    }
+}
+
+/// Logout tokens are derived from the session token with a keyed hash, so that only digests of both
+/// need storing and `/self-service/logout/browser` can still show the token to the cookie's holder.
+pub fn logout_token_for(secret: &str, session_token: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(b"sallyport logout token\0");
+    mac.update(session_token.as_bytes());
+    let digest = mac.finalize().into_bytes();
+    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let tail: String = digest
+        .iter()
+        .take(32)
+        .map(|b| ALNUM[*b as usize % ALNUM.len()] as char)
+        .collect();
+    format!("ory_lo_{tail}")
+}
+
+/// A new session for `identity_id`, with its logout token bound to the session token.
+pub fn issue(app: &App, identity_id: uuid::Uuid, now: OffsetDateTime) -> sallyport_core::session::NewSession {
+    let lifespan = time::Duration::try_from(app.settings.session_lifespan).unwrap_or(time::Duration::DAY);
+    let mut n = Session::issue(identity_id, lifespan, now);
+    n.logout_token = logout_token_for(&app.settings.cookie_secrets[0], &n.token);
+    n.session.logout_token_digest = token_digest(&n.logout_token);
+    n
+}
+
+/// Whether `sent` is the logout token of the session held as `session_token`, under any configured secret.
+pub fn logout_token_matches(app: &App, session: &Session, session_token: &str, sent: &str) -> bool {
+    let sent_digest = token_digest(sent);
+    sallyport_core::secret::constant_time_eq(sent_digest.as_bytes(), session.logout_token_digest.as_bytes())
+        && app.settings.cookie_secrets.iter().any(|s| {
+            sallyport_core::secret::constant_time_eq(
+                logout_token_for(s, session_token).as_bytes(),
+                sent.as_bytes(),
+            )
+        })
+}

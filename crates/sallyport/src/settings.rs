@@ -1,0 +1,146 @@
+//! The slice of kratos.yml the server reads, resolved once at startup into plain values.
+//! Built from `sallyport_config::Config` in `settings_from_config.rs`; tests may build it directly.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use url::Url;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequiredAal {
+    Aal1,
+    HighestAvailable,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    Lax,
+    Strict,
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct CookieSettings {
+    pub name: String,
+    pub domain: Option<String>,
+    pub path: String,
+    pub same_site: SameSite,
+    pub secure: bool,
+    pub persistent: bool,
+}
+
+/// `after` hooks and return URLs of one flow; method-specific entries replace the flow-wide ones.
+#[derive(Debug, Clone, Default)]
+pub struct AfterSettings {
+    pub default_return_url: Option<Url>,
+    pub hooks: Vec<String>,
+    pub per_method: HashMap<String, MethodAfter>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MethodAfter {
+    pub default_return_url: Option<Url>,
+    pub hooks: Option<Vec<String>>,
+}
+
+impl AfterSettings {
+    pub fn hooks_for(&self, method: &str) -> &[String] {
+        match self.per_method.get(method).and_then(|m| m.hooks.as_ref()) {
+            Some(h) => h,
+            None => &self.hooks,
+        }
+    }
+
+    pub fn return_url_for(&self, method: &str) -> Option<&Url> {
+        self.per_method
+            .get(method)
+            .and_then(|m| m.default_return_url.as_ref())
+            .or(self.default_return_url.as_ref())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FlowSettings {
+    pub ui_url: Url,
+    pub lifespan: Duration,
+    pub after: AfterSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct PasswordSettings {
+    pub enabled: bool,
+    pub min_length: usize,
+    pub identifier_similarity_check_enabled: bool,
+    pub haveibeenpwned_enabled: bool,
+    pub haveibeenpwned_host: String,
+    pub max_breaches: u64,
+    pub ignore_network_errors: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum HasherSettings {
+    Bcrypt {
+        cost: u32,
+    },
+    Argon2 {
+        memory_kib: u32,
+        iterations: u32,
+        parallelism: u32,
+        salt_length: u32,
+        key_length: u32,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub dev: bool,
+    pub dsn: String,
+    pub public_base_url: Url,
+    pub admin_base_url: Url,
+    pub public_listen: String,
+    pub admin_listen: String,
+    pub default_return_url: Url,
+    pub allowed_return_urls: Vec<Url>,
+    pub login: FlowSettings,
+    pub registration: FlowSettings,
+    pub registration_enabled: bool,
+    /// Kratos' default `profile_first`: traits first, credentials second.
+    pub registration_two_step: bool,
+    pub settings_ui_url: Url,
+    pub error_ui_url: Url,
+    pub logout_return_url: Option<Url>,
+    pub password: PasswordSettings,
+    pub code_mfa_enabled: bool,
+    pub session_lifespan: Duration,
+    pub session_earliest_possible_extend: Option<Duration>,
+    pub session_cookie: CookieSettings,
+    pub whoami_required_aal: RequiredAal,
+    pub csrf_cookie: CookieSettings,
+    pub cookie_secrets: Vec<String>,
+    pub hasher: HasherSettings,
+    pub schemas: Vec<(String, String)>,
+    pub default_schema_id: String,
+    pub cors: Option<CorsSettings>,
+    pub disable_api_flow_enforcement: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct CorsSettings {
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Vec<String>,
+    pub allowed_headers: Vec<String>,
+    pub exposed_headers: Vec<String>,
+    pub allow_credentials: bool,
+    pub max_age: Option<u64>,
+}
+
+impl Settings {
+    pub fn flow(&self, kind: sallyport_core::flow::FlowKind) -> Option<&FlowSettings> {
+        use sallyport_core::flow::FlowKind;
+        match kind {
+            FlowKind::Login => Some(&self.login),
+            FlowKind::Registration => Some(&self.registration),
+            _ => None,
+        }
+    }
+}

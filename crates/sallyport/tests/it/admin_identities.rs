@@ -1,0 +1,254 @@
+//! The admin identity API.
+
+use serde_json::json;
+
+use crate::both_backends;
+use crate::support::client::{api, body, native_login};
+use crate::support::{Backend, TestServer};
+
+both_backends!(crud_and_conflicts, |b: Backend| async move {
+    let s = TestServer::spawn(b).await;
+    let c = api();
+    let res = c
+        .post(s.admin_url("admin/identities"))
+        .json(&json!({
+            "schema_id": "default",
+            "traits": {"email": "Lee@Example.org"},
+            "metadata_public": {"plan": "pro"},
+            "metadata_admin": {"note": "vip"},
+            "external_id": "crm-1",
+            "credentials": {"password": {"config": {"hashed_password": "$2b$04$atf9KHoKrTIsJZ1PpbLWu.LRY6qGB0CW6nfqgFWHTD5PfIG4hOaPq"}}}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let location = res
+        .headers()
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (_, created) = body(res).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(location.ends_with(&format!("/admin/identities/{id}")));
+    assert_eq!(created["metadata_admin"], json!({"note": "vip"}));
+    assert_eq!(
+        created["credentials"]["password"]["identifiers"],
+        json!(["lee@example.org"])
+    );
+    assert!(created["credentials"]["password"].get("config").is_none());
+    assert_eq!(created["verifiable_addresses"][0]["status"], "pending");
+    assert_eq!(created["schema_url"], s.public_url("schemas/ZGVmYXVsdA"));
+
+    let (st, got) = body(
+        c.get(s.admin_url(&format!("admin/identities/{id}?include_credential=password")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert!(
+        got["credentials"]["password"]["config"]["hashed_password"]
+            .as_str()
+            .unwrap()
+            .starts_with("$2b$04$")
+    );
+    // Same API without the /admin prefix, and by external id.
+    let (st, _) = body(
+        c.get(s.admin_url(&format!("identities/{id}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (st, ext) = body(
+        c.get(s.admin_url("admin/identities/by/external/crm-1"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((st.as_u16(), ext["id"].as_str()), (200, Some(id.as_str())));
+
+    // Duplicate identifier → 409; unknown field → 400; invalid traits → 400.
+    let (st, e) = body(
+        c.post(s.admin_url("admin/identities"))
+            .json(&json!({"schema_id": "default", "traits": {"email": "lee@example.org"}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 409, "{e}");
+    let (st, _) = body(
+        c.post(s.admin_url("admin/identities"))
+            .json(&json!({"schema_id": "default", "traits": {"email": "m@example.org"}, "bogus": 1}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 400);
+    let (st, e) = body(
+        c.post(s.admin_url("admin/identities"))
+            .json(&json!({"schema_id": "default", "traits": {"email": "nope"}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert!(
+        e["error"]["reason"].as_str().unwrap().contains("traits.email"),
+        "{e}"
+    );
+    let (st, _) = body(c.post(s.admin_url("admin/identities")).json(&json!({"schema_id": "default", "traits": {"email": "h@example.org"}, "credentials": {"password": {"config": {"hashed_password": "$unknown$abc"}}}})).send().await.unwrap()).await;
+    assert_eq!(st, 400);
+
+    // The imported bcrypt hash ("test") signs in.
+    let (st, login) = native_login(&s, "lee@example.org", "test").await;
+    assert_eq!(st, 200, "{login}");
+
+    // PUT replaces; omitted metadata is cleared.
+    let (st, put) = body(
+        c.put(s.admin_url(&format!("admin/identities/{id}")))
+            .json(
+                &json!({"schema_id": "default", "traits": {"email": "lee2@example.org"}, "state": "active"}),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 200, "{put}");
+    assert_eq!(put["metadata_admin"], json!(null));
+    assert_eq!(
+        put["credentials"]["password"]["identifiers"],
+        json!(["lee2@example.org"])
+    );
+    // PATCH on a forbidden path.
+    let (st, _) = body(
+        c.patch(s.admin_url(&format!("admin/identities/{id}")))
+            .json(&json!([{"op": "replace", "path": "/id", "value": "x"}]))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 400);
+
+    let (st, _) = body(
+        c.delete(s.admin_url(&format!("admin/identities/{id}/credentials/password")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 400, "the last first factor cannot be removed");
+    let res = c
+        .delete(s.admin_url(&format!("admin/identities/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let (st, _) = body(
+        c.get(s.admin_url(&format!("admin/identities/{id}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 404);
+    s.shutdown().await;
+});
+
+both_backends!(list_paginates_and_filters, |b: Backend| async move {
+    let s = TestServer::spawn(b).await;
+    let c = api();
+    let batch: Vec<_> = (0..7)
+        .map(|i| json!({"create": {"schema_id": "default", "traits": {"email": format!("user{i}@example.org")}}, "patch_id": uuid::Uuid::new_v4()}))
+        .collect();
+    let (st, res) = body(
+        c.patch(s.admin_url("admin/identities"))
+            .json(&json!({"identities": batch}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 200, "{res}");
+    assert!(
+        res["identities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["action"] == "create")
+    );
+
+    let mut seen = vec![];
+    let mut url = s.admin_url("admin/identities?page_size=3");
+    loop {
+        let r = c.get(&url).send().await.unwrap();
+        let link = r
+            .headers()
+            .get("link")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let (_, page) = body(r).await;
+        seen.extend(
+            page.as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_str().unwrap().to_owned()),
+        );
+        match link.split(',').find(|l| l.contains("rel=\"next\"")) {
+            Some(next) => {
+                url = next
+                    .trim()
+                    .trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            }
+            None => break,
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 7);
+    let r = c
+        .get(s.admin_url("admin/identities?page=1&per_page=5"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers().get("x-total-count").unwrap(), "7");
+    let (_, page) = body(r).await;
+    assert_eq!(page.as_array().unwrap().len(), 2);
+    let (_, found) = body(
+        c.get(s.admin_url("admin/identities?credentials_identifier=USER3@example.org"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        found.as_array().unwrap().len(),
+        0,
+        "no password credential was imported for them"
+    );
+    let two = format!("ids={}&ids={}", seen[0], seen[1]);
+    let (_, by_ids) = body(
+        c.get(s.admin_url(&format!("admin/identities?{two}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(by_ids.as_array().unwrap().len(), 2);
+    s.shutdown().await;
+});

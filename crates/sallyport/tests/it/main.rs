@@ -1,0 +1,10 @@
+//! One integration-test binary: every test starts the real server on random ports and speaks HTTP.
+
+mod support;
+
+mod admin_identities;
+mod browser_flows;
+mod hostile_input;
+mod native_flows;
+mod sessions;
+mod spa_flows;

@@ -1,0 +1,179 @@
+//! Sessions: listing, revoking, admin management, tokens stored only as digests.
+
+use serde_json::json;
+
+use crate::both_backends;
+use crate::support::client::{api, body, create_identity, native_login};
+use crate::support::{Backend, TestServer};
+
+both_backends!(my_sessions_and_admin_sessions, |b: Backend| async move {
+    let s = TestServer::spawn(b).await;
+    let id = create_identity(&s, "max@example.org", "correct horse battery").await;
+    let (_, a) = native_login(&s, "max@example.org", "correct horse battery").await;
+    let (_, b2) = native_login(&s, "max@example.org", "correct horse battery").await;
+    let (_, c3) = native_login(&s, "max@example.org", "correct horse battery").await;
+    let ta = a["session_token"].as_str().unwrap();
+    let c = api();
+    let (st, mine) = body(
+        c.get(s.public_url("sessions"))
+            .header("X-Session-Token", ta)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        mine.as_array().unwrap().len(),
+        2,
+        "the current session is excluded"
+    );
+    let (st, e) = body(
+        c.delete(s.public_url(&format!("sessions/{}", a["session"]["id"].as_str().unwrap())))
+            .header("X-Session-Token", ta)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 400, "{e}");
+    let res = c
+        .delete(s.public_url(&format!("sessions/{}", b2["session"]["id"].as_str().unwrap())))
+        .header("X-Session-Token", ta)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let res = c
+        .get(s.public_url("sessions/whoami"))
+        .header("X-Session-Token", b2["session_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let (st, count) = body(
+        c.delete(s.public_url("sessions"))
+            .header("X-Session-Token", ta)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((st.as_u16(), count["count"].as_u64()), (200, Some(1)));
+    let res = c
+        .get(s.public_url("sessions/whoami"))
+        .header("X-Session-Token", c3["session_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+
+    // Admin side.
+    let (st, list) = body(
+        c.get(s.admin_url(&format!("admin/identities/{id}/sessions?active=true")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let sid = a["session"]["id"].as_str().unwrap();
+    let (st, got) = body(
+        c.get(s.admin_url(&format!("admin/sessions/{sid}?expand=identity")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(got["identity"]["id"], id.as_str());
+    let (st, ext) = body(
+        c.patch(s.admin_url(&format!("admin/sessions/{sid}/extend")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert!(ext["expires_at"].as_str().unwrap() >= got["expires_at"].as_str().unwrap());
+    let res = c
+        .delete(s.admin_url(&format!("admin/sessions/{sid}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let res = c
+        .get(s.public_url("sessions/whoami"))
+        .header("X-Session-Token", ta)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let (st, _) = body(
+        c.get(s.admin_url("admin/sessions/not-a-uuid"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 400);
+    let (st, all) = body(
+        c.get(s.admin_url("admin/sessions?page_size=2"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    let (st, managed) = body(
+        c.post(s.admin_url("admin/sessions"))
+            .json(&json!({"action": "delete", "identities": [id]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 200, "{managed}");
+    assert_eq!(managed["processed"], 3);
+    s.shutdown().await;
+});
+
+both_backends!(tokens_are_stored_as_digests, |b: Backend| async move {
+    let s = TestServer::spawn(b).await;
+    create_identity(&s, "ned@example.org", "correct horse battery").await;
+    let (_, login) = native_login(&s, "ned@example.org", "correct horse battery").await;
+    let token = login["session_token"].as_str().unwrap();
+    let sid = uuid::Uuid::parse_str(login["session"]["id"].as_str().unwrap()).unwrap();
+    let stored = s.app.store.get_session(sid).await.unwrap();
+    assert_ne!(stored.token_digest, token);
+    assert!(!stored.token_digest.contains("ory_st_"));
+    assert_eq!(stored.token_digest, sallyport_core::secret::token_digest(token));
+    s.shutdown().await;
+});
+
+both_backends!(health_version_metrics_schemas, |b: Backend| async move {
+    let s = TestServer::spawn(b).await;
+    let c = api();
+    for base in [&s.public, &s.admin] {
+        let (st, v) = body(c.get(format!("{base}health/alive")).send().await.unwrap()).await;
+        assert_eq!((st.as_u16(), v), (200, json!({"status": "ok"})));
+        let (st, _) = body(c.get(format!("{base}health/ready")).send().await.unwrap()).await;
+        assert_eq!(st, 200);
+    }
+    let (st, v) = body(c.get(s.admin_url("admin/version")).send().await.unwrap()).await;
+    assert_eq!(st, 200);
+    assert!(v["version"].is_string());
+    let (st, schemas) = body(c.get(s.public_url("schemas")).send().await.unwrap()).await;
+    assert_eq!(st, 200);
+    assert_eq!(schemas[0]["id"], "default");
+    let (st, one) = body(c.get(s.public_url("schemas/ZGVmYXVsdA")).send().await.unwrap()).await;
+    assert_eq!(st, 200);
+    assert_eq!(one["title"], "Person");
+    let (st, e) = body(c.get(s.public_url("schemas/unknown")).send().await.unwrap()).await;
+    assert_eq!(st, 404, "{e}");
+    let res = c.get(s.public_url("admin/identities")).send().await.unwrap();
+    assert_eq!(res.status(), 307, "public forwards admin paths to the admin port");
+    s.shutdown().await;
+});
