@@ -20,7 +20,9 @@ fn init_logging(cfg: &sallyport_config::Config) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SALLYPORT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},sqlx=warn,hyper=warn")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match cfg.log.format {
         LogFormat::Json => builder.json().try_init(),
         _ => builder.try_init(),

@@ -15,19 +15,33 @@ pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
 /// The raw body, refused with Kratos' envelope (413) when over the limit.
 pub struct RawBody(pub Bytes);
 
+/// The unread rest of an oversized body leaves the connection unusable, so the 413 also closes it.
+pub struct TooLarge(HttpError);
+
+impl axum::response::IntoResponse for TooLarge {
+    fn into_response(self) -> axum::response::Response {
+        let mut res = self.0.into_response();
+        res.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        res
+    }
+}
+
 impl<S: Send + Sync> FromRequest<S> for RawBody {
-    type Rejection = HttpError;
+    type Rejection = TooLarge;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
         match axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await {
             Ok(b) => Ok(RawBody(b)),
-            Err(_) => Err(HttpError(
+            Err(_) => Err(TooLarge(HttpError(
                 ApiError::new(413)
                     .with_reason(format!(
                         "The request body exceeds the maximum allowed size of {MAX_BODY_BYTES} bytes."
                     ))
                     .with_message("The request body is too large"),
-            )),
+            ))),
         }
     }
 }

@@ -4,7 +4,9 @@ mod support;
 
 mod admin_identities;
 mod browser_flows;
+mod cli;
 mod hostile_input;
 mod native_flows;
+mod password_policy;
 mod sessions;
 mod spa_flows;

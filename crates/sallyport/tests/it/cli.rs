@@ -1,0 +1,246 @@
+//! The `sallyport` binary itself: config loading, `migrate sql`, readiness, admin-API client commands, SIGTERM.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::support::client::{api, body};
+use crate::support::{Backend, TestDb, fixture};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sallyport");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_config(dir: &std::path::Path, dsn: &str, public: u16, admin: u16) -> std::path::PathBuf {
+    let yaml = format!(
+        r#"
+version: v1.3.0
+dsn: "{dsn}"
+serve:
+  public: {{ base_url: "http://127.0.0.1:{public}/", host: 127.0.0.1, port: {public} }}
+  admin: {{ base_url: "http://127.0.0.1:{admin}/", host: 127.0.0.1, port: {admin} }}
+selfservice:
+  default_browser_return_url: http://127.0.0.1:4455/
+  methods:
+    password: {{ enabled: true, config: {{ haveibeenpwned_enabled: false }} }}
+identity:
+  default_schema_id: default
+  schemas:
+    - {{ id: default, url: "file://{schema}" }}
+secrets:
+  cookie: [ "a-very-secret-cookie-secret-for-tests" ]
+hashers: {{ algorithm: bcrypt, bcrypt: {{ cost: 12 }} }}
+log: {{ level: info, format: json }}
+oauth2_provider: {{ url: "http://hydra.test:4445" }}
+"#,
+        schema = fixture("email-password.schema.json").display()
+    );
+    let p = dir.join("kratos.yml");
+    std::fs::write(&p, yaml).unwrap();
+    p
+}
+
+async fn wait_for(url: &str, want: u16, within: Duration) -> (u16, Value) {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(res) = api().get(url).send().await {
+            let (st, v) = body(res).await;
+            if st.as_u16() == want || Instant::now() > deadline {
+                return (st.as_u16(), v);
+            }
+        } else if Instant::now() > deadline {
+            return (0, Value::Null);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn terminate(child: &mut std::process::Child) -> bool {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.success();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    false
+}
+
+both_backends!(migrate_serve_and_admin_client, |b: Backend| async move {
+    let db = TestDb::new(b).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (public, admin) = (free_port(), free_port());
+    let cfg = write_config(dir.path(), &db.dsn, public, admin);
+    let cfg_s = cfg.to_str().unwrap();
+
+    let (ok, out, err) = run(&["migrate", "sql", "status", "-e", "-c", cfg_s], &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Pending"), "{out}");
+
+    let mut child = Command::new(BIN)
+        .args(["serve", "-c", cfg_s])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (st, v) = wait_for(
+        &format!("http://127.0.0.1:{admin}/health/ready"),
+        503,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(st, 503, "pending migrations keep the server unready: {v}");
+    assert!(v["errors"]["migrations"].is_string());
+    let (st, _) = wait_for(
+        &format!("http://127.0.0.1:{public}/self-service/login/api"),
+        503,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(st, 503);
+
+    let (ok, out, err) = run(&["migrate", "sql", "-e", "--yes", "-c", cfg_s], &[]);
+    assert!(ok, "{out}{err}");
+    let (st, _) = wait_for(
+        &format!("http://127.0.0.1:{public}/health/ready"),
+        200,
+        Duration::from_secs(15),
+    )
+    .await;
+    assert_eq!(st, 200);
+
+    // Admin-API client commands.
+    let endpoint = format!("http://127.0.0.1:{admin}");
+    let file = dir.path().join("ids.json");
+    std::fs::write(
+        &file,
+        json!([{"schema_id": "default", "traits": {"email": "cli@example.org"}}]).to_string(),
+    )
+    .unwrap();
+    let (ok, out, err) = run(
+        &[
+            "import",
+            "identities",
+            file.to_str().unwrap(),
+            "-e",
+            &endpoint,
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    let created: Value = serde_json::from_str(out.trim()).unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (ok, out, _) = run(
+        &["list", "identities", "--format", "json"],
+        &[("KRATOS_ADMIN_URL", &endpoint)],
+    );
+    assert!(ok && out.contains(&id));
+    let (ok, out, _) = run(&["get", "identity", &id, "-e", &endpoint], &[]);
+    assert!(ok && out.contains("cli@example.org"));
+    let (ok, _, _) = run(&["delete", "identity", &id, "-e", &endpoint], &[]);
+    assert!(ok);
+    let (ok, _, err) = run(&["get", "identity", &id, "-e", &endpoint], &[]);
+    assert!(!ok && err.contains("404"), "{err}");
+
+    let res = api()
+        .get(format!("http://127.0.0.1:{admin}/admin/metrics/prometheus"))
+        .send()
+        .await
+        .unwrap();
+    let text = res.text().await.unwrap();
+    assert!(text.contains("http_requests_total"), "{text}");
+
+    assert!(terminate(&mut child), "SIGTERM ends the server cleanly");
+    let mut logs = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut logs).unwrap();
+    assert!(
+        logs.contains("oauth2_provider.url"),
+        "unimplemented keys are logged once: {logs}"
+    );
+    assert!(
+        !logs.contains("a-very-secret-cookie-secret"),
+        "secrets never reach the logs"
+    );
+});
+
+#[tokio::test]
+async fn invalid_config_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("kratos.yml");
+    std::fs::write(&p, "dsn: memory\nselfservice:\n  default_browser_return_url: http://x/\n  flows:\n    settings:\n      required_aal: aal3\n").unwrap();
+    let (ok, _, err) = run(&["serve", "-c", p.to_str().unwrap()], &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("selfservice.flows.settings.required_aal") && err.contains("aal3"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn dev_mode_starts_without_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let (public, admin) = (free_port(), free_port());
+    let mut child = Command::new(BIN)
+        .args(["serve", "--dev", "--watch-courier"])
+        .current_dir(dir.path())
+        .env("SERVE_PUBLIC_PORT", public.to_string())
+        .env("SERVE_ADMIN_PORT", admin.to_string())
+        .env("SERVE_PUBLIC_HOST", "127.0.0.1")
+        .env("SERVE_ADMIN_HOST", "127.0.0.1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (st, _) = wait_for(
+        &format!("http://127.0.0.1:{public}/health/ready"),
+        200,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (st, flow) = body(
+        api()
+            .get(format!("http://127.0.0.1:{public}/self-service/registration/api"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert!(
+        flow["ui"]["action"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("http://127.0.0.1:{public}/"))
+    );
+    assert!(dir.path().join("sallyport.sqlite").exists());
+    assert!(terminate(&mut child));
+}
