@@ -1,6 +1,8 @@
 //! The Sallyport domain: identities, sessions, flows, UI nodes and the error catalogue.
 //! Nothing here knows HTTP, SQL or SMTP.
 
+pub mod code;
+pub mod courier;
 pub mod error;
 pub mod flow;
 pub mod identity;
