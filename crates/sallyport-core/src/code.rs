@@ -62,18 +62,39 @@ pub struct OneTimeCode {
 pub fn code_digest(secret: &str, code: &str) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(code.as_bytes());
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[async_trait::async_trait]
 pub trait CodeStore: Send + Sync {
     /// One transaction: delete the flow's codes of `kind`, insert `codes`, save `flow`, queue `messages`.
-    async fn save_codes(&self, flow: &Flow, kind: CodeKind, codes: &[OneTimeCode], messages: &[Message]) -> crate::store::StoreResult<()>;
+    async fn save_codes(
+        &self,
+        flow: &Flow,
+        kind: CodeKind,
+        codes: &[OneTimeCode],
+        messages: &[Message],
+    ) -> crate::store::StoreResult<()>;
     /// Atomically marks as used the unused, unexpired code of `flow_id`/`kind` whose digest is one of
     /// `digests`, and returns it; None when there is no such code (wrong, used or expired).
-    async fn use_code(&self, flow_id: Uuid, kind: CodeKind, digests: &[String], now: OffsetDateTime) -> crate::store::StoreResult<Option<OneTimeCode>>;
+    async fn use_code(
+        &self,
+        flow_id: Uuid,
+        kind: CodeKind,
+        digests: &[String],
+        now: OffsetDateTime,
+    ) -> crate::store::StoreResult<Option<OneTimeCode>>;
     /// Like `use_code` but for link tokens, which are not bound to a flow the caller knows.
-    async fn use_token(&self, kind: CodeKind, digests: &[String], now: OffsetDateTime) -> crate::store::StoreResult<Option<OneTimeCode>>;
+    async fn use_token(
+        &self,
+        kind: CodeKind,
+        digests: &[String],
+        now: OffsetDateTime,
+    ) -> crate::store::StoreResult<Option<OneTimeCode>>;
     /// Atomically increments and returns the flow's code submission counter.
     async fn count_submission(&self, flow_id: Uuid) -> crate::store::StoreResult<i32>;
 }

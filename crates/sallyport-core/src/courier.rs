@@ -95,7 +95,14 @@ pub struct Message {
 }
 
 impl Message {
-    pub fn new(kind: MessageType, channel: &str, recipient: &str, template_type: &str, template_data: Value, now: OffsetDateTime) -> Message {
+    pub fn new(
+        kind: MessageType,
+        channel: &str,
+        recipient: &str,
+        template_type: &str,
+        template_data: Value,
+        now: OffsetDateTime,
+    ) -> Message {
         Message {
             id: Uuid::new_v4(),
             status: MessageStatus::Queued,
@@ -129,9 +136,14 @@ pub struct MessageQuery {
 pub enum DeliveryOutcome {
     Sent,
     /// Failed; try again not before `retry_at`.
-    Retry { error: Value, retry_at: OffsetDateTime },
+    Retry {
+        error: Value,
+        retry_at: OffsetDateTime,
+    },
     /// Failed for the last time.
-    Abandon { error: Value },
+    Abandon {
+        error: Value,
+    },
 }
 
 #[async_trait::async_trait]
@@ -140,9 +152,19 @@ pub trait CourierStore: Send + Sync {
     /// Atomically claims up to `limit` due messages (queued and due, or processing with an expired
     /// lease from a dead worker), marks them processing until `now + lease`, oldest first. Two workers
     /// never claim the same message while its lease runs.
-    async fn claim_messages(&self, limit: u32, lease: time::Duration, now: OffsetDateTime) -> crate::store::StoreResult<Vec<Message>>;
+    async fn claim_messages(
+        &self,
+        limit: u32,
+        lease: time::Duration,
+        now: OffsetDateTime,
+    ) -> crate::store::StoreResult<Vec<Message>>;
     /// Records the attempt (a dispatch row, `send_count + 1`) and the new status in one transaction.
-    async fn finish_delivery(&self, id: Uuid, outcome: &DeliveryOutcome, now: OffsetDateTime) -> crate::store::StoreResult<()>;
+    async fn finish_delivery(
+        &self,
+        id: Uuid,
+        outcome: &DeliveryOutcome,
+        now: OffsetDateTime,
+    ) -> crate::store::StoreResult<()>;
     /// Newest first.
     async fn list_messages(&self, query: &MessageQuery) -> crate::store::StoreResult<Vec<Message>>;
     /// With its dispatches.

@@ -78,6 +78,10 @@ pub struct Flow {
     /// Strategy state that never goes to the client.
     pub internal_context: Value,
     pub submit_count: i32,
+    /// What the client should do next (Kratos `continue_with`); rendered for recovery, verification
+    /// and settings flows only.
+    #[serde(default)]
+    pub continue_with: Vec<Value>,
 }
 
 impl Flow {
@@ -119,6 +123,7 @@ impl Flow {
             organization_id: None,
             internal_context: Value::Object(Default::default()),
             submit_count: 0,
+            continue_with: vec![],
         }
     }
 

@@ -35,6 +35,13 @@ pub struct IdentityQuery {
     pub credentials_identifier: Option<String>,
 }
 
+/// Which address table an address lookup searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressKind {
+    Verifiable,
+    Recovery,
+}
+
 #[async_trait]
 pub trait IdentityStore: Send + Sync {
     /// Inserts the identity with credentials, identifiers and addresses, and `session` if given, atomically.
@@ -47,6 +54,13 @@ pub trait IdentityStore: Send + Sync {
         &self,
         credential_type: &str,
         identifier: &str,
+    ) -> StoreResult<Identity>;
+    /// The identity owning a verifiable or recovery address (`via` + `value`, unique together).
+    async fn find_identity_by_address(
+        &self,
+        kind: AddressKind,
+        via: &str,
+        value: &str,
     ) -> StoreResult<Identity>;
     /// Ordered by id.
     async fn list_identities(&self, query: &IdentityQuery) -> StoreResult<Vec<Identity>>;
@@ -113,6 +127,25 @@ pub trait MigrationStore: Send + Sync {
     async fn migrate_down(&self, steps: u32) -> StoreResult<()>;
 }
 
-pub trait Store: IdentityStore + SessionStore + FlowStore + ErrorStore + MigrationStore {}
+pub trait Store:
+    IdentityStore
+    + SessionStore
+    + FlowStore
+    + ErrorStore
+    + MigrationStore
+    + crate::courier::CourierStore
+    + crate::code::CodeStore
+{
+}
 
-impl<T: IdentityStore + SessionStore + FlowStore + ErrorStore + MigrationStore> Store for T {}
+impl<
+    T: IdentityStore
+        + SessionStore
+        + FlowStore
+        + ErrorStore
+        + MigrationStore
+        + crate::courier::CourierStore
+        + crate::code::CodeStore,
+> Store for T
+{
+}

@@ -97,6 +97,12 @@ pub fn label_id() -> Message {
 pub fn label_email() -> Message {
     info(1070007, "Email")
 }
+pub fn label_submit() -> Message {
+    info(1070005, "Submit")
+}
+pub fn label_save() -> Message {
+    info(1070003, "Save")
+}
 pub fn label_continue() -> Message {
     info(1070009, "Continue")
 }
@@ -174,6 +180,12 @@ pub fn validation_identifier_missing() -> Message {
         "Could not find any login identifiers. Did you forget to set them? This could also be caused by a server misconfiguration.",
     )
 }
+pub fn address_not_verified() -> Message {
+    error(
+        4000010,
+        "Account not active yet. Did you forget to verify your email address?",
+    )
+}
 pub fn validation_email() -> Message {
     error(4000040, "Enter a valid email address")
 }
@@ -221,6 +233,194 @@ pub fn registration_flow_expired(expired_at: time::OffsetDateTime, now: time::Of
     .with_context(flow_expired_context(expired_at))
 }
 
+// --- one-time codes, recovery, verification ---
+pub fn login_code_sent() -> Message {
+    info(
+        1010014,
+        "A code was sent to the address you provided. If you didn't receive it, please check the spelling of the address and try again.",
+    )
+}
+pub fn login_code_send() -> Message {
+    info(1010015, "Send sign in code")
+}
+pub fn login_code_send_to(channel: &str, address: &str) -> Message {
+    info(1010023, format!("Send code to {address}"))
+        .with_context(json!({ "address": address, "channel": channel }))
+}
+pub fn login_code_sent_authenticated() -> Message {
+    info(
+        1010025,
+        "A code was sent to your address. If you didn't receive it, please try again.",
+    )
+}
+pub fn registration_code_sent() -> Message {
+    info(
+        1040005,
+        "A code has been sent to the address(es) you provided. If you have not received a message, check the spelling of the address and retry the registration.",
+    )
+}
+pub fn registration_code_send() -> Message {
+    info(1040006, "Send sign up code")
+}
+pub fn recovery_success(privileged_until: time::OffsetDateTime, now: time::OffsetDateTime) -> Message {
+    let minutes = (privileged_until - now).as_seconds_f64() / 60.0;
+    Message {
+        kind: MessageType::Success,
+        ..info(1060001, format!("You successfully recovered your account. Please change your password or set up an alternative login method (e.g. social sign in) within the next {minutes:.2} minutes."))
+    }
+    .with_context(json!({
+        "privilegedSessionExpiresAt": crate::time_fmt::rfc3339(privileged_until),
+        "privileged_session_expires_at": crate::time_fmt::rfc3339(privileged_until),
+        "privileged_session_expires_at_unix": privileged_until.unix_timestamp(),
+    }))
+}
+pub fn recovery_link_sent() -> Message {
+    info(
+        1060002,
+        "An email containing a recovery link has been sent to the email address you provided. If you have not received an email, check the spelling of the address and make sure to use the address you registered with.",
+    )
+}
+pub fn recovery_code_sent() -> Message {
+    info(
+        1060003,
+        "An email containing a recovery code has been sent to the email address you provided. If you have not received an email, check the spelling of the address and make sure to use the address you registered with.",
+    )
+}
+pub fn label_resend_code() -> Message {
+    info(1070008, "Resend code")
+}
+pub fn label_recovery_code() -> Message {
+    info(1070010, "Recovery code")
+}
+pub fn label_verification_code() -> Message {
+    info(1070011, "Verification code")
+}
+pub fn label_registration_code() -> Message {
+    info(1070012, "Registration code")
+}
+pub fn label_login_code() -> Message {
+    info(1070013, "Login code")
+}
+pub fn verification_link_sent() -> Message {
+    info(
+        1080001,
+        "An email containing a verification link has been sent to the email address you provided. If you have not received an email, check the spelling of the address and make sure to use the address you registered with.",
+    )
+}
+pub fn verification_email_success() -> Message {
+    Message {
+        kind: MessageType::Success,
+        ..info(1080002, "You successfully verified your email address.")
+    }
+}
+pub fn verification_code_sent_email() -> Message {
+    info(
+        1080003,
+        "An email containing a verification code has been sent to the email address you provided. If you have not received an email, check the spelling of the address and make sure to use the address you registered with.",
+    )
+}
+pub fn verification_code_sent_sms() -> Message {
+    info(
+        1080004,
+        "A text message containing a verification code has been sent to the phone number you provided. If you have not received a text message, check the spelling of the number and make sure to use the number you registered with.",
+    )
+}
+pub fn verification_sms_success() -> Message {
+    Message {
+        kind: MessageType::Success,
+        ..info(1080005, "You successfully verified your phone number.")
+    }
+}
+pub fn validation_no_code_user() -> Message {
+    error(
+        4000035,
+        "This account does not exist or has not setup sign in with code.",
+    )
+}
+pub fn validation_traits_mismatch() -> Message {
+    error(
+        4000036,
+        "The provided traits do not match the traits previously associated with this flow.",
+    )
+}
+pub fn submitted_too_often() -> Message {
+    validation_generic("The request was submitted too often. Please request another code.")
+}
+pub fn login_code_invalid() -> Message {
+    error(
+        4010008,
+        "The login code is invalid or has already been used. Please try again.",
+    )
+}
+pub fn registration_code_invalid() -> Message {
+    error(
+        4040003,
+        "The registration code is invalid or has already been used. Please try again.",
+    )
+}
+pub fn recovery_retry_success() -> Message {
+    error(
+        4060001,
+        "The request was already completed successfully and can not be retried.",
+    )
+}
+pub fn recovery_token_invalid() -> Message {
+    error(
+        4060004,
+        "The recovery token is invalid or has already been used. Please retry the flow.",
+    )
+}
+pub fn recovery_flow_expired(expired_at: time::OffsetDateTime, now: time::OffsetDateTime) -> Message {
+    error(
+        4060005,
+        format!(
+            "The recovery flow expired {:.2} minutes ago, please try again.",
+            minutes_ago(expired_at, now)
+        ),
+    )
+    .with_context(flow_expired_context(expired_at))
+}
+pub fn recovery_code_invalid() -> Message {
+    error(
+        4060006,
+        "The recovery code is invalid or has already been used. Please try again.",
+    )
+}
+pub fn verification_token_invalid() -> Message {
+    error(
+        4070001,
+        "The verification token is invalid or has already been used. Please retry the flow.",
+    )
+}
+pub fn verification_retry_success() -> Message {
+    error(
+        4070002,
+        "The request was already completed successfully and can not be retried.",
+    )
+}
+pub fn verification_state_failure() -> Message {
+    error(
+        4070003,
+        "The verification flow reached a failure state and must be retried.",
+    )
+}
+pub fn verification_flow_expired(expired_at: time::OffsetDateTime, now: time::OffsetDateTime) -> Message {
+    error(
+        4070005,
+        format!(
+            "The verification flow expired {:.2} minutes ago, please try again.",
+            minutes_ago(expired_at, now)
+        ),
+    )
+    .with_context(flow_expired_context(expired_at))
+}
+pub fn verification_code_invalid() -> Message {
+    error(
+        4070006,
+        "The verification code is invalid or has already been used. Please try again.",
+    )
+}
+
 fn flow_expired_context(expired_at: time::OffsetDateTime) -> Value {
     json!({
         "expired_at": crate::time_fmt::rfc3339(expired_at),
@@ -251,6 +451,8 @@ mod tests {
             label_id(),
             label_email(),
             label_continue(),
+            label_submit(),
+            label_save(),
             validation_generic("x"),
             validation_required("email"),
             validation_min_length(5, 3),
@@ -266,11 +468,44 @@ mod tests {
             validation_password_same_as_old(),
             validation_email(),
             validation_identifier_missing(),
+            address_not_verified(),
             login_flow_expired(now, now),
             login_no_strategy(),
             registration_no_strategy(),
             identity_disabled(),
             registration_flow_expired(now, now),
+            login_code_sent(),
+            login_code_send(),
+            login_code_send_to("email", "a@b.c"),
+            login_code_sent_authenticated(),
+            registration_code_sent(),
+            registration_code_send(),
+            recovery_success(now, now),
+            recovery_link_sent(),
+            recovery_code_sent(),
+            label_resend_code(),
+            label_recovery_code(),
+            label_verification_code(),
+            label_registration_code(),
+            label_login_code(),
+            verification_link_sent(),
+            verification_email_success(),
+            verification_code_sent_email(),
+            verification_code_sent_sms(),
+            verification_sms_success(),
+            validation_no_code_user(),
+            validation_traits_mismatch(),
+            login_code_invalid(),
+            registration_code_invalid(),
+            recovery_retry_success(),
+            recovery_token_invalid(),
+            recovery_flow_expired(now, now),
+            recovery_code_invalid(),
+            verification_token_invalid(),
+            verification_retry_success(),
+            verification_state_failure(),
+            verification_flow_expired(now, now),
+            verification_code_invalid(),
         ];
         for m in ours {
             let entry = catalogue

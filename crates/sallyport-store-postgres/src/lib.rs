@@ -77,7 +77,12 @@ fn split_pool_params(dsn: &str) -> Result<(String, u32), StoreError> {
     Ok((url.into(), max))
 }
 
-sallyport_store_sql::impl_sql_store!(PgStore, sqlx::Postgres, MIGRATOR);
+sallyport_store_sql::impl_sql_store!(
+    PgStore,
+    sqlx::Postgres,
+    MIGRATOR,
+    row_lock = "FOR UPDATE SKIP LOCKED"
+);
 
 #[cfg(test)]
 mod tests {

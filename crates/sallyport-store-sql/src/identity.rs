@@ -63,6 +63,19 @@ pub mod sql {
         sql
     }
 
+    pub fn by_address(kind: sallyport_core::store::AddressKind, via: &str, value: &str) -> Sql {
+        let table = match kind {
+            sallyport_core::store::AddressKind::Verifiable => "identity_verifiable_addresses",
+            sallyport_core::store::AddressKind::Recovery => "identity_recovery_addresses",
+        };
+        let mut sql = select_where(
+            &format!("id = (SELECT identity_id FROM {table} WHERE via = "),
+            via,
+        );
+        sql.push(" AND value = ").bind(value).push(")");
+        sql
+    }
+
     /// `None` when the query can only match nothing (an empty `ids` filter).
     pub fn list(q: &IdentityQuery) -> Option<Sql> {
         let mut sql = Sql::new(&format!("SELECT {IDENTITY_COLUMNS} FROM identities WHERE 1 = 1"));
@@ -385,6 +398,17 @@ macro_rules! __impl_identity_store {
                 identifier: &str,
             ) -> StoreResult<Identity> {
                 let sql = $crate::__private::identity_sql::by_identifier(credential_type, identifier);
+                fetch_identity(&self.reader, sql).await
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn find_identity_by_address(
+                &self,
+                kind: sallyport_core::store::AddressKind,
+                via: &str,
+                value: &str,
+            ) -> StoreResult<Identity> {
+                let sql = $crate::__private::identity_sql::by_address(kind, via, value);
                 fetch_identity(&self.reader, sql).await
             }
 

@@ -10,9 +10,12 @@
 //! `migrations/`) so that the same Rust values bind on both: `Uuid`, [`Ts`], `Json<_>`, `bool`, `i32`/`i64`.
 //!
 //! Errors: unique violations become `StoreError::Conflict(<table>)` (e.g. `identity_credential_identifiers`,
-//! `identity_verifiable_addresses`, `identities` for `external_id`, `sessions`), missing rows `NotFound`.
+//! `identity_verifiable_addresses`, `identities` for `external_id`, `sessions`, `courier_messages`),
+//! missing rows `NotFound`.
 
 mod args;
+mod code;
+mod courier;
 mod error;
 mod flow;
 mod identity;
@@ -37,6 +40,8 @@ pub mod __private {
     pub use tracing;
     pub use uuid;
 
+    pub use crate::code::{CodeRow, sql as code_sql};
+    pub use crate::courier::{DispatchRow, MessageRow, sql as courier_sql};
     pub use crate::flow::sql as flow_sql;
     pub use crate::identity::{ID_CHUNK, sql as identity_sql};
     pub use crate::migration::{sql as migration_sql, undo_target};
@@ -44,16 +49,19 @@ pub mod __private {
     pub use crate::session::sql as session_sql;
 }
 
-/// Implements every trait of `sallyport_core::store` for `$store`, whose `writer` and `reader` fields
-/// are `sqlx::Pool<$db>`, with `$migrator` (a `sqlx::migrate::Migrator`) driving `MigrationStore`.
+/// Implements every trait of `sallyport_core::store::Store` for `$store`, whose `writer` and `reader`
+/// fields are `sqlx::Pool<$db>`, with `$migrator` (a `sqlx::migrate::Migrator`) driving
+/// `MigrationStore`. `row_lock` ends the one query that differs per dialect, the courier's claim: the
+/// clause that makes concurrent workers skip rows another one is claiming (see `courier::sql::claim`).
 ///
 /// ```ignore
 /// static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-/// sallyport_store_sql::impl_sql_store!(SqliteStore, sqlx::Sqlite, MIGRATOR);
+/// sallyport_store_sql::impl_sql_store!(SqliteStore, sqlx::Sqlite, MIGRATOR, row_lock = "");
+/// sallyport_store_sql::impl_sql_store!(PgStore, sqlx::Postgres, MIGRATOR, row_lock = "FOR UPDATE SKIP LOCKED");
 /// ```
 #[macro_export]
 macro_rules! impl_sql_store {
-    ($store:ty, $db:ty, $migrator:expr) => {
+    ($store:ty, $db:ty, $migrator:expr, row_lock = $row_lock:expr) => {
         const _: () = {
             #[allow(unused_imports)]
             use $crate::__private::sallyport_core::{
@@ -73,9 +81,12 @@ macro_rules! impl_sql_store {
             type DbPool = $crate::__private::sqlx::Pool<$db>;
 
             $crate::__identity_helpers!();
+            $crate::__courier_helpers!();
             $crate::__impl_identity_store!($store);
             $crate::__impl_session_store!($store);
             $crate::__impl_flow_store!($store);
+            $crate::__impl_courier_store!($store, $row_lock);
+            $crate::__impl_code_store!($store);
             $crate::__impl_migration_store!($store, $migrator);
         };
     };

@@ -93,4 +93,4 @@ impl SqliteStore {
     }
 }
 
-sallyport_store_sql::impl_sql_store!(SqliteStore, sqlx::Sqlite, MIGRATOR);
+sallyport_store_sql::impl_sql_store!(SqliteStore, sqlx::Sqlite, MIGRATOR, row_lock = "");

@@ -95,6 +95,26 @@ async fn concurrent_writers_never_see_locked() {
     store.close().await;
 }
 
+/// Two stores on one file, as two server processes would open it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_claim_and_use_codes_once() {
+    let db = TempDb::new();
+    let a = SqliteStore::connect(&db.dsn()).await.expect("connect a");
+    a.migrate_up().await.expect("migrate");
+    let b = SqliteStore::connect(&db.dsn()).await.expect("connect b");
+    sallyport_store_sql::story::races::claims(&a, &b, 200).await;
+    sallyport_store_sql::story::races::code_uses(&a, &b, 25).await;
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_store_uses_a_code_once() {
+    let store = SqliteStore::connect("memory").await.expect("connect");
+    store.migrate_up().await.expect("migrate");
+    sallyport_store_sql::story::races::code_uses(&store, &store, 25).await;
+}
+
 #[tokio::test]
 async fn status_on_an_empty_file_lists_pending() {
     let db = TempDb::new();

@@ -8,8 +8,8 @@ use sallyport_config::{Config, FlowKind, HashAlgorithm, LoadOptions, model};
 use url::Url;
 
 use crate::settings::{
-    AfterSettings, CookieSettings, CorsSettings, FlowSettings, HasherSettings, MethodAfter, PasswordSettings,
-    RequiredAal, SameSite, Settings,
+    AddressFlowSettings, AfterSettings, CodeSettings, CookieSettings, CorsSettings, FlowSettings,
+    HasherSettings, MethodAfter, PasswordSettings, RequiredAal, SameSite, Settings,
 };
 
 /// Loads config files (or, for `--dev` without files, built-in development defaults) plus the environment.
@@ -132,6 +132,37 @@ pub fn settings(cfg: &Config, dev: bool) -> anyhow::Result<Settings> {
             ignore_network_errors: pw.config.ignore_network_errors,
         },
         code_mfa_enabled: ss.methods.code.enabled && ss.methods.code.mfa_enabled,
+        code: CodeSettings {
+            enabled: ss.methods.code.enabled,
+            passwordless_enabled: ss.methods.code.enabled && ss.methods.code.passwordless_enabled,
+            mfa_enabled: ss.methods.code.enabled && ss.methods.code.mfa_enabled,
+            lifespan: ss.methods.code.config.lifespan,
+            max_submissions: ss.methods.code.config.max_submissions,
+            missing_credential_fallback_enabled: ss.methods.code.config.missing_credential_fallback_enabled,
+        },
+        link_enabled: ss.methods.link.enabled,
+        link_lifespan: ss.methods.link.config.lifespan,
+        recovery: AddressFlowSettings {
+            enabled: ss.flows.recovery.enabled,
+            use_link: ss.flows.recovery.use_ == model::AddressFlowMethod::Link,
+            ui_url: cfg.flow_ui_url(FlowKind::Recovery),
+            lifespan: cfg.flow_lifespan(FlowKind::Recovery),
+            notify_unknown_recipients: ss.flows.recovery.notify_unknown_recipients,
+            after: after(cfg, &ss.flows.recovery.after),
+        },
+        verification: AddressFlowSettings {
+            enabled: ss.flows.verification.enabled,
+            use_link: ss.flows.verification.use_ == model::AddressFlowMethod::Link,
+            ui_url: cfg.flow_ui_url(FlowKind::Verification),
+            lifespan: cfg.flow_lifespan(FlowKind::Verification),
+            notify_unknown_recipients: ss.flows.verification.notify_unknown_recipients,
+            after: after(cfg, &ss.flows.verification.after),
+        },
+        privileged_session_max_age: ss.flows.settings.privileged_session_max_age,
+        use_continue_with_transitions: cfg.feature_flags.use_continue_with_transitions,
+        legacy_require_verified_login_error: cfg.feature_flags.legacy_require_verified_login_error,
+        expose_message_bodies: dev,
+        courier: cfg.courier.clone(),
         session_lifespan: cfg.session.lifespan,
         session_earliest_possible_extend: cfg.session.earliest_possible_extend,
         session_cookie: CookieSettings {

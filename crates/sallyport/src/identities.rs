@@ -74,3 +74,19 @@ pub fn set_trait_values(ui: &mut Container, traits: &Value) {
     }
     walk(ui, "traits", traits);
 }
+
+pub use sallyport_core::store::AddressKind;
+
+/// The identity owning a verifiable or recovery address, if any.
+pub async fn find_by_address(
+    app: &App,
+    kind: AddressKind,
+    via: &str,
+    value: &str,
+) -> Result<Option<Identity>, sallyport_core::store::StoreError> {
+    match app.store.find_identity_by_address(kind, via, value).await {
+        Ok(i) => Ok(Some(i)),
+        Err(sallyport_core::store::StoreError::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}

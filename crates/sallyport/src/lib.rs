@@ -4,6 +4,8 @@
 pub mod admin;
 pub mod cli;
 pub mod config_loader;
+pub mod courier;
+pub mod courier_worker;
 pub mod http;
 pub mod identities;
 pub mod pagination;

@@ -26,7 +26,7 @@ pub fn encode_token(id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(id.to_string())
 }
 
-fn decode_token(t: &str) -> Option<Uuid> {
+pub fn decode_token(t: &str) -> Option<Uuid> {
     let raw = URL_SAFE_NO_PAD.decode(t).ok()?;
     Uuid::parse_str(std::str::from_utf8(&raw).ok()?).ok()
 }

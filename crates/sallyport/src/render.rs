@@ -134,6 +134,12 @@ pub fn flow(f: &Flow, csrf: &str) -> Value {
         o.insert("refresh".into(), json!(f.refresh));
         o.insert("requested_aal".into(), json!(f.requested_aal));
     }
+    if matches!(
+        f.kind,
+        FlowKind::Recovery | FlowKind::Verification | FlowKind::Settings
+    ) {
+        o.insert("continue_with".into(), json!(f.continue_with));
+    }
     if let Some(s) = &f.identity_schema {
         o.insert("identity_schema".into(), json!(s));
     }

@@ -15,7 +15,7 @@ use sallyport_core::error::ApiError;
 use crate::admin;
 use crate::http::error::{HttpError, redirect};
 use crate::public;
-use crate::selfservice::{login, registration};
+use crate::selfservice::{login, recovery, registration, settings, verification};
 use crate::state::AppState;
 
 pub fn public_router(app: AppState) -> Router {
@@ -47,6 +47,36 @@ pub fn public_router(app: AppState) -> Router {
             post(registration::update_registration_flow).get(registration::update_registration_flow),
         )
         .route(
+            "/self-service/recovery/browser",
+            get(recovery::create_browser_recovery_flow),
+        )
+        .route(
+            "/self-service/recovery/api",
+            get(recovery::create_native_recovery_flow),
+        )
+        .route("/self-service/recovery/flows", get(recovery::get_recovery_flow))
+        .route(
+            "/self-service/recovery",
+            post(recovery::update_recovery_flow).get(recovery::update_recovery_flow),
+        )
+        .route(
+            "/self-service/verification/browser",
+            get(verification::create_browser_verification_flow),
+        )
+        .route(
+            "/self-service/verification/api",
+            get(verification::create_native_verification_flow),
+        )
+        .route(
+            "/self-service/verification/flows",
+            get(verification::get_verification_flow),
+        )
+        .route(
+            "/self-service/verification",
+            post(verification::update_verification_flow).get(verification::update_verification_flow),
+        )
+        .route("/self-service/settings/flows", get(settings::get_settings_flow))
+        .route(
             "/self-service/logout/browser",
             get(public::logout::create_browser_logout_flow),
         )
@@ -71,6 +101,8 @@ pub fn public_router(app: AppState) -> Router {
         .route("/identities", any(to_admin))
         .route("/identities/{*rest}", any(to_admin))
         .route("/admin/{*rest}", any(to_admin))
+        .route("/recovery/code", post(to_admin))
+        .route("/recovery/link", post(to_admin))
         .fallback(not_found);
     let r = with_cors(r, &app);
     finish(r.layer(middleware::from_fn(vary_cookie)), app, "public")
@@ -112,6 +144,16 @@ fn admin_routes() -> Router<AppState> {
             get(admin::sessions::get_session).delete(admin::sessions::disable_session),
         )
         .route("/sessions/{id}/extend", patch(admin::sessions::extend_session))
+        .route("/courier/messages", get(admin::courier::list_courier_messages))
+        .route("/courier/messages/{id}", get(admin::courier::get_courier_message))
+        .route(
+            "/recovery/code",
+            post(admin::recovery::create_recovery_code_for_identity),
+        )
+        .route(
+            "/recovery/link",
+            post(admin::recovery::create_recovery_link_for_identity),
+        )
         .route("/health/alive", get(public::health::is_alive))
         .route("/health/ready", get(public::health::is_ready_admin))
         .route("/version", get(admin::version::get_version))

@@ -89,7 +89,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", settings.admin_listen))?;
     let app = build_app(settings, store, metrics).await?;
-    let server = Server::new(app.clone(), public, admin);
+    let mut server = Server::new(app.clone(), public, admin);
+    if args.watch_courier {
+        server = server.with_courier()?;
+    }
     tracing::info!(
         public = %server.public_addr(),
         admin = %server.admin_addr(),
@@ -111,4 +114,20 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         });
     }
     server.run(shutdown_signal()).await
+}
+
+/// `sallyport courier watch`: deliver queued messages until SIGTERM/Ctrl-C.
+pub async fn courier_watch(config: &[std::path::PathBuf]) -> anyhow::Result<()> {
+    let cfg = crate::config_loader::load(config, false)?;
+    init_logging(&cfg);
+    let settings = crate::config_loader::settings(&cfg, false)?;
+    let store = open_store(&settings.dsn).await?;
+    if pending_migrations(&*store).await? > 0 {
+        anyhow::bail!("the database has pending migrations; run `sallyport migrate sql -e --yes` first");
+    }
+    let app = build_app(settings, store, None).await?;
+    let dispatcher = crate::courier_worker::dispatcher(&app)?;
+    tracing::info!("courier is watching for messages");
+    dispatcher.run(shutdown_signal()).await;
+    Ok(())
 }

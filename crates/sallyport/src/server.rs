@@ -93,7 +93,13 @@ pub async fn build_app(
         },
         http,
     );
+    let templates = sallyport_courier::Templates::from_config(&settings.courier)
+        .map_err(|e| anyhow::anyhow!("loading courier templates: {e}"))?;
     let migrations_applied = pending_migrations(&*store).await.map(|p| p == 0).unwrap_or(false);
+    // The dummy hash for unknown identifiers is computed once; do it now so the first such login
+    // takes no longer than any other.
+    let warm = hasher.clone();
+    tokio::spawn(async move { warm.verify_dummy(b"warm-up").await });
     Ok(Arc::new(App {
         cookie_keys: CookieKeys::new(&settings.cookie_secrets),
         csrf_cookie_name: csrf::cookie_name(settings.public_base_url.as_str()),
@@ -102,6 +108,7 @@ pub async fn build_app(
         hasher,
         policy,
         schemas,
+        templates,
         migrations_applied: AtomicBool::new(migrations_applied),
         metrics,
     }))
@@ -119,11 +126,23 @@ pub struct Server {
     app: AppState,
     public: TcpListener,
     admin: TcpListener,
+    courier: Option<sallyport_courier::Dispatcher>,
 }
 
 impl Server {
     pub fn new(app: AppState, public: TcpListener, admin: TcpListener) -> Server {
-        Server { app, public, admin }
+        Server {
+            app,
+            public,
+            admin,
+            courier: None,
+        }
+    }
+
+    /// Also deliver queued messages from this process (`--watch-courier`).
+    pub fn with_courier(mut self) -> anyhow::Result<Server> {
+        self.courier = Some(crate::courier_worker::dispatcher(&self.app)?);
+        Ok(self)
     }
 
     pub fn app(&self) -> &AppState {
@@ -148,6 +167,15 @@ impl Server {
         let admin_app = crate::router::admin_router(self.app.clone());
         let mut rx1 = tx.subscribe();
         let mut rx2 = tx.subscribe();
+        let courier = self.courier.map(|d| {
+            let mut rx = tx.subscribe();
+            tokio::spawn(async move {
+                d.run(async move {
+                    let _ = rx.recv().await;
+                })
+                .await
+            })
+        });
         let public = axum::serve(
             self.public,
             public_app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -168,6 +196,9 @@ impl Server {
         });
         let (a, b) = tokio::join!(public.into_future(), admin.into_future());
         trigger.abort();
+        if let Some(c) = courier {
+            let _ = c.await;
+        }
         a.context("public listener")?;
         b.context("admin listener")?;
         Ok(())

@@ -81,13 +81,19 @@ pub fn clear_session_cookie(app: &App) -> HeaderValue {
 
 /// Kratos regenerates the CSRF token whenever the session changes hands.
 pub fn new_csrf_cookie(app: &App) -> HeaderValue {
-    let token = csrf::new_token();
-    set_cookie(
+    rotate_csrf(app).1
+}
+
+/// A new CSRF token (encoded as flows store it) and the cookie that hands it to the browser.
+pub fn rotate_csrf(app: &App) -> (String, HeaderValue) {
+    let token = csrf::encode_cookie(&csrf::new_token());
+    let cookie = set_cookie(
         &app.settings.csrf_cookie,
         &app.csrf_cookie_name,
-        &csrf::encode_cookie(&token),
+        &token,
         Some(31_536_000),
-    )
+    );
+    (token, cookie)
 }
 
 pub fn aal2_login_url(app: &App, return_to: Option<&str>) -> String {

@@ -92,6 +92,27 @@ pub enum HasherSettings {
 }
 
 #[derive(Debug, Clone)]
+pub struct CodeSettings {
+    pub enabled: bool,
+    pub passwordless_enabled: bool,
+    pub mfa_enabled: bool,
+    pub lifespan: Duration,
+    pub max_submissions: u32,
+    pub missing_credential_fallback_enabled: bool,
+}
+
+/// Recovery and verification share a shape: enabled, `use: code|link`, a UI, hooks.
+#[derive(Debug, Clone)]
+pub struct AddressFlowSettings {
+    pub enabled: bool,
+    pub use_link: bool,
+    pub ui_url: Url,
+    pub lifespan: Duration,
+    pub notify_unknown_recipients: bool,
+    pub after: AfterSettings,
+}
+
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub dev: bool,
     pub dsn: String,
@@ -111,6 +132,17 @@ pub struct Settings {
     pub logout_return_url: Option<Url>,
     pub password: PasswordSettings,
     pub code_mfa_enabled: bool,
+    pub code: CodeSettings,
+    pub link_enabled: bool,
+    pub link_lifespan: Duration,
+    pub recovery: AddressFlowSettings,
+    pub verification: AddressFlowSettings,
+    pub privileged_session_max_age: Duration,
+    pub use_continue_with_transitions: bool,
+    pub legacy_require_verified_login_error: bool,
+    pub courier: sallyport_config::model::Courier,
+    /// Whether courier admin responses may show message bodies (`--dev`).
+    pub expose_message_bodies: bool,
     pub session_lifespan: Duration,
     pub session_earliest_possible_extend: Option<Duration>,
     pub session_cookie: CookieSettings,

@@ -16,6 +16,7 @@ pub struct App {
     pub hasher: Hasher,
     pub policy: PasswordPolicy,
     pub schemas: SchemaRegistry,
+    pub templates: sallyport_courier::Templates,
     pub cookie_keys: CookieKeys,
     pub csrf_cookie_name: String,
     /// Set once every embedded migration is applied; `/health/ready` answers 503 until then.

@@ -74,6 +74,21 @@ pub async fn run(store: &dyn Store) -> Cast {
         store.find_identity_by_identifier(PASSWORD, "nobody").await,
         "unknown identifier",
     );
+    use sallyport_core::store::AddressKind;
+    for kind in [AddressKind::Verifiable, AddressKind::Recovery] {
+        let found = store.find_identity_by_address(kind, "email", &ada_email).await;
+        assert_eq!(found.expect("find by address").id, ada.id, "{kind:?}");
+        not_found(
+            store.find_identity_by_address(kind, "sms", &ada_email).await,
+            "address on another channel",
+        );
+        not_found(
+            store
+                .find_identity_by_address(kind, "email", "nobody@example.org")
+                .await,
+            "unknown address",
+        );
+    }
 
     let external_id = ada.external_id.clone().expect("external id");
     assert_eq!(

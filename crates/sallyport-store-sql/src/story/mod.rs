@@ -2,9 +2,12 @@
 //! each backend's `tests/story.rs` (atuin's `db_story`). Give it a fresh, unmigrated database: it
 //! migrates first and ends by migrating down and up again. It panics at the first difference.
 
+mod codes;
+mod courier;
 mod flows;
 mod identities;
 mod migrations;
+pub mod races;
 mod sessions;
 
 use std::fmt::Debug;
@@ -19,6 +22,8 @@ pub async fn run(store: &dyn Store) {
     identities::create_with_session(store).await;
     flows::run(store).await;
     flows::errors(store).await;
+    courier::run(store).await;
+    codes::run(store).await;
     identities::delete_cascades(store, &cast.ada, &ada_session).await;
     migrations::down_and_up(store).await;
 }

@@ -1,3 +1,5 @@
+pub mod courier;
 pub mod identities;
+pub mod recovery;
 pub mod sessions;
 pub mod version;

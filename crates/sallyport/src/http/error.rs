@@ -31,7 +31,8 @@ impl From<StoreError> for HttpError {
 #[track_caller]
 pub fn store_error(e: StoreError) -> ApiError {
     match e {
-        StoreError::NotFound => ApiError::not_found("Unable to locate the resource"),
+        // Kratos (sqlcon) answers a missing row with a message and no reason.
+        StoreError::NotFound => ApiError::new(404).with_message("Unable to locate the resource"),
         StoreError::Conflict(_) => ApiError::identity_conflict(),
         StoreError::Other(err) => {
             let at = std::panic::Location::caller();

@@ -59,7 +59,9 @@ pub fn ui_url(app: &App, kind: FlowKind) -> url::Url {
     match kind {
         FlowKind::Login => app.settings.login.ui_url.clone(),
         FlowKind::Registration => app.settings.registration.ui_url.clone(),
-        _ => app.settings.settings_ui_url.clone(),
+        FlowKind::Recovery => app.settings.recovery.ui_url.clone(),
+        FlowKind::Verification => app.settings.verification.ui_url.clone(),
+        FlowKind::Settings => app.settings.settings_ui_url.clone(),
     }
 }
 

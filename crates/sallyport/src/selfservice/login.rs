@@ -22,7 +22,7 @@ use crate::http::request::ReqInfo;
 use crate::selfservice::common::{
     FlowFailure, continue_with_redirect, flow_id, init_csrf, respond_new_flow, with_headers, write_flow_error,
 };
-use crate::selfservice::password;
+use crate::selfservice::{code, password};
 use crate::session_manager::{self, Authenticated, check_aal};
 use crate::state::{App, AppState};
 
@@ -31,6 +31,7 @@ pub struct InitQuery {
     pub refresh: Option<String>,
     pub aal: Option<String>,
     pub return_to: Option<String>,
+    pub via: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -44,6 +45,7 @@ struct LoginParams {
     aal: Aal,
     return_to: Option<String>,
     request_url: String,
+    via: Option<String>,
 }
 
 fn parse_aal(raw: Option<&str>) -> Result<Aal, ApiError> {
@@ -88,6 +90,7 @@ fn build_flow(
         });
         password::populate_login(&mut f, refresh_identifier);
     }
+    code::login::populate(app, &mut f, auth, p.via.as_deref());
     if p.refresh {
         f.ui.messages.push(text::login_reauth());
     } else if p.aal == Aal::Aal2 {
@@ -169,10 +172,18 @@ async fn create_flow(app: &App, req: &ReqInfo, flow_type: FlowType, q: InitQuery
         aal,
         return_to,
         request_url: req.request_url(&s.public_base_url),
+        via: q.via,
     };
-    let flow = build_flow(app, flow_type, &params, csrf, auth.as_ref());
+    let mut flow = build_flow(app, flow_type, &params, csrf, auth.as_ref());
     if let Err(e) = app.store.create_flow(&flow).await {
         return fail(store_error(e)).await;
+    }
+    if let Some(a) = &auth {
+        match code::login::fast_2fa(app, &mut flow, a, params.via.as_deref()).await {
+            Ok(_) => {}
+            Err(FlowFailure::Api(e)) => return fail(e).await,
+            Err(_) => return fail(ApiError::internal()).await,
+        }
     }
     respond_new_flow(app, req, &flow, set_cookie)
 }
@@ -192,6 +203,7 @@ fn replacement(app: &App, req: &ReqInfo, old: &Flow) -> Flow {
         aal: old.requested_aal,
         return_to: old.return_to.clone(),
         request_url: old.request_url.clone(),
+        via: None,
     };
     let csrf = if old.is_browser() {
         crate::selfservice::common::request_csrf(app, req)
@@ -258,6 +270,21 @@ pub async fn update_login_flow(
         Err(e) => return write_flow_error(app, &req, Some(flow), e.into(), replace).await,
     };
     let method = str_field(&body, "method").unwrap_or("").to_owned();
+    if code::login::responsible(app, &flow, &body) {
+        let mut flow = flow;
+        return match code::login::submit(app, &req, &mut flow, &body, auth.as_ref()).await {
+            Ok(code::login::Outcome::Sent) => code_sent_response(app, &req, &flow, StatusCode::BAD_REQUEST),
+            Ok(code::login::Outcome::Authenticated(i)) => {
+                finish_login(app, &req, flow, *i, auth, "code", code::login::completed_aal(app)).await
+            }
+            Err(f) => {
+                if let Some(v) = str_field(&body, "identifier").or(str_field(&body, "address")) {
+                    flow.ui.set_value("identifier", Value::String(v.to_owned()));
+                }
+                write_flow_error(app, &req, Some(flow), f, replace).await
+            }
+        };
+    }
     let outcome = match method.as_str() {
         "password" if app.settings.password.enabled && flow.requested_aal == Aal::Aal1 => {
             password::login(app, &req, &flow, &body)
@@ -286,6 +313,44 @@ pub async fn update_login_flow(
         }
     };
     finish_login(app, &req, flow, identity, auth, method, aal).await
+}
+
+/// Kratos' `require_verified_address` hook: no session until an address is verified; a verification
+/// code goes out and the client is sent to verify.
+async fn require_verified_address(app: &App, req: &ReqInfo, flow: Flow, identity: &Identity) -> Response {
+    let replace = |old: &Flow| replacement(app, req, old);
+    if app.settings.legacy_require_verified_login_error {
+        let m = crate::selfservice::common::FieldMessage::flow(text::address_not_verified());
+        return write_flow_error(app, req, Some(flow), FlowFailure::Ui(vec![m]), replace).await;
+    }
+    let items = match crate::selfservice::hooks::start_verification(app, req, identity, flow.flow_type).await
+    {
+        Ok(i) => i,
+        Err(f) => return write_flow_error(app, req, Some(flow), f, replace).await,
+    };
+    if flow.is_browser()
+        && !req.is_json
+        && let Some(to) = crate::selfservice::hooks::verification_ui_url(&items)
+    {
+        return redirect(StatusCode::SEE_OTHER, &to);
+    }
+    let e = ApiError::forbidden("Your account's email or phone address are not verified yet. Please check your email or phone inbox or re-request verification.")
+        .with_id(sallyport_core::error::ErrorId::SessionVerifiedAddressRequired)
+        .with_message("your email or phone address is not yet verified")
+        .with_detail("continue_with", items);
+    HttpError(e).into_response()
+}
+
+/// After codes went out: browsers back to the UI, JSON clients get the flow — with 400, because the
+/// login is not complete yet (Kratos: "SPAs need to be informed that the login has not yet completed").
+pub fn code_sent_response(app: &App, req: &ReqInfo, flow: &Flow, json_status: StatusCode) -> Response {
+    if flow.is_browser() && !req.is_json {
+        return redirect(
+            StatusCode::SEE_OTHER,
+            &crate::selfservice::common::ui_redirect_url(app, flow.kind, flow.id),
+        );
+    }
+    crate::selfservice::common::flow_json(app, req, flow, json_status)
 }
 
 /// Kratos `PostLoginHook`: activate the session, run the `after` hooks, answer per client kind.
@@ -327,6 +392,12 @@ async fn finish_login(
         });
     }
     session.updated_at = now;
+    let hooks = app.settings.login.after.hooks_for(method).to_vec();
+    if hooks.iter().any(|h| h == "require_verified_address")
+        && !identity.verifiable_addresses.iter().any(|a| a.verified)
+    {
+        return require_verified_address(app, req, flow, &identity).await;
+    }
     let stored = if is_new {
         app.store.create_session(&session).await
     } else {
@@ -335,7 +406,7 @@ async fn finish_login(
     if let Err(e) = stored {
         return write_flow_error(app, req, Some(flow), store_error(e).into(), replace).await;
     }
-    for hook in app.settings.login.after.hooks_for(method) {
+    for hook in &hooks {
         if hook == "revoke_active_sessions"
             && let Err(e) = app
                 .store

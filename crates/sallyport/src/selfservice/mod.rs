@@ -1,5 +1,11 @@
+pub mod address_flow;
+pub mod code;
 pub mod common;
+pub mod hooks;
 pub mod login;
 pub mod password;
 pub mod profile;
+pub mod recovery;
 pub mod registration;
+pub mod settings;
+pub mod verification;

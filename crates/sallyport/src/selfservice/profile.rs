@@ -63,13 +63,14 @@ pub fn submit(
         set_trait_values(&mut flow.ui, &traits);
         return Err(FlowFailure::Ui(trait_errors(errors)));
     }
-    show_credentials(flow, &traits);
+    show_credentials(app, flow, &traits);
     Ok(())
 }
 
-fn show_credentials(flow: &mut Flow, traits: &Value) {
+fn show_credentials(app: &App, flow: &mut Flow, traits: &Value) {
     flow.ui.reset_messages();
     flow.active = None;
+    flow.state = sallyport_core::flow::FlowState::ChooseMethod;
     set_trait_values(&mut flow.ui, traits);
     flow.ui
         .nodes
@@ -82,8 +83,14 @@ fn show_credentials(flow: &mut Flow, traits: &Value) {
             a.input_type = "hidden".into();
         }
     }
-    flow.ui.push(password::password_node_for_registration());
-    flow.ui.push(password::registration_submit());
+    if app.settings.password.enabled {
+        flow.ui.push(password::password_node_for_registration());
+        flow.ui.push(password::registration_submit());
+    }
+    if crate::selfservice::code::registration::enabled(app) {
+        flow.ui
+            .push(crate::selfservice::code::registration::submit_node());
+    }
     flow.ui.push(previous_screen());
     flow.ui.messages.push(text::registration_choose_credentials());
 }

@@ -25,7 +25,7 @@ use crate::selfservice::common::{
     ui_redirect_url, with_headers, write_flow_error,
 };
 use crate::selfservice::login::FlowQuery;
-use crate::selfservice::{password, profile};
+use crate::selfservice::{code, password, profile};
 use crate::session_manager;
 use crate::state::{App, AppState};
 
@@ -97,6 +97,9 @@ fn populate_one_step(app: &App, flow: &mut Flow, traits: Option<&Value>) {
             .unwrap_or(nodes.len());
         nodes.insert(at, password::password_node_for_registration());
         nodes.push(password::registration_submit());
+    }
+    if code::registration::enabled(app) {
+        nodes.push(code::registration::submit_node());
     }
     flow.ui.nodes.extend(nodes);
 }
@@ -282,6 +285,17 @@ pub async fn update_registration_flow(
             Err(f) => write_flow_error(app, &req, Some(flow), f, replace).await,
         };
     }
+    if method == "code" && code::registration::enabled(app) {
+        return match code::registration::submit(app, &req, &mut flow, &body, &schema_id).await {
+            Ok(code::registration::Outcome::Sent) => {
+                crate::selfservice::login::code_sent_response(app, &req, &flow, StatusCode::BAD_REQUEST)
+            }
+            Ok(code::registration::Outcome::Verified(identity)) => {
+                finish_registration(app, &req, flow, *identity, "code").await
+            }
+            Err(f) => write_flow_error(app, &req, Some(flow), f, replace).await,
+        };
+    }
     let result = match method {
         "password" if app.settings.password.enabled => {
             register_with_password(app, &req, &flow, &body, &schema_id).await
@@ -387,6 +401,13 @@ async fn finish_registration(
                 .map(|u| u.to_string())
         })
         .unwrap_or_else(|| app.settings.default_return_url.to_string());
+    // Kratos prepends the `verification` hook when verification is enabled; `session` always runs last.
+    let verification =
+        match crate::selfservice::hooks::start_verification(app, req, &identity, flow.flow_type).await {
+            Ok(v) => v,
+            Err(f) => return write_flow_error(app, req, Some(flow), f, replace).await,
+        };
+    let show_verification = hooks.iter().any(|h| h == "show_verification_ui");
     flow.state = FlowState::PassedChallenge;
     flow.active = Some(method.to_owned());
     flow.updated_at = now;
@@ -395,14 +416,21 @@ async fn finish_registration(
     }
     let identity_json = crate::render::identity(app, &identity, &crate::render::PUBLIC);
     if flow.flow_type == FlowType::Api {
+        let mut continue_with = verification.clone();
         let body = match &issued {
-            Some(n) => json!({
-                "session": crate::render::session(app, &n.session, Some(identity_json.clone()), now),
-                "session_token": n.token,
+            Some(n) => {
+                continue_with.push(json!({"action": "set_ory_session_token", "ory_session_token": n.token}));
+                json!({
+                    "session": crate::render::session(app, &n.session, Some(identity_json.clone()), now),
+                    "session_token": n.token,
+                    "identity": identity_json,
+                    "continue_with": continue_with,
+                })
+            }
+            None => json!({
                 "identity": identity_json,
-                "continue_with": [{"action": "set_ory_session_token", "ory_session_token": n.token}],
+                "continue_with": if continue_with.is_empty() { Value::Null } else { json!(continue_with) },
             }),
-            None => json!({ "identity": identity_json, "continue_with": Value::Null }),
         };
         return json_res(StatusCode::OK, &body);
     }
@@ -416,6 +444,8 @@ async fn finish_registration(
         cookies.push(session_manager::new_csrf_cookie(app));
     }
     let res = if req.is_json {
+        let mut continue_with = vec![continue_with_redirect(&return_to)];
+        continue_with.extend(verification);
         let mut body = Map::new();
         if let Some(n) = &issued {
             body.insert(
@@ -424,13 +454,13 @@ async fn finish_registration(
             );
         }
         body.insert("identity".into(), identity_json);
-        body.insert(
-            "continue_with".into(),
-            json!([continue_with_redirect(&return_to)]),
-        );
+        body.insert("continue_with".into(), json!(continue_with));
         json_res(StatusCode::OK, &Value::Object(body))
     } else {
-        redirect(StatusCode::SEE_OTHER, &return_to)
+        let to = show_verification
+            .then(|| crate::selfservice::hooks::verification_ui_url(&verification))
+            .flatten();
+        redirect(StatusCode::SEE_OTHER, to.as_deref().unwrap_or(&return_to))
     };
     with_headers(res, cookies)
 }

@@ -338,3 +338,64 @@ both_backends!(password_policy, |b: Backend| async move {
     }
     s.shutdown().await;
 });
+
+both_backends!(imported_hashes_are_upgraded_on_login, |b: Backend| async move {
+    let s = TestServer::spawn(b).await;
+    let c = api();
+    let (st, created) = body(
+        c.post(s.admin_url("admin/identities"))
+            .json(&json!({
+                "schema_id": "default",
+                "traits": {"email": "ola@example.org"},
+                "credentials": {"password": {"config": {"hashed_password": "$pbkdf2-sha256$i=1000,l=32$MDEyMzQ1Njc4OWFiY2RlZg$Or3CL4KzDu8rkT9+ZWxfDKJPy9KpNiBZGbbzAuX3AG0"}}}
+            }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let (st, _) = native_login(&s, "ola@example.org", "migrated-passw0rd").await;
+    assert_eq!(st, 200);
+    let (_, got) = body(
+        c.get(s.admin_url(&format!("admin/identities/{id}?include_credential=password")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let hash = got["credentials"]["password"]["config"]["hashed_password"]
+        .as_str()
+        .unwrap();
+    assert!(
+        hash.starts_with("$2a$04$") || hash.starts_with("$2b$04$"),
+        "re-hashed with the configured bcrypt: {hash}"
+    );
+    let (st, _) = native_login(&s, "ola@example.org", "migrated-passw0rd").await;
+    assert_eq!(st, 200, "the upgraded hash still verifies");
+    s.shutdown().await;
+});
+
+both_backends!(revoke_active_sessions_hook, |b: Backend| async move {
+    let s = TestServer::spawn_with(b, json!({"selfservice": {"flows": {"login": {"after": {"hooks": [{"hook": "revoke_active_sessions"}]}}}}})).await;
+    create_identity(&s, "pia@example.org", "correct horse battery").await;
+    let (_, first) = native_login(&s, "pia@example.org", "correct horse battery").await;
+    let (_, second) = native_login(&s, "pia@example.org", "correct horse battery").await;
+    let c = api();
+    let res = c
+        .get(s.public_url("sessions/whoami"))
+        .header("X-Session-Token", first["session_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "the older session was revoked");
+    let res = c
+        .get(s.public_url("sessions/whoami"))
+        .header("X-Session-Token", second["session_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    s.shutdown().await;
+});

@@ -1,6 +1,7 @@
 //! Starts the real server on random ports against a fresh database, and talks HTTP to it.
 
 pub mod client;
+pub mod mail;
 
 use std::path::PathBuf;
 
@@ -144,6 +145,7 @@ impl TestServer {
 
     /// `overrides` are deep-merged over the default test config (a kratos.yml as JSON).
     pub async fn spawn_with(backend: Backend, overrides: Value) -> TestServer {
+        let with_courier = overrides.get("courier").is_some();
         let db = TestDb::new(backend).await;
         let public_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -176,7 +178,10 @@ impl TestServer {
         let store = open_store(&settings.dsn).await.unwrap();
         store.migrate_up().await.unwrap();
         let app = build_app(settings, store, None).await.unwrap();
-        let server = Server::new(app.clone(), public_l, admin_l);
+        let mut server = Server::new(app.clone(), public_l, admin_l);
+        if with_courier {
+            server = server.with_courier().unwrap();
+        }
         let (tx, rx) = oneshot::channel();
         let handle = tokio::spawn(server.run(async move {
             let _ = rx.await;

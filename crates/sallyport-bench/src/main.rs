@@ -1,0 +1,186 @@
+//! `cargo run --release -p sallyport-bench [-- --quick]`: measures Sallyport and, in the same run, a baseline
+//! for each number, and prints both with their ratio.
+//!
+//! 1. `GET /sessions/whoami` throughput against a bare axum server answering the same bytes;
+//! 2. password login latency against a raw bcrypt verification of the same hash;
+//! 3. time to ready, idle RSS and SIGTERM exit of the release binary (no baseline, reported as is).
+//!
+//! Every duration and count has a flag and an environment variable; `--quick` shrinks them all for a smoke run.
+
+mod loadgen;
+mod login;
+mod report;
+mod server;
+mod startup;
+mod whoami;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::report::Report;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Section {
+    Whoami,
+    Login,
+    Startup,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LoadgenChoice {
+    /// `wrk` when it is on PATH, else the in-process client.
+    Auto,
+    /// Always the in-process HTTP/1.1 client.
+    Inproc,
+    /// Always `wrk` (fails when it is missing).
+    Wrk,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sallyport-bench",
+    about = "Sallyport vs. same-run baselines: whoami, password login, startup"
+)]
+struct Opts {
+    /// Short run for a smoke test: small store, short durations, fewer repetitions.
+    #[arg(long, env = "SALLYPORT_BENCH_QUICK")]
+    quick: bool,
+    /// Sections to run, comma-separated.
+    #[arg(long, value_delimiter = ',', env = "SALLYPORT_BENCH_ONLY")]
+    only: Vec<Section>,
+    /// Identities seeded for whoami [full: 1000, quick: 20].
+    #[arg(long, env = "SALLYPORT_BENCH_IDENTITIES")]
+    identities: Option<usize>,
+    /// Sessions per seeded identity [full: 100, quick: 50].
+    #[arg(long, env = "SALLYPORT_BENCH_SESSIONS_PER_IDENTITY")]
+    sessions_per_identity: Option<usize>,
+    /// Concurrent keep-alive connections hammering whoami [32].
+    #[arg(long, env = "SALLYPORT_BENCH_CONCURRENCY")]
+    concurrency: Option<usize>,
+    /// Whoami warm-up, seconds [full: 1, quick: 0.5].
+    #[arg(long, env = "SALLYPORT_BENCH_WARMUP")]
+    warmup: Option<f64>,
+    /// Whoami measured duration, seconds [full: 5, quick: 1.5].
+    #[arg(long, env = "SALLYPORT_BENCH_DURATION")]
+    duration: Option<f64>,
+    /// Timed password logins (and raw verifications) [full: 7, quick: 3].
+    #[arg(long, env = "SALLYPORT_BENCH_LOGIN_ROUNDS")]
+    login_rounds: Option<usize>,
+    /// Bcrypt cost for the login section (at least 12 outside dev mode) [12].
+    #[arg(long, env = "SALLYPORT_BENCH_BCRYPT_COST")]
+    bcrypt_cost: Option<u32>,
+    /// Binary starts measured [full: 3, quick: 2].
+    #[arg(long, env = "SALLYPORT_BENCH_STARTUP_RUNS")]
+    startup_runs: Option<usize>,
+    /// Idle time before reading RSS, seconds [full: 2, quick: 0.5].
+    #[arg(long, env = "SALLYPORT_BENCH_IDLE")]
+    idle: Option<f64>,
+    /// Load generator for whoami.
+    #[arg(long, value_enum, default_value = "auto", env = "SALLYPORT_BENCH_LOADGEN")]
+    loadgen: LoadgenChoice,
+    /// Run `cargo build --release -p sallyport --bin sallyport` even when the binary exists.
+    #[arg(long, env = "SALLYPORT_BENCH_REBUILD")]
+    rebuild: bool,
+}
+
+/// The resolved knobs every section reads.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub quick: bool,
+    pub identities: usize,
+    pub sessions_per_identity: usize,
+    pub concurrency: usize,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub login_rounds: usize,
+    pub bcrypt_cost: u32,
+    pub startup_runs: usize,
+    pub idle: Duration,
+    pub loadgen: LoadgenChoice,
+    pub rebuild: bool,
+}
+
+impl Params {
+    fn from(o: &Opts) -> Params {
+        let q = o.quick;
+        let pick = |v: Option<f64>, full: f64, quick: f64| {
+            Duration::from_secs_f64(v.unwrap_or(if q { quick } else { full }).max(0.0))
+        };
+        Params {
+            quick: q,
+            identities: o.identities.unwrap_or(if q { 20 } else { 1000 }).max(1),
+            sessions_per_identity: o.sessions_per_identity.unwrap_or(if q { 50 } else { 100 }).max(1),
+            concurrency: o.concurrency.unwrap_or(32).max(1),
+            warmup: pick(o.warmup, 1.0, 0.5),
+            duration: pick(o.duration, 5.0, 1.5).max(Duration::from_millis(100)),
+            login_rounds: o.login_rounds.unwrap_or(if q { 3 } else { 7 }).max(1),
+            bcrypt_cost: o.bcrypt_cost.unwrap_or(12),
+            startup_runs: o.startup_runs.unwrap_or(if q { 2 } else { 3 }).max(1),
+            idle: pick(o.idle, 2.0, 0.5),
+            loadgen: o.loadgen,
+            rebuild: o.rebuild,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let opts = Opts::parse();
+    let p = Params::from(&opts);
+    let sections = if opts.only.is_empty() {
+        vec![Section::Whoami, Section::Login, Section::Startup]
+    } else {
+        opts.only.clone()
+    };
+    // Warnings and errors only: per-request events are debug and cost the same as under `serve`'s info filter.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .with_writer(std::io::stderr)
+        .try_init();
+
+    // The servers run on a multi-threaded runtime sized like `sallyport serve`'s; clients run on their
+    // own single-threaded runtime on the main thread, so they share the machine but not the scheduler.
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("bench-server")
+        .build()
+        .expect("server runtime");
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    // `serve` records per-request metrics into a Prometheus recorder; so does the in-process server here.
+    let metrics = {
+        let _g = server_rt.enter();
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .ok()
+    };
+
+    let mut report = Report::new(&p);
+    report.print_header();
+    let mut failed = false;
+    for s in sections {
+        let outcome = match s {
+            Section::Whoami => {
+                whoami::run(&p, &server_rt, &client_rt, metrics.clone()).map(|r| report.whoami(&p, r))
+            }
+            Section::Login => {
+                login::run(&p, &server_rt, &client_rt, metrics.clone()).map(|r| report.login(&p, r))
+            }
+            Section::Startup => startup::run(&p).map(|r| report.startup(&p, r)),
+        };
+        if let Err(e) = outcome {
+            failed = true;
+            report.error(s, &e);
+        }
+    }
+    report.print_summary();
+    server_rt.shutdown_timeout(Duration::from_secs(5));
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

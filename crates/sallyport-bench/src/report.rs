@@ -1,0 +1,272 @@
+//! Printing: a detail block per section as it finishes, then one summary table with raw numbers,
+//! baselines, ratios and PASS/MISS against the targets. Misses are reported, never fatal.
+
+use crate::login::LoginResult;
+use crate::startup::StartupResult;
+use crate::whoami::WhoamiResult;
+use crate::{Params, Section};
+
+const WHOAMI_TARGET: f64 = 0.5;
+const LOGIN_TARGET: f64 = 1.10;
+
+struct Row {
+    metric: String,
+    sallyport: String,
+    baseline: String,
+    ratio: String,
+    target: String,
+    result: String,
+}
+
+pub struct Report {
+    rows: Vec<Row>,
+    mode: &'static str,
+}
+
+pub fn median(xs: &[f64]) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn list(xs: &[f64], decimals: usize) -> String {
+    xs.iter()
+        .map(|x| format!("{x:.decimals$}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn verdict(pass: bool) -> String {
+    if pass { "PASS" } else { "MISS" }.to_owned()
+}
+
+impl Report {
+    pub fn new(p: &Params) -> Report {
+        Report {
+            rows: vec![],
+            mode: if p.quick { "quick" } else { "full" },
+        }
+    }
+
+    pub fn print_header(&self) {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+        println!(
+            "Sallyport benchmark ({} run, {cores} cores, {})",
+            self.mode,
+            profile()
+        );
+        println!();
+    }
+
+    pub fn whoami(&mut self, p: &Params, r: WhoamiResult) {
+        println!("== 1. GET /sessions/whoami throughput ==");
+        println!(
+            "store: file SQLite, {} sessions ({} identities x {}), seeded through the store API in {:.1} s",
+            r.sessions, r.identities, p.sessions_per_identity, r.seed_secs
+        );
+        println!("load generator: {}", r.generator);
+        println!(
+            "load: {} keep-alive connections, {:.1} s warm-up, {:.1} s measured; body {} bytes (baseline serves the same bytes)",
+            p.concurrency,
+            p.warmup.as_secs_f64(),
+            p.duration.as_secs_f64(),
+            r.body_bytes
+        );
+        for (name, l) in [("sallyport", &r.sallyport), ("baseline ", &r.baseline)] {
+            println!(
+                "  {name}: {:>10.1} req/s  ({} x 200 in {:.2} s; non-200: {}{}; I/O errors: {})",
+                l.rps,
+                l.ok,
+                l.secs,
+                l.non200,
+                l.bad_status.map(|s| format!(" e.g. {s}")).unwrap_or_default(),
+                l.io_errors
+            );
+        }
+        let ratio = r.sallyport.rps / r.baseline.rps;
+        let errors = r.sallyport.errors() + r.baseline.errors();
+        if errors > 0 {
+            println!("  ERRORS: {errors} failed requests (see above)");
+        }
+        println!();
+        self.rows.push(Row {
+            metric: format!("whoami req/s ({} conns)", p.concurrency),
+            sallyport: format!("{:.0}", r.sallyport.rps),
+            baseline: format!("{:.0}", r.baseline.rps),
+            ratio: format!("{ratio:.3}"),
+            target: format!(">= {WHOAMI_TARGET:.2}"),
+            result: if errors > 0 {
+                format!("{} +{errors} ERR", verdict(ratio >= WHOAMI_TARGET))
+            } else {
+                verdict(ratio >= WHOAMI_TARGET)
+            },
+        });
+    }
+
+    pub fn login(&mut self, _p: &Params, r: LoginResult) {
+        println!("== 2. Password login vs raw bcrypt verify ==");
+        println!(
+            "bcrypt cost {} (stored hash {}…); {} timed rounds after 1 untimed; interleaved login/verify",
+            r.cost,
+            r.hash_prefix,
+            r.login_ms.len()
+        );
+        println!("  login  ms: {}", list(&r.login_ms, 1));
+        println!("  verify ms: {}", list(&r.verify_ms, 1));
+        let (l, v) = (median(&r.login_ms), median(&r.verify_ms));
+        println!(
+            "  medians: login {l:.1} ms, verify {v:.1} ms, overhead {:.1} ms",
+            l - v
+        );
+        println!();
+        let ratio = l / v;
+        self.rows.push(Row {
+            metric: format!("login median ms (n={})", r.login_ms.len()),
+            sallyport: format!("{l:.1}"),
+            baseline: format!("{v:.1}"),
+            ratio: format!("{ratio:.3}"),
+            target: format!("<= {LOGIN_TARGET:.2}"),
+            result: verdict(ratio <= LOGIN_TARGET),
+        });
+    }
+
+    pub fn startup(&mut self, _p: &Params, r: StartupResult) {
+        println!("== 3. Release binary: time to ready, idle RSS, SIGTERM ==");
+        println!("binary: {} ({})", r.binary.display(), r.binary_note);
+        let ready: Vec<f64> = r.runs.iter().map(|x| x.ready_ms).collect();
+        let rss: Vec<f64> = r.runs.iter().map(|x| x.rss_mib).collect();
+        let exits: Vec<String> = r
+            .runs
+            .iter()
+            .map(|x| match x.exit_code {
+                Some(c) => format!("{c} in {:.0} ms", x.exit_ms),
+                None => "no exit code (timed out or signalled)".into(),
+            })
+            .collect();
+        println!("  ready ms: {}", list(&ready, 1));
+        println!("  idle RSS MiB: {}", list(&rss, 1));
+        println!("  exit after SIGTERM: {}", exits.join("; "));
+        println!();
+        let n = r.runs.len();
+        let clean = r.runs.iter().filter(|x| x.exit_code == Some(0)).count();
+        self.rows.push(Row {
+            metric: format!("time to ready ms (median of {n})"),
+            sallyport: format!("{:.1}", median(&ready)),
+            baseline: "-".into(),
+            ratio: "-".into(),
+            target: "-".into(),
+            result: "info".into(),
+        });
+        self.rows.push(Row {
+            metric: format!("idle RSS MiB (median of {n})"),
+            sallyport: format!("{:.1}", median(&rss)),
+            baseline: "-".into(),
+            ratio: "-".into(),
+            target: "-".into(),
+            result: "info".into(),
+        });
+        self.rows.push(Row {
+            metric: "SIGTERM -> exit 0 within 10 s".into(),
+            sallyport: format!("{clean}/{n}"),
+            baseline: "-".into(),
+            ratio: "-".into(),
+            target: format!("{n}/{n}"),
+            result: verdict(clean == n),
+        });
+    }
+
+    pub fn error(&mut self, s: Section, e: &anyhow::Error) {
+        println!("== {s:?}: ERROR ==\n{e:#}\n");
+        self.rows.push(Row {
+            metric: format!("{s:?}").to_lowercase(),
+            sallyport: "ERROR".into(),
+            baseline: "-".into(),
+            ratio: "-".into(),
+            target: "-".into(),
+            result: "ERROR".into(),
+        });
+    }
+
+    pub fn print_summary(&self) {
+        let header = Row {
+            metric: "metric".into(),
+            sallyport: "sallyport".into(),
+            baseline: "baseline".into(),
+            ratio: "ratio".into(),
+            target: "target".into(),
+            result: "result".into(),
+        };
+        let all: Vec<&Row> = std::iter::once(&header).chain(&self.rows).collect();
+        let w = |f: fn(&Row) -> &str| all.iter().map(|r| f(r).chars().count()).max().unwrap_or(0);
+        let widths = [
+            w(|r| &r.metric),
+            w(|r| &r.sallyport),
+            w(|r| &r.baseline),
+            w(|r| &r.ratio),
+            w(|r| &r.target),
+            w(|r| &r.result),
+        ];
+        let line = |r: &Row| {
+            format!(
+                "| {:<a$} | {:>b$} | {:>c$} | {:>d$} | {:<e$} | {:<f$} |",
+                r.metric,
+                r.sallyport,
+                r.baseline,
+                r.ratio,
+                r.target,
+                r.result,
+                a = widths[0],
+                b = widths[1],
+                c = widths[2],
+                d = widths[3],
+                e = widths[4],
+                f = widths[5],
+            )
+        };
+        let sep = format!(
+            "|{}|",
+            widths
+                .iter()
+                .map(|w| "-".repeat(w + 2))
+                .collect::<Vec<_>>()
+                .join("|")
+        );
+        println!("== Summary ({} run) ==", self.mode);
+        println!("{}", line(&header));
+        println!("{sep}");
+        for r in &self.rows {
+            println!("{}", line(r));
+        }
+        println!(
+            "ratios: whoami = sallyport/baseline (higher is better), login = login/verify (lower is better)"
+        );
+    }
+}
+
+fn profile() -> &'static str {
+    if cfg!(debug_assertions) {
+        "DEBUG build: numbers are meaningless, use --release"
+    } else {
+        "release build"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
+}

@@ -1,0 +1,190 @@
+//! Section 1: `GET /sessions/whoami` throughput on a SQLite store holding many sessions, against a bare
+//! axum server answering the same bytes. Same client, concurrency and duration for both.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::header;
+use axum::routing::get;
+use serde_json::json;
+use tokio::runtime::Runtime;
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+
+use sallyport_core::identity::Identity;
+use sallyport_core::session::{Aal, Device, Session};
+use sallyport_core::store::Store;
+
+use crate::Params;
+use crate::loadgen::{Generator, LoadResult, Shape, get_once};
+use crate::server::{Prepared, sqlite_dsn};
+
+/// A well-formed bcrypt hash; the seeded identities never log in.
+const SEED_HASH: &str = "$2b$04$atf9KHoKrTIsJZ1PpbLWu.LRY6qGB0CW6nfqgFWHTD5PfIG4hOaPq";
+const PATH: &str = "/sessions/whoami";
+
+pub struct WhoamiResult {
+    pub sessions: usize,
+    pub identities: usize,
+    pub seed_secs: f64,
+    pub body_bytes: usize,
+    pub generator: String,
+    pub sallyport: LoadResult,
+    pub baseline: LoadResult,
+}
+
+pub fn run(
+    p: &Params,
+    server_rt: &Runtime,
+    client_rt: &Runtime,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> anyhow::Result<WhoamiResult> {
+    let generator = Generator::choose(p.loadgen)?;
+    let dir = tempfile::tempdir()?;
+    let dsn = sqlite_dsn(dir.path());
+    let total = p.identities * p.sessions_per_identity;
+    eprintln!(
+        "[whoami] seeding {total} sessions ({} identities x {}) into {}",
+        p.identities,
+        p.sessions_per_identity,
+        dir.path().display()
+    );
+    let (server, token, seed_secs) = server_rt.block_on(async {
+        let prepared = Prepared::new(&dsn, json!({"algorithm": "bcrypt", "bcrypt": {"cost": 12}})).await?;
+        let t0 = Instant::now();
+        let token = seed(&prepared.store, p.identities, p.sessions_per_identity).await?;
+        let seed_secs = t0.elapsed().as_secs_f64();
+        let server = prepared.start(metrics).await?;
+        anyhow::Ok((server, token, seed_secs))
+    })?;
+    eprintln!(
+        "[whoami] seeded in {seed_secs:.1} s; load generator: {}",
+        generator.describe()
+    );
+    let headers = [("X-Session-Token", token.as_str())];
+    let shape = Shape {
+        concurrency: p.concurrency,
+        warmup: p.warmup,
+        duration: p.duration,
+    };
+
+    let measured = (|| {
+        let (status, body) = client_rt.block_on(get_once(server.public, PATH, &headers))?;
+        if status != 200 {
+            bail!("whoami answered {status}: {}", String::from_utf8_lossy(&body));
+        }
+        eprintln!(
+            "[whoami] sallyport: {} connections, {:.1} s warm-up + {:.1} s",
+            p.concurrency,
+            p.warmup.as_secs_f64(),
+            p.duration.as_secs_f64()
+        );
+        let sallyport = generator.run(client_rt, server.public, PATH, &headers, shape)?;
+        Ok((body, sallyport))
+    })();
+    server_rt.block_on(server.stop())?;
+    let (body, sallyport) = measured?;
+
+    let body_bytes = body.len();
+    let (addr, stop, handle) = server_rt.block_on(baseline(Bytes::from(body)))?;
+    // The baseline gets the same request, token header included.
+    let (status, got) = client_rt.block_on(get_once(addr, PATH, &headers))?;
+    if status != 200 || got.len() != body_bytes {
+        bail!("baseline answered {status} with {} bytes", got.len());
+    }
+    eprintln!("[whoami] baseline: same client, concurrency and duration");
+    let baseline = generator.run(client_rt, addr, PATH, &headers, shape);
+    let _ = stop.send(());
+    server_rt.block_on(handle).context("baseline server task")??;
+    drop(dir);
+    Ok(WhoamiResult {
+        sessions: total,
+        identities: p.identities,
+        seed_secs,
+        body_bytes,
+        generator: generator.describe(),
+        sallyport,
+        baseline: baseline?,
+    })
+}
+
+/// Identities with a password credential and addresses, each with `per` active aal1 sessions carrying a
+/// device, inserted through the store API. Returns the token of one session from the middle.
+async fn seed(store: &Arc<dyn Store>, identities: usize, per: usize) -> anyhow::Result<String> {
+    let now = time::OffsetDateTime::now_utc();
+    let lifespan = time::Duration::days(30);
+    let pick = (identities / 2, per / 2);
+    let mut token = None;
+    for i in 0..identities {
+        let email = format!("user{i:07}@example.org");
+        let mut ident = Identity::new("default", json!({"email": email}), now);
+        ident.set_credential(
+            "password",
+            vec![email.clone()],
+            json!({"hashed_password": SEED_HASH}),
+            now,
+        );
+        let addr = [("email".to_owned(), email.clone())];
+        ident.merge_verifiable_addresses(&addr, now);
+        ident.merge_recovery_addresses(&addr, now);
+        ident.available_aal = ident.compute_available_aal(false);
+        store
+            .create_identity(&ident, None)
+            .await
+            .map_err(|e| anyhow::anyhow!("create_identity: {e}"))?;
+        // The single writer connection serializes these anyway; keeping several queued hides the
+        // round trip to its worker thread.
+        let mut inserts = JoinSet::new();
+        for j in 0..per {
+            let mut n = Session::issue(ident.id, lifespan, now);
+            n.session.complete_method("password", Aal::Aal1, now);
+            n.session.devices.push(Device {
+                id: uuid::Uuid::new_v4(),
+                ip_address: Some("127.0.0.1".into()),
+                user_agent: Some("sallyport-bench/1.0".into()),
+                location: None,
+            });
+            if (i, j) == pick {
+                token = Some(n.token.clone());
+            }
+            let store = store.clone();
+            inserts.spawn(async move { store.create_session(&n.session).await });
+        }
+        while let Some(r) = inserts.join_next().await {
+            r?.map_err(|e| anyhow::anyhow!("create_session: {e}"))?;
+        }
+    }
+    token.context("no session picked")
+}
+
+type Baseline = (
+    SocketAddr,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+);
+
+/// A bare axum server with one handler answering `body` as application/json.
+async fn baseline(body: Bytes) -> anyhow::Result<Baseline> {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    let app = Router::new().route(
+        PATH,
+        get(move || {
+            let body = body.clone();
+            async move { ([(header::CONTENT_TYPE, "application/json")], body) }
+        }),
+    );
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(
+        axum::serve(l, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .into_future(),
+    );
+    Ok((addr, tx, handle))
+}

@@ -1,0 +1,199 @@
+//! One-time codes and link tokens, stored as keyed digests, and the per-flow submission counter.
+
+use sallyport_core::code::{CodeKind, OneTimeCode};
+use sallyport_core::store::{StoreError, StoreResult};
+use uuid::Uuid;
+
+use crate::{Ts, other_err};
+
+pub mod sql {
+    use sallyport_core::code::CodeKind;
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    use crate::{Sql, Ts};
+
+    const CODE_COLUMNS: &str =
+        "id, flow_id, kind, digest, address, address_type, identity_id, expires_at, used_at, created_at";
+
+    pub const DELETE_CODES: &str = "DELETE FROM identity_one_time_codes WHERE flow_id = $1 AND kind = $2";
+    pub const INSERT_CODE: &str = "INSERT INTO identity_one_time_codes (id, flow_id, kind, digest, address, \
+         address_type, identity_id, expires_at, used_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    pub const COUNT_SUBMISSION: &str = "UPDATE selfservice_flows SET code_submit_count = code_submit_count + 1 \
+         WHERE id = $1 RETURNING code_submit_count";
+
+    /// Marks the matching unused, unexpired codes used in one statement. The conditions sit in the
+    /// UPDATE itself, not in a subquery: PostgreSQL re-checks them on a row a concurrent use just
+    /// changed, so of two racing uses only one matches. `None` when `digests` is empty.
+    pub fn use_code(
+        flow_id: Option<Uuid>,
+        kind: CodeKind,
+        digests: &[String],
+        now: OffsetDateTime,
+    ) -> Option<Sql> {
+        if digests.is_empty() {
+            return None;
+        }
+        let mut sql = Sql::new("UPDATE identity_one_time_codes SET used_at = ");
+        sql.bind(Ts(now)).push(" WHERE kind = ").bind(kind.as_str());
+        if let Some(flow_id) = flow_id {
+            sql.push(" AND flow_id = ").bind(flow_id);
+        }
+        sql.push(" AND digest IN ")
+            .bind_list(digests.iter().map(String::as_str))
+            .push(" AND used_at IS NULL AND expires_at > ")
+            .bind(Ts(now))
+            .push(&format!(" RETURNING {CODE_COLUMNS}"));
+        Some(sql)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct CodeRow {
+    id: Uuid,
+    flow_id: Uuid,
+    kind: String,
+    digest: String,
+    address: String,
+    address_type: String,
+    identity_id: Option<Uuid>,
+    expires_at: Ts,
+    used_at: Option<Ts>,
+    created_at: Ts,
+}
+
+impl CodeRow {
+    /// Several rows can match one use (the same code sent to two addresses); the oldest is returned.
+    pub fn sort_key(&self) -> (Ts, Uuid) {
+        (self.created_at, self.id)
+    }
+}
+
+impl TryFrom<CodeRow> for OneTimeCode {
+    type Error = StoreError;
+
+    fn try_from(r: CodeRow) -> StoreResult<OneTimeCode> {
+        Ok(OneTimeCode {
+            id: r.id,
+            flow_id: r.flow_id,
+            kind: CodeKind::parse(&r.kind)
+                .ok_or_else(|| other_err(format!("stored code kind {:?} is not valid", r.kind)))?,
+            digest: r.digest,
+            address: r.address,
+            address_type: r.address_type,
+            identity_id: r.identity_id,
+            expires_at: r.expires_at.0,
+            used_at: r.used_at.map(|t| t.0),
+            created_at: r.created_at.0,
+        })
+    }
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __impl_code_store {
+    ($store:ty) => {
+        async fn use_code_where(
+            pool: &DbPool,
+            sql: Option<$crate::Sql>,
+        ) -> StoreResult<Option<$crate::__private::sallyport_core::code::OneTimeCode>> {
+            use $crate::__private::CodeRow;
+            let Some(sql) = sql else { return Ok(None) };
+            let rows = $crate::bind_all(sqlx::query_as::<Db, CodeRow>(&sql.text), sql.args)
+                .fetch_all(pool)
+                .await
+                .map_err($crate::db_err)?;
+            rows.into_iter()
+                .min_by_key(CodeRow::sort_key)
+                .map(TryInto::try_into)
+                .transpose()
+        }
+
+        #[$crate::__private::async_trait]
+        impl $crate::__private::sallyport_core::code::CodeStore for $store {
+            #[tracing::instrument(skip_all)]
+            async fn save_codes(
+                &self,
+                flow: &Flow,
+                kind: $crate::__private::sallyport_core::code::CodeKind,
+                codes: &[$crate::__private::sallyport_core::code::OneTimeCode],
+                messages: &[$crate::__private::sallyport_core::courier::Message],
+            ) -> StoreResult<()> {
+                use sqlx::types::Json;
+                use $crate::__private::code_sql as q;
+                use $crate::Ts;
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                let updated = sqlx::query($crate::__private::flow_sql::UPDATE_FLOW)
+                    .bind(flow.id)
+                    .bind(flow.kind.as_str())
+                    .bind(Json(flow))
+                    .bind(Ts(flow.expires_at))
+                    .bind(Ts(flow.updated_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
+                if updated.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                sqlx::query(q::DELETE_CODES)
+                    .bind(flow.id)
+                    .bind(kind.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
+                for c in codes {
+                    sqlx::query(q::INSERT_CODE)
+                        .bind(c.id)
+                        .bind(c.flow_id)
+                        .bind(c.kind.as_str())
+                        .bind(c.digest.as_str())
+                        .bind(c.address.as_str())
+                        .bind(c.address_type.as_str())
+                        .bind(c.identity_id)
+                        .bind(Ts(c.expires_at))
+                        .bind(c.used_at.map(Ts))
+                        .bind(Ts(c.created_at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err($crate::db_err)?;
+                }
+                insert_messages(&mut *tx, messages).await?;
+                tx.commit().await.map_err($crate::db_err)
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn use_code(
+                &self,
+                flow_id: $crate::__private::uuid::Uuid,
+                kind: $crate::__private::sallyport_core::code::CodeKind,
+                digests: &[String],
+                now: $crate::__private::time::OffsetDateTime,
+            ) -> StoreResult<Option<$crate::__private::sallyport_core::code::OneTimeCode>> {
+                let sql = $crate::__private::code_sql::use_code(Some(flow_id), kind, digests, now);
+                use_code_where(&self.writer, sql).await
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn use_token(
+                &self,
+                kind: $crate::__private::sallyport_core::code::CodeKind,
+                digests: &[String],
+                now: $crate::__private::time::OffsetDateTime,
+            ) -> StoreResult<Option<$crate::__private::sallyport_core::code::OneTimeCode>> {
+                let sql = $crate::__private::code_sql::use_code(None, kind, digests, now);
+                use_code_where(&self.writer, sql).await
+            }
+
+            #[tracing::instrument(skip_all)]
+            async fn count_submission(&self, flow_id: $crate::__private::uuid::Uuid) -> StoreResult<i32> {
+                sqlx::query_scalar::<Db, i32>($crate::__private::code_sql::COUNT_SUBMISSION)
+                    .bind(flow_id)
+                    .fetch_optional(&self.writer)
+                    .await
+                    .map_err($crate::db_err)?
+                    .ok_or(StoreError::NotFound)
+            }
+        }
+    };
+}

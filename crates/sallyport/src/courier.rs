@@ -1,0 +1,58 @@
+//! Queuing messages: render a Kratos template now, store the result with the flow change that caused it.
+
+use serde_json::Value;
+
+use sallyport_core::courier::{Message, MessageType};
+use sallyport_core::error::ApiError;
+use sallyport_core::time_fmt;
+
+use crate::http::error::internal;
+use crate::state::App;
+
+/// A rendered message for `to` over `via` (`email` / `sms`) from template `<template>` (e.g. `login_code_valid`).
+pub fn message(
+    app: &App,
+    via: &str,
+    to: &str,
+    template_type: &str,
+    data: &Value,
+) -> Result<Message, ApiError> {
+    let kind = if via == "sms" {
+        MessageType::Sms
+    } else {
+        MessageType::Email
+    };
+    let rendered = app
+        .templates
+        .render(template_type, kind, data)
+        .map_err(internal)?;
+    let mut m = Message::new(
+        kind,
+        kind.as_str(),
+        to,
+        template_type,
+        data.clone(),
+        time_fmt::now(),
+    );
+    m.subject = rendered.subject;
+    m.body = rendered.body;
+    Ok(m)
+}
+
+/// The template model keys shared by every code/link template.
+pub fn base_model(app: &App, to: &str, request_url: &str) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("to".into(), Value::String(to.into()));
+    m.insert("request_url".into(), Value::String(request_url.into()));
+    let domain = url::Url::parse(request_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    m.insert("request_url_domain".into(), Value::String(domain));
+    m.insert(
+        "expires_in_minutes".into(),
+        Value::from(app.settings.code.lifespan.as_secs() / 60),
+    );
+    m.insert("transient_payload".into(), Value::Object(Default::default()));
+    m
+}

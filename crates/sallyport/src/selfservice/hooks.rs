@@ -1,0 +1,66 @@
+//! Post-flow hooks that involve verification (Kratos `selfservice/hook/verification.go`,
+//! `show_verification_ui.go`, `require_verified_address.go`).
+
+use serde_json::{Value, json};
+
+use sallyport_core::flow::{Flow, FlowKind, FlowType};
+use sallyport_core::identity::Identity;
+
+use crate::http::request::ReqInfo;
+use crate::selfservice::address_flow;
+use crate::selfservice::code::Address;
+use crate::selfservice::common::{FlowFailure, ui_redirect_url};
+use crate::state::App;
+
+/// Starts a verification flow for every unverified address of `identity` and sends its message.
+/// Returns the `show_verification_ui` items for the parent flow's `continue_with`.
+pub async fn start_verification(
+    app: &App,
+    req: &ReqInfo,
+    identity: &Identity,
+    flow_type: FlowType,
+) -> Result<Vec<Value>, FlowFailure> {
+    if !app.settings.verification.enabled {
+        return Ok(vec![]);
+    }
+    let mut items = vec![];
+    for a in identity.verifiable_addresses.iter().filter(|a| !a.verified) {
+        let csrf = if flow_type == FlowType::Browser {
+            crate::selfservice::common::request_csrf(app, req)
+                .map(|t| crate::http::csrf::encode_cookie(&t))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let request_url = app.public_url(&format!(
+            "self-service/verification/{}",
+            if flow_type == FlowType::Api {
+                "api"
+            } else {
+                "browser"
+            }
+        ));
+        let mut flow: Flow =
+            address_flow::new_flow(app, FlowKind::Verification, flow_type, request_url, None, csrf);
+        app.store.create_flow(&flow).await?;
+        let address = Address {
+            via: a.via.clone(),
+            to: a.value.clone(),
+        };
+        crate::selfservice::verification::send(app, &mut flow, &address, app.settings.verification.use_link)
+            .await?;
+        let mut f = json!({"id": flow.id, "verifiable_address": a.value});
+        if flow_type == FlowType::Browser {
+            f["url"] = json!(ui_redirect_url(app, FlowKind::Verification, flow.id));
+        }
+        items.push(json!({"action": "show_verification_ui", "flow": f}));
+    }
+    Ok(items)
+}
+
+/// Where a browser goes for `show_verification_ui`: the first verification flow's UI.
+pub fn verification_ui_url(items: &[Value]) -> Option<String> {
+    items
+        .iter()
+        .find_map(|i| i["flow"]["url"].as_str().map(str::to_owned))
+}
