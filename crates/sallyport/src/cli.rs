@@ -247,10 +247,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Courier {
-            what: CourierWhat::Watch { .. },
-        } => {
-            bail!("the courier is not implemented yet: messages are not queued by this version of Sallyport")
-        }
+            what: CourierWhat::Watch { config, .. },
+        } => crate::serve::courier_watch(&config).await,
         Command::Version => {
             println!("Version:    {}", crate::admin::version::VERSION);
             Ok(())

@@ -57,11 +57,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for w in cfg.load_warnings() {
         tracing::warn!("{w}");
     }
-    if args.watch_courier {
-        tracing::warn!(
-            "--watch-courier: the courier is not implemented yet; no messages are queued by this version"
-        );
-    }
     let settings = crate::config_loader::settings(&cfg, args.dev)?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()

@@ -6,6 +6,7 @@ mod admin_identities;
 mod browser_flows;
 mod cli;
 mod code_login;
+mod courier;
 mod hostile_input;
 mod native_flows;
 mod password_policy;

@@ -196,6 +196,10 @@ impl TestServer {
         }
     }
 
+    pub fn dsn(&self) -> &str {
+        &self._db.dsn
+    }
+
     pub fn public_url(&self, path: &str) -> String {
         format!("{}{}", self.public, path.trim_start_matches('/'))
     }
