@@ -58,8 +58,13 @@ impl Report {
 
     pub fn print_header(&self) {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+        // A busy machine skews every number; say so up front.
+        let load = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+            .unwrap_or_else(|| "?".into());
         println!(
-            "Sallyport benchmark ({} run, {cores} cores, {})",
+            "Sallyport benchmark ({} run, {cores} cores, 1-min load average {load} at start, {})",
             self.mode,
             profile()
         );

@@ -91,13 +91,15 @@ pub fn run(
 
     let body_bytes = body.len();
     let (addr, stop, handle) = server_rt.block_on(baseline(Bytes::from(body)))?;
-    // The baseline gets the same request, token header included.
-    let (status, got) = client_rt.block_on(get_once(addr, PATH, &headers))?;
-    if status != 200 || got.len() != body_bytes {
-        bail!("baseline answered {status} with {} bytes", got.len());
-    }
-    eprintln!("[whoami] baseline: same client, concurrency and duration");
-    let baseline = generator.run(client_rt, addr, PATH, &headers, shape);
+    let baseline = (|| {
+        // The baseline gets the same request, token header included.
+        let (status, got) = client_rt.block_on(get_once(addr, PATH, &headers))?;
+        if status != 200 || got.len() != body_bytes {
+            bail!("baseline answered {status} with {} bytes", got.len());
+        }
+        eprintln!("[whoami] baseline: same client, concurrency and duration");
+        generator.run(client_rt, addr, PATH, &headers, shape)
+    })();
     let _ = stop.send(());
     server_rt.block_on(handle).context("baseline server task")??;
     drop(dir);

@@ -31,6 +31,9 @@ pub struct Config {
     pub security: Security,
     pub clients: Clients,
     pub database: Database,
+    /// Sallyport's own settings (the top-level `sallyport:` key), beyond Kratos.
+    #[serde(skip)]
+    pub sallyport: Extensions,
     #[serde(skip)]
     pub(crate) raw: Value,
     #[serde(skip)]
@@ -66,6 +69,7 @@ impl Default for Config {
             security: Security::default(),
             clients: Clients::default(),
             database: Database::default(),
+            sallyport: Extensions::default(),
             raw: Value::Null,
             user: Value::Null,
             dev: false,

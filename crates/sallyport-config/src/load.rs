@@ -70,7 +70,14 @@ pub fn from_value(user: Value, dev: bool) -> Result<Config, ConfigError> {
     from_user_value(user, Vec::new(), dev)
 }
 
-fn from_user_value(user: Value, env_overrides: Vec<EnvOverride>, dev: bool) -> Result<Config, ConfigError> {
+fn from_user_value(
+    mut user: Value,
+    env_overrides: Vec<EnvOverride>,
+    dev: bool,
+) -> Result<Config, ConfigError> {
+    // `sallyport:` holds features Kratos lacks; Kratos' schema would reject the key, so it is validated
+    // on its own.
+    let extensions = user.as_object_mut().and_then(|o| o.remove("sallyport"));
     let mut raw = schema::defaults().clone();
     merge(&mut raw, user.clone());
     let dev = dev || raw.get("dev").and_then(Value::as_bool).unwrap_or(false);
@@ -90,6 +97,12 @@ fn from_user_value(user: Value, env_overrides: Vec<EnvOverride>, dev: bool) -> R
         let message = e.inner().to_string();
         ConfigError::InvalidValue { key, message }
     })?;
+    if let Some(ext) = extensions {
+        config.sallyport = serde_path_to_error::deserialize(&ext).map_err(|e| ConfigError::InvalidValue {
+            key: format!("sallyport.{}", typed_path(e.path())),
+            message: e.inner().to_string(),
+        })?;
+    }
     config.raw = raw;
     config.user = user;
     config.dev = dev;

@@ -20,6 +20,8 @@ pub enum ErrorId {
     SelfServiceFlowReturnToForbidden,
     BrowserLocationChangeRequired,
     IdentityDisabled,
+    /// Sallyport's own: a policy requires this identity to enrol a second factor first.
+    SessionMfaEnrollmentRequired,
 }
 
 impl ErrorId {
@@ -39,6 +41,7 @@ impl ErrorId {
             ErrorId::SelfServiceFlowReturnToForbidden => "self_service_flow_return_to_forbidden",
             ErrorId::BrowserLocationChangeRequired => "browser_location_change_required",
             ErrorId::IdentityDisabled => "identity_disabled",
+            ErrorId::SessionMfaEnrollmentRequired => "session_mfa_enrollment_required",
         }
     }
 }
@@ -260,6 +263,21 @@ impl ApiError {
                 "In order to complete this flow please redirect the browser to: {to}"
             ))
             .with_top_level("redirect_browser_to", to)
+    }
+
+    pub fn session_refresh_required(redirect_to: &str) -> ApiError {
+        ApiError::forbidden("The login session is too old and thus not allowed to update these fields. Please re-authenticate.")
+            .with_id(ErrorId::SessionRefreshRequired)
+            .with_top_level("redirect_browser_to", redirect_to)
+    }
+
+    /// Beyond Kratos: the identity must enrol a second factor (MFA policy) before it gets a usable session.
+    pub fn mfa_enrollment_required(settings_url: &str) -> ApiError {
+        ApiError::forbidden("Your account requires a second factor (an authenticator app or backup codes), and none is set up yet. Open the settings flow to add one; until then this session can only be used for that.")
+            .with_id(ErrorId::SessionMfaEnrollmentRequired)
+            .with_message("a second factor must be set up")
+            .with_detail("redirect_browser_to", settings_url)
+            .with_top_level("redirect_browser_to", settings_url)
     }
 
     pub fn identity_disabled() -> ApiError {

@@ -421,6 +421,84 @@ pub fn verification_code_invalid() -> Message {
     )
 }
 
+// --- settings, TOTP, lookup secrets ---
+pub fn settings_flow_expired(expired_at: time::OffsetDateTime, now: time::OffsetDateTime) -> Message {
+    error(
+        4050001,
+        format!(
+            "The settings flow expired {:.2} minutes ago, please try again.",
+            minutes_ago(expired_at, now)
+        ),
+    )
+    .with_context(flow_expired_context(expired_at))
+}
+pub fn label_auth_code() -> Message {
+    info(1010006, "Authentication code")
+}
+pub fn label_backup_code() -> Message {
+    info(1010007, "Backup recovery code")
+}
+pub fn login_use_authenticator() -> Message {
+    info(1010009, "Use Authenticator")
+}
+pub fn login_use_backup_code() -> Message {
+    info(1010010, "Use backup recovery code")
+}
+pub fn totp_unlink() -> Message {
+    info(1050004, "Unlink TOTP Authenticator App")
+}
+pub fn totp_qr() -> Message {
+    info(1050005, "Authenticator app QR code")
+}
+pub fn totp_secret(secret: &str) -> Message {
+    info(1050006, secret).with_context(json!({ "secret": secret }))
+}
+pub fn lookup_reveal() -> Message {
+    info(1050007, "Reveal backup recovery codes")
+}
+pub fn lookup_regenerate() -> Message {
+    info(1050008, "Generate new backup recovery codes")
+}
+pub fn lookup_secret(secret: &str) -> Message {
+    info(1050009, secret).with_context(json!({ "secret": secret }))
+}
+pub fn lookup_codes_hint() -> Message {
+    info(
+        1050010,
+        "These are your back up recovery codes. Please keep them in a safe place!",
+    )
+}
+pub fn lookup_confirm() -> Message {
+    info(1050011, "Confirm backup recovery codes")
+}
+pub fn lookup_codes_list(codes: &[String]) -> Message {
+    info(1050015, codes.join(", ")).with_context(json!({ "secrets": codes }))
+}
+pub fn lookup_disable() -> Message {
+    info(1050016, "Disable this method")
+}
+pub fn totp_secret_label() -> Message {
+    info(
+        1050017,
+        "This is your authenticator app secret. Use it if you can not scan the QR code.",
+    )
+}
+pub fn label_verify_code() -> Message {
+    info(1070006, "Verify code")
+}
+pub fn totp_invalid() -> Message {
+    error(
+        4000008,
+        "The provided authentication code is invalid, please try again.",
+    )
+}
+pub fn lookup_used() -> Message {
+    error(4000012, "This backup recovery code has already been used.")
+}
+pub fn lookup_invalid() -> Message {
+    error(4000016, "The backup recovery code is not valid.")
+}
+
 fn flow_expired_context(expired_at: time::OffsetDateTime) -> Value {
     json!({
         "expired_at": crate::time_fmt::rfc3339(expired_at),
@@ -506,6 +584,26 @@ mod tests {
             verification_state_failure(),
             verification_flow_expired(now, now),
             verification_code_invalid(),
+            settings_flow_expired(now, now),
+            label_auth_code(),
+            label_backup_code(),
+            login_use_authenticator(),
+            login_use_backup_code(),
+            totp_unlink(),
+            totp_qr(),
+            totp_secret("X"),
+            lookup_reveal(),
+            lookup_regenerate(),
+            lookup_secret("x"),
+            lookup_codes_hint(),
+            lookup_confirm(),
+            lookup_codes_list(&["a".into()]),
+            lookup_disable(),
+            totp_secret_label(),
+            label_verify_code(),
+            totp_invalid(),
+            lookup_used(),
+            lookup_invalid(),
         ];
         for m in ours {
             let entry = catalogue

@@ -75,7 +75,19 @@ pub fn public_router(app: AppState) -> Router {
             "/self-service/verification",
             post(verification::update_verification_flow).get(verification::update_verification_flow),
         )
+        .route(
+            "/self-service/settings/browser",
+            get(settings::create_browser_settings_flow),
+        )
+        .route(
+            "/self-service/settings/api",
+            get(settings::create_native_settings_flow),
+        )
         .route("/self-service/settings/flows", get(settings::get_settings_flow))
+        .route(
+            "/self-service/settings",
+            post(settings::update_settings_flow).get(settings::update_settings_flow),
+        )
         .route(
             "/self-service/logout/browser",
             get(public::logout::create_browser_logout_flow),

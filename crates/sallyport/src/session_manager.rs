@@ -106,7 +106,8 @@ pub fn aal2_login_url(app: &App, return_to: Option<&str>) -> String {
 }
 
 /// `session.whoami.required_aal` and friends: Err(session_aal2_required) when the identity could reach
-/// aal2 but this session has not.
+/// aal2 but this session has not. Beyond Kratos, an identity the MFA policy binds needs aal2 whatever
+/// the config says, and one that has no second factor yet gets `session_mfa_enrollment_required`.
 pub fn check_aal(
     app: &App,
     session: &Session,
@@ -114,10 +115,37 @@ pub fn check_aal(
     required: RequiredAal,
     return_to: Option<&str>,
 ) -> Result<(), ApiError> {
+    if crate::selfservice::mfa::requires_mfa(app, identity) && session.aal < Aal::Aal2 {
+        if !crate::selfservice::mfa::has_second_factor(app, identity) {
+            return Err(ApiError::mfa_enrollment_required(
+                &app.public_url("self-service/settings/browser"),
+            ));
+        }
+        return Err(ApiError::session_aal2_required(&aal2_login_url(app, return_to)));
+    }
     match required {
         RequiredAal::Aal1 if session.aal >= Aal::Aal1 => Ok(()),
         RequiredAal::HighestAvailable if session.aal >= identity.available_aal.max(Aal::Aal1) => Ok(()),
         _ => Err(ApiError::session_aal2_required(&aal2_login_url(app, return_to))),
+    }
+}
+
+/// Settings must stay reachable for enrolling the second factor the policy asks for.
+pub fn check_settings_aal(
+    app: &App,
+    session: &Session,
+    identity: &Identity,
+    return_to: Option<&str>,
+) -> Result<(), ApiError> {
+    match check_aal(
+        app,
+        session,
+        identity,
+        app.settings.settings_required_aal,
+        return_to,
+    ) {
+        Err(e) if e.id == Some(sallyport_core::error::ErrorId::SessionMfaEnrollmentRequired) => Ok(()),
+        other => other,
     }
 }
 

@@ -479,3 +479,28 @@ impl Default for CleanupSleep {
         }
     }
 }
+
+/// `sallyport.*`: features Kratos lacks.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Extensions {
+    pub mfa_policy: MfaPolicy,
+}
+
+/// `sallyport.mfa_policy`: which identities must use a second factor.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MfaPolicy {
+    pub require_for: Vec<MfaRule>,
+}
+
+/// One rule: every identity of `schema_id`, and/or every identity whose trait at `trait` (a dotted
+/// path such as `role` or `org.tier`) equals `equals`. All fields given must match.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MfaRule {
+    pub schema_id: Option<String>,
+    #[serde(rename = "trait")]
+    pub trait_path: Option<String>,
+    pub equals: Option<Value>,
+}

@@ -22,7 +22,7 @@ use crate::http::request::ReqInfo;
 use crate::selfservice::common::{
     FlowFailure, continue_with_redirect, flow_id, init_csrf, respond_new_flow, with_headers, write_flow_error,
 };
-use crate::selfservice::{code, password};
+use crate::selfservice::{code, mfa, password};
 use crate::session_manager::{self, Authenticated, check_aal};
 use crate::state::{App, AppState};
 
@@ -91,6 +91,11 @@ fn build_flow(
         password::populate_login(&mut f, refresh_identifier);
     }
     code::login::populate(app, &mut f, auth, p.via.as_deref());
+    if p.aal >= Aal::Aal2
+        && let Some(a) = auth
+    {
+        mfa::populate_login(app, &mut f, &a.identity);
+    }
     if p.refresh {
         f.ui.messages.push(text::login_reauth());
     } else if p.aal == Aal::Aal2 {
@@ -283,6 +288,26 @@ pub async fn update_login_flow(
                 }
                 write_flow_error(app, &req, Some(flow), f, replace).await
             }
+        };
+    }
+    if matches!(method.as_str(), "totp" | "lookup_secret") && flow.requested_aal >= Aal::Aal2 {
+        let enabled = if method == "totp" {
+            app.settings.totp_enabled
+        } else {
+            app.settings.lookup_enabled
+        };
+        let result = match (&auth, enabled) {
+            (Some(a), true) => mfa::login(app, &req, &flow, &body, a, &method).await,
+            _ => Err(FlowFailure::Ui(vec![
+                crate::selfservice::common::FieldMessage::flow(text::login_no_strategy()),
+            ])),
+        };
+        return match result {
+            Ok(i) => {
+                let m: &'static str = if method == "totp" { "totp" } else { "lookup_secret" };
+                finish_login(app, &req, flow, i, auth, m, Aal::Aal2).await
+            }
+            Err(f) => write_flow_error(app, &req, Some(flow), f, replace).await,
         };
     }
     let outcome = match method.as_str() {

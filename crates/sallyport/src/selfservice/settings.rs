@@ -1,26 +1,67 @@
-//! The settings flow (Kratos `selfservice/flow/settings`). For now it is created by recovery and can be
-//! fetched; updating it arrives with the settings issue.
+//! The settings flow (Kratos `selfservice/flow/settings`, strategies `profile`, `password`, `totp`,
+//! `lookup_secret`): a signed-in identity changes its traits and credentials.
 
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use sallyport_core::error::ApiError;
-use sallyport_core::flow::{Flow, FlowKind, FlowType};
-use sallyport_core::identity::Identity;
+use sallyport_core::flow::{Flow, FlowKind, FlowState, FlowType};
+use sallyport_core::identity::{Identity, credential_type};
+use sallyport_core::store::StoreError;
 use sallyport_core::text;
 use sallyport_core::time_fmt;
 use sallyport_core::ui::{Group, Node};
 
-use crate::http::error::HttpError;
+use crate::http::body::{RawBody, decode, str_field};
+use crate::http::error::{HttpError, forward, redirect, store_error};
+use crate::http::redirect::validate_return_to;
 use crate::http::request::ReqInfo;
-use crate::session_manager;
+use crate::identities::{apply_traits, set_trait_values, trait_errors};
+use crate::selfservice::common::{
+    FieldMessage, FlowFailure, continue_with_redirect, ensure_csrf, flow_id, flow_json, init_csrf,
+    respond_new_flow, ui_redirect_url, with_headers,
+};
+use crate::selfservice::{mfa, password};
+use crate::session_manager::{self, Authenticated};
 use crate::state::{App, AppState};
 
-/// A settings flow for `identity`: profile traits and a new password. `csrf` is the browser's token
-/// as flows store it ("" for API flows).
+/// Nodes for `identity`'s settings: traits, password, and the second factors.
+pub fn populate(app: &App, flow: &mut Flow, identity: &Identity) {
+    flow.ui.nodes = vec![Node::csrf("")];
+    if let Some(schema) = app.schemas.get(&identity.schema_id) {
+        flow.ui
+            .nodes
+            .extend(schema.trait_nodes(Group::Profile, Some(&identity.traits)));
+    }
+    flow.ui.push(Node::submit(
+        Group::Profile,
+        "method",
+        "profile",
+        text::label_save(),
+    ));
+    if app.settings.password.enabled {
+        flow.ui.push(
+            Node::input(Group::Password, "password", "password")
+                .required()
+                .with_autocomplete("new-password")
+                .with_label(text::label_password()),
+        );
+        flow.ui.push(Node::submit(
+            Group::Password,
+            "method",
+            "password",
+            text::label_save(),
+        ));
+    }
+    mfa::populate_settings(app, flow, identity);
+}
+
+/// A settings flow for `identity`. `csrf` is the browser's token as flows store it ("" for API flows).
 pub fn new_flow(app: &App, csrf: String, identity: &Identity, flow_type: FlowType) -> Flow {
-    let lifespan = time::Duration::seconds(3600);
+    let lifespan = time::Duration::try_from(app.settings.settings_lifespan).unwrap_or(time::Duration::HOUR);
     let request_url = app.public_url(if flow_type == FlowType::Api {
         "self-service/settings/api"
     } else {
@@ -37,37 +78,99 @@ pub fn new_flow(app: &App, csrf: String, identity: &Identity, flow_type: FlowTyp
     );
     f.identity_id = Some(identity.id);
     f.identity_schema = Some(identity.schema_id.clone());
-    f.ui.push(Node::csrf(""));
-    if let Some(schema) = app.schemas.get(&identity.schema_id) {
-        f.ui.nodes
-            .extend(schema.trait_nodes(Group::Profile, Some(&identity.traits)));
-    }
-    f.ui.push(Node::submit(
-        Group::Profile,
-        "method",
-        "profile",
-        text::label_save(),
-    ));
-    if app.settings.password.enabled {
-        f.ui.push(
-            Node::input(Group::Password, "password", "password")
-                .required()
-                .with_autocomplete("new-password")
-                .with_label(text::label_password()),
-        );
-        f.ui.push(Node::submit(
-            Group::Password,
-            "method",
-            "password",
-            text::label_save(),
-        ));
-    }
+    populate(app, &mut f, identity);
     f
 }
 
-#[derive(Debug, Deserialize)]
+fn login_url(app: &App, refresh: bool, return_to: &str) -> String {
+    let mut u = url::Url::parse(&app.public_url("self-service/login/browser")).expect("valid base URL");
+    if refresh {
+        u.query_pairs_mut().append_pair("refresh", "true");
+    }
+    u.query_pairs_mut().append_pair("return_to", return_to);
+    u.to_string()
+}
+
+/// Session and assurance checks every settings endpoint makes; Err is the finished response.
+async fn authenticate(app: &App, req: &ReqInfo, json: bool, here: &str) -> Result<Authenticated, Response> {
+    let auth = match session_manager::fetch(app, &req.headers).await {
+        Ok(Some(a)) => a,
+        Ok(None) if json => return Err(HttpError(ApiError::session_inactive()).into_response()),
+        Ok(None) => return Err(redirect(StatusCode::SEE_OTHER, &login_url(app, false, here))),
+        Err(e) => return Err(HttpError(e).into_response()),
+    };
+    if let Err(e) = session_manager::check_settings_aal(app, &auth.session, &auth.identity, Some(here)) {
+        if json {
+            return Err(HttpError(e).into_response());
+        }
+        let to = e
+            .top_level
+            .get("redirect_browser_to")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        return Err(redirect(StatusCode::SEE_OTHER, &to));
+    }
+    Ok(auth)
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct InitQuery {
+    pub return_to: Option<String>,
+}
+
+/// `GET /self-service/settings/browser` — operationId `createBrowserSettingsFlow`.
+pub async fn create_browser_settings_flow(
+    State(app): State<AppState>,
+    req: ReqInfo,
+    Query(q): Query<InitQuery>,
+) -> Response {
+    create(&app, &req, FlowType::Browser, q.return_to.as_deref()).await
+}
+
+/// `GET /self-service/settings/api` — operationId `createNativeSettingsFlow`.
+pub async fn create_native_settings_flow(State(app): State<AppState>, req: ReqInfo) -> Response {
+    create(&app, &req, FlowType::Api, None).await
+}
+
+async fn create(app: &App, req: &ReqInfo, flow_type: FlowType, return_to: Option<&str>) -> Response {
+    let json = flow_type == FlowType::Api || req.is_json;
+    let here = req.request_url(&app.settings.public_base_url);
+    let auth = match authenticate(app, req, json, &here).await {
+        Ok(a) => a,
+        Err(res) => return res,
+    };
+    let s = &app.settings;
+    let return_to = match validate_return_to(
+        return_to,
+        &s.default_return_url,
+        &s.allowed_return_urls,
+        &s.public_base_url,
+    ) {
+        Ok(r) => r.map(|u| u.to_string()),
+        Err(e) if flow_type == FlowType::Browser => return forward(app, req.is_json, e).await,
+        Err(e) => return HttpError(e).into_response(),
+    };
+    let (csrf, cookie) = if flow_type == FlowType::Browser {
+        let (t, c) = init_csrf(app, req);
+        (crate::http::csrf::encode_cookie(&t), c)
+    } else {
+        (String::new(), None)
+    };
+    let mut flow = new_flow(app, csrf, &auth.identity, flow_type);
+    flow.request_url = here;
+    flow.return_to = return_to;
+    flow.session_id = Some(auth.session.id);
+    if let Err(e) = app.store.create_flow(&flow).await {
+        return HttpError(store_error(e)).into_response();
+    }
+    respond_new_flow(app, req, &flow, cookie)
+}
+
+#[derive(Debug, Deserialize, Default)]
 pub struct FlowQuery {
     pub id: Option<String>,
+    pub flow: Option<String>,
 }
 
 /// `GET /self-service/settings/flows?id=` — operationId `getSettingsFlow`: only for the flow's identity.
@@ -76,17 +179,322 @@ pub async fn get_settings_flow(
     req: ReqInfo,
     Query(q): Query<FlowQuery>,
 ) -> Response {
-    let auth = match session_manager::fetch(&app, &req.headers).await {
-        Ok(Some(a)) => a,
-        Ok(None) => return HttpError(ApiError::session_inactive()).into_response(),
-        Err(e) => return HttpError(e).into_response(),
+    let here = app.public_url("self-service/settings/browser");
+    let auth = match authenticate(&app, &req, true, &here).await {
+        Ok(a) => a,
+        Err(res) => return res,
     };
-    let id = q.id.as_deref().and_then(|s| uuid::Uuid::parse_str(s).ok());
-    if let Some(id) = id
+    if let Some(id) = q.id.as_deref().and_then(|s| uuid::Uuid::parse_str(s).ok())
         && let Ok(f) = app.store.get_flow(FlowKind::Settings, id).await
         && f.identity_id != Some(auth.identity.id)
     {
         return HttpError(ApiError::identity_mismatch()).into_response();
     }
     crate::selfservice::common::get_flow(&app, &req, FlowKind::Settings, q.id.as_deref()).await
+}
+
+/// What a settings method did.
+pub(crate) enum Outcome {
+    /// Saved: the flow shows `success` and 1050001.
+    Saved(Box<Identity>),
+    /// The flow changed but nothing was saved (e.g. TOTP secret shown, codes generated); show it again.
+    Shown,
+}
+
+fn privileged(app: &App, auth: &Authenticated) -> bool {
+    let max =
+        time::Duration::try_from(app.settings.privileged_session_max_age).unwrap_or(time::Duration::HOUR);
+    auth.session.authenticated_at + max > time_fmt::now()
+}
+
+enum Failure {
+    Flow(FlowFailure),
+    /// The update needs a fresh login first.
+    ReAuth,
+}
+
+impl From<FlowFailure> for Failure {
+    fn from(f: FlowFailure) -> Self {
+        Failure::Flow(f)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Flow(e.into())
+    }
+}
+
+/// `POST /self-service/settings?flow=` (and the `GET` that resumes an update after re-authentication) —
+/// operationId `updateSettingsFlow`.
+pub async fn update_settings_flow(
+    State(app): State<AppState>,
+    req: ReqInfo,
+    Query(q): Query<FlowQuery>,
+    RawBody(raw): RawBody,
+) -> Response {
+    let app = &*app;
+    let id = match flow_id(q.flow.as_deref()) {
+        Ok(id) => id,
+        Err(e) => return forward(app, req.is_json, e).await,
+    };
+    let mut flow = match app.store.get_flow(FlowKind::Settings, id).await {
+        Ok(f) => f,
+        Err(e) => return forward(app, req.is_json, store_error(e)).await,
+    };
+    let json = flow.flow_type == FlowType::Api || req.is_json;
+    let submit_url = app.public_url(&format!("self-service/settings?flow={}", flow.id));
+    let auth = match authenticate(app, &req, json, &submit_url).await {
+        Ok(a) => a,
+        Err(res) => return res,
+    };
+    if flow.identity_id != Some(auth.identity.id) {
+        return HttpError(ApiError::identity_mismatch()).into_response();
+    }
+    let now = time_fmt::now();
+    if flow.is_expired(now) {
+        let mut new = new_flow(app, flow.csrf_token.clone(), &auth.identity, flow.flow_type);
+        new.return_to = flow.return_to.clone();
+        new.ui
+            .messages
+            .push(text::settings_flow_expired(flow.expires_at, now));
+        if let Err(e) = app.store.create_flow(&new).await {
+            return HttpError(store_error(e)).into_response();
+        }
+        if json {
+            let e = ApiError::flow_expired(flow.expires_at, now)
+                .with_top_level("use_flow_id", new.id.to_string());
+            return HttpError(e).into_response();
+        }
+        return redirect(
+            StatusCode::SEE_OTHER,
+            &ui_redirect_url(app, FlowKind::Settings, new.id),
+        );
+    }
+    let raw_schema = app.schemas.get(&auth.identity.schema_id).map(|s| s.raw.clone());
+    // A browser sent to re-authenticate comes back here with GET; its update waits in the flow.
+    let resumed = raw.is_empty() && flow.internal_context.get("pending_update").is_some();
+    let body = if resumed {
+        match flow.internal_context.get("pending_update").cloned() {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        }
+    } else {
+        match decode(&req.headers, &raw, raw_schema.as_ref()) {
+            Ok(b) => b,
+            Err(e) => return finish_error(app, &req, flow, FlowFailure::Api(e)).await,
+        }
+    };
+    if !resumed && let Err(e) = ensure_csrf(app, &req, &flow, str_field(&body, "csrf_token")) {
+        return finish_error(app, &req, flow, FlowFailure::Api(e)).await;
+    }
+    if let Some(o) = flow.internal_context.as_object_mut() {
+        o.remove("pending_update");
+    }
+    let method = mfa::settings_method(&body)
+        .map(str::to_owned)
+        .unwrap_or_else(|| str_field(&body, "method").unwrap_or("").to_owned());
+    let outcome = match method.as_str() {
+        "profile" => update_profile(app, &req, &auth, &mut flow, &body).await,
+        "password" if app.settings.password.enabled => update_password(app, &auth, &body).await,
+        "totp" | "lookup_secret" => mfa::update_settings(app, &auth, &mut flow, &method, &body)
+            .await
+            .map_err(|e| match e {
+                mfa::SettingsError::Flow(f) => Failure::Flow(f),
+                mfa::SettingsError::ReAuth => Failure::ReAuth,
+            }),
+        _ => Err(Failure::Flow(FlowFailure::Ui(vec![FieldMessage::flow(
+            text::validation_generic(
+                "Could not find a strategy to update your settings with. Did you fill out the form correctly?",
+            ),
+        )]))),
+    };
+    match outcome {
+        Ok(Outcome::Saved(identity)) => saved(app, &req, flow, &identity).await,
+        Ok(Outcome::Shown) => {
+            flow.updated_at = time_fmt::now();
+            if let Err(e) = app.store.update_flow(&flow).await {
+                return HttpError(store_error(e)).into_response();
+            }
+            show(app, &req, &flow, StatusCode::OK)
+        }
+        Err(Failure::ReAuth) => {
+            let to = login_url(app, true, &submit_url);
+            if json {
+                return HttpError(ApiError::session_refresh_required(&to)).into_response();
+            }
+            flow.internal_context["pending_update"] = Value::Object(body);
+            if let Err(e) = app.store.update_flow(&flow).await {
+                return HttpError(store_error(e)).into_response();
+            }
+            redirect(StatusCode::SEE_OTHER, &to)
+        }
+        Err(Failure::Flow(f)) => {
+            if let Some(t) = body.get("traits") {
+                set_trait_values(&mut flow.ui, t);
+            }
+            finish_error(app, &req, flow, f).await
+        }
+    }
+}
+
+fn show(app: &App, req: &ReqInfo, flow: &Flow, status: StatusCode) -> Response {
+    if flow.is_browser() && !req.is_json {
+        return redirect(
+            StatusCode::SEE_OTHER,
+            &ui_redirect_url(app, FlowKind::Settings, flow.id),
+        );
+    }
+    flow_json(app, req, flow, status)
+}
+
+async fn finish_error(app: &App, req: &ReqInfo, mut flow: Flow, failure: FlowFailure) -> Response {
+    let messages = match failure {
+        FlowFailure::Ui(m) => m,
+        FlowFailure::Api(e) if e.code == 400 => {
+            vec![FieldMessage::flow(text::validation_generic(
+                e.reason.as_deref().unwrap_or(&e.message),
+            ))]
+        }
+        FlowFailure::Api(e) => {
+            if flow.flow_type == FlowType::Api {
+                return HttpError(e).into_response();
+            }
+            return forward(app, req.is_json, e).await;
+        }
+        FlowFailure::Expired => vec![],
+    };
+    flow.ui.reset_messages();
+    for m in messages {
+        flow.ui.add_message(m.field.as_deref(), m.message);
+    }
+    flow.ui.clear_secret_values();
+    flow.updated_at = time_fmt::now();
+    if let Err(e) = app.store.update_flow(&flow).await {
+        return HttpError(store_error(e)).into_response();
+    }
+    show(app, req, &flow, StatusCode::BAD_REQUEST)
+}
+
+async fn saved(app: &App, req: &ReqInfo, mut flow: Flow, identity: &Identity) -> Response {
+    flow.state = FlowState::Success;
+    populate(app, &mut flow, identity);
+    flow.ui.messages = vec![text::settings_saved()];
+    flow.updated_at = time_fmt::now();
+    let to = flow
+        .return_to
+        .clone()
+        .unwrap_or_else(|| ui_redirect_url(app, FlowKind::Settings, flow.id));
+    if flow.is_browser() && req.is_json {
+        flow.continue_with = vec![continue_with_redirect(&to)];
+    }
+    if let Err(e) = app.store.update_flow(&flow).await {
+        return HttpError(store_error(e)).into_response();
+    }
+    if flow.is_browser() && !req.is_json {
+        return with_headers(redirect(StatusCode::SEE_OTHER, &to), None);
+    }
+    flow_json(app, req, &flow, StatusCode::OK)
+}
+
+/// Traits that carry credentials or addresses may only change in a privileged session.
+fn touches_credentials(before: &Identity, after: &Identity) -> bool {
+    let ids = |i: &Identity| {
+        let mut v: Vec<String> = i
+            .credentials
+            .values()
+            .flat_map(|c| c.identifiers.clone())
+            .collect();
+        v.extend(
+            i.verifiable_addresses
+                .iter()
+                .map(|a| format!("v:{}:{}", a.via, a.value)),
+        );
+        v.extend(
+            i.recovery_addresses
+                .iter()
+                .map(|a| format!("r:{}:{}", a.via, a.value)),
+        );
+        v.sort();
+        v
+    };
+    ids(before) != ids(after)
+}
+
+async fn update_profile(
+    app: &App,
+    req: &ReqInfo,
+    auth: &Authenticated,
+    flow: &mut Flow,
+    body: &Map<String, Value>,
+) -> Result<Outcome, Failure> {
+    let traits = body.get("traits").cloned().unwrap_or(Value::Object(Map::new()));
+    let mut identity = auth.identity.clone();
+    apply_traits(app, &mut identity, traits.clone()).map_err(|e| {
+        set_trait_values(&mut flow.ui, &traits);
+        Failure::Flow(FlowFailure::Ui(trait_errors(e)))
+    })?;
+    if touches_credentials(&auth.identity, &identity) && !privileged(app, auth) {
+        return Err(Failure::ReAuth);
+    }
+    identity.updated_at = time_fmt::now();
+    match app.store.update_identity(&identity).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => {
+            return Err(Failure::Flow(FlowFailure::Ui(vec![FieldMessage::flow(
+                text::validation_duplicate_credentials(),
+            )])));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    // New addresses need verifying, as after registration.
+    crate::selfservice::hooks::start_verification(app, req, &identity, flow.flow_type).await?;
+    Ok(Outcome::Saved(Box::new(identity)))
+}
+
+async fn update_password(
+    app: &App,
+    auth: &Authenticated,
+    body: &Map<String, Value>,
+) -> Result<Outcome, Failure> {
+    if !privileged(app, auth) {
+        return Err(Failure::ReAuth);
+    }
+    let new = str_field(body, "password").unwrap_or("");
+    if new.is_empty() {
+        return Err(Failure::Flow(FlowFailure::Ui(vec![FieldMessage::on(
+            "password",
+            text::validation_required("password"),
+        )])));
+    }
+    let mut identity = auth.identity.clone();
+    if let Some(old) = identity
+        .credentials
+        .get(credential_type::PASSWORD)
+        .and_then(|c| c.config.get("hashed_password"))
+        .and_then(Value::as_str)
+        && app.hasher.verify(new.as_bytes(), old).await.unwrap_or(false)
+    {
+        return Err(Failure::Flow(FlowFailure::Ui(vec![FieldMessage::on(
+            "password",
+            text::validation_password_same_as_old(),
+        )])));
+    }
+    let identifiers = identity
+        .credentials
+        .get(credential_type::PASSWORD)
+        .map(|c| c.identifiers.clone())
+        .filter(|i| !i.is_empty())
+        .or_else(|| {
+            app.schemas
+                .get(&identity.schema_id)
+                .and_then(|s| s.validate_traits(&identity.traits).ok())
+                .map(|e| e.password_identifiers)
+        })
+        .unwrap_or_default();
+    password::set_password(app, &mut identity, identifiers, new).await?;
+    identity.available_aal = identity.compute_available_aal(app.settings.code_mfa_enabled);
+    identity.updated_at = time_fmt::now();
+    app.store.update_identity(&identity).await?;
+    Ok(Outcome::Saved(Box::new(identity)))
 }

@@ -12,5 +12,6 @@ mod native_flows;
 mod password_policy;
 mod recovery_flows;
 mod sessions;
+mod settings_mfa;
 mod spa_flows;
 mod verification_flows;

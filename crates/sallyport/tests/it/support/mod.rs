@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod mail;
+pub mod totp;
 
 use std::path::PathBuf;
 
