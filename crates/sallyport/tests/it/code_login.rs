@@ -435,3 +435,103 @@ both_backends!(code_as_second_factor, |b: Backend| async move {
     }
     s.shutdown().await;
 });
+
+both_backends!(browser_and_spa_registration_by_code, |b: Backend| async move {
+    let mail = MailServer::start().await;
+    let s = TestServer::spawn_with(b, mail.config(code_config())).await;
+    // SPA, two-step (the default): profile → credential choice → code.
+    let c = browser();
+    let (_, flow) = body(
+        c.get(s.public_url("self-service/registration/browser"))
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let action = flow["ui"]["action"].as_str().unwrap().to_owned();
+    let (st, choose) = body(c.post(&action).json(&json!({"method": "profile", "traits": {"email": "gus@example.org"}, "csrf_token": csrf(&flow)})).send().await.unwrap()).await;
+    assert_eq!(st, 400);
+    assert!(
+        choose["ui"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["attributes"]["name"] == "method" && n["attributes"]["value"] == "code")
+    );
+    let (st, sent) = body(c.post(&action).json(&json!({"method": "code", "traits": {"email": "gus@example.org"}, "csrf_token": csrf(&choose)})).send().await.unwrap()).await;
+    assert_eq!(st, 400, "{sent}");
+    assert_eq!(message_ids(&sent), vec![1040005]);
+    let code = code_in(&mail.next_to("gus@example.org").await.text_body);
+    // Traits changed between the steps: 4000036.
+    let (st, f) = body(c.post(&action).json(&json!({"method": "code", "code": code, "traits": {"email": "other@example.org"}, "csrf_token": csrf(&sent)})).send().await.unwrap()).await;
+    assert_eq!(st, 400);
+    assert_eq!(message_ids(&f), vec![4000036]);
+    let (st, ok) = body(c.post(&action).json(&json!({"method": "code", "code": code, "traits": {"email": "gus@example.org"}, "csrf_token": csrf(&sent)})).send().await.unwrap()).await;
+    assert_eq!(st, 200, "{ok}");
+    assert_eq!(ok["identity"]["verifiable_addresses"][0]["verified"], true);
+    // Browser, form posts, one wrong code first.
+    let c = browser();
+    let res = c
+        .get(s.public_url("self-service/registration/browser"))
+        .send()
+        .await
+        .unwrap();
+    let id = flow_id_from(&location(&res));
+    let (_, flow) = body(
+        c.get(s.public_url(&format!("self-service/registration/flows?id={id}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let url = s.public_url(&format!("self-service/registration?flow={id}"));
+    let token = csrf(&flow);
+    let res = c
+        .post(&url)
+        .form(&[
+            ("method", "code"),
+            ("traits.email", "hal@example.org"),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let code = code_in(&mail.next_to("hal@example.org").await.text_body);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let res = c
+        .post(&url)
+        .form(&[
+            ("method", "code"),
+            ("code", wrong),
+            ("traits.email", "hal@example.org"),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302, "registration errors redirect with 302");
+    let (_, f) = body(
+        c.get(s.public_url(&format!("self-service/registration/flows?id={id}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(message_ids(&f), vec![4040003]);
+    let res = c
+        .post(&url)
+        .form(&[
+            ("method", "code"),
+            ("code", &code),
+            ("traits.email", "hal@example.org"),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), crate::support::RETURN);
+    s.shutdown().await;
+});

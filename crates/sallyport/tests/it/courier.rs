@@ -255,3 +255,80 @@ async fn two_courier_processes_deliver_exactly_once() {
     assert_eq!(recipients.len(), N);
     s.shutdown().await;
 }
+
+both_backends!(smtp_outage_is_retried_without_loss, |b: Backend| async move {
+    let mail = MailServer::start().await;
+    let s = TestServer::spawn_with(b, mail.config(json!({"selfservice": {"flows": {"recovery": {"enabled": true, "ui_url": format!("{UI}/recovery")}}}}))).await;
+    crate::support::client::create_identity(&s, "cat@example.org", "correct horse battery").await;
+    crate::support::client::create_identity(&s, "dan@example.org", "correct horse battery").await;
+    mail.sink.set_down(true);
+    let c = api();
+    for who in ["cat@example.org", "dan@example.org"] {
+        let (_, flow) = body(
+            c.get(s.public_url("self-service/recovery/api"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let (st, _) = body(
+            c.post(flow["ui"]["action"].as_str().unwrap())
+                .json(&json!({"method": "code", "email": who}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(st, 200);
+    }
+    // Let at least one delivery attempt fail.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, list) = body(c.get(s.admin_url("admin/courier/messages")).send().await.unwrap()).await;
+        if list
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["send_count"].as_i64().unwrap_or(0) >= 1)
+        {
+            assert!(list.as_array().unwrap().iter().all(|m| m["status"] != "sent"));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failed attempt was recorded: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    mail.sink.set_down(false);
+    let cat = mail.next_to("cat@example.org").await;
+    let dan = mail.next_to("dan@example.org").await;
+    assert_eq!(code_in(&cat.text_body).len(), 6);
+    assert_eq!(code_in(&dan.text_body).len(), 6);
+    let (_, list) = body(
+        c.get(s.admin_url("admin/courier/messages?status=sent"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let sent = list.as_array().unwrap();
+    assert_eq!(sent.len(), 2, "{list}");
+    let id = sent[0]["id"].as_str().unwrap();
+    let (_, one) = body(
+        c.get(s.admin_url(&format!("admin/courier/messages/{id}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let statuses: Vec<&str> = one["dispatches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses.first(), Some(&"failed"));
+    assert_eq!(statuses.last(), Some(&"success"));
+    s.shutdown().await;
+});
