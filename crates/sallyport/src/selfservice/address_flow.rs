@@ -16,7 +16,8 @@ use crate::http::error::{HttpError, forward, redirect};
 use crate::http::redirect::validate_return_to;
 use crate::http::request::ReqInfo;
 use crate::selfservice::common::{
-    FieldMessage, FlowFailure, flow_json, init_csrf, respond_new_flow, ui_redirect_url, with_headers,
+    FieldMessage, FlowFailure, flow_json, init_failure, new_flow_csrf, respond_new_flow, ui_redirect_url,
+    with_headers,
 };
 use crate::settings::AddressFlowSettings;
 use crate::state::App;
@@ -128,13 +129,7 @@ pub async fn init(
     return_to: Option<&str>,
 ) -> Response {
     let browser = flow_type == FlowType::Browser;
-    let fail = |e: ApiError| async move {
-        if browser {
-            forward(app, req.is_json, e).await
-        } else {
-            HttpError(e).into_response()
-        }
-    };
+    let fail = |e: ApiError| init_failure(app, req, flow_type, e);
     let s = &app.settings;
     if !settings(app, kind).enabled {
         return fail(disabled(kind)).await;
@@ -159,12 +154,7 @@ pub async fn init(
             Err(e) => return fail(e).await,
         }
     }
-    let (csrf, cookie) = if browser {
-        let (t, c) = init_csrf(app, req);
-        (crate::http::csrf::encode_cookie(&t), c)
-    } else {
-        (String::new(), None)
-    };
+    let (csrf, cookie) = new_flow_csrf(app, req, flow_type);
     let flow = new_flow(
         app,
         kind,

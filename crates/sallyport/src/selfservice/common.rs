@@ -93,6 +93,24 @@ pub fn init_csrf(app: &App, req: &ReqInfo) -> ([u8; csrf::TOKEN_LEN], Option<Hea
     }
 }
 
+/// The CSRF token a new flow stores ("" for API flows) and the cookie to set when the browser had none.
+pub fn new_flow_csrf(app: &App, req: &ReqInfo, flow_type: FlowType) -> (String, Option<HeaderValue>) {
+    if flow_type == FlowType::Api {
+        return (String::new(), None);
+    }
+    let (t, c) = init_csrf(app, req);
+    (csrf::encode_cookie(&t), c)
+}
+
+/// How a flow-init endpoint answers an error: browsers see the error UI, native apps the envelope.
+pub async fn init_failure(app: &App, req: &ReqInfo, flow_type: FlowType, e: ApiError) -> Response {
+    if flow_type == FlowType::Browser {
+        forward(app, req.is_json, e).await
+    } else {
+        HttpError(e).into_response()
+    }
+}
+
 /// The csrf node value to render: "" for API flows, a fresh mask of the browser's token otherwise.
 pub fn csrf_value(app: &App, req: &ReqInfo, flow: &Flow) -> String {
     if flow.flow_type == FlowType::Api {

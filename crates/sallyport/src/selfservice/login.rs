@@ -16,11 +16,12 @@ use sallyport_core::time_fmt;
 use sallyport_core::ui::Node;
 
 use crate::http::body::{RawBody, decode, str_field};
-use crate::http::error::{HttpError, forward, json as json_res, redirect, store_error};
+use crate::http::error::{HttpError, json as json_res, redirect, store_error};
 use crate::http::redirect::validate_return_to;
 use crate::http::request::ReqInfo;
 use crate::selfservice::common::{
-    FlowFailure, continue_with_redirect, flow_id, init_csrf, respond_new_flow, with_headers, write_flow_error,
+    FlowFailure, continue_with_redirect, flow_id, init_failure, new_flow_csrf, respond_new_flow,
+    with_headers, write_flow_error,
 };
 use crate::selfservice::{code, mfa, password};
 use crate::session_manager::{self, Authenticated, check_aal};
@@ -124,13 +125,7 @@ pub async fn create_native_login_flow(
 
 async fn create_flow(app: &App, req: &ReqInfo, flow_type: FlowType, q: InitQuery) -> Response {
     let browser = flow_type == FlowType::Browser;
-    let fail = |e: ApiError| async move {
-        if browser {
-            forward(app, req.is_json, e).await
-        } else {
-            HttpError(e).into_response()
-        }
-    };
+    let fail = |e: ApiError| init_failure(app, req, flow_type, e);
     let aal = match parse_aal(q.aal.as_deref()) {
         Ok(a) => a,
         Err(e) => return fail(e).await,
@@ -166,12 +161,7 @@ async fn create_flow(app: &App, req: &ReqInfo, flow_type: FlowType, q: InitQuery
             refresh = false;
         }
     }
-    let (csrf, set_cookie) = if browser {
-        let (t, c) = init_csrf(app, req);
-        (crate::http::csrf::encode_cookie(&t), c)
-    } else {
-        (String::new(), None)
-    };
+    let (csrf, set_cookie) = new_flow_csrf(app, req, flow_type);
     let params = LoginParams {
         refresh,
         aal,

@@ -16,13 +16,13 @@ use sallyport_core::time_fmt;
 use sallyport_core::ui::{Group, Node};
 
 use crate::http::body::{RawBody, decode, str_field};
-use crate::http::error::{HttpError, forward, json as json_res, redirect, store_error};
+use crate::http::error::{HttpError, json as json_res, redirect, store_error};
 use crate::http::redirect::validate_return_to;
 use crate::http::request::ReqInfo;
 use crate::identities::{apply_traits, set_trait_values, trait_errors};
 use crate::selfservice::common::{
-    FieldMessage, FlowFailure, continue_with_redirect, flow_id, flow_json, init_csrf, respond_new_flow,
-    ui_redirect_url, with_headers, write_flow_error,
+    FieldMessage, FlowFailure, continue_with_redirect, flow_id, flow_json, init_failure, new_flow_csrf,
+    respond_new_flow, ui_redirect_url, with_headers, write_flow_error,
 };
 use crate::selfservice::login::FlowQuery;
 use crate::selfservice::{code, password, profile};
@@ -124,13 +124,7 @@ pub async fn create_native_registration_flow(
 
 async fn create_flow(app: &App, req: &ReqInfo, flow_type: FlowType, q: InitQuery) -> Response {
     let browser = flow_type == FlowType::Browser;
-    let fail = |e: ApiError| async move {
-        if browser {
-            forward(app, req.is_json, e).await
-        } else {
-            HttpError(e).into_response()
-        }
-    };
+    let fail = |e: ApiError| init_failure(app, req, flow_type, e);
     let s = &app.settings;
     if !s.registration_enabled {
         return fail(ApiError::registration_disabled()).await;
@@ -163,12 +157,7 @@ async fn create_flow(app: &App, req: &ReqInfo, flow_type: FlowType, q: InitQuery
         Ok(None) => {}
         Err(e) => return fail(e).await,
     }
-    let (csrf, set_cookie) = if browser {
-        let (t, c) = init_csrf(app, req);
-        (crate::http::csrf::encode_cookie(&t), c)
-    } else {
-        (String::new(), None)
-    };
+    let (csrf, set_cookie) = new_flow_csrf(app, req, flow_type);
     let flow = build_flow(
         app,
         flow_type,

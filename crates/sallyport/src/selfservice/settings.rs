@@ -21,7 +21,7 @@ use crate::http::redirect::validate_return_to;
 use crate::http::request::ReqInfo;
 use crate::identities::{apply_traits, set_trait_values, trait_errors};
 use crate::selfservice::common::{
-    FieldMessage, FlowFailure, continue_with_redirect, ensure_csrf, flow_id, flow_json, init_csrf,
+    FieldMessage, FlowFailure, continue_with_redirect, ensure_csrf, flow_id, flow_json, new_flow_csrf,
     respond_new_flow, ui_redirect_url, with_headers,
 };
 use crate::selfservice::{mfa, password};
@@ -151,12 +151,7 @@ async fn create(app: &App, req: &ReqInfo, flow_type: FlowType, return_to: Option
         Err(e) if flow_type == FlowType::Browser => return forward(app, req.is_json, e).await,
         Err(e) => return HttpError(e).into_response(),
     };
-    let (csrf, cookie) = if flow_type == FlowType::Browser {
-        let (t, c) = init_csrf(app, req);
-        (crate::http::csrf::encode_cookie(&t), c)
-    } else {
-        (String::new(), None)
-    };
+    let (csrf, cookie) = new_flow_csrf(app, req, flow_type);
     let mut flow = new_flow(app, csrf, &auth.identity, flow_type);
     flow.request_url = here;
     flow.return_to = return_to;

@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::support::client::{
-    api, body, browser, create_identity, csrf, flow_id_from, location, message_ids, native_login, node,
+    api, body, browser, browser_login, browser_login_at, create_identity, csrf, flow_id_from, location,
+    message_ids, native_login, node,
 };
 use crate::support::totp::{code_at, now_code};
 use crate::support::{Backend, TestServer, UI};
@@ -212,30 +213,7 @@ both_backends!(privileged_updates_need_a_fresh_login, |b: Backend| async move {
 
     // Browsers are sent to re-authenticate and the update resumes afterwards.
     let c = browser();
-    let res = c
-        .get(s.public_url("self-service/login/browser"))
-        .send()
-        .await
-        .unwrap();
-    let id = flow_id_from(&location(&res));
-    let (_, lf) = body(
-        c.get(s.public_url(&format!("self-service/login/flows?id={id}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let res = c
-        .post(s.public_url(&format!("self-service/login?flow={id}")))
-        .form(&[
-            ("method", "password"),
-            ("identifier", "cy@example.org"),
-            ("password", "correct horse battery"),
-            ("csrf_token", &csrf(&lf)),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = browser_login(&s, &c, "cy@example.org", "correct horse battery").await;
     assert_eq!(res.status(), 303);
     let res = c
         .get(s.public_url("self-service/settings/browser"))
@@ -264,26 +242,7 @@ both_backends!(privileged_updates_need_a_fresh_login, |b: Backend| async move {
     assert_eq!(res.status(), 303);
     let to = location(&res);
     assert!(to.contains("/self-service/login/browser?refresh=true"), "{to}");
-    let res = c.get(&to).send().await.unwrap();
-    let lid = flow_id_from(&location(&res));
-    let (_, lf) = body(
-        c.get(s.public_url(&format!("self-service/login/flows?id={lid}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let res = c
-        .post(s.public_url(&format!("self-service/login?flow={lid}")))
-        .form(&[
-            ("method", "password"),
-            ("identifier", "cy@example.org"),
-            ("password", "correct horse battery"),
-            ("csrf_token", &csrf(&lf)),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = browser_login_at(&s, &c, &to, "cy@example.org", "correct horse battery").await;
     let back = location(&res);
     assert!(
         back.contains(&format!("self-service/settings?flow={sid}")),
@@ -661,30 +620,7 @@ both_backends!(mfa_policy_per_identity_for_browsers, |b: Backend| async move {
         .unwrap();
     assert_eq!(res.status(), 201);
     let c = browser();
-    let res = c
-        .get(s.public_url("self-service/login/browser"))
-        .send()
-        .await
-        .unwrap();
-    let id = flow_id_from(&location(&res));
-    let (_, lf) = body(
-        c.get(s.public_url(&format!("self-service/login/flows?id={id}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let res = c
-        .post(s.public_url(&format!("self-service/login?flow={id}")))
-        .form(&[
-            ("method", "password"),
-            ("identifier", "fin@example.org"),
-            ("password", "correct horse battery"),
-            ("csrf_token", &csrf(&lf)),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = browser_login(&s, &c, "fin@example.org", "correct horse battery").await;
     assert_eq!(res.status(), 303);
     assert!(
         location(&res).ends_with("/self-service/settings/browser"),

@@ -118,3 +118,45 @@ pub async fn native_login(s: &TestServer, identifier: &str, password: &str) -> (
         .unwrap();
     body(res).await
 }
+
+/// A browser's password login through the UI round trip (init → fetch flow → form post); returns the
+/// final response (a 303) for the test to inspect.
+pub async fn browser_login(s: &TestServer, c: &Client, identifier: &str, password: &str) -> Response {
+    browser_login_at(
+        s,
+        c,
+        &s.public_url("self-service/login/browser"),
+        identifier,
+        password,
+    )
+    .await
+}
+
+/// Like `browser_login`, starting from `init` (e.g. a `?refresh=true&return_to=…` URL).
+pub async fn browser_login_at(
+    s: &TestServer,
+    c: &Client,
+    init: &str,
+    identifier: &str,
+    password: &str,
+) -> Response {
+    let res = c.get(init).send().await.unwrap();
+    let id = flow_id_from(&location(&res));
+    let (_, flow) = body(
+        c.get(s.public_url(&format!("self-service/login/flows?id={id}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    c.post(s.public_url(&format!("self-service/login?flow={id}")))
+        .form(&[
+            ("method", "password"),
+            ("identifier", identifier),
+            ("password", password),
+            ("csrf_token", &csrf(&flow)),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
