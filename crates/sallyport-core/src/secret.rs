@@ -43,13 +43,16 @@ pub fn logout_token() -> String {
     format!("ory_lo_{}", random_alnum(32))
 }
 
+/// Lower-case hex of SHA-256; on every authenticated request, so no per-byte formatting.
 pub fn token_digest(token: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let d = Sha256::digest(token.as_bytes());
-    let mut s = String::with_capacity(64);
+    let mut out = Vec::with_capacity(64);
     for b in d {
-        s.push_str(&format!("{b:02x}"));
+        out.push(HEX[(b >> 4) as usize]);
+        out.push(HEX[(b & 0xf) as usize]);
     }
-    s
+    String::from_utf8(out).expect("hex is ASCII")
 }
 
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -23,6 +23,8 @@ const POOL_PARAMS: [&str; 4] = [
 pub struct PgStore {
     writer: PgPool,
     reader: PgPool,
+    /// Off: several nodes write one PostgreSQL database, so no node may trust its own copy.
+    cache: std::sync::Arc<sallyport_store_sql::ReadCache>,
 }
 
 impl PgStore {
@@ -42,6 +44,7 @@ impl PgStore {
         Ok(PgStore {
             writer: pool.clone(),
             reader: pool,
+            cache: std::sync::Arc::new(sallyport_store_sql::ReadCache::disabled()),
         })
     }
 

@@ -112,7 +112,7 @@ macro_rules! __impl_code_store {
 
         #[$crate::__private::async_trait]
         impl $crate::__private::sallyport_core::code::CodeStore for $store {
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn save_codes(
                 &self,
                 flow: &Flow,
@@ -162,7 +162,7 @@ macro_rules! __impl_code_store {
                 tx.commit().await.map_err($crate::db_err)
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn use_code(
                 &self,
                 flow_id: $crate::__private::uuid::Uuid,
@@ -174,7 +174,7 @@ macro_rules! __impl_code_store {
                 use_code_where(&self.writer, sql).await
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn use_token(
                 &self,
                 kind: $crate::__private::sallyport_core::code::CodeKind,
@@ -185,7 +185,7 @@ macro_rules! __impl_code_store {
                 use_code_where(&self.writer, sql).await
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn count_submission(&self, flow_id: $crate::__private::uuid::Uuid) -> StoreResult<i32> {
                 sqlx::query_scalar::<Db, i32>($crate::__private::code_sql::COUNT_SUBMISSION)
                     .bind(flow_id)

@@ -187,7 +187,7 @@ macro_rules! __impl_courier_store {
     ($store:ty, $row_lock:expr) => {
         #[$crate::__private::async_trait]
         impl $crate::__private::sallyport_core::courier::CourierStore for $store {
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn enqueue_messages(
                 &self,
                 messages: &[$crate::__private::sallyport_core::courier::Message],
@@ -200,7 +200,7 @@ macro_rules! __impl_courier_store {
                 tx.commit().await.map_err($crate::db_err)
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn claim_messages(
                 &self,
                 limit: u32,
@@ -224,7 +224,7 @@ macro_rules! __impl_courier_store {
                 rows.into_iter().map(TryInto::try_into).collect()
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn finish_delivery(
                 &self,
                 id: $crate::__private::uuid::Uuid,
@@ -270,7 +270,7 @@ macro_rules! __impl_courier_store {
                 tx.commit().await.map_err($crate::db_err)
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn list_messages(
                 &self,
                 query: &$crate::__private::sallyport_core::courier::MessageQuery,
@@ -286,7 +286,7 @@ macro_rules! __impl_courier_store {
                 rows.into_iter().map(TryInto::try_into).collect()
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn get_message(
                 &self,
                 id: $crate::__private::uuid::Uuid,

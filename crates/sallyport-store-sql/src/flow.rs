@@ -17,7 +17,7 @@ macro_rules! __impl_flow_store {
     ($store:ty) => {
         #[$crate::__private::async_trait]
         impl FlowStore for $store {
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn create_flow(&self, flow: &Flow) -> StoreResult<()> {
                 use sqlx::types::Json;
                 use $crate::Ts;
@@ -34,7 +34,7 @@ macro_rules! __impl_flow_store {
                 Ok(())
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn get_flow(&self, kind: FlowKind, id: $crate::__private::uuid::Uuid) -> StoreResult<Flow> {
                 let flow: sqlx::types::Json<Flow> = sqlx::query_scalar($crate::__private::flow_sql::GET_FLOW)
                     .bind(id)
@@ -46,7 +46,7 @@ macro_rules! __impl_flow_store {
                 Ok(flow.0)
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn update_flow(&self, flow: &Flow) -> StoreResult<()> {
                 use sqlx::types::Json;
                 use $crate::Ts;
@@ -68,7 +68,7 @@ macro_rules! __impl_flow_store {
 
         #[$crate::__private::async_trait]
         impl ErrorStore for $store {
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn create_error(
                 &self,
                 id: $crate::__private::uuid::Uuid,
@@ -86,7 +86,7 @@ macro_rules! __impl_flow_store {
                 Ok(())
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn get_error(
                 &self,
                 id: $crate::__private::uuid::Uuid,

@@ -331,7 +331,7 @@ macro_rules! __impl_identity_store {
     ($store:ty) => {
         #[$crate::__private::async_trait]
         impl IdentityStore for $store {
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn create_identity(
                 &self,
                 identity: &Identity,
@@ -345,7 +345,7 @@ macro_rules! __impl_identity_store {
                 tx.commit().await.map_err($crate::db_err)
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn update_identity(&self, identity: &Identity) -> StoreResult<()> {
                 use sqlx::types::Json;
                 use $crate::__private::identity_sql as q;
@@ -377,21 +377,30 @@ macro_rules! __impl_identity_store {
                         .map_err($crate::db_err)?;
                 }
                 insert_identity_parts(&mut *tx, identity).await?;
-                tx.commit().await.map_err($crate::db_err)
+                tx.commit().await.map_err($crate::db_err)?;
+                self.cache.invalidate();
+                Ok(())
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn get_identity(&self, id: $crate::__private::uuid::Uuid) -> StoreResult<Identity> {
-                fetch_identity(&self.reader, $crate::__private::identity_sql::by_id(id)).await
+                if let Some(i) = self.cache.identity(id) {
+                    return Ok(i);
+                }
+                let generation = self.cache.generation();
+                let identity =
+                    fetch_identity(&self.reader, $crate::__private::identity_sql::by_id(id)).await?;
+                self.cache.put_identity(generation, &identity);
+                Ok(identity)
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn get_identity_by_external_id(&self, external_id: &str) -> StoreResult<Identity> {
                 let sql = $crate::__private::identity_sql::by_external_id(external_id);
                 fetch_identity(&self.reader, sql).await
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn find_identity_by_identifier(
                 &self,
                 credential_type: &str,
@@ -401,7 +410,7 @@ macro_rules! __impl_identity_store {
                 fetch_identity(&self.reader, sql).await
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn find_identity_by_address(
                 &self,
                 kind: sallyport_core::store::AddressKind,
@@ -412,7 +421,7 @@ macro_rules! __impl_identity_store {
                 fetch_identity(&self.reader, sql).await
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn list_identities(&self, query: &IdentityQuery) -> StoreResult<Vec<Identity>> {
                 let Some(sql) = $crate::__private::identity_sql::list(query) else {
                     return Ok(vec![]);
@@ -427,7 +436,7 @@ macro_rules! __impl_identity_store {
                 load_identities(&self.reader, rows).await
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn count_identities(&self) -> StoreResult<u64> {
                 let n: i64 = sqlx::query_scalar($crate::__private::identity_sql::COUNT_IDENTITIES)
                     .fetch_one(&self.reader)
@@ -436,13 +445,14 @@ macro_rules! __impl_identity_store {
                 Ok(n.try_into().unwrap_or(0))
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn delete_identity(&self, id: $crate::__private::uuid::Uuid) -> StoreResult<()> {
                 let done = sqlx::query($crate::__private::identity_sql::DELETE_IDENTITY)
                     .bind(id)
                     .execute(&self.writer)
                     .await
                     .map_err($crate::db_err)?;
+                self.cache.invalidate();
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound);
                 }

@@ -14,6 +14,7 @@
 //! missing rows `NotFound`.
 
 mod args;
+mod cache;
 mod code;
 mod courier;
 mod error;
@@ -26,6 +27,7 @@ pub mod story;
 mod ts;
 
 pub use args::{Arg, Sql, bind_all, bind_all_query};
+pub use cache::ReadCache;
 pub use error::{db_err, other_err};
 pub use ts::Ts;
 

@@ -52,7 +52,7 @@ macro_rules! __impl_migration_store {
 
         #[$crate::__private::async_trait]
         impl MigrationStore for $store {
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn ping(&self) -> StoreResult<()> {
                 sqlx::query($crate::__private::migration_sql::PING)
                     .execute(&self.reader)
@@ -61,7 +61,7 @@ macro_rules! __impl_migration_store {
                 Ok(())
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn migration_status(&self) -> StoreResult<Vec<MigrationStatus>> {
                 let applied = applied_versions(&self.reader).await?;
                 Ok($migrator
@@ -75,13 +75,14 @@ macro_rules! __impl_migration_store {
                     .collect())
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn migrate_up(&self) -> StoreResult<()> {
                 $migrator.run(&self.writer).await.map_err($crate::other_err)
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn migrate_down(&self, steps: u32) -> StoreResult<()> {
+                self.cache.invalidate();
                 let applied = applied_versions(&self.writer).await?;
                 let Some(target) = $crate::__private::undo_target(&applied, steps) else {
                     return Ok(());

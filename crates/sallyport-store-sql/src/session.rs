@@ -118,33 +118,39 @@ macro_rules! __impl_session_store {
 
         #[$crate::__private::async_trait]
         impl SessionStore for $store {
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn create_session(&self, session: &Session) -> StoreResult<()> {
                 let mut conn = self.writer.acquire().await.map_err($crate::db_err)?;
                 insert_session(&mut *conn, session).await
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn get_session(&self, id: $crate::__private::uuid::Uuid) -> StoreResult<Session> {
                 fetch_session(&self.reader, $crate::__private::session_sql::by_id(id)).await
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn get_session_by_token_digest(&self, digest: &str) -> StoreResult<Session> {
-                fetch_session(
+                if let Some(s) = self.cache.session(digest) {
+                    return Ok(s);
+                }
+                let generation = self.cache.generation();
+                let session = fetch_session(
                     &self.reader,
                     $crate::__private::session_sql::by_token_digest(digest),
                 )
-                .await
+                .await?;
+                self.cache.put_session(generation, &session);
+                Ok(session)
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn get_session_by_logout_token_digest(&self, digest: &str) -> StoreResult<Session> {
                 let sql = $crate::__private::session_sql::by_logout_token_digest(digest);
                 fetch_session(&self.reader, sql).await
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn update_session(&self, s: &Session) -> StoreResult<()> {
                 use sqlx::types::Json;
                 use $crate::Ts;
@@ -163,13 +169,14 @@ macro_rules! __impl_session_store {
                     .execute(&self.writer)
                     .await
                     .map_err($crate::db_err)?;
+                self.cache.invalidate();
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound);
                 }
                 Ok(())
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn list_sessions(&self, query: &SessionQuery) -> StoreResult<Vec<Session>> {
                 let sql = $crate::__private::session_sql::list(query);
                 let rows = $crate::bind_all(
@@ -182,7 +189,7 @@ macro_rules! __impl_session_store {
                 rows.into_iter().map(Session::try_from).collect()
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn count_sessions(&self, query: &SessionQuery) -> StoreResult<u64> {
                 let sql = $crate::__private::session_sql::count(query);
                 let (n,): (i64,) = $crate::bind_all(sqlx::query_as::<Db, (i64,)>(&sql.text), sql.args)
@@ -192,7 +199,7 @@ macro_rules! __impl_session_store {
                 Ok(n.try_into().unwrap_or(0))
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn revoke_sessions_of_identity(
                 &self,
                 identity_id: $crate::__private::uuid::Uuid,
@@ -202,10 +209,11 @@ macro_rules! __impl_session_store {
                 let sql = $crate::__private::session_sql::revoke(identity_id, except, now);
                 let query = $crate::bind_all_query(sqlx::query::<Db>(&sql.text), sql.args);
                 let done = query.execute(&self.writer).await.map_err($crate::db_err)?;
+                self.cache.invalidate();
                 Ok(done.rows_affected())
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn delete_sessions_of_identity(
                 &self,
                 identity_id: $crate::__private::uuid::Uuid,
@@ -215,16 +223,18 @@ macro_rules! __impl_session_store {
                     .execute(&self.writer)
                     .await
                     .map_err($crate::db_err)?;
+                self.cache.invalidate();
                 Ok(done.rows_affected())
             }
 
-            #[tracing::instrument(skip_all)]
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn delete_session(&self, id: $crate::__private::uuid::Uuid) -> StoreResult<()> {
                 let done = sqlx::query($crate::__private::session_sql::DELETE_SESSION)
                     .bind(id)
                     .execute(&self.writer)
                     .await
                     .map_err($crate::db_err)?;
+                self.cache.invalidate();
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound);
                 }

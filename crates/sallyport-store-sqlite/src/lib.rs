@@ -24,6 +24,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// One process owns an SQLite file, so its reads can be cached exactly.
+    cache: std::sync::Arc<sallyport_store_sql::ReadCache>,
 }
 
 impl SqliteStore {
@@ -55,6 +57,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer: pool.clone(),
             reader: pool,
+            cache: std::sync::Arc::new(sallyport_store_sql::ReadCache::enabled()),
         })
     }
 
@@ -83,7 +86,11 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(other_err)?;
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            cache: std::sync::Arc::new(sallyport_store_sql::ReadCache::enabled()),
+        })
     }
 
     /// Closes both pools, waiting for connections in use to come back.

@@ -287,19 +287,31 @@ async fn observe(State(_app): State<AppState>, req: Request, next: Next) -> Resp
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let started = Instant::now();
     let res = next.run(req).await;
-    let status = res.status().as_u16().to_string();
     let elapsed = started.elapsed().as_secs_f64();
-    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status.clone())
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "route" => route.clone(), "method" => method, "status" => status)
-        .record(elapsed);
-    if res.status().is_server_error() {
-        tracing::warn!(route, elapsed, status = res.status().as_u16(), "request failed");
+    let status = res.status().as_u16();
+    if status >= 500 {
+        tracing::warn!(route, elapsed, status, "request failed");
     } else {
-        tracing::debug!(route, elapsed, status = res.status().as_u16(), "request");
+        tracing::debug!(route, elapsed, status, "request");
     }
+    // One histogram per route, method and status: its `_count` series is the request count.
+    metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method, "status" => status.to_string())
+        .record(elapsed);
     res
+}
+
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
 }

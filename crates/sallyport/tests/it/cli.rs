@@ -176,7 +176,13 @@ both_backends!(migrate_serve_and_admin_client, |b: Backend| async move {
         .await
         .unwrap();
     let text = res.text().await.unwrap();
-    assert!(text.contains("http_requests_total"), "{text}");
+    // Requests per route and status are the histogram's `_count`; the labels may come in any order.
+    let counted = text.lines().any(|l| {
+        l.starts_with("http_request_duration_seconds_count{")
+            && l.contains("route=\"/admin/identities\"")
+            && l.contains("status=\"201\"")
+    });
+    assert!(counted, "{text}");
 
     assert!(terminate(&mut child), "SIGTERM ends the server cleanly");
     let mut logs = String::new();
