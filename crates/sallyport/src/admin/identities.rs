@@ -431,7 +431,22 @@ pub async fn update_identity(
     ))
 }
 
-const FORBIDDEN_PATCH_PATHS: [&str; 4] = ["/id", "/state_changed_at", "/credentials", "/schema_url"];
+/// Kratos' deny list: whole-identity credentials and federated credentials can't be patched, but a
+/// credential's own subtree (e.g. `/credentials/password/config/hashed_password`) can.
+fn patch_path_denied(path: &str) -> bool {
+    let exact = [
+        "/id",
+        "/state_changed_at",
+        "/stateChangedAt",
+        "/schema_url",
+        "/credentials",
+    ];
+    let subtree = ["/credentials/oidc", "/credentials/saml"];
+    exact.contains(&path)
+        || subtree
+            .iter()
+            .any(|f| path == *f || path.starts_with(&format!("{f}/")))
+}
 
 /// `PATCH /admin/identities/{id}` — operationId `patchIdentity` (RFC 6902).
 pub async fn patch_identity(
@@ -441,15 +456,18 @@ pub async fn patch_identity(
 ) -> Result<Response, HttpError> {
     let mut identity = app.store.get_identity(parse_id(&id)?).await?;
     let patch: json_patch::Patch = parse_body(&body)?;
-    for op in &patch.0 {
-        let path = op.path().to_string();
-        if FORBIDDEN_PATCH_PATHS
-            .iter()
-            .any(|f| path == *f || path.starts_with(&format!("{f}/")))
-        {
-            return Err(ApiError::bad_request(format!("patch includes denied path: {path}")).into());
-        }
+    if let Some(op) = patch
+        .0
+        .iter()
+        .find(|op| patch_path_denied(&op.path().to_string()))
+    {
+        return Err(ApiError::bad_request(format!("patch includes denied path: {}", op.path())).into());
     }
+    let credentials: serde_json::Map<String, Value> = identity
+        .credentials
+        .iter()
+        .map(|(t, c)| (t.clone(), json!({"type": c.cred_type, "identifiers": c.identifiers, "config": c.config, "version": c.version})))
+        .collect();
     let mut doc = json!({
         "schema_id": identity.schema_id,
         "traits": identity.traits,
@@ -457,12 +475,38 @@ pub async fn patch_identity(
         "metadata_public": identity.metadata_public,
         "metadata_admin": identity.metadata_admin,
         "external_id": identity.external_id,
+        "credentials": credentials,
     });
     json_patch::patch(&mut doc, &patch)
         .map_err(|e| ApiError::bad_request(format!("failed to apply JSON patch: {e}")))?;
+    let patched_credentials = doc
+        .as_object_mut()
+        .and_then(|o| o.remove("credentials"))
+        .unwrap_or(Value::Null);
     let body: IdentityBody = serde_json::from_value(doc)
         .map_err(|e| ApiError::bad_request(format!("failed to apply JSON patch: {e}")))?;
     apply_body(&app, &mut identity, body, true).await?;
+    // A credential's `type` must keep matching its key, or the patch would silently swap credentials.
+    let now = time_fmt::now();
+    for (key, c) in patched_credentials.as_object().into_iter().flatten() {
+        if c.get("type").and_then(Value::as_str) != Some(key.as_str()) {
+            return Err(ApiError::bad_request(format!("credentials.{key}.type must be \"{key}\"")).into());
+        }
+        let identifiers: Vec<String> = c["identifiers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        let changed = identity
+            .credentials
+            .get(key)
+            .is_none_or(|old| old.config != c["config"] || old.identifiers != identifiers);
+        if changed {
+            identity.set_credential(key, identifiers, c["config"].clone(), now);
+        }
+    }
+    identity.available_aal = identity.compute_available_aal(app.settings.code_mfa_enabled);
     app.store.update_identity(&identity).await.map_err(conflict_or)?;
     Ok(json_res(
         StatusCode::OK,

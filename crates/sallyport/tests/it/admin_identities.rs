@@ -141,6 +141,36 @@ both_backends!(crud_and_conflicts, |b: Backend| async move {
     .await;
     assert_eq!(st, 400);
 
+    // Patching a credential's own subtree works, like Kratos' PATCH test; its type must stay.
+    let (st, patched) = body(
+        c.patch(s.admin_url(&format!("admin/identities/{id}")))
+            .json(&json!([{"op": "add", "path": "/credentials/password/config/hashed_password", "value": "$2b$04$atf9KHoKrTIsJZ1PpbLWu.LRY6qGB0CW6nfqgFWHTD5PfIG4hOaPq"}]))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 200, "{patched}");
+    let (st, _) = native_login(&s, "lee2@example.org", "test").await;
+    assert_eq!(st, 200);
+    let (st, _) = body(
+        c.patch(s.admin_url(&format!("admin/identities/{id}")))
+            .json(&json!([{"op": "replace", "path": "/credentials/password/type", "value": "totp"}]))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 400);
+    let (st, _) = body(
+        c.patch(s.admin_url(&format!("admin/identities/{id}")))
+            .json(&json!([{"op": "remove", "path": "/credentials"}]))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 400);
     let (st, _) = body(
         c.delete(s.admin_url(&format!("admin/identities/{id}/credentials/password")))
             .send()
