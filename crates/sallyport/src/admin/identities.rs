@@ -459,7 +459,7 @@ pub async fn patch_identity(
     if let Some(op) = patch
         .0
         .iter()
-        .find(|op| patch_path_denied(&op.path().to_string()))
+        .find(|op| patch_path_denied(op.path().as_ref()))
     {
         return Err(ApiError::bad_request(format!("patch includes denied path: {}", op.path())).into());
     }
