@@ -108,15 +108,15 @@ pub fn request(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Vec<u8
 }
 
 /// One answer's framing, found in the connection's read buffer.
-struct Framed {
-    status: u16,
-    head_len: usize,
-    body_len: usize,
-    keep_alive: bool,
+pub(crate) struct Framed {
+    pub status: u16,
+    pub head_len: usize,
+    pub body_len: usize,
+    pub keep_alive: bool,
 }
 
 /// Reads until one whole response is in `buf` (which may already hold some of it).
-async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> anyhow::Result<Framed> {
+pub(crate) async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> anyhow::Result<Framed> {
     let head_len = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;

@@ -3,10 +3,14 @@
 //!
 //! 1. `GET /sessions/whoami` throughput against a bare axum server answering the same bytes;
 //! 2. password login latency against a raw bcrypt verification of the same hash;
-//! 3. time to ready, idle RSS and SIGTERM exit of the release binary (no baseline, reported as is).
+//! 3. time to ready, idle RSS and SIGTERM exit of the release binary (no baseline, reported as is);
+//! 4. passwordless code login on SQLite: send-code and code-verify requests per second (target 2,000/s each);
+//! 5. courier: queued emails delivered per second over SMTP to a loopback sink (reported as is).
 //!
 //! Every duration and count has a flag and an environment variable; `--quick` shrinks them all for a smoke run.
 
+mod code;
+mod courier;
 mod loadgen;
 mod login;
 mod report;
@@ -26,6 +30,8 @@ pub enum Section {
     Whoami,
     Login,
     Startup,
+    Code,
+    Courier,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -41,7 +47,7 @@ pub enum LoadgenChoice {
 #[derive(Debug, Parser)]
 #[command(
     name = "sallyport-bench",
-    about = "Sallyport vs. same-run baselines: whoami, password login, startup"
+    about = "Sallyport vs. same-run baselines: whoami, password login, startup, code login, courier"
 )]
 struct Opts {
     /// Short run for a smoke test: small store, short durations, fewer repetitions.
@@ -56,13 +62,13 @@ struct Opts {
     /// Sessions per seeded identity [full: 100, quick: 50].
     #[arg(long, env = "SALLYPORT_BENCH_SESSIONS_PER_IDENTITY")]
     sessions_per_identity: Option<usize>,
-    /// Concurrent keep-alive connections hammering whoami [32].
+    /// Concurrent keep-alive connections hammering whoami and code login [32].
     #[arg(long, env = "SALLYPORT_BENCH_CONCURRENCY")]
     concurrency: Option<usize>,
-    /// Whoami warm-up, seconds [full: 1, quick: 0.5].
+    /// Whoami and code send-code warm-up, seconds [full: 1, quick: 0.5].
     #[arg(long, env = "SALLYPORT_BENCH_WARMUP")]
     warmup: Option<f64>,
-    /// Whoami measured duration, seconds [full: 5, quick: 1.5].
+    /// Whoami and code send-code measured duration, seconds [full: 5, quick: 1.5].
     #[arg(long, env = "SALLYPORT_BENCH_DURATION")]
     duration: Option<f64>,
     /// Timed password logins (and raw verifications) [full: 7, quick: 3].
@@ -77,6 +83,15 @@ struct Opts {
     /// Idle time before reading RSS, seconds [full: 2, quick: 0.5].
     #[arg(long, env = "SALLYPORT_BENCH_IDLE")]
     idle: Option<f64>,
+    /// Identities seeded for code login [full: 2000, quick: 200].
+    #[arg(long, env = "SALLYPORT_BENCH_CODE_IDENTITIES")]
+    code_identities: Option<usize>,
+    /// Code-login flows prepared (untimed) and then verified (timed) [full: 4000, quick: 400].
+    #[arg(long, env = "SALLYPORT_BENCH_CODE_FLOWS")]
+    code_flows: Option<usize>,
+    /// Messages queued and delivered in the courier section [full: 2000, quick: 200].
+    #[arg(long, env = "SALLYPORT_BENCH_COURIER_MESSAGES")]
+    courier_messages: Option<usize>,
     /// Load generator for whoami.
     #[arg(long, value_enum, default_value = "auto", env = "SALLYPORT_BENCH_LOADGEN")]
     loadgen: LoadgenChoice,
@@ -98,6 +113,9 @@ pub struct Params {
     pub bcrypt_cost: u32,
     pub startup_runs: usize,
     pub idle: Duration,
+    pub code_identities: usize,
+    pub code_flows: usize,
+    pub courier_messages: usize,
     pub loadgen: LoadgenChoice,
     pub rebuild: bool,
 }
@@ -119,6 +137,9 @@ impl Params {
             bcrypt_cost: o.bcrypt_cost.unwrap_or(12),
             startup_runs: o.startup_runs.unwrap_or(if q { 2 } else { 3 }).max(1),
             idle: pick(o.idle, 2.0, 0.5),
+            code_identities: o.code_identities.unwrap_or(if q { 200 } else { 2000 }).max(1),
+            code_flows: o.code_flows.unwrap_or(if q { 400 } else { 4000 }).max(1),
+            courier_messages: o.courier_messages.unwrap_or(if q { 200 } else { 2000 }).max(1),
             loadgen: o.loadgen,
             rebuild: o.rebuild,
         }
@@ -129,7 +150,13 @@ fn main() -> ExitCode {
     let opts = Opts::parse();
     let p = Params::from(&opts);
     let sections = if opts.only.is_empty() {
-        vec![Section::Whoami, Section::Login, Section::Startup]
+        vec![
+            Section::Whoami,
+            Section::Login,
+            Section::Startup,
+            Section::Code,
+            Section::Courier,
+        ]
     } else {
         opts.only.clone()
     };
@@ -170,6 +197,10 @@ fn main() -> ExitCode {
                 login::run(&p, &server_rt, &client_rt, metrics.clone()).map(|r| report.login(&p, r))
             }
             Section::Startup => startup::run(&p).map(|r| report.startup(&p, r)),
+            Section::Code => {
+                code::run(&p, &server_rt, &client_rt, metrics.clone()).map(|r| report.code(&p, r))
+            }
+            Section::Courier => courier::run(&p, &server_rt).map(|r| report.courier(&p, r)),
         };
         if let Err(e) = outcome {
             failed = true;

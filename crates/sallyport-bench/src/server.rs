@@ -26,10 +26,15 @@ pub fn sqlite_dsn(dir: &Path) -> String {
 
 /// The schema as a `base64://` URL, so configs need no file next to them.
 pub fn schema_url() -> String {
+    base64_url(SCHEMA_JSON)
+}
+
+/// Any schema as a `base64://` URL.
+pub fn base64_url(schema_json: &str) -> String {
     use base64::Engine as _;
     format!(
         "base64://{}",
-        base64::engine::general_purpose::STANDARD.encode(SCHEMA_JSON)
+        base64::engine::general_purpose::STANDARD.encode(schema_json)
     )
 }
 
@@ -69,11 +74,21 @@ impl Prepared {
     /// Must run inside the server runtime: the listeners register with its reactor.
     /// `dev` is false, as under `sallyport serve` without `--dev`.
     pub async fn new(dsn: &str, hashers: Value) -> anyhow::Result<Prepared> {
+        Prepared::with_config(dsn, hashers, |_| {}).await
+    }
+
+    /// Like [`new`](Self::new), with `patch` applied to the config (as JSON) before it is loaded.
+    pub async fn with_config(
+        dsn: &str,
+        hashers: Value,
+        patch: impl FnOnce(&mut Value),
+    ) -> anyhow::Result<Prepared> {
         let public = TcpListener::bind("127.0.0.1:0").await?;
         let admin = TcpListener::bind("127.0.0.1:0").await?;
         let public_url = format!("http://{}/", public.local_addr()?);
         let admin_url = format!("http://{}/", admin.local_addr()?);
-        let cfg = config_json(dsn, &public_url, &admin_url, hashers);
+        let mut cfg = config_json(dsn, &public_url, &admin_url, hashers);
+        patch(&mut cfg);
         let config = sallyport_config::from_value(cfg, false).context("bench config")?;
         let settings = sallyport::config_loader::settings(&config, false)?;
         let store = open_store(&settings.dsn).await?;

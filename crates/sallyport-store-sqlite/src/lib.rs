@@ -47,6 +47,8 @@ impl SqliteStore {
             .map_err(other_err)?
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
+            // A local file can't drop the connection; pinging it on every checkout only costs a round trip.
+            .test_before_acquire(false)
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
@@ -68,6 +70,7 @@ impl SqliteStore {
             .foreign_keys(true);
         // The writer stays open so the WAL files the read-only connections rely on stay too.
         let writer = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
@@ -82,6 +85,7 @@ impl SqliteStore {
             .await
             .map_err(other_err)?;
         let reader = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(READERS)
             .connect_with(options.read_only(true))
             .await

@@ -456,11 +456,7 @@ pub async fn patch_identity(
 ) -> Result<Response, HttpError> {
     let mut identity = app.store.get_identity(parse_id(&id)?).await?;
     let patch: json_patch::Patch = parse_body(&body)?;
-    if let Some(op) = patch
-        .0
-        .iter()
-        .find(|op| patch_path_denied(op.path().as_ref()))
-    {
+    if let Some(op) = patch.0.iter().find(|op| patch_path_denied(op.path().as_ref())) {
         return Err(ApiError::bad_request(format!("patch includes denied path: {}", op.path())).into());
     }
     let credentials: serde_json::Map<String, Value> = identity
