@@ -22,6 +22,20 @@ use crate::selfservice::common::{
 use crate::settings::AddressFlowSettings;
 use crate::state::App;
 
+#[derive(Debug, serde::Deserialize, Default)]
+pub struct InitQuery {
+    pub return_to: Option<String>,
+}
+
+/// `?flow=` for submissions, `?id=` for fetching; emailed links add `code` or `token`.
+#[derive(Debug, serde::Deserialize, Default)]
+pub struct SubmitQuery {
+    pub flow: Option<String>,
+    pub id: Option<String>,
+    pub code: Option<String>,
+    pub token: Option<String>,
+}
+
 pub fn settings(app: &App, kind: FlowKind) -> &AddressFlowSettings {
     if kind == FlowKind::Recovery {
         &app.settings.recovery

@@ -5,7 +5,6 @@
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use sallyport_core::code::{CodeKind, OneTimeCode};
@@ -27,17 +26,7 @@ use crate::selfservice::common::{FieldMessage, FlowFailure, ensure_csrf, flow_id
 use crate::session_manager;
 use crate::state::{App, AppState};
 
-#[derive(Debug, Deserialize, Default)]
-pub struct InitQuery {
-    pub return_to: Option<String>,
-}
-
-#[derive(Debug, Deserialize, Default)]
-pub struct SubmitQuery {
-    pub flow: Option<String>,
-    pub id: Option<String>,
-    pub token: Option<String>,
-}
+use crate::selfservice::address_flow::{InitQuery, SubmitQuery};
 
 /// `GET /self-service/recovery/browser` — operationId `createBrowserRecoveryFlow`.
 pub async fn create_browser_recovery_flow(

@@ -4,7 +4,6 @@
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use sallyport_core::code::{CodeKind, OneTimeCode};
@@ -23,18 +22,7 @@ use crate::selfservice::code::{self, Address};
 use crate::selfservice::common::{FieldMessage, FlowFailure, ensure_csrf, flow_id};
 use crate::state::{App, AppState};
 
-#[derive(Debug, Deserialize, Default)]
-pub struct InitQuery {
-    pub return_to: Option<String>,
-}
-
-#[derive(Debug, Deserialize, Default)]
-pub struct SubmitQuery {
-    pub flow: Option<String>,
-    pub id: Option<String>,
-    pub code: Option<String>,
-    pub token: Option<String>,
-}
+use crate::selfservice::address_flow::{InitQuery, SubmitQuery};
 
 /// `GET /self-service/verification/browser` — operationId `createBrowserVerificationFlow`.
 pub async fn create_browser_verification_flow(
