@@ -134,6 +134,12 @@ pub fn flow(f: &Flow, csrf: &str) -> Value {
         o.insert("refresh".into(), json!(f.refresh));
         o.insert("requested_aal".into(), json!(f.requested_aal));
     }
+    if f.kind == FlowKind::Settings {
+        o.insert(
+            "identity".into(),
+            f.internal_context.get("identity").cloned().unwrap_or(Value::Null),
+        );
+    }
     if matches!(
         f.kind,
         FlowKind::Recovery | FlowKind::Verification | FlowKind::Settings

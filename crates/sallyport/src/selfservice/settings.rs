@@ -30,6 +30,8 @@ use crate::state::{App, AppState};
 
 /// Nodes for `identity`'s settings: traits, password, and the second factors.
 pub fn populate(app: &App, flow: &mut Flow, identity: &Identity) {
+    // The settings flow carries its identity (OpenAPI `settingsFlow.identity` is required).
+    flow.internal_context["identity"] = crate::render::identity(app, identity, &crate::render::PUBLIC);
     flow.ui.nodes = vec![Node::csrf("")];
     if let Some(schema) = app.schemas.get(&identity.schema_id) {
         flow.ui

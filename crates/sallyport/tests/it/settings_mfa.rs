@@ -93,6 +93,10 @@ both_backends!(profile_and_password_settings, |b: Backend| async move {
     let flow = settings_flow(&s, &token).await;
     assert_eq!(flow["state"], "show_form");
     assert_eq!(
+        flow["identity"]["traits"]["email"], "ada@example.org",
+        "settingsFlow.identity is required by the OpenAPI spec"
+    );
+    assert_eq!(
         node(&flow, "traits.email").unwrap()["attributes"]["value"],
         "ada@example.org"
     );
