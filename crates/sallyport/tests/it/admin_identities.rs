@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::both_backends;
-use crate::support::client::{api, body, native_login};
+use crate::support::client::{api, body, native_login, send};
 use crate::support::{Backend, TestServer};
 
 both_backends!(crud_and_conflicts, |b: Backend| async move {
@@ -42,13 +42,8 @@ both_backends!(crud_and_conflicts, |b: Backend| async move {
     assert_eq!(created["verifiable_addresses"][0]["status"], "pending");
     assert_eq!(created["schema_url"], s.public_url("schemas/ZGVmYXVsdA"));
 
-    let (st, got) = body(
-        c.get(s.admin_url(&format!("admin/identities/{id}?include_credential=password")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, got) =
+        send(c.get(s.admin_url(&format!("admin/identities/{id}?include_credential=password")))).await;
     assert_eq!(st, 200);
     assert!(
         got["credentials"]["password"]["config"]["hashed_password"]
@@ -57,48 +52,27 @@ both_backends!(crud_and_conflicts, |b: Backend| async move {
             .starts_with("$2b$04$")
     );
     // Same API without the /admin prefix, and by external id.
-    let (st, _) = body(
-        c.get(s.admin_url(&format!("identities/{id}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, _) = send(c.get(s.admin_url(&format!("identities/{id}")))).await;
     assert_eq!(st, 200);
-    let (st, ext) = body(
-        c.get(s.admin_url("admin/identities/by/external/crm-1"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, ext) = send(c.get(s.admin_url("admin/identities/by/external/crm-1"))).await;
     assert_eq!((st.as_u16(), ext["id"].as_str()), (200, Some(id.as_str())));
 
     // Duplicate identifier → 409; unknown field → 400; invalid traits → 400.
-    let (st, e) = body(
+    let (st, e) = send(
         c.post(s.admin_url("admin/identities"))
-            .json(&json!({"schema_id": "default", "traits": {"email": "lee@example.org"}}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"schema_id": "default", "traits": {"email": "lee@example.org"}})),
     )
     .await;
     assert_eq!(st, 409, "{e}");
-    let (st, _) = body(
+    let (st, _) = send(
         c.post(s.admin_url("admin/identities"))
-            .json(&json!({"schema_id": "default", "traits": {"email": "m@example.org"}, "bogus": 1}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"schema_id": "default", "traits": {"email": "m@example.org"}, "bogus": 1})),
     )
     .await;
     assert_eq!(st, 400);
-    let (st, e) = body(
+    let (st, e) = send(
         c.post(s.admin_url("admin/identities"))
-            .json(&json!({"schema_id": "default", "traits": {"email": "nope"}}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"schema_id": "default", "traits": {"email": "nope"}})),
     )
     .await;
     assert_eq!(st, 400);
@@ -106,7 +80,7 @@ both_backends!(crud_and_conflicts, |b: Backend| async move {
         e["error"]["reason"].as_str().unwrap().contains("traits.email"),
         "{e}"
     );
-    let (st, _) = body(c.post(s.admin_url("admin/identities")).json(&json!({"schema_id": "default", "traits": {"email": "h@example.org"}, "credentials": {"password": {"config": {"hashed_password": "$unknown$abc"}}}})).send().await.unwrap()).await;
+    let (st, _) = send(c.post(s.admin_url("admin/identities")).json(&json!({"schema_id": "default", "traits": {"email": "h@example.org"}, "credentials": {"password": {"config": {"hashed_password": "$unknown$abc"}}}}))).await;
     assert_eq!(st, 400);
 
     // The imported bcrypt hash ("test") signs in.
@@ -114,16 +88,11 @@ both_backends!(crud_and_conflicts, |b: Backend| async move {
     assert_eq!(st, 200, "{login}");
 
     // PUT replaces; omitted metadata is cleared.
-    let (st, put) = body(
-        c.put(s.admin_url(&format!("admin/identities/{id}")))
-            .json(
-                &json!({"schema_id": "default", "traits": {"email": "lee2@example.org"}, "state": "active"}),
-            )
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, put) =
+        send(c.put(s.admin_url(&format!("admin/identities/{id}"))).json(
+            &json!({"schema_id": "default", "traits": {"email": "lee2@example.org"}, "state": "active"}),
+        ))
+        .await;
     assert_eq!(st, 200, "{put}");
     assert_eq!(put["metadata_admin"], json!(null));
     assert_eq!(
@@ -131,53 +100,32 @@ both_backends!(crud_and_conflicts, |b: Backend| async move {
         json!(["lee2@example.org"])
     );
     // PATCH on a forbidden path.
-    let (st, _) = body(
+    let (st, _) = send(
         c.patch(s.admin_url(&format!("admin/identities/{id}")))
-            .json(&json!([{"op": "replace", "path": "/id", "value": "x"}]))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!([{"op": "replace", "path": "/id", "value": "x"}])),
     )
     .await;
     assert_eq!(st, 400);
 
     // Patching a credential's own subtree works, like Kratos' PATCH test; its type must stay.
-    let (st, patched) = body(
-        c.patch(s.admin_url(&format!("admin/identities/{id}")))
-            .json(&json!([{"op": "add", "path": "/credentials/password/config/hashed_password", "value": "$2b$04$atf9KHoKrTIsJZ1PpbLWu.LRY6qGB0CW6nfqgFWHTD5PfIG4hOaPq"}]))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, patched) = send(c.patch(s.admin_url(&format!("admin/identities/{id}")))
+            .json(&json!([{"op": "add", "path": "/credentials/password/config/hashed_password", "value": "$2b$04$atf9KHoKrTIsJZ1PpbLWu.LRY6qGB0CW6nfqgFWHTD5PfIG4hOaPq"}]))).await;
     assert_eq!(st, 200, "{patched}");
     let (st, _) = native_login(&s, "lee2@example.org", "test").await;
     assert_eq!(st, 200);
-    let (st, _) = body(
+    let (st, _) = send(
         c.patch(s.admin_url(&format!("admin/identities/{id}")))
-            .json(&json!([{"op": "replace", "path": "/credentials/password/type", "value": "totp"}]))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!([{"op": "replace", "path": "/credentials/password/type", "value": "totp"}])),
     )
     .await;
     assert_eq!(st, 400);
-    let (st, _) = body(
+    let (st, _) = send(
         c.patch(s.admin_url(&format!("admin/identities/{id}")))
-            .json(&json!([{"op": "remove", "path": "/credentials"}]))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!([{"op": "remove", "path": "/credentials"}])),
     )
     .await;
     assert_eq!(st, 400);
-    let (st, _) = body(
-        c.delete(s.admin_url(&format!("admin/identities/{id}/credentials/password")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, _) = send(c.delete(s.admin_url(&format!("admin/identities/{id}/credentials/password")))).await;
     assert_eq!(st, 400, "the last first factor cannot be removed");
     let res = c
         .delete(s.admin_url(&format!("admin/identities/{id}")))
@@ -185,13 +133,7 @@ both_backends!(crud_and_conflicts, |b: Backend| async move {
         .await
         .unwrap();
     assert_eq!(res.status(), 204);
-    let (st, _) = body(
-        c.get(s.admin_url(&format!("admin/identities/{id}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, _) = send(c.get(s.admin_url(&format!("admin/identities/{id}")))).await;
     assert_eq!(st, 404);
     s.shutdown().await;
 });
@@ -202,12 +144,9 @@ both_backends!(list_paginates_and_filters, |b: Backend| async move {
     let batch: Vec<_> = (0..7)
         .map(|i| json!({"create": {"schema_id": "default", "traits": {"email": format!("user{i}@example.org")}}, "patch_id": uuid::Uuid::new_v4()}))
         .collect();
-    let (st, res) = body(
+    let (st, res) = send(
         c.patch(s.admin_url("admin/identities"))
-            .json(&json!({"identities": batch}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"identities": batch})),
     )
     .await;
     assert_eq!(st, 200, "{res}");
@@ -259,26 +198,15 @@ both_backends!(list_paginates_and_filters, |b: Backend| async move {
     assert_eq!(r.headers().get("x-total-count").unwrap(), "7");
     let (_, page) = body(r).await;
     assert_eq!(page.as_array().unwrap().len(), 2);
-    let (_, found) = body(
-        c.get(s.admin_url("admin/identities?credentials_identifier=USER3@example.org"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, found) =
+        send(c.get(s.admin_url("admin/identities?credentials_identifier=USER3@example.org"))).await;
     assert_eq!(
         found.as_array().unwrap().len(),
         0,
         "no password credential was imported for them"
     );
     let two = format!("ids={}&ids={}", seen[0], seen[1]);
-    let (_, by_ids) = body(
-        c.get(s.admin_url(&format!("admin/identities?{two}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, by_ids) = send(c.get(s.admin_url(&format!("admin/identities?{two}")))).await;
     assert_eq!(by_ids.as_array().unwrap().len(), 2);
     s.shutdown().await;
 });

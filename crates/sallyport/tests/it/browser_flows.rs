@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::both_backends;
-use crate::support::client::{body, browser, create_identity, flow_id_from, location};
+use crate::support::client::{browser, create_identity, flow_id_from, location, send};
 use crate::support::{Backend, RETURN, TestServer, UI};
 
 both_backends!(browser_login_sets_cookie_and_redirects, |b: Backend| async move {
@@ -33,13 +33,7 @@ both_backends!(browser_login_sets_cookie_and_redirects, |b: Backend| async move 
     let id = flow_id_from(&loc);
 
     // The UI fetches the flow with the browser's cookies.
-    let (st, flow) = body(
-        c.get(s.public_url(&format!("self-service/login/flows?id={id}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, flow) = send(c.get(s.public_url(&format!("self-service/login/flows?id={id}")))).await;
     assert_eq!(st, 200, "{flow}");
     let token = crate::support::client::csrf(&flow);
     assert!(!token.is_empty());
@@ -58,13 +52,7 @@ both_backends!(browser_login_sets_cookie_and_redirects, |b: Backend| async move 
         .unwrap();
     assert_eq!(res.status(), 303);
     assert_eq!(location(&res), format!("{UI}/login?flow={id}"));
-    let (_, flow) = body(
-        c.get(s.public_url(&format!("self-service/login/flows?id={id}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, flow) = send(c.get(s.public_url(&format!("self-service/login/flows?id={id}")))).await;
     assert_eq!(flow["ui"]["messages"][0]["id"], 4000006);
 
     let res = c
@@ -99,7 +87,7 @@ both_backends!(browser_login_sets_cookie_and_redirects, |b: Backend| async move 
         "the cookie carries the token encrypted"
     );
 
-    let (st, who) = body(c.get(s.public_url("sessions/whoami")).send().await.unwrap()).await;
+    let (st, who) = send(c.get(s.public_url("sessions/whoami"))).await;
     assert_eq!(st, 200);
     assert_eq!(who["identity"]["traits"]["email"], "fay@example.org");
 
@@ -113,13 +101,7 @@ both_backends!(browser_login_sets_cookie_and_redirects, |b: Backend| async move 
     assert_eq!(location(&res), RETURN);
 
     // Logout: fetch the URL, follow it.
-    let (st, lo) = body(
-        c.get(s.public_url("self-service/logout/browser"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, lo) = send(c.get(s.public_url("self-service/logout/browser"))).await;
     assert_eq!(st, 200, "{lo}");
     assert!(lo["logout_token"].as_str().unwrap().starts_with("ory_lo_"));
     let res = c.get(lo["logout_url"].as_str().unwrap()).send().await.unwrap();
@@ -160,13 +142,7 @@ both_backends!(browser_csrf_mismatch_goes_to_error_ui, |b: Backend| async move {
         .unwrap()
         .1
         .into_owned();
-    let (st, e) = body(
-        c.get(s.public_url(&format!("self-service/errors?id={err_id}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, e) = send(c.get(s.public_url(&format!("self-service/errors?id={err_id}")))).await;
     assert_eq!(st, 200);
     assert_eq!(e["error"]["id"], "security_csrf_violation");
     assert_eq!(e["error"]["code"], 403);
@@ -192,13 +168,7 @@ both_backends!(
             .unwrap();
         assert_eq!(res.status(), 303);
         let id = flow_id_from(&location(&res));
-        let (_, flow) = body(
-            c.get(s.public_url(&format!("self-service/registration/flows?id={id}")))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (_, flow) = send(c.get(s.public_url(&format!("self-service/registration/flows?id={id}")))).await;
         assert_eq!(flow["return_to"], "http://app.test/after");
         let token = crate::support::client::csrf(&flow);
         let url = s.public_url(&format!("self-service/registration?flow={id}"));
@@ -226,7 +196,7 @@ both_backends!(
             .unwrap();
         assert_eq!(res.status(), 303);
         assert_eq!(location(&res), "http://app.test/after");
-        let (st, who) = body(c.get(s.public_url("sessions/whoami")).send().await.unwrap()).await;
+        let (st, who) = send(c.get(s.public_url("sessions/whoami"))).await;
         assert_eq!(st, 200, "the session hook signed the new identity in");
         assert_eq!(who["identity"]["traits"]["email"], "gil@example.org");
         // Validation errors on registration redirect with 302, as Kratos does.
@@ -237,13 +207,7 @@ both_backends!(
             .await
             .unwrap();
         let id = flow_id_from(&location(&res));
-        let (_, flow) = body(
-            c2.get(s.public_url(&format!("self-service/registration/flows?id={id}")))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (_, flow) = send(c2.get(s.public_url(&format!("self-service/registration/flows?id={id}")))).await;
         let token = crate::support::client::csrf(&flow);
         let res = c2
             .post(s.public_url(&format!("self-service/registration?flow={id}")))
@@ -263,12 +227,9 @@ both_backends!(
 both_backends!(return_to_must_be_allow_listed, |b: Backend| async move {
     let s = TestServer::spawn(b).await;
     let c = browser();
-    let (st, e) = body(
+    let (st, e) = send(
         c.get(s.public_url("self-service/login/browser?return_to=https://evil.example/steal"))
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .unwrap(),
+            .header("Accept", "application/json"),
     )
     .await;
     assert_eq!(st, 400);

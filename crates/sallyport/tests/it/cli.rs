@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::support::client::{api, body};
+use crate::support::client::{api, body, send};
 use crate::support::{Backend, TestDb, fixture};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sallyport");
@@ -232,14 +232,8 @@ async fn dev_mode_starts_without_config() {
     )
     .await;
     assert_eq!(st, 200);
-    let (st, flow) = body(
-        api()
-            .get(format!("http://127.0.0.1:{public}/self-service/registration/api"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, flow) =
+        send(api().get(format!("http://127.0.0.1:{public}/self-service/registration/api"))).await;
     assert_eq!(st, 200);
     assert!(
         flow["ui"]["action"]

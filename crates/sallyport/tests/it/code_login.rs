@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::both_backends;
-use crate::support::client::{api, body, browser, csrf, flow_id_from, location, message_ids, node};
+use crate::support::client::{api, browser, csrf, flow_id_from, location, message_ids, node, send};
 use crate::support::mail::{MailServer, code_in};
 use crate::support::{Backend, TestServer, UI};
 
@@ -16,20 +16,11 @@ fn code_config() -> serde_json::Value {
 
 async fn register_by_code(s: &TestServer, mail: &MailServer, email: &str) -> serde_json::Value {
     let c = api();
-    let (_, flow) = body(
-        c.get(s.public_url("self-service/registration/api"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, flow) = send(c.get(s.public_url("self-service/registration/api"))).await;
     let action = flow["ui"]["action"].as_str().unwrap().to_owned();
-    let (st, sent) = body(
+    let (st, sent) = send(
         c.post(&action)
-            .json(&json!({"method": "code", "traits": {"email": email}}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "code", "traits": {"email": email}})),
     )
     .await;
     assert_eq!(st, 400, "code sent is answered with 400 + flow: {sent}");
@@ -37,12 +28,9 @@ async fn register_by_code(s: &TestServer, mail: &MailServer, email: &str) -> ser
     assert_eq!(message_ids(&sent), vec![1040005]);
     let mail = mail.next_to(email).await;
     let code = code_in(&mail.text_body);
-    let (st, done) = body(
+    let (st, done) = send(
         c.post(&action)
-            .json(&json!({"method": "code", "code": code, "traits": {"email": email}}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "code", "code": code, "traits": {"email": email}})),
     )
     .await;
     assert_eq!(st, 200, "{done}");
@@ -59,39 +47,28 @@ both_backends!(native_passwordless_login, |b: Backend| async move {
     );
 
     let c = api();
-    let (_, flow) = body(
-        c.get(s.public_url("self-service/login/api"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, flow) = send(c.get(s.public_url("self-service/login/api"))).await;
     assert_eq!(node(&flow, "csrf_token").unwrap()["attributes"]["value"], "");
-    let send = node(&flow, "method")
-        .into_iter()
-        .chain(flow["ui"]["nodes"].as_array().unwrap().iter())
-        .any(|n| n["attributes"]["value"] == "code");
-    assert!(send);
+    let has_send_code_button = flow["ui"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["attributes"]["name"] == "method" && n["attributes"]["value"] == "code");
+    assert!(has_send_code_button);
     let action = flow["ui"]["action"].as_str().unwrap().to_owned();
 
     // Unknown identifier: 4000035.
-    let (st, f) = body(
+    let (st, f) = send(
         c.post(&action)
-            .json(&json!({"method": "code", "identifier": "nobody@example.org"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "code", "identifier": "nobody@example.org"})),
     )
     .await;
     assert_eq!(st, 400);
     assert_eq!(message_ids(&f), vec![4000035]);
 
-    let (st, sent) = body(
+    let (st, sent) = send(
         c.post(&action)
-            .json(&json!({"method": "code", "identifier": "Rae@Example.org"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "code", "identifier": "Rae@Example.org"})),
     )
     .await;
     assert_eq!(st, 400, "{sent}");
@@ -112,22 +89,16 @@ both_backends!(native_passwordless_login, |b: Backend| async move {
 
     // A wrong code: 4010008, state unchanged.
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    let (st, f) = body(
+    let (st, f) = send(
         c.post(&action)
-            .json(&json!({"method": "code", "identifier": "rae@example.org", "code": wrong}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "code", "identifier": "rae@example.org", "code": wrong})),
     )
     .await;
     assert_eq!(st, 400);
     assert_eq!(message_ids(&f), vec![4010008]);
-    let (st, ok) = body(
+    let (st, ok) = send(
         c.post(&action)
-            .json(&json!({"method": "code", "identifier": "rae@example.org", "code": code}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "code", "identifier": "rae@example.org", "code": code})),
     )
     .await;
     assert_eq!(st, 200, "{ok}");
@@ -135,30 +106,18 @@ both_backends!(native_passwordless_login, |b: Backend| async move {
     assert_eq!(ok["session"]["authentication_methods"][0]["method"], "code");
     assert_eq!(ok["session"]["authentication_methods"][0]["aal"], "aal1");
     // Replaying the used code on a new flow fails.
-    let (_, flow2) = body(
-        c.get(s.public_url("self-service/login/api"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, flow2) = send(c.get(s.public_url("self-service/login/api"))).await;
     let action2 = flow2["ui"]["action"].as_str().unwrap().to_owned();
-    let (st, _) = body(
+    let (st, _) = send(
         c.post(&action2)
-            .json(&json!({"method": "code", "identifier": "rae@example.org"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "code", "identifier": "rae@example.org"})),
     )
     .await;
     assert_eq!(st, 400);
     let _ = mail.next_to("rae@example.org").await;
-    let (st, f) = body(
+    let (st, f) = send(
         c.post(&action2)
-            .json(&json!({"method": "code", "identifier": "rae@example.org", "code": code}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "code", "identifier": "rae@example.org", "code": code})),
     )
     .await;
     assert_eq!(st, 400, "a code from another flow never works: {f}");
@@ -171,61 +130,40 @@ both_backends!(too_many_attempts_and_resend, |b: Backend| async move {
     let s = TestServer::spawn_with(b, mail.config(code_config())).await;
     register_by_code(&s, &mail, "sam@example.org").await;
     let c = api();
-    let (_, flow) = body(
-        c.get(s.public_url("self-service/login/api"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, flow) = send(c.get(s.public_url("self-service/login/api"))).await;
     let action = flow["ui"]["action"].as_str().unwrap().to_owned();
-    let _ = body(
+    let _ = send(
         c.post(&action)
-            .json(&json!({"method": "code", "identifier": "sam@example.org"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "code", "identifier": "sam@example.org"})),
     )
     .await;
     let first = code_in(&mail.next_to("sam@example.org").await.text_body);
     // Resend: a new code, and the old one stops working.
-    let (st, _) = body(
+    let (st, _) = send(
         c.post(&action)
-            .json(&json!({"method": "code", "identifier": "sam@example.org", "resend": "code"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "code", "identifier": "sam@example.org", "resend": "code"})),
     )
     .await;
     assert_eq!(st, 400);
     let second = code_in(&mail.next_to("sam@example.org").await.text_body);
     if first != second {
-        let (_, f) = body(
+        let (_, f) = send(
             c.post(&action)
-                .json(&json!({"method": "code", "identifier": "sam@example.org", "code": first}))
-                .send()
-                .await
-                .unwrap(),
+                .json(&json!({"method": "code", "identifier": "sam@example.org", "code": first})),
         )
         .await;
         assert_eq!(message_ids(&f), vec![4010008]);
     }
     for _ in 0..5 {
-        let _ = body(
+        let _ = send(
             c.post(&action)
-                .json(&json!({"method": "code", "identifier": "sam@example.org", "code": "999999x"}))
-                .send()
-                .await
-                .unwrap(),
+                .json(&json!({"method": "code", "identifier": "sam@example.org", "code": "999999x"})),
         )
         .await;
     }
-    let (st, f) = body(
+    let (st, f) = send(
         c.post(&action)
-            .json(&json!({"method": "code", "identifier": "sam@example.org", "code": second}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "code", "identifier": "sam@example.org", "code": second})),
     )
     .await;
     assert_eq!(
@@ -251,13 +189,7 @@ both_backends!(browser_and_spa_code_login, |b: Backend| async move {
         .await
         .unwrap();
     let id = flow_id_from(&location(&res));
-    let (_, flow) = body(
-        c.get(s.public_url(&format!("self-service/login/flows?id={id}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, flow) = send(c.get(s.public_url(&format!("self-service/login/flows?id={id}")))).await;
     let token = csrf(&flow);
     let url = s.public_url(&format!("self-service/login?flow={id}"));
     let res = c
@@ -296,28 +228,22 @@ both_backends!(browser_and_spa_code_login, |b: Backend| async move {
     );
     // SPA: JSON all the way.
     let c = browser();
-    let (_, flow) = body(
+    let (_, flow) = send(
         c.get(s.public_url("self-service/login/browser"))
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .unwrap(),
+            .header("Accept", "application/json"),
     )
     .await;
     let action = flow["ui"]["action"].as_str().unwrap().to_owned();
-    let (st, sent) = body(
+    let (st, sent) = send(
         c.post(&action)
-            .json(&json!({"method": "code", "identifier": "tia@example.org", "csrf_token": csrf(&flow)}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "code", "identifier": "tia@example.org", "csrf_token": csrf(&flow)})),
     )
     .await;
     assert_eq!(st, 400);
     let code = code_in(&mail.next_to("tia@example.org").await.text_body);
-    let (st, ok) = body(
-        c.post(&action).json(&json!({"method": "code", "identifier": "tia@example.org", "code": code, "csrf_token": csrf(&sent)})).send().await.unwrap(),
-    )
+    let (st, ok) = send(c.post(&action).json(
+        &json!({"method": "code", "identifier": "tia@example.org", "code": code, "csrf_token": csrf(&sent)}),
+    ))
     .await;
     assert_eq!(st, 200, "{ok}");
     assert_eq!(ok["continue_with"][0]["action"], "redirect_browser_to");
@@ -348,48 +274,33 @@ both_backends!(code_as_second_factor, |b: Backend| async move {
         "aal2 is available, so the identity is withheld until step-up: {login}"
     );
     let token = login["session_token"].as_str().unwrap().to_owned();
-    let (st, e) = body(
+    let (st, e) = send(
         c.get(s.public_url("sessions/whoami"))
-            .header("X-Session-Token", &token)
-            .send()
-            .await
-            .unwrap(),
+            .header("X-Session-Token", &token),
     )
     .await;
     assert_eq!(st, 403);
     assert_eq!(e["error"]["id"], "session_aal2_required");
     // Without a session aal2 is refused.
-    let (st, e) = body(
-        c.get(s.public_url("self-service/login/api?aal=aal2"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, e) = send(c.get(s.public_url("self-service/login/api?aal=aal2"))).await;
     assert_eq!(
         (st.as_u16(), e["error"]["id"].as_str()),
         (401, Some("session_aal1_required"))
     );
     // One address and no other factor: the code goes out when the flow is created (200 + sent_email).
-    let (st, flow) = body(
+    let (st, flow) = send(
         c.get(s.public_url("self-service/login/api?aal=aal2"))
-            .header("X-Session-Token", &token)
-            .send()
-            .await
-            .unwrap(),
+            .header("X-Session-Token", &token),
     )
     .await;
     assert_eq!(st, 200, "{flow}");
     assert_eq!(flow["state"], "sent_email");
     assert_eq!(message_ids(&flow), vec![1010025]);
     let code = code_in(&mail.next_to("uma@example.org").await.text_body);
-    let (st, ok) = body(
+    let (st, ok) = send(
         c.post(flow["ui"]["action"].as_str().unwrap())
             .header("X-Session-Token", &token)
-            .json(&json!({"method": "code", "code": code, "identifier": "uma@example.org"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "code", "code": code, "identifier": "uma@example.org"})),
     )
     .await;
     assert_eq!(st, 200, "{ok}");
@@ -401,33 +312,24 @@ both_backends!(code_as_second_factor, |b: Backend| async move {
         .map(|m| m["method"].as_str().unwrap())
         .collect();
     assert_eq!(methods, ["password", "code"]);
-    let (st, _) = body(
+    let (st, _) = send(
         c.get(s.public_url("sessions/whoami"))
-            .header("X-Session-Token", &token)
-            .send()
-            .await
-            .unwrap(),
+            .header("X-Session-Token", &token),
     )
     .await;
     assert_eq!(st, 200);
     // The `address` request shape without `method` works too.
-    let (_, flow) = body(
+    let (_, flow) = send(
         c.get(s.public_url("self-service/login/api?aal=aal2&refresh=true"))
-            .header("X-Session-Token", &token)
-            .send()
-            .await
-            .unwrap(),
+            .header("X-Session-Token", &token),
     )
     .await;
     let action = flow["ui"]["action"].as_str().unwrap().to_owned();
     if flow["state"] == "choose_method" {
-        let (st, sent) = body(
+        let (st, sent) = send(
             c.post(&action)
                 .header("X-Session-Token", &token)
-                .json(&json!({"address": "uma@example.org"}))
-                .send()
-                .await
-                .unwrap(),
+                .json(&json!({"address": "uma@example.org"})),
         )
         .await;
         assert_eq!(st, 400, "{sent}");
@@ -441,16 +343,16 @@ both_backends!(browser_and_spa_registration_by_code, |b: Backend| async move {
     let s = TestServer::spawn_with(b, mail.config(code_config())).await;
     // SPA, two-step (the default): profile → credential choice → code.
     let c = browser();
-    let (_, flow) = body(
+    let (_, flow) = send(
         c.get(s.public_url("self-service/registration/browser"))
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .unwrap(),
+            .header("Accept", "application/json"),
     )
     .await;
     let action = flow["ui"]["action"].as_str().unwrap().to_owned();
-    let (st, choose) = body(c.post(&action).json(&json!({"method": "profile", "traits": {"email": "gus@example.org"}, "csrf_token": csrf(&flow)})).send().await.unwrap()).await;
+    let (st, choose) = send(c.post(&action).json(
+        &json!({"method": "profile", "traits": {"email": "gus@example.org"}, "csrf_token": csrf(&flow)}),
+    ))
+    .await;
     assert_eq!(st, 400);
     assert!(
         choose["ui"]["nodes"]
@@ -459,15 +361,18 @@ both_backends!(browser_and_spa_registration_by_code, |b: Backend| async move {
             .iter()
             .any(|n| n["attributes"]["name"] == "method" && n["attributes"]["value"] == "code")
     );
-    let (st, sent) = body(c.post(&action).json(&json!({"method": "code", "traits": {"email": "gus@example.org"}, "csrf_token": csrf(&choose)})).send().await.unwrap()).await;
+    let (st, sent) = send(c.post(&action).json(
+        &json!({"method": "code", "traits": {"email": "gus@example.org"}, "csrf_token": csrf(&choose)}),
+    ))
+    .await;
     assert_eq!(st, 400, "{sent}");
     assert_eq!(message_ids(&sent), vec![1040005]);
     let code = code_in(&mail.next_to("gus@example.org").await.text_body);
     // Traits changed between the steps: 4000036.
-    let (st, f) = body(c.post(&action).json(&json!({"method": "code", "code": code, "traits": {"email": "other@example.org"}, "csrf_token": csrf(&sent)})).send().await.unwrap()).await;
+    let (st, f) = send(c.post(&action).json(&json!({"method": "code", "code": code, "traits": {"email": "other@example.org"}, "csrf_token": csrf(&sent)}))).await;
     assert_eq!(st, 400);
     assert_eq!(message_ids(&f), vec![4000036]);
-    let (st, ok) = body(c.post(&action).json(&json!({"method": "code", "code": code, "traits": {"email": "gus@example.org"}, "csrf_token": csrf(&sent)})).send().await.unwrap()).await;
+    let (st, ok) = send(c.post(&action).json(&json!({"method": "code", "code": code, "traits": {"email": "gus@example.org"}, "csrf_token": csrf(&sent)}))).await;
     assert_eq!(st, 200, "{ok}");
     assert_eq!(ok["identity"]["verifiable_addresses"][0]["verified"], true);
     // Browser, form posts, one wrong code first.
@@ -478,13 +383,7 @@ both_backends!(browser_and_spa_registration_by_code, |b: Backend| async move {
         .await
         .unwrap();
     let id = flow_id_from(&location(&res));
-    let (_, flow) = body(
-        c.get(s.public_url(&format!("self-service/registration/flows?id={id}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, flow) = send(c.get(s.public_url(&format!("self-service/registration/flows?id={id}")))).await;
     let url = s.public_url(&format!("self-service/registration?flow={id}"));
     let token = csrf(&flow);
     let res = c
@@ -512,13 +411,7 @@ both_backends!(browser_and_spa_registration_by_code, |b: Backend| async move {
         .await
         .unwrap();
     assert_eq!(res.status(), 302, "registration errors redirect with 302");
-    let (_, f) = body(
-        c.get(s.public_url(&format!("self-service/registration/flows?id={id}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, f) = send(c.get(s.public_url(&format!("self-service/registration/flows?id={id}")))).await;
     assert_eq!(message_ids(&f), vec![4040003]);
     let res = c
         .post(&url)

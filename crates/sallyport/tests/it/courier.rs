@@ -6,7 +6,7 @@ use base64::Engine;
 use serde_json::json;
 
 use crate::both_backends;
-use crate::support::client::{api, body, message_ids};
+use crate::support::client::{api, message_ids, send};
 use crate::support::mail::{MailServer, code_in};
 use crate::support::{Backend, TestServer, UI};
 
@@ -36,20 +36,11 @@ both_backends!(passwordless_login_by_sms, |b: Backend| async move {
     )
     .await;
     let c = api();
-    let (_, flow) = body(
-        c.get(s.public_url("self-service/registration/api"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, flow) = send(c.get(s.public_url("self-service/registration/api"))).await;
     let action = flow["ui"]["action"].as_str().unwrap().to_owned();
-    let (st, sent) = body(
+    let (st, sent) = send(
         c.post(&action)
-            .json(&json!({"method": "code", "traits": {"phone": "+1 (415) 555-2671"}}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "code", "traits": {"phone": "+1 (415) 555-2671"}})),
     )
     .await;
     assert_eq!(st, 400, "{sent}");
@@ -59,42 +50,27 @@ both_backends!(passwordless_login_by_sms, |b: Backend| async move {
     assert_eq!(sms["template"], "registration_code_valid");
     assert_eq!(reqs[0].header("x-api-key"), Some("s3cret"));
     let code = code_in(sms["text"].as_str().unwrap());
-    let (st, done) = body(
+    let (st, done) = send(
         c.post(&action)
-            .json(&json!({"method": "code", "code": code, "traits": {"phone": "+1 (415) 555-2671"}}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "code", "code": code, "traits": {"phone": "+1 (415) 555-2671"}})),
     )
     .await;
     assert_eq!(st, 200, "{done}");
     assert_eq!(done["identity"]["traits"]["phone"], "+14155552671");
     // Log in with the number written differently.
-    let (_, flow) = body(
-        c.get(s.public_url("self-service/login/api"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, flow) = send(c.get(s.public_url("self-service/login/api"))).await;
     let action = flow["ui"]["action"].as_str().unwrap().to_owned();
-    let (st, _) = body(
+    let (st, _) = send(
         c.post(&action)
-            .json(&json!({"method": "code", "identifier": "+14155552671"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "code", "identifier": "+14155552671"})),
     )
     .await;
     assert_eq!(st, 400);
     let reqs = receiver.wait_for(2, Duration::from_secs(15)).await;
     let code = code_in(reqs[1].json().unwrap()["text"].as_str().unwrap());
-    let (st, ok) = body(
+    let (st, ok) = send(
         c.post(&action)
-            .json(&json!({"method": "code", "identifier": "+14155552671", "code": code}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "code", "identifier": "+14155552671", "code": code})),
     )
     .await;
     assert_eq!(st, 200, "{ok}");
@@ -106,30 +82,15 @@ both_backends!(admin_courier_messages, |b: Backend| async move {
     let s = TestServer::spawn_with(b, mail.config(json!({"selfservice": {"flows": {"recovery": {"enabled": true, "ui_url": format!("{UI}/recovery")}}}}))).await;
     crate::support::client::create_identity(&s, "bea@example.org", "correct horse battery").await;
     let c = api();
-    let (_, flow) = body(
-        c.get(s.public_url("self-service/recovery/api"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let (_, sent) = body(
+    let (_, flow) = send(c.get(s.public_url("self-service/recovery/api"))).await;
+    let (_, sent) = send(
         c.post(flow["ui"]["action"].as_str().unwrap())
-            .json(&json!({"method": "code", "email": "bea@example.org"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "code", "email": "bea@example.org"})),
     )
     .await;
     assert_eq!(message_ids(&sent), vec![1060003]);
     let mail_body = mail.next_to("bea@example.org").await.text_body;
-    let (st, list) = body(
-        c.get(s.admin_url("admin/courier/messages?recipient=bea@example.org"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, list) = send(c.get(s.admin_url("admin/courier/messages?recipient=bea@example.org"))).await;
     assert_eq!(st, 200);
     let m = &list[0];
     assert_eq!(m["template_type"], "recovery_code_valid");
@@ -142,13 +103,7 @@ both_backends!(admin_courier_messages, |b: Backend| async move {
     let id = m["id"].as_str().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (_, one) = body(
-            c.get(s.admin_url(&format!("admin/courier/messages/{id}")))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (_, one) = send(c.get(s.admin_url(&format!("admin/courier/messages/{id}")))).await;
         if one["status"] == "sent" {
             assert_eq!(one["dispatches"][0]["status"], "success");
             assert_eq!(one["send_count"], 1);
@@ -157,30 +112,12 @@ both_backends!(admin_courier_messages, |b: Backend| async move {
         assert!(std::time::Instant::now() < deadline, "never marked sent: {one}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (st, e) = body(
-        c.get(s.admin_url("admin/courier/messages/not-a-uuid"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, e) = send(c.get(s.admin_url("admin/courier/messages/not-a-uuid"))).await;
     assert_eq!(st, 400, "{e}");
-    let (st, e) = body(
-        c.get(s.admin_url(&format!("admin/courier/messages/{}", uuid::Uuid::new_v4())))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, e) = send(c.get(s.admin_url(&format!("admin/courier/messages/{}", uuid::Uuid::new_v4())))).await;
     assert_eq!(st, 404);
     assert_eq!(e["error"]["message"], "Unable to locate the resource");
-    let (st, _) = body(
-        c.get(s.admin_url("admin/courier/messages?status=bogus"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, _) = send(c.get(s.admin_url("admin/courier/messages?status=bogus"))).await;
     assert_eq!(st, 400);
     s.shutdown().await;
 });
@@ -201,19 +138,10 @@ async fn two_courier_processes_deliver_exactly_once() {
     }
     let c = api();
     for i in 0..N {
-        let (_, flow) = body(
-            c.get(s.public_url("self-service/recovery/api"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        let (st, _) = body(
+        let (_, flow) = send(c.get(s.public_url("self-service/recovery/api"))).await;
+        let (st, _) = send(
             c.post(flow["ui"]["action"].as_str().unwrap())
-                .json(&json!({"method": "code", "email": format!("w{i}@example.org")}))
-                .send()
-                .await
-                .unwrap(),
+                .json(&json!({"method": "code", "email": format!("w{i}@example.org")})),
         )
         .await;
         assert_eq!(st, 200);
@@ -264,19 +192,10 @@ both_backends!(smtp_outage_is_retried_without_loss, |b: Backend| async move {
     mail.sink.set_down(true);
     let c = api();
     for who in ["cat@example.org", "dan@example.org"] {
-        let (_, flow) = body(
-            c.get(s.public_url("self-service/recovery/api"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        let (st, _) = body(
+        let (_, flow) = send(c.get(s.public_url("self-service/recovery/api"))).await;
+        let (st, _) = send(
             c.post(flow["ui"]["action"].as_str().unwrap())
-                .json(&json!({"method": "code", "email": who}))
-                .send()
-                .await
-                .unwrap(),
+                .json(&json!({"method": "code", "email": who})),
         )
         .await;
         assert_eq!(st, 200);
@@ -284,7 +203,7 @@ both_backends!(smtp_outage_is_retried_without_loss, |b: Backend| async move {
     // Let at least one delivery attempt fail.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (_, list) = body(c.get(s.admin_url("admin/courier/messages")).send().await.unwrap()).await;
+        let (_, list) = send(c.get(s.admin_url("admin/courier/messages"))).await;
         if list
             .as_array()
             .unwrap()
@@ -305,23 +224,11 @@ both_backends!(smtp_outage_is_retried_without_loss, |b: Backend| async move {
     let dan = mail.next_to("dan@example.org").await;
     assert_eq!(code_in(&cat.text_body).len(), 6);
     assert_eq!(code_in(&dan.text_body).len(), 6);
-    let (_, list) = body(
-        c.get(s.admin_url("admin/courier/messages?status=sent"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, list) = send(c.get(s.admin_url("admin/courier/messages?status=sent"))).await;
     let sent = list.as_array().unwrap();
     assert_eq!(sent.len(), 2, "{list}");
     let id = sent[0]["id"].as_str().unwrap();
-    let (_, one) = body(
-        c.get(s.admin_url(&format!("admin/courier/messages/{id}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, one) = send(c.get(s.admin_url(&format!("admin/courier/messages/{id}")))).await;
     let statuses: Vec<&str> = one["dispatches"]
         .as_array()
         .unwrap()

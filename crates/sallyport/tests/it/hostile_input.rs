@@ -3,93 +3,58 @@
 use serde_json::json;
 
 use crate::both_backends;
-use crate::support::client::{api, body, browser, create_identity, message_ids, native_login};
+use crate::support::client::{api, browser, create_identity, message_ids, native_login, send};
 use crate::support::{Backend, TestServer};
 
 both_backends!(malformed_bodies_and_flow_ids, |b: Backend| async move {
     let s = TestServer::spawn(b).await;
     let c = api();
-    let (_, flow) = body(
-        c.get(s.public_url("self-service/login/api"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, flow) = send(c.get(s.public_url("self-service/login/api"))).await;
     let action = flow["ui"]["action"].as_str().unwrap().to_owned();
 
-    let (st, f) = body(
+    let (st, f) = send(
         c.post(&action)
             .header("content-type", "application/json")
-            .body("{not json")
-            .send()
-            .await
-            .unwrap(),
+            .body("{not json"),
     )
     .await;
     assert_eq!(st, 400);
     assert_eq!(message_ids(&f), vec![4000001]);
-    let (st, f) = body(
+    let (st, f) = send(
         c.post(&action)
             .header("content-type", "application/json")
-            .body(vec![0xff, 0xfe, b'{'])
-            .send()
-            .await
-            .unwrap(),
+            .body(vec![0xff, 0xfe, b'{']),
     )
     .await;
     assert_eq!(st, 400, "invalid UTF-8: {f}");
-    let (st, f) = body(
+    let (st, f) = send(
         c.post(&action)
             .header("content-type", "text/plain")
-            .body("method=password")
-            .send()
-            .await
-            .unwrap(),
+            .body("method=password"),
     )
     .await;
     assert_eq!(st, 400);
     assert_eq!(message_ids(&f), vec![4000001]);
-    let (st, f) = body(
-        c.post(&action)
-            .json(&json!({"method": "carrier-pigeon"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, f) = send(c.post(&action).json(&json!({"method": "carrier-pigeon"}))).await;
     assert_eq!(st, 400);
     assert_eq!(message_ids(&f), vec![4010002]);
-    let (st, f) = body(
-        c.post(&action)
-            .json(&json!({"method": "password"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, f) = send(c.post(&action).json(&json!({"method": "password"}))).await;
     assert_eq!(st, 400);
     assert!(message_ids(&f).contains(&4000002));
 
     let big = vec![b'a'; 6 * 1024 * 1024];
-    let (st, e) = body(
+    let (st, e) = send(
         c.post(&action)
             .header("content-type", "application/json")
-            .body(big)
-            .send()
-            .await
-            .unwrap(),
+            .body(big),
     )
     .await;
     assert_eq!(st, 413, "{e}");
     assert_eq!(e["error"]["code"], 413);
 
-    let (st, e) = body(
+    let (st, e) = send(
         c.post(s.public_url("self-service/login?flow=not-a-uuid"))
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({})),
     )
     .await;
     assert_eq!(st, 400);
@@ -97,22 +62,14 @@ both_backends!(malformed_bodies_and_flow_ids, |b: Backend| async move {
         e["error"]["reason"],
         "The flow query parameter is missing or malformed."
     );
-    let (st, _) = body(
+    let (st, _) = send(
         c.post(s.public_url(&format!("self-service/login?flow={}", uuid::Uuid::new_v4())))
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({})),
     )
     .await;
     assert_eq!(st, 404);
-    let (st, _) = body(
-        c.get(s.public_url(&format!("self-service/login/flows?id={}", uuid::Uuid::new_v4())))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, _) =
+        send(c.get(s.public_url(&format!("self-service/login/flows?id={}", uuid::Uuid::new_v4())))).await;
     assert_eq!(st, 404);
     let res = c
         .put(s.public_url("self-service/login/api"))
@@ -120,7 +77,7 @@ both_backends!(malformed_bodies_and_flow_ids, |b: Backend| async move {
         .await
         .unwrap();
     assert_eq!(res.status(), 405);
-    let (st, e) = body(c.get(s.public_url("no/such/path")).send().await.unwrap()).await;
+    let (st, e) = send(c.get(s.public_url("no/such/path"))).await;
     assert_eq!(st, 404);
     assert_eq!(e["error"]["code"], 404);
     s.shutdown().await;
@@ -130,23 +87,14 @@ both_backends!(api_flows_refuse_browser_traits, |b: Backend| async move {
     let s = TestServer::spawn(b).await;
     create_identity(&s, "jo@example.org", "correct horse battery").await;
     let c = api();
-    let (_, flow) = body(
-        c.get(s.public_url("self-service/login/api"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, flow) = send(c.get(s.public_url("self-service/login/api"))).await;
     let action = flow["ui"]["action"].as_str().unwrap().to_owned();
     let creds =
         json!({"method": "password", "identifier": "jo@example.org", "password": "correct horse battery"});
-    let (st, f) = body(
+    let (st, f) = send(
         c.post(&action)
             .header("Origin", "http://evil.example")
-            .json(&creds)
-            .send()
-            .await
-            .unwrap(),
+            .json(&creds),
     )
     .await;
     assert_eq!(st, 400);
@@ -156,13 +104,10 @@ both_backends!(api_flows_refuse_browser_traits, |b: Backend| async move {
             .unwrap()
             .contains("\"Origin\"")
     );
-    let (st, f) = body(
+    let (st, f) = send(
         c.post(&action)
             .header("Cookie", "foo=bar; __cf_bm=x")
-            .json(&creds)
-            .send()
-            .await
-            .unwrap(),
+            .json(&creds),
     )
     .await;
     assert_eq!(st, 400);
@@ -173,13 +118,10 @@ both_backends!(api_flows_refuse_browser_traits, |b: Backend| async move {
             .contains("\"Cookie\"")
     );
     // Cloudflare's own cookies are tolerated.
-    let (st, _) = body(
+    let (st, _) = send(
         c.post(&action)
             .header("Cookie", "__cf_bm=x; cf_clearance=y")
-            .json(&creds)
-            .send()
-            .await
-            .unwrap(),
+            .json(&creds),
     )
     .await;
     assert_eq!(st, 200);
@@ -193,44 +135,24 @@ both_backends!(expired_flows_are_replaced, |b: Backend| async move {
     )
     .await;
     let c = api();
-    let (_, flow) = body(
-        c.get(s.public_url("self-service/login/api"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, flow) = send(c.get(s.public_url("self-service/login/api"))).await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let (st, e) = body(
+    let (st, e) = send(
         c.post(flow["ui"]["action"].as_str().unwrap())
-            .json(&json!({"method": "password", "identifier": "x@example.org", "password": "x"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "password", "identifier": "x@example.org", "password": "x"})),
     )
     .await;
     assert_eq!(st, 410);
     assert_eq!(e["error"]["id"], "self_service_flow_expired");
     let new_id = e["use_flow_id"].as_str().unwrap();
     assert_ne!(new_id, flow["id"].as_str().unwrap());
-    let (st, new_flow) = body(
-        c.get(s.public_url(&format!("self-service/login/flows?id={new_id}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, new_flow) = send(c.get(s.public_url(&format!("self-service/login/flows?id={new_id}")))).await;
     assert_eq!(st, 200);
     assert_eq!(message_ids(&new_flow), vec![4010001]);
-    let (st, e) = body(
-        c.get(s.public_url(&format!(
-            "self-service/login/flows?id={}",
-            flow["id"].as_str().unwrap()
-        )))
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (st, e) = send(c.get(s.public_url(&format!(
+        "self-service/login/flows?id={}",
+        flow["id"].as_str().unwrap()
+    ))))
     .await;
     assert_eq!(st, 410);
     assert!(
@@ -291,7 +213,7 @@ both_backends!(
             .await
             .unwrap();
         assert_eq!(res.status(), 400);
-        let (_, list) = body(api().get(s.admin_url("admin/identities")).send().await.unwrap()).await;
+        let (_, list) = send(api().get(s.admin_url("admin/identities"))).await;
         assert_eq!(list.as_array().unwrap().len(), 0, "nothing was written");
         s.shutdown().await;
     }

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::both_backends;
-use crate::support::client::{api, body, create_identity, message_ids, native_login, node};
+use crate::support::client::{api, body, create_identity, message_ids, native_login, node, send};
 use crate::support::{Backend, TestServer};
 
 both_backends!(register_login_whoami_logout, |b: Backend| async move {
@@ -13,13 +13,7 @@ both_backends!(register_login_whoami_logout, |b: Backend| async move {
     )
     .await;
     let c = api();
-    let (st, flow) = body(
-        c.get(s.public_url("self-service/registration/api"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, flow) = send(c.get(s.public_url("self-service/registration/api"))).await;
     assert_eq!(st, 200);
     assert_eq!(flow["type"], "api");
     assert_eq!(
@@ -30,14 +24,8 @@ both_backends!(register_login_whoami_logout, |b: Backend| async move {
     let url = flow["ui"]["action"].as_str().unwrap().to_owned();
     assert!(url.starts_with(&s.public_url("self-service/registration?flow=")));
 
-    let (st, reg) = body(
-        c.post(&url)
-            .json(&json!({"method": "password", "password": "a-strong-passw0rd!", "traits": {"email": "Ann@Example.org"}}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, reg) = send(c.post(&url)
+            .json(&json!({"method": "password", "password": "a-strong-passw0rd!", "traits": {"email": "Ann@Example.org"}}))).await;
     assert_eq!(st, 200, "{reg}");
     let token = reg["session_token"].as_str().unwrap().to_owned();
     assert!(token.starts_with("ory_st_"));
@@ -86,12 +74,9 @@ both_backends!(register_login_whoami_logout, |b: Backend| async move {
         .await
         .unwrap();
     assert_eq!(res.status(), 204);
-    let (st, err) = body(
+    let (st, err) = send(
         c.get(s.public_url("sessions/whoami"))
-            .header("X-Session-Token", &token2)
-            .send()
-            .await
-            .unwrap(),
+            .header("X-Session-Token", &token2),
     )
     .await;
     assert_eq!(st, 401);
@@ -148,22 +133,16 @@ both_backends!(session_already_available_and_refresh, |b: Backend| async move {
     let (_, login) = native_login(&s, "carl@example.org", "correct horse battery").await;
     let token = login["session_token"].as_str().unwrap();
     let c = api();
-    let (st, e) = body(
+    let (st, e) = send(
         c.get(s.public_url("self-service/login/api"))
-            .header("X-Session-Token", token)
-            .send()
-            .await
-            .unwrap(),
+            .header("X-Session-Token", token),
     )
     .await;
     assert_eq!(st, 400);
     assert_eq!(e["error"]["id"], "session_already_available");
-    let (st, flow) = body(
+    let (st, flow) = send(
         c.get(s.public_url("self-service/login/api?refresh=true"))
-            .header("X-Session-Token", token)
-            .send()
-            .await
-            .unwrap(),
+            .header("X-Session-Token", token),
     )
     .await;
     assert_eq!(st, 200);
@@ -173,15 +152,9 @@ both_backends!(session_already_available_and_refresh, |b: Backend| async move {
         node(&flow, "identifier").unwrap()["attributes"]["value"],
         "carl@example.org"
     );
-    let (st, again) = body(
-        c.post(flow["ui"]["action"].as_str().unwrap())
+    let (st, again) = send(c.post(flow["ui"]["action"].as_str().unwrap())
             .header("X-Session-Token", token)
-            .json(&json!({"method": "password", "identifier": "carl@example.org", "password": "correct horse battery"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+            .json(&json!({"method": "password", "identifier": "carl@example.org", "password": "correct horse battery"}))).await;
     assert_eq!(st, 200, "{again}");
     assert_eq!(
         again["session"]["id"], login["session"]["id"],
@@ -196,22 +169,10 @@ both_backends!(session_already_available_and_refresh, |b: Backend| async move {
         2
     );
     // aal2 without a session is refused.
-    let (st, e) = body(
-        c.get(s.public_url("self-service/login/api?aal=aal2"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, e) = send(c.get(s.public_url("self-service/login/api?aal=aal2"))).await;
     assert_eq!(st, 401);
     assert_eq!(e["error"]["id"], "session_aal1_required");
-    let (st, e) = body(
-        c.get(s.public_url("self-service/login/api?aal=aal0"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, e) = send(c.get(s.public_url("self-service/login/api?aal=aal0"))).await;
     assert_eq!(st, 400);
     assert!(
         e["error"]["reason"]
@@ -225,35 +186,19 @@ both_backends!(session_already_available_and_refresh, |b: Backend| async move {
 both_backends!(two_step_registration_is_the_default, |b: Backend| async move {
     let s = TestServer::spawn(b).await;
     let c = api();
-    let (_, flow) = body(
-        c.get(s.public_url("self-service/registration/api"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, flow) = send(c.get(s.public_url("self-service/registration/api"))).await;
     let method = node(&flow, "method").unwrap();
     assert_eq!(method["attributes"]["value"], "profile");
     assert!(node(&flow, "password").is_none());
     assert!(node(&flow, "traits.email").is_some());
     let action = flow["ui"]["action"].as_str().unwrap().to_owned();
     // Step one with invalid traits: 400 and a message on the field.
-    let (st, bad) = body(
-        c.post(&action)
-            .json(&json!({"method": "profile", "traits": {}}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, bad) = send(c.post(&action).json(&json!({"method": "profile", "traits": {}}))).await;
     assert_eq!(st, 400);
     assert_eq!(node(&bad, "traits.email").unwrap()["messages"][0]["id"], 4000002);
-    let (st, step2) = body(
+    let (st, step2) = send(
         c.post(&action)
-            .json(&json!({"method": "profile", "traits": {"email": "dora@example.org"}}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "profile", "traits": {"email": "dora@example.org"}})),
     )
     .await;
     assert_eq!(
@@ -271,32 +216,14 @@ both_backends!(two_step_registration_is_the_default, |b: Backend| async move {
     );
     assert_eq!(node(&step2, "screen").unwrap()["attributes"]["value"], "previous");
     assert!(node(&step2, "password").is_some());
-    let (st, done) = body(
-        c.post(&action)
-            .json(&json!({"method": "password", "password": "a-strong-passw0rd!", "traits": {"email": "dora@example.org"}}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, done) = send(c.post(&action)
+            .json(&json!({"method": "password", "password": "a-strong-passw0rd!", "traits": {"email": "dora@example.org"}}))).await;
     assert_eq!(st, 200, "{done}");
     assert!(done["session_token"].as_str().unwrap().starts_with("ory_st_"));
     // Registering the same address again: 4000007.
-    let (_, flow) = body(
-        c.get(s.public_url("self-service/registration/api"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let (st, dup) = body(
-        c.post(flow["ui"]["action"].as_str().unwrap())
-            .json(&json!({"method": "password", "password": "another-passw0rd!", "traits": {"email": "DORA@example.org"}}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, flow) = send(c.get(s.public_url("self-service/registration/api"))).await;
+    let (st, dup) = send(c.post(flow["ui"]["action"].as_str().unwrap())
+            .json(&json!({"method": "password", "password": "another-passw0rd!", "traits": {"email": "DORA@example.org"}}))).await;
     assert_eq!(st, 400);
     assert_eq!(message_ids(&dup), vec![4000007]);
     s.shutdown().await;
@@ -314,19 +241,10 @@ both_backends!(password_policy, |b: Backend| async move {
         ("eve@example.org1", 4000031),
         (&*"x".repeat(73), 4000033),
     ] {
-        let (_, flow) = body(
-            c.get(s.public_url("self-service/registration/api"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        let (st, f) = body(
+        let (_, flow) = send(c.get(s.public_url("self-service/registration/api"))).await;
+        let (st, f) = send(
             c.post(flow["ui"]["action"].as_str().unwrap())
-                .json(&json!({"method": "password", "password": pw, "traits": {"email": "eve@example.org"}}))
-                .send()
-                .await
-                .unwrap(),
+                .json(&json!({"method": "password", "password": pw, "traits": {"email": "eve@example.org"}})),
         )
         .await;
         assert_eq!(st, 400, "{f}");
@@ -342,29 +260,18 @@ both_backends!(password_policy, |b: Backend| async move {
 both_backends!(imported_hashes_are_upgraded_on_login, |b: Backend| async move {
     let s = TestServer::spawn(b).await;
     let c = api();
-    let (st, created) = body(
-        c.post(s.admin_url("admin/identities"))
+    let (st, created) = send(c.post(s.admin_url("admin/identities"))
             .json(&json!({
                 "schema_id": "default",
                 "traits": {"email": "ola@example.org"},
                 "credentials": {"password": {"config": {"hashed_password": "$pbkdf2-sha256$i=1000,l=32$MDEyMzQ1Njc4OWFiY2RlZg$Or3CL4KzDu8rkT9+ZWxfDKJPy9KpNiBZGbbzAuX3AG0"}}}
-            }))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+            }))).await;
     assert_eq!(st, 201, "{created}");
     let id = created["id"].as_str().unwrap();
     let (st, _) = native_login(&s, "ola@example.org", "migrated-passw0rd").await;
     assert_eq!(st, 200);
-    let (_, got) = body(
-        c.get(s.admin_url(&format!("admin/identities/{id}?include_credential=password")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, got) =
+        send(c.get(s.admin_url(&format!("admin/identities/{id}?include_credential=password")))).await;
     let hash = got["credentials"]["password"]["config"]["hashed_password"]
         .as_str()
         .unwrap();

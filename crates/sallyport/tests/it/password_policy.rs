@@ -8,7 +8,7 @@ use serde_json::json;
 use sha1::{Digest, Sha1};
 
 use crate::both_backends;
-use crate::support::client::{api, body, node};
+use crate::support::client::{api, node, send};
 use crate::support::{Backend, TestServer};
 
 const BREACHED: &str = "breached-but-long-enough";
@@ -52,19 +52,10 @@ async fn range_server() -> (String, Arc<AtomicUsize>) {
 
 async fn register(s: &TestServer, email: &str, password: &str) -> (u16, serde_json::Value) {
     let c = api();
-    let (_, flow) = body(
-        c.get(s.public_url("self-service/registration/api"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let (st, v) = body(
+    let (_, flow) = send(c.get(s.public_url("self-service/registration/api"))).await;
+    let (st, v) = send(
         c.post(flow["ui"]["action"].as_str().unwrap())
-            .json(&json!({"method": "password", "password": password, "traits": {"email": email}}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "password", "password": password, "traits": {"email": email}})),
     )
     .await;
     (st.as_u16(), v)

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::both_backends;
 use crate::support::client::{
-    api, body, browser, create_identity, csrf, flow_id_from, location, message_ids, node,
+    api, body, browser, create_identity, csrf, flow_id_from, location, message_ids, node, send,
 };
 use crate::support::mail::{MailServer, code_in, link_in};
 use crate::support::{Backend, TestServer, UI};
@@ -20,23 +20,17 @@ both_backends!(spa_recovery_by_code_legacy_422, |b: Backend| async move {
     let s = TestServer::spawn_with(b, mail.config(cfg(json!({})))).await;
     create_identity(&s, "vic@example.org", "correct horse battery").await;
     let c = browser();
-    let (st, flow) = body(
+    let (st, flow) = send(
         c.get(s.public_url("self-service/recovery/browser"))
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .unwrap(),
+            .header("Accept", "application/json"),
     )
     .await;
     assert_eq!(st, 200, "{flow}");
     assert_eq!(node(&flow, "email").unwrap()["attributes"]["type"], "email");
     let action = flow["ui"]["action"].as_str().unwrap().to_owned();
-    let (st, sent) = body(
+    let (st, sent) = send(
         c.post(&action)
-            .json(&json!({"method": "code", "email": "vic@example.org", "csrf_token": csrf(&flow)}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "code", "email": "vic@example.org", "csrf_token": csrf(&flow)})),
     )
     .await;
     assert_eq!(st, 200, "recovery answers 'sent' with 200, unlike login: {sent}");
@@ -45,12 +39,9 @@ both_backends!(spa_recovery_by_code_legacy_422, |b: Backend| async move {
     let code = code_in(&mail.next_to("vic@example.org").await.text_body);
     // A wrong code: 200 with 4060006.
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    let (st, f) = body(
+    let (st, f) = send(
         c.post(&action)
-            .json(&json!({"method": "code", "code": wrong, "csrf_token": csrf(&sent)}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "code", "code": wrong, "csrf_token": csrf(&sent)})),
     )
     .await;
     assert_eq!(st, 200);
@@ -73,16 +64,11 @@ both_backends!(spa_recovery_by_code_legacy_422, |b: Backend| async move {
     let to = e["redirect_browser_to"].as_str().unwrap();
     assert!(to.starts_with(&format!("{UI}/settings?flow=")), "{to}");
     let settings_id = flow_id_from(to);
-    let (st, who) = body(c.get(s.public_url("sessions/whoami")).send().await.unwrap()).await;
+    let (st, who) = send(c.get(s.public_url("sessions/whoami"))).await;
     assert_eq!(st, 200);
     assert_eq!(who["authentication_methods"][0]["method"], "code_recovery");
-    let (st, settings) = body(
-        c.get(s.public_url(&format!("self-service/settings/flows?id={settings_id}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, settings) =
+        send(c.get(s.public_url(&format!("self-service/settings/flows?id={settings_id}")))).await;
     assert_eq!(st, 200, "{settings}");
     assert_eq!(message_ids(&settings), vec![1060001]);
     s.shutdown().await;
@@ -99,31 +85,19 @@ both_backends!(native_recovery_with_continue_with, |b: Backend| async move {
     .await;
     create_identity(&s, "wes@example.org", "correct horse battery").await;
     let c = api();
-    let (_, flow) = body(
-        c.get(s.public_url("self-service/recovery/api"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, flow) = send(c.get(s.public_url("self-service/recovery/api"))).await;
     let action = flow["ui"]["action"].as_str().unwrap().to_owned();
     // Unknown addresses get the same answer (no enumeration) and no mail.
-    let (st, unknown) = body(
+    let (st, unknown) = send(
         c.post(&action)
-            .json(&json!({"method": "code", "email": "nobody@example.org"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "code", "email": "nobody@example.org"})),
     )
     .await;
     assert_eq!(st, 200);
     assert_eq!(message_ids(&unknown), vec![1060003]);
-    let (st, _) = body(
+    let (st, _) = send(
         c.post(&action)
-            .json(&json!({"method": "code", "email": "wes@example.org"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "code", "email": "wes@example.org"})),
     )
     .await;
     assert_eq!(st, 200);
@@ -134,14 +108,7 @@ both_backends!(native_recovery_with_continue_with, |b: Backend| async move {
             .iter()
             .all(|m| !m.to.iter().any(|t| t == "nobody@example.org"))
     );
-    let (st, done) = body(
-        c.post(&action)
-            .json(&json!({"method": "code", "code": code}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, done) = send(c.post(&action).json(&json!({"method": "code", "code": code}))).await;
     assert_eq!(st, 200, "{done}");
     let actions: Vec<&str> = done["continue_with"]
         .as_array()
@@ -159,14 +126,7 @@ both_backends!(native_recovery_with_continue_with, |b: Backend| async move {
         .unwrap();
     assert_eq!(res.status(), 200);
     // Replaying the finished flow: 410 self_service_flow_replaced.
-    let (st, e) = body(
-        c.post(&action)
-            .json(&json!({"method": "code", "code": code}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, e) = send(c.post(&action).json(&json!({"method": "code", "code": code}))).await;
     assert_eq!(st, 410, "{e}");
     assert_eq!(e["error"]["id"], "self_service_flow_replaced");
     s.shutdown().await;
@@ -189,13 +149,7 @@ both_backends!(
             .await
             .unwrap();
         let flow_id = flow_id_from(&location(&res));
-        let (_, flow) = body(
-            c.get(s.public_url(&format!("self-service/recovery/flows?id={flow_id}")))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (_, flow) = send(c.get(s.public_url(&format!("self-service/recovery/flows?id={flow_id}")))).await;
         let res = c
             .post(s.public_url(&format!("self-service/recovery?flow={flow_id}")))
             .form(&[
@@ -225,13 +179,10 @@ both_backends!(
         assert!(location(&res).starts_with(&format!("{UI}/recovery?flow=")));
 
         // Admin-created links and codes.
-        let (st, l) = body(
+        let (st, l) = send(
             api()
                 .post(s.admin_url("admin/recovery/link"))
-                .json(&json!({"identity_id": id, "expires_in": "10m"}))
-                .send()
-                .await
-                .unwrap(),
+                .json(&json!({"identity_id": id, "expires_in": "10m"})),
         )
         .await;
         assert_eq!(st, 200, "{l}");
@@ -241,59 +192,44 @@ both_backends!(
             .await
             .unwrap();
         assert!(location(&res).starts_with(&format!("{UI}/settings?flow=")));
-        let (st, e) = body(
+        let (st, e) = send(
             api()
                 .post(s.admin_url("admin/recovery/link"))
-                .json(&json!({"identity_id": uuid::Uuid::new_v4()}))
-                .send()
-                .await
-                .unwrap(),
+                .json(&json!({"identity_id": uuid::Uuid::new_v4()})),
         )
         .await;
         assert_eq!(st, 400, "{e}");
-        let (st, e) = body(
+        let (st, e) = send(
             api()
                 .post(s.admin_url("admin/recovery/code"))
-                .json(&json!({"identity_id": id, "expires_in": "not-a-valid-value"}))
-                .send()
-                .await
-                .unwrap(),
+                .json(&json!({"identity_id": id, "expires_in": "not-a-valid-value"})),
         )
         .await;
         assert_eq!(st, 400);
         assert!(e["error"]["reason"].as_str().unwrap().contains("expires_in"));
-        let (st, code) = body(
+        let (st, code) = send(
             api()
                 .post(s.admin_url("admin/recovery/code"))
-                .json(&json!({"identity_id": id, "flow_type": "api"}))
-                .send()
-                .await
-                .unwrap(),
+                .json(&json!({"identity_id": id, "flow_type": "api"})),
         )
         .await;
         assert_eq!(st, 201, "{code}");
         let flow = flow_id_from(code["recovery_link"].as_str().unwrap());
-        let (st, redeemed) = body(
+        let (st, redeemed) = send(
             api()
                 .post(s.public_url(&format!("self-service/recovery?flow={flow}")))
                 .header("content-type", "application/json")
-                .json(&json!({"method": "code", "code": code["recovery_code"]}))
-                .send()
-                .await
-                .unwrap(),
+                .json(&json!({"method": "code", "code": code["recovery_code"]})),
         )
         .await;
         assert_eq!(
             st, 422,
             "the admin code redeems like an emailed one (legacy answer for JSON): {redeemed}"
         );
-        let (st, e) = body(
+        let (st, e) = send(
             api()
                 .post(s.admin_url("admin/recovery/code"))
-                .json(&json!({"identity_id": uuid::Uuid::new_v4()}))
-                .send()
-                .await
-                .unwrap(),
+                .json(&json!({"identity_id": uuid::Uuid::new_v4()})),
         )
         .await;
         assert_eq!(st, 404);

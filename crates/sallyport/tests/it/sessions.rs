@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::both_backends;
-use crate::support::client::{api, body, create_identity, native_login};
+use crate::support::client::{api, create_identity, native_login, send};
 use crate::support::{Backend, TestServer};
 
 both_backends!(my_sessions_and_admin_sessions, |b: Backend| async move {
@@ -14,26 +14,16 @@ both_backends!(my_sessions_and_admin_sessions, |b: Backend| async move {
     let (_, c3) = native_login(&s, "max@example.org", "correct horse battery").await;
     let ta = a["session_token"].as_str().unwrap();
     let c = api();
-    let (st, mine) = body(
-        c.get(s.public_url("sessions"))
-            .header("X-Session-Token", ta)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, mine) = send(c.get(s.public_url("sessions")).header("X-Session-Token", ta)).await;
     assert_eq!(st, 200);
     assert_eq!(
         mine.as_array().unwrap().len(),
         2,
         "the current session is excluded"
     );
-    let (st, e) = body(
+    let (st, e) = send(
         c.delete(s.public_url(&format!("sessions/{}", a["session"]["id"].as_str().unwrap())))
-            .header("X-Session-Token", ta)
-            .send()
-            .await
-            .unwrap(),
+            .header("X-Session-Token", ta),
     )
     .await;
     assert_eq!(st, 400, "{e}");
@@ -51,14 +41,7 @@ both_backends!(my_sessions_and_admin_sessions, |b: Backend| async move {
         .await
         .unwrap();
     assert_eq!(res.status(), 401);
-    let (st, count) = body(
-        c.delete(s.public_url("sessions"))
-            .header("X-Session-Token", ta)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, count) = send(c.delete(s.public_url("sessions")).header("X-Session-Token", ta)).await;
     assert_eq!((st.as_u16(), count["count"].as_u64()), (200, Some(1)));
     let res = c
         .get(s.public_url("sessions/whoami"))
@@ -69,32 +52,14 @@ both_backends!(my_sessions_and_admin_sessions, |b: Backend| async move {
     assert_eq!(res.status(), 401);
 
     // Admin side.
-    let (st, list) = body(
-        c.get(s.admin_url(&format!("admin/identities/{id}/sessions?active=true")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, list) = send(c.get(s.admin_url(&format!("admin/identities/{id}/sessions?active=true")))).await;
     assert_eq!(st, 200);
     assert_eq!(list.as_array().unwrap().len(), 1);
     let sid = a["session"]["id"].as_str().unwrap();
-    let (st, got) = body(
-        c.get(s.admin_url(&format!("admin/sessions/{sid}?expand=identity")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, got) = send(c.get(s.admin_url(&format!("admin/sessions/{sid}?expand=identity")))).await;
     assert_eq!(st, 200);
     assert_eq!(got["identity"]["id"], id.as_str());
-    let (st, ext) = body(
-        c.patch(s.admin_url(&format!("admin/sessions/{sid}/extend")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, ext) = send(c.patch(s.admin_url(&format!("admin/sessions/{sid}/extend")))).await;
     assert_eq!(st, 200);
     assert!(ext["expires_at"].as_str().unwrap() >= got["expires_at"].as_str().unwrap());
     let res = c
@@ -110,29 +75,14 @@ both_backends!(my_sessions_and_admin_sessions, |b: Backend| async move {
         .await
         .unwrap();
     assert_eq!(res.status(), 401);
-    let (st, _) = body(
-        c.get(s.admin_url("admin/sessions/not-a-uuid"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, _) = send(c.get(s.admin_url("admin/sessions/not-a-uuid"))).await;
     assert_eq!(st, 400);
-    let (st, all) = body(
-        c.get(s.admin_url("admin/sessions?page_size=2"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, all) = send(c.get(s.admin_url("admin/sessions?page_size=2"))).await;
     assert_eq!(st, 200);
     assert_eq!(all.as_array().unwrap().len(), 2);
-    let (st, managed) = body(
+    let (st, managed) = send(
         c.post(s.admin_url("admin/sessions"))
-            .json(&json!({"action": "delete", "identities": [id]}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"action": "delete", "identities": [id]})),
     )
     .await;
     assert_eq!(st, 200, "{managed}");
@@ -157,21 +107,21 @@ both_backends!(health_version_metrics_schemas, |b: Backend| async move {
     let s = TestServer::spawn(b).await;
     let c = api();
     for base in [&s.public, &s.admin] {
-        let (st, v) = body(c.get(format!("{base}health/alive")).send().await.unwrap()).await;
+        let (st, v) = send(c.get(format!("{base}health/alive"))).await;
         assert_eq!((st.as_u16(), v), (200, json!({"status": "ok"})));
-        let (st, _) = body(c.get(format!("{base}health/ready")).send().await.unwrap()).await;
+        let (st, _) = send(c.get(format!("{base}health/ready"))).await;
         assert_eq!(st, 200);
     }
-    let (st, v) = body(c.get(s.admin_url("admin/version")).send().await.unwrap()).await;
+    let (st, v) = send(c.get(s.admin_url("admin/version"))).await;
     assert_eq!(st, 200);
     assert!(v["version"].is_string());
-    let (st, schemas) = body(c.get(s.public_url("schemas")).send().await.unwrap()).await;
+    let (st, schemas) = send(c.get(s.public_url("schemas"))).await;
     assert_eq!(st, 200);
     assert_eq!(schemas[0]["id"], "default");
-    let (st, one) = body(c.get(s.public_url("schemas/ZGVmYXVsdA")).send().await.unwrap()).await;
+    let (st, one) = send(c.get(s.public_url("schemas/ZGVmYXVsdA"))).await;
     assert_eq!(st, 200);
     assert_eq!(one["title"], "Person");
-    let (st, e) = body(c.get(s.public_url("schemas/unknown")).send().await.unwrap()).await;
+    let (st, e) = send(c.get(s.public_url("schemas/unknown"))).await;
     assert_eq!(st, 404, "{e}");
     let res = c.get(s.public_url("admin/identities")).send().await.unwrap();
     assert_eq!(res.status(), 307, "public forwards admin paths to the admin port");

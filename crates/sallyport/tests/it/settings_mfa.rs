@@ -4,8 +4,8 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::support::client::{
-    api, body, browser, browser_login, browser_login_at, create_identity, csrf, flow_id_from, location,
-    message_ids, native_login, node,
+    api, browser, browser_login, browser_login_at, create_identity, csrf, flow_id_from, location,
+    message_ids, native_login, node, send,
 };
 use crate::support::totp::{code_at, now_code};
 use crate::support::{Backend, TestServer, UI};
@@ -27,13 +27,10 @@ fn find_by_id<'a>(flow: &'a Value, id: &str) -> Option<&'a Value> {
 }
 
 async fn settings_flow(s: &TestServer, token: &str) -> Value {
-    let (st, flow) = body(
+    let (st, flow) = send(
         api()
             .get(s.public_url("self-service/settings/api"))
-            .header("X-Session-Token", token)
-            .send()
-            .await
-            .unwrap(),
+            .header("X-Session-Token", token),
     )
     .await;
     assert_eq!(st, 200, "{flow}");
@@ -41,14 +38,11 @@ async fn settings_flow(s: &TestServer, token: &str) -> Value {
 }
 
 async fn submit(_s: &TestServer, token: &str, flow: &Value, payload: Value) -> (u16, Value) {
-    let (st, v) = body(
+    let (st, v) = send(
         api()
             .post(flow["ui"]["action"].as_str().unwrap())
             .header("X-Session-Token", token)
-            .json(&payload)
-            .send()
-            .await
-            .unwrap(),
+            .json(&payload),
     )
     .await;
     (st.as_u16(), v)
@@ -141,16 +135,13 @@ both_backends!(profile_and_password_settings, |b: Backend| async move {
     create_identity(&s, "bob@example.org", "correct horse battery").await;
     let (_, other) = native_login(&s, "bob@example.org", "correct horse battery").await;
     let other_token = other["session_token"].as_str().unwrap();
-    let (st, e) = body(
+    let (st, e) = send(
         api()
             .get(s.public_url(&format!(
                 "self-service/settings/flows?id={}",
                 flow["id"].as_str().unwrap()
             )))
-            .header("X-Session-Token", other_token)
-            .send()
-            .await
-            .unwrap(),
+            .header("X-Session-Token", other_token),
     )
     .await;
     assert_eq!(
@@ -168,14 +159,7 @@ both_backends!(profile_and_password_settings, |b: Backend| async move {
         (st, e["error"]["id"].as_str()),
         (403, Some("security_identity_mismatch"))
     );
-    let (st, e) = body(
-        api()
-            .get(s.public_url("self-service/settings/api"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, e) = send(api().get(s.public_url("self-service/settings/api"))).await;
     assert_eq!(
         (st.as_u16(), e["error"]["id"].as_str()),
         (401, Some("session_inactive"))
@@ -225,13 +209,7 @@ both_backends!(privileged_updates_need_a_fresh_login, |b: Backend| async move {
         .await
         .unwrap();
     let sid = flow_id_from(&location(&res));
-    let (_, sf) = body(
-        c.get(s.public_url(&format!("self-service/settings/flows?id={sid}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, sf) = send(c.get(s.public_url(&format!("self-service/settings/flows?id={sid}")))).await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let res = c
         .post(s.public_url(&format!("self-service/settings?flow={sid}")))
@@ -266,13 +244,10 @@ both_backends!(totp_as_second_factor, |b: Backend| async move {
     let token = login["session_token"].as_str().unwrap().to_owned();
     let secret = link_totp(&s, &token).await;
     // With a second factor available, `highest_available` settings now need an aal2 session.
-    let (st, e) = body(
+    let (st, e) = send(
         api()
             .get(s.public_url("self-service/settings/api"))
-            .header("X-Session-Token", &token)
-            .send()
-            .await
-            .unwrap(),
+            .header("X-Session-Token", &token),
     )
     .await;
     assert_eq!(
@@ -287,26 +262,20 @@ both_backends!(totp_as_second_factor, |b: Backend| async move {
         "aal2 is available, so the first factor alone is not enough"
     );
     let t2 = first["session_token"].as_str().unwrap().to_owned();
-    let (st, e) = body(
+    let (st, e) = send(
         api()
             .get(s.public_url("sessions/whoami"))
-            .header("X-Session-Token", &t2)
-            .send()
-            .await
-            .unwrap(),
+            .header("X-Session-Token", &t2),
     )
     .await;
     assert_eq!(
         (st.as_u16(), e["error"]["id"].as_str()),
         (403, Some("session_aal2_required"))
     );
-    let (_, flow) = body(
+    let (_, flow) = send(
         api()
             .get(s.public_url("self-service/login/api?aal=aal2"))
-            .header("X-Session-Token", &t2)
-            .send()
-            .await
-            .unwrap(),
+            .header("X-Session-Token", &t2),
     )
     .await;
     assert_eq!(message_ids(&flow), vec![1010004]);
@@ -316,64 +285,49 @@ both_backends!(totp_as_second_factor, |b: Backend| async move {
     );
     assert!(node(&flow, "totp_code").is_some());
     let action = flow["ui"]["action"].as_str().unwrap().to_owned();
-    let (st, bad) = body(
+    let (st, bad) = send(
         api()
             .post(&action)
             .header("X-Session-Token", &t2)
-            .json(&json!({"method": "totp", "totp_code": "123456x"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "totp", "totp_code": "123456x"})),
     )
     .await;
     assert_eq!(st, 400);
     assert_eq!(node(&bad, "totp_code").unwrap()["messages"][0]["id"], 4000008);
     // Outside the ±1 step window.
     let stale = code_at(&secret, time::OffsetDateTime::now_utc().unix_timestamp() - 120);
-    let (st, _) = body(
+    let (st, _) = send(
         api()
             .post(&action)
             .header("X-Session-Token", &t2)
-            .json(&json!({"method": "totp", "totp_code": stale}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "totp", "totp_code": stale})),
     )
     .await;
     assert_eq!(st, 400);
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let code = code_at(&secret, time::OffsetDateTime::now_utc().unix_timestamp() + 30);
-    let (st, ok) = body(
+    let (st, ok) = send(
         api()
             .post(&action)
             .header("X-Session-Token", &t2)
-            .json(&json!({"method": "totp", "totp_code": code}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "totp", "totp_code": code})),
     )
     .await;
     assert_eq!(st, 200, "{ok}");
     assert_eq!(ok["session"]["authenticator_assurance_level"], "aal2");
     assert!(!ok["session"]["identity"].is_null());
     // The same code cannot be replayed on another step-up.
-    let (_, flow) = body(
+    let (_, flow) = send(
         api()
             .get(s.public_url("self-service/login/api?aal=aal2&refresh=true"))
-            .header("X-Session-Token", &t2)
-            .send()
-            .await
-            .unwrap(),
+            .header("X-Session-Token", &t2),
     )
     .await;
-    let (st, replay) = body(
+    let (st, replay) = send(
         api()
             .post(flow["ui"]["action"].as_str().unwrap())
             .header("X-Session-Token", &t2)
-            .json(&json!({"method": "totp", "totp_code": code}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "totp", "totp_code": code})),
     )
     .await;
     assert_eq!(
@@ -422,14 +376,9 @@ both_backends!(backup_codes, |b: Backend| async move {
     )
     .await;
     assert_eq!(st, 200);
-    let (_, ident) = body(
-        api()
-            .get(s.admin_url(&format!("admin/identities/{id}?include_credential=lookup_secret")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, ident) =
+        send(api().get(s.admin_url(&format!("admin/identities/{id}?include_credential=lookup_secret"))))
+            .await;
     let stored = ident["credentials"]["lookup_secret"]["config"].to_string();
     assert!(
         codes.iter().all(|c| !stored.contains(c.as_str())),
@@ -441,23 +390,17 @@ both_backends!(backup_codes, |b: Backend| async move {
     let step_up = |payload: Value| {
         let (s, t2) = (&s, t2.clone());
         async move {
-            let (_, flow) = body(
+            let (_, flow) = send(
                 api()
                     .get(s.public_url("self-service/login/api?aal=aal2&refresh=true"))
-                    .header("X-Session-Token", &t2)
-                    .send()
-                    .await
-                    .unwrap(),
+                    .header("X-Session-Token", &t2),
             )
             .await;
-            body(
+            send(
                 api()
                     .post(flow["ui"]["action"].as_str().unwrap())
                     .header("X-Session-Token", &t2)
-                    .json(&payload)
-                    .send()
-                    .await
-                    .unwrap(),
+                    .json(&payload),
             )
             .await
         }
@@ -504,13 +447,10 @@ both_backends!(mfa_policy_by_trait_for_spa_and_native, |b: Backend| async move {
     let (_, admin) = native_login(&s, "root@example.org", "correct horse battery").await;
     assert!(admin["session"]["identity"].is_null());
     let token = admin["session_token"].as_str().unwrap().to_owned();
-    let (st, e) = body(
+    let (st, e) = send(
         api()
             .get(s.public_url("sessions/whoami"))
-            .header("X-Session-Token", &token)
-            .send()
-            .await
-            .unwrap(),
+            .header("X-Session-Token", &token),
     )
     .await;
     assert_eq!(st, 403);
@@ -524,13 +464,10 @@ both_backends!(mfa_policy_by_trait_for_spa_and_native, |b: Backend| async move {
     );
     // Settings stay open for enrolment.
     let secret = link_totp(&s, &token).await;
-    let (st, e) = body(
+    let (st, e) = send(
         api()
             .get(s.public_url("sessions/whoami"))
-            .header("X-Session-Token", &token)
-            .send()
-            .await
-            .unwrap(),
+            .header("X-Session-Token", &token),
     )
     .await;
     assert_eq!(
@@ -539,35 +476,26 @@ both_backends!(mfa_policy_by_trait_for_spa_and_native, |b: Backend| async move {
         "once enrolled, aal2 is required for it"
     );
     // Step up, then try to remove the only second factor: refused while the policy applies.
-    let (_, flow) = body(
+    let (_, flow) = send(
         api()
             .get(s.public_url("self-service/login/api?aal=aal2"))
-            .header("X-Session-Token", &token)
-            .send()
-            .await
-            .unwrap(),
+            .header("X-Session-Token", &token),
     )
     .await;
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let next = code_at(&secret, time::OffsetDateTime::now_utc().unix_timestamp() + 30);
-    let (st, up) = body(
+    let (st, up) = send(
         api()
             .post(flow["ui"]["action"].as_str().unwrap())
             .header("X-Session-Token", &token)
-            .json(&json!({"method": "totp", "totp_code": next}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "totp", "totp_code": next})),
     )
     .await;
     assert_eq!(st, 200, "{up}");
-    let (st, _) = body(
+    let (st, _) = send(
         api()
             .get(s.public_url("sessions/whoami"))
-            .header("X-Session-Token", &token)
-            .send()
-            .await
-            .unwrap(),
+            .header("X-Session-Token", &token),
     )
     .await;
     assert_eq!(st, 200);
@@ -584,22 +512,13 @@ both_backends!(mfa_policy_by_trait_for_spa_and_native, |b: Backend| async move {
         .unwrap();
     assert_eq!(res.status(), 201);
     let c = browser();
-    let (_, flow) = body(
+    let (_, flow) = send(
         c.get(s.public_url("self-service/login/browser"))
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .unwrap(),
+            .header("Accept", "application/json"),
     )
     .await;
-    let (st, e) = body(
-        c.post(flow["ui"]["action"].as_str().unwrap())
-            .json(&json!({"method": "password", "identifier": "ops@example.org", "password": "correct horse battery", "csrf_token": csrf(&flow)}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, e) = send(c.post(flow["ui"]["action"].as_str().unwrap())
+            .json(&json!({"method": "password", "identifier": "ops@example.org", "password": "correct horse battery", "csrf_token": csrf(&flow)}))).await;
     assert_eq!(st, 422, "{e}");
     assert!(
         e["redirect_browser_to"]

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::both_backends;
 use crate::support::client::{
-    api, body, browser, create_identity, csrf, flow_id_from, location, message_ids, native_login, node,
+    api, browser, create_identity, csrf, flow_id_from, location, message_ids, native_login, node, send,
 };
 use crate::support::mail::{MailServer, code_in, link_in};
 use crate::support::{Backend, TestServer, UI};
@@ -24,21 +24,9 @@ both_backends!(
         let mail = MailServer::start().await;
         let s = TestServer::spawn_with(b, mail.config(cfg(json!({})))).await;
         let c = api();
-        let (_, flow) = body(
-            c.get(s.public_url("self-service/registration/api"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        let (st, reg) = body(
-        c.post(flow["ui"]["action"].as_str().unwrap())
-            .json(&json!({"method": "password", "password": "a-strong-passw0rd!", "traits": {"email": "yan@example.org"}}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+        let (_, flow) = send(c.get(s.public_url("self-service/registration/api"))).await;
+        let (st, reg) = send(c.post(flow["ui"]["action"].as_str().unwrap())
+            .json(&json!({"method": "password", "password": "a-strong-passw0rd!", "traits": {"email": "yan@example.org"}}))).await;
         assert_eq!(st, 200, "{reg}");
         let item = reg["continue_with"]
             .as_array()
@@ -56,34 +44,14 @@ both_backends!(
             "the mail carries the verification URL: {}",
             m.text_body
         );
-        let (st, f) = body(
-            c.get(s.public_url(&format!("self-service/verification/flows?id={vflow}")))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (st, f) = send(c.get(s.public_url(&format!("self-service/verification/flows?id={vflow}")))).await;
         assert_eq!(st, 200);
         assert_eq!(f["state"], "sent_email");
         let action = f["ui"]["action"].as_str().unwrap().to_owned();
-        let (st, wrong) = body(
-            c.post(&action)
-                .json(&json!({"method": "code", "code": "12345x"}))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (st, wrong) = send(c.post(&action).json(&json!({"method": "code", "code": "12345x"}))).await;
         assert_eq!(st, 200);
         assert_eq!(message_ids(&wrong), vec![4070006]);
-        let (st, ok) = body(
-            c.post(&action)
-                .json(&json!({"method": "code", "code": code}))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (st, ok) = send(c.post(&action).json(&json!({"method": "code", "code": code}))).await;
         assert_eq!(st, 200, "{ok}");
         assert_eq!(ok["state"], "passed_challenge");
         assert_eq!(message_ids(&ok), vec![1080002]);
@@ -96,23 +64,10 @@ both_backends!(
                 .any(|n| n["type"] == "a" && n["attributes"]["id"] == "continue")
         );
         let id = reg["identity"]["id"].as_str().unwrap();
-        let (_, ident) = body(
-            c.get(s.admin_url(&format!("admin/identities/{id}")))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (_, ident) = send(c.get(s.admin_url(&format!("admin/identities/{id}")))).await;
         assert_eq!(ident["verifiable_addresses"][0]["verified"], true);
         assert_eq!(ident["verifiable_addresses"][0]["status"], "completed");
-        let (st, e) = body(
-            c.post(&action)
-                .json(&json!({"method": "code", "code": code}))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (st, e) = send(c.post(&action).json(&json!({"method": "code", "code": code}))).await;
         assert_eq!(st, 410);
         assert_eq!(e["error"]["id"], "self_service_flow_replaced");
         s.shutdown().await;
@@ -132,13 +87,7 @@ both_backends!(
             .await
             .unwrap();
         let id = flow_id_from(&location(&res));
-        let (_, flow) = body(
-            c.get(s.public_url(&format!("self-service/verification/flows?id={id}")))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (_, flow) = send(c.get(s.public_url(&format!("self-service/verification/flows?id={id}")))).await;
         let res = c
             .post(s.public_url(&format!("self-service/verification?flow={id}")))
             .form(&[
@@ -155,13 +104,7 @@ both_backends!(
         let res = c.get(&link).send().await.unwrap();
         assert_eq!(res.status(), 303);
         assert_eq!(location(&res), format!("{UI}/verification?flow={id}"));
-        let (_, flow) = body(
-            c.get(s.public_url(&format!("self-service/verification/flows?id={id}")))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (_, flow) = send(c.get(s.public_url(&format!("self-service/verification/flows?id={id}")))).await;
         assert_eq!(
             node(&flow, "code").unwrap()["attributes"]["value"],
             code_in(&m.text_body),
@@ -183,12 +126,9 @@ both_backends!(require_verified_address_on_login, |b: Backend| async move {
     let code = code_in(&mail.next_to("amy@example.org").await.text_body);
     let c = api();
     let vflow = item["flow"]["id"].as_str().unwrap();
-    let (st, _) = body(
+    let (st, _) = send(
         c.post(s.public_url(&format!("self-service/verification?flow={vflow}")))
-            .json(&json!({"method": "code", "code": code}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"method": "code", "code": code})),
     )
     .await;
     assert_eq!(st, 200);

@@ -31,6 +31,11 @@ pub async fn body(res: Response) -> (StatusCode, Value) {
     (status, v)
 }
 
+/// Sends the request and reads the answer as JSON (`Value::Null` for an empty body).
+pub async fn send(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    body(req.send().await.unwrap()).await
+}
+
 pub fn location(res: &Response) -> String {
     res.headers()
         .get("location")
