@@ -172,6 +172,7 @@ pub fn settings(cfg: &Config, dev: bool) -> anyhow::Result<Settings> {
         legacy_require_verified_login_error: cfg.feature_flags.legacy_require_verified_login_error,
         expose_message_bodies: dev,
         courier: cfg.courier.clone(),
+        config_hash: cfg.hash(),
         session_lifespan: cfg.session.lifespan,
         session_earliest_possible_extend: cfg.session.earliest_possible_extend,
         session_cookie: CookieSettings {

@@ -110,6 +110,10 @@ pub fn public_router(app: AppState) -> Router {
         .route("/admin/schemas/{id}", get(public::schemas::get_identity_schema))
         .route("/health/alive", get(public::health::is_alive))
         .route("/health/ready", get(public::health::is_ready_public))
+        .route(
+            "/.well-known/change-password",
+            get(public::health::change_password),
+        )
         .route("/identities", any(to_admin))
         .route("/identities/{*rest}", any(to_admin))
         .route("/admin/{*rest}", any(to_admin))
@@ -169,6 +173,7 @@ fn admin_routes() -> Router<AppState> {
         .route("/health/alive", get(public::health::is_alive))
         .route("/health/ready", get(public::health::is_ready_admin))
         .route("/version", get(admin::version::get_version))
+        .route("/health/config", get(admin::version::config_hash))
         .route("/metrics/prometheus", get(admin::version::prometheus))
 }
 

@@ -147,6 +147,8 @@ pub struct Settings {
     pub use_continue_with_transitions: bool,
     pub legacy_require_verified_login_error: bool,
     pub courier: sallyport_config::model::Courier,
+    /// SHA-256 of the effective config, for `/admin/health/config` (Kratos' e2e suite polls it).
+    pub config_hash: String,
     /// Whether courier admin responses may show message bodies (`--dev`).
     pub expose_message_bodies: bool,
     pub session_lifespan: Duration,

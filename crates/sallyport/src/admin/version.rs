@@ -24,3 +24,14 @@ pub async fn prometheus(State(app): State<AppState>) -> Response {
     );
     res
 }
+
+/// `GET /admin/health/config`: the effective config's hash as text (not in the OpenAPI spec; Kratos' e2e
+/// suite uses it to notice config changes).
+pub async fn config_hash(State(app): State<AppState>) -> Response {
+    let mut res = (StatusCode::OK, app.settings.config_hash.clone()).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}

@@ -45,3 +45,11 @@ pub async fn is_ready_public(State(app): State<AppState>) -> Response {
 pub async fn is_ready_admin(State(app): State<AppState>) -> Response {
     readiness(&app, false).await
 }
+
+/// `GET /.well-known/change-password`: where password managers send users to change a password.
+pub async fn change_password(State(app): State<AppState>) -> Response {
+    crate::http::error::redirect(
+        StatusCode::SEE_OTHER,
+        &app.public_url("self-service/settings/browser"),
+    )
+}

@@ -125,5 +125,19 @@ both_backends!(health_version_metrics_schemas, |b: Backend| async move {
     assert_eq!(st, 404, "{e}");
     let res = c.get(s.public_url("admin/identities")).send().await.unwrap();
     assert_eq!(res.status(), 307, "public forwards admin paths to the admin port");
+    let res = c
+        .get(s.public_url(".well-known/change-password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(crate::support::client::location(&res).ends_with("/self-service/settings/browser"));
+    let res = c.get(s.admin_url("admin/health/config")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.text().await.unwrap().len(),
+        64,
+        "a SHA-256 hex digest of the effective config"
+    );
     s.shutdown().await;
 });
