@@ -89,8 +89,7 @@ pub fn identity(app: &App, i: &Identity, view: &IdentityView) -> Value {
 }
 
 /// `identity` None renders `"identity": null` (a native login that still needs a second factor).
-pub fn session(app: &App, s: &Session, identity_json: Option<Value>, now: time::OffsetDateTime) -> Value {
-    let _ = app;
+pub fn session(s: &Session, identity_json: Option<Value>, now: time::OffsetDateTime) -> Value {
     json!({
         "id": s.id,
         "active": s.is_active(now),

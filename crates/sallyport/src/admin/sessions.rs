@@ -57,7 +57,7 @@ async fn render_admin(app: &App, s: &Session, with_identity: bool) -> Value {
     } else {
         None
     };
-    let mut v = render::session(app, s, ident, time_fmt::now());
+    let mut v = render::session(s, ident, time_fmt::now());
     if !with_identity && let Some(o) = v.as_object_mut() {
         o.remove("identity");
     }
@@ -172,7 +172,7 @@ pub async fn list_identity_sessions(
     paged_json(
         headers,
         list.iter()
-            .map(|s| render::session(&app, s, Some(ident.clone()), time_fmt::now()))
+            .map(|s| render::session(s, Some(ident.clone()), time_fmt::now()))
             .collect(),
     )
 }

@@ -48,10 +48,7 @@ pub async fn to_session(State(app): State<AppState>, request: axum::extract::Req
     }
     let now = time_fmt::now();
     let ident = render::identity(&app, &auth.identity, &render::PUBLIC);
-    let mut res = json_res(
-        StatusCode::OK,
-        &render::session(&app, &auth.session, Some(ident), now),
-    );
+    let mut res = json_res(StatusCode::OK, &render::session(&auth.session, Some(ident), now));
     if let Ok(v) = HeaderValue::from_str(&auth.identity.id.to_string()) {
         res.headers_mut().insert("x-kratos-authenticated-identity-id", v);
     }
@@ -93,7 +90,7 @@ pub async fn list_my_sessions(
     paged_json(
         headers,
         list.iter()
-            .map(|s| render::session(&app, s, Some(ident.clone()), now))
+            .map(|s| render::session(s, Some(ident.clone()), now))
             .collect(),
     )
 }

@@ -17,7 +17,6 @@ use crate::http::redirect::validate_return_to;
 use crate::http::request::ReqInfo;
 use crate::selfservice::common::{
     FieldMessage, FlowFailure, flow_json, init_failure, new_flow_csrf, respond_new_flow, ui_redirect_url,
-    with_headers,
 };
 use crate::settings::AddressFlowSettings;
 use crate::state::App;
@@ -288,6 +287,15 @@ pub fn anchor(id: &str, href: &str, group: Group, title: text::Message) -> Node 
     }
 }
 
-pub fn with_cookies(res: Response, cookies: Vec<axum::http::HeaderValue>) -> Response {
-    with_headers(res, cookies)
+/// The form after a link went out: the address again, to resend.
+pub fn show_link_sent(flow: &mut Flow, to: &str, message: text::Message) {
+    flow.ui.nodes = vec![
+        Node::csrf(""),
+        Node::input(Group::Link, "email", "email")
+            .required()
+            .with_value(json!(to))
+            .with_label(text::label_email()),
+        Node::submit(Group::Link, "method", "link", text::label_submit()),
+    ];
+    flow.ui.messages = vec![message];
 }

@@ -461,10 +461,7 @@ async fn finish_login(
     if flow.flow_type == FlowType::Api {
         let ident = aal_ok.is_ok().then_some(identity_json);
         let mut body = Map::new();
-        body.insert(
-            "session".into(),
-            crate::render::session(app, &session, ident, now),
-        );
+        body.insert("session".into(), crate::render::session(&session, ident, now));
         // A refreshed native session keeps the token the app already holds; only its digest is stored.
         if let Some(t) = token
             .clone()
@@ -493,7 +490,7 @@ async fn finish_login(
         (true, Ok(())) => json_res(
             StatusCode::OK,
             &json!({
-                "session": crate::render::session(app, &session, Some(identity_json), now),
+                "session": crate::render::session(&session, Some(identity_json), now),
                 "continue_with": [continue_with_redirect(&return_to)],
             }),
         ),

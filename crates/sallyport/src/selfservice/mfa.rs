@@ -218,12 +218,6 @@ pub fn settings_method(body: &Map<String, Value>) -> Option<&'static str> {
     }
 }
 
-fn privileged(app: &App, auth: &Authenticated) -> bool {
-    let max =
-        time::Duration::try_from(app.settings.privileged_session_max_age).unwrap_or(time::Duration::HOUR);
-    auth.session.authenticated_at + max > time_fmt::now()
-}
-
 fn ui(messages: Vec<FieldMessage>) -> SettingsError {
     SettingsError::Flow(FlowFailure::Ui(messages))
 }
@@ -246,7 +240,7 @@ pub(crate) async fn update_settings(
     body: &Map<String, Value>,
 ) -> Result<super::settings::Outcome, SettingsError> {
     use super::settings::Outcome;
-    if !privileged(app, auth) {
+    if !super::settings::privileged(app, auth) {
         return Err(SettingsError::ReAuth);
     }
     let now = time_fmt::now();

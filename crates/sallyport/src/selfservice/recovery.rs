@@ -20,7 +20,7 @@ use crate::http::body::{RawBody, decode, str_field};
 use crate::http::error::{HttpError, redirect};
 use crate::http::request::ReqInfo;
 use crate::identities::{AddressKind, find_by_address};
-use crate::selfservice::address_flow::{self, respond, with_cookies, write_error};
+use crate::selfservice::address_flow::{self, respond, write_error};
 use crate::selfservice::code::{self, Address};
 use crate::selfservice::common::{FieldMessage, FlowFailure, ensure_csrf, flow_id, ui_redirect_url};
 use crate::session_manager;
@@ -86,18 +86,6 @@ fn show_code_form(flow: &mut Flow, to: Option<&str>) {
             .push(Node::submit(Group::Code, "email", to, text::label_resend_code()));
     }
     flow.ui.messages = vec![text::recovery_code_sent()];
-}
-
-fn show_link_sent(flow: &mut Flow, to: &str) {
-    flow.ui.nodes = vec![
-        Node::csrf(""),
-        Node::input(Group::Link, "email", "email")
-            .required()
-            .with_value(json!(to))
-            .with_label(text::label_email()),
-        Node::submit(Group::Link, "method", "link", text::label_submit()),
-    ];
-    flow.ui.messages = vec![text::recovery_link_sent()];
 }
 
 /// A recovery code or link for `identity`, stored with `flow`, and its message to `to`.
@@ -167,7 +155,7 @@ async fn send(app: &App, flow: &mut Flow, address: &Address, link: bool) -> Resu
     flow.active = Some(if link { "link" } else { "code" }.into());
     flow.updated_at = time_fmt::now();
     if link {
-        show_link_sent(flow, &address.to);
+        address_flow::show_link_sent(flow, &address.to, text::recovery_link_sent());
     } else {
         show_code_form(flow, Some(&address.to));
     }
@@ -397,6 +385,12 @@ async fn issue_session(app: &App, req: &ReqInfo, mut flow: Flow, used: &OneTimeC
     let mut settings = crate::selfservice::settings::new_flow(app, csrf, &identity, flow.flow_type);
     settings.ui.messages = vec![text::recovery_success(privileged_until, now)];
     let settings_url = ui_redirect_url(app, FlowKind::Settings, settings.id);
+    let show_settings =
+        app.settings.use_continue_with_transitions && (flow.flow_type == FlowType::Api || req.is_json);
+    if show_settings {
+        flow.continue_with
+            .push(json!({"action": "show_settings_ui", "flow": {"id": settings.id, "url": settings_url}}));
+    }
     flow.updated_at = now;
     let saved = async {
         app.store.create_flow(&settings).await?;
@@ -405,22 +399,12 @@ async fn issue_session(app: &App, req: &ReqInfo, mut flow: Flow, used: &OneTimeC
     if let Err(e) = saved.await {
         return HttpError::from(e).into_response();
     }
-    let res = if app.settings.use_continue_with_transitions {
-        if flow.flow_type == FlowType::Api || req.is_json {
-            flow.continue_with.push(
-                json!({"action": "show_settings_ui", "flow": {"id": settings.id, "url": settings_url}}),
-            );
-            if let Err(e) = app.store.update_flow(&flow).await {
-                return HttpError::from(e).into_response();
-            }
-            crate::selfservice::common::flow_json(app, req, &flow, StatusCode::OK)
-        } else {
-            redirect(StatusCode::SEE_OTHER, &settings_url)
-        }
-    } else if req.is_json {
+    let res = if show_settings {
+        crate::selfservice::common::flow_json(app, req, &flow, StatusCode::OK)
+    } else if req.is_json && !app.settings.use_continue_with_transitions {
         HttpError(ApiError::browser_location_change_required(&settings_url)).into_response()
     } else {
         redirect(StatusCode::SEE_OTHER, &settings_url)
     };
-    with_cookies(res, cookies)
+    crate::selfservice::common::with_headers(res, cookies)
 }

@@ -410,7 +410,7 @@ async fn finish_registration(
             Some(n) => {
                 continue_with.push(json!({"action": "set_ory_session_token", "ory_session_token": n.token}));
                 json!({
-                    "session": crate::render::session(app, &n.session, Some(identity_json.clone()), now),
+                    "session": crate::render::session(&n.session, Some(identity_json.clone()), now),
                     "session_token": n.token,
                     "identity": identity_json,
                     "continue_with": continue_with,
@@ -439,7 +439,7 @@ async fn finish_registration(
         if let Some(n) = &issued {
             body.insert(
                 "session".into(),
-                crate::render::session(app, &n.session, Some(identity_json.clone()), now),
+                crate::render::session(&n.session, Some(identity_json.clone()), now),
             );
         }
         body.insert("identity".into(), identity_json);

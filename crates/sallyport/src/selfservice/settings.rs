@@ -22,7 +22,7 @@ use crate::http::request::ReqInfo;
 use crate::identities::{apply_traits, set_trait_values, trait_errors};
 use crate::selfservice::common::{
     FieldMessage, FlowFailure, continue_with_redirect, ensure_csrf, flow_id, flow_json, new_flow_csrf,
-    respond_new_flow, ui_redirect_url, with_headers,
+    respond_new_flow, ui_redirect_url,
 };
 use crate::selfservice::{mfa, password};
 use crate::session_manager::{self, Authenticated};
@@ -198,7 +198,8 @@ pub(crate) enum Outcome {
     Shown,
 }
 
-fn privileged(app: &App, auth: &Authenticated) -> bool {
+/// Whether the session is recent enough for credential changes (`privileged_session_max_age`).
+pub(crate) fn privileged(app: &App, auth: &Authenticated) -> bool {
     let max =
         time::Duration::try_from(app.settings.privileged_session_max_age).unwrap_or(time::Duration::HOUR);
     auth.session.authenticated_at + max > time_fmt::now()
@@ -389,7 +390,7 @@ async fn saved(app: &App, req: &ReqInfo, mut flow: Flow, identity: &Identity) ->
         return HttpError(store_error(e)).into_response();
     }
     if flow.is_browser() && !req.is_json {
-        return with_headers(redirect(StatusCode::SEE_OTHER, &to), None);
+        return redirect(StatusCode::SEE_OTHER, &to);
     }
     flow_json(app, req, &flow, StatusCode::OK)
 }

@@ -84,18 +84,6 @@ fn show_code_form(flow: &mut Flow, to: &str, via: &str) {
     flow.ui.messages = vec![sent_message(via)];
 }
 
-fn show_link_sent(flow: &mut Flow, to: &str) {
-    flow.ui.nodes = vec![
-        Node::csrf(""),
-        Node::input(Group::Link, "email", "email")
-            .required()
-            .with_value(json!(to))
-            .with_label(text::label_email()),
-        Node::submit(Group::Link, "method", "link", text::label_submit()),
-    ];
-    flow.ui.messages = vec![text::verification_link_sent()];
-}
-
 /// The codes (or link tokens) and messages that verify `address`, if it belongs to someone.
 pub fn verification_message(
     app: &App,
@@ -159,7 +147,7 @@ pub async fn send(app: &App, flow: &mut Flow, address: &Address, use_link: bool)
     flow.active = Some(if use_link { "link" } else { "code" }.into());
     flow.updated_at = time_fmt::now();
     if use_link {
-        show_link_sent(flow, &address.to);
+        address_flow::show_link_sent(flow, &address.to, text::verification_link_sent());
     } else {
         show_code_form(flow, &address.to, &address.via);
     }
