@@ -305,6 +305,21 @@ impl ApiError {
             .with_detail("found cookies", found)
     }
 
+    /// A JSON body, dotted form field or patched document nested deeper than the limit.
+    pub fn nesting_too_deep(what: &str) -> ApiError {
+        ApiError::bad_request(format!(
+            "{what} exceeds the maximum nesting depth of {} levels.",
+            crate::limits::MAX_NESTING_DEPTH
+        ))
+    }
+
+    /// PostgreSQL text cannot hold U+0000, so no backend gets to see one: refused wherever it enters.
+    pub fn nul_character(location: &str) -> ApiError {
+        ApiError::bad_request(format!(
+            "{location} contains a NUL character (U+0000), which is not allowed."
+        ))
+    }
+
     pub fn identity_conflict() -> ApiError {
         ApiError::conflict("This identity conflicts with another identity that already exists.")
     }

@@ -17,6 +17,10 @@ pub enum StoreError {
     /// A unique constraint was violated (duplicate identifier, address, external id, token).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The backend refused a value it cannot represent (PostgreSQL text and JSON cannot hold U+0000).
+    /// The HTTP layer refuses such input before it gets here; this is the net under that.
+    #[error("value refused by the database: {0}")]
+    Unrepresentable(String),
     #[error("storage failure: {0}")]
     Other(#[from] Box<dyn std::error::Error + Send + Sync>),
 }

@@ -16,13 +16,27 @@ use serde_json::Value;
 /// How long a body template may run before the delivery attempt is given up.
 const EVAL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Evaluates `code` with `ctx` on a blocking thread. `Err` carries a message fit for logs and the
+/// jrsonnet bounds its own call depth (200 Jsonnet frames, then "stack overflow" as an error) and grows
+/// the stack while evaluating, but manifesting and dropping a deep value recurse on the Rust stack.
+/// A thread of its own with a large (lazily committed) stack keeps programs that build values
+/// thousands of levels deep an error or a success instead of aborting the process; the data Sallyport
+/// hands in is never deeper than the request nesting limit.
+const EVAL_STACK_BYTES: usize = 64 << 20;
+
+/// Evaluates `code` with `ctx` on a thread of its own. `Err` carries a message fit for logs and the
 /// dispatch record (Jsonnet's own error text, which never includes channel credentials).
 pub(crate) async fn evaluate(name: String, code: String, ctx: Value) -> Result<Value, String> {
-    let task = tokio::task::spawn_blocking(move || evaluate_blocking(&name, &code, &ctx));
-    match tokio::time::timeout(EVAL_TIMEOUT, task).await {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("jsonnet".into())
+        .stack_size(EVAL_STACK_BYTES)
+        .spawn(move || {
+            let _ = tx.send(evaluate_blocking(&name, &code, &ctx));
+        })
+        .map_err(|e| format!("jsonnet evaluation failed: {e}"))?;
+    match tokio::time::timeout(EVAL_TIMEOUT, rx).await {
         Ok(Ok(result)) => result,
-        Ok(Err(join)) => Err(format!("jsonnet evaluation failed: {join}")),
+        Ok(Err(_)) => Err("jsonnet evaluation failed: the evaluator stopped without an answer".to_string()),
         Err(_) => Err("jsonnet evaluation timed out".to_string()),
     }
 }
@@ -100,5 +114,21 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out, json!(2));
+    }
+
+    /// Each of these aborted the process (stack overflow) when evaluated on a 2 MiB blocking thread.
+    #[tokio::test]
+    async fn deep_programs_end_as_errors_or_values_not_aborts() {
+        let deep_ctx = (0..64).fold(json!("x"), |acc, _| json!({ "a": acc }));
+        for code in [
+            "local f(n) = if n == 0 then 0 else 1 + f(n-1); f(100000)",
+            "local f(n) = if n == 0 then {} else {a: f(n-1)}; f(100000)",
+            "local f(n) = if n == 0 then [] else [f(n-1)]; f(100000)",
+            "std.foldl(function(acc, i) {a: acc}, std.range(1, 20000), {})",
+        ] {
+            let _ = evaluate("t".into(), code.into(), deep_ctx.clone()).await;
+        }
+        let out = evaluate("t".into(), "function(ctx) {r: ctx}".into(), deep_ctx.clone()).await;
+        assert_eq!(out.unwrap(), json!({ "r": deep_ctx }));
     }
 }

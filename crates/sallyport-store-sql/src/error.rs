@@ -3,17 +3,27 @@
 use sallyport_core::store::StoreError;
 use sqlx::error::DatabaseError;
 
-/// Unique violations become `Conflict(<table>)`, a missing row `NotFound`, anything else `Other`.
+/// Unique violations become `Conflict(<table>)`, a missing row `NotFound`, values PostgreSQL cannot
+/// hold `Unrepresentable`, anything else `Other`.
 pub fn db_err(err: sqlx::Error) -> StoreError {
     match err {
         sqlx::Error::RowNotFound => StoreError::NotFound,
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(conflict_table(&*db)),
+        sqlx::Error::Database(db) if is_unrepresentable(&*db) => {
+            StoreError::Unrepresentable(db.message().to_string())
+        }
         other => StoreError::Other(Box::new(other)),
     }
 }
 
 pub fn other_err(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
     StoreError::Other(err.into())
+}
+
+/// PostgreSQL's 22021 (`invalid byte sequence for encoding "UTF8": 0x00`, a NUL in text) and 22P05
+/// (`unsupported Unicode escape sequence`, `\u0000` in jsonb).
+fn is_unrepresentable(db: &dyn DatabaseError) -> bool {
+    matches!(db.code().as_deref(), Some("22021" | "22P05"))
 }
 
 /// Postgres names the table; SQLite only says `UNIQUE constraint failed: <table>.<column>, …`.

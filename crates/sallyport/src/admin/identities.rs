@@ -68,8 +68,7 @@ pub struct IdentityBody {
 }
 
 fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("Unable to decode JSON payload: {e}")))
+    crate::http::body::parse_json(body)
 }
 
 /// Query values that may repeat (`include_credential`, `ids`).
@@ -473,8 +472,7 @@ pub async fn patch_identity(
         "external_id": identity.external_id,
         "credentials": credentials,
     });
-    json_patch::patch(&mut doc, &patch)
-        .map_err(|e| ApiError::bad_request(format!("failed to apply JSON patch: {e}")))?;
+    crate::admin::bounded_patch::apply(&mut doc, &patch)?;
     let patched_credentials = doc
         .as_object_mut()
         .and_then(|o| o.remove("credentials"))

@@ -1,3 +1,4 @@
+pub mod bounded_patch;
 pub mod courier;
 pub mod identities;
 pub mod recovery;

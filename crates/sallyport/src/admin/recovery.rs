@@ -29,8 +29,7 @@ struct Body {
 }
 
 fn parse(body: &[u8]) -> Result<Body, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("Unable to decode JSON payload: {e}")))
+    crate::http::body::parse_json(body)
 }
 
 fn lifespan(app: &App, raw: Option<&str>) -> Result<time::Duration, ApiError> {

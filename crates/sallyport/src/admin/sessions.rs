@@ -200,8 +200,7 @@ pub async fn manage_sessions(
     State(app): State<AppState>,
     RawBody(body): RawBody,
 ) -> Result<Response, HttpError> {
-    let b: ManageBody = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("Invalid JSON body.").with_message(e.to_string()))?;
+    let b: ManageBody = crate::http::body::parse_json(&body)?;
     let delete = match b.action.as_str() {
         "disable" => false,
         "delete" => true,

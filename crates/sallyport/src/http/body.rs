@@ -1,5 +1,7 @@
 //! Request bodies: JSON or `application/x-www-form-urlencoded`, at most 5 MB, decoded into a JSON
 //! object. Form keys with dots (`traits.email`) become nested objects, typed by the identity schema.
+//! Nesting deeper than `MAX_NESTING_DEPTH` and NUL characters are refused here, before anything
+//! walks the value recursively or hands it to a database (see `docs/input-limits.md`).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -7,6 +9,7 @@ use axum::http::HeaderMap;
 use serde_json::{Map, Value};
 
 use sallyport_core::error::ApiError;
+use sallyport_core::limits::{MAX_NESTING_DEPTH, scan_json};
 
 use crate::http::error::HttpError;
 
@@ -64,16 +67,13 @@ pub fn decode(
 ) -> Result<Map<String, Value>, ApiError> {
     let ct = content_type(headers);
     match ct.as_str() {
-        "application/json" => match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(m)) => Ok(m),
-            Ok(_) => Err(ApiError::bad_request(
+        "application/json" => match parse_json::<Value>(body)? {
+            Value::Object(m) => Ok(m),
+            _ => Err(ApiError::bad_request(
                 "Unable to decode JSON payload: the body must be a JSON object.",
             )),
-            Err(e) => Err(ApiError::bad_request(format!(
-                "Unable to decode JSON payload: {e}"
-            ))),
         },
-        "application/x-www-form-urlencoded" => Ok(decode_form(body, traits_schema)),
+        "application/x-www-form-urlencoded" => decode_form(body, traits_schema),
         "" if body.is_empty() => Ok(Map::new()),
         _ => Err(ApiError::bad_request(format!(
             "Unable to decode body because HTTP Request Content-Type \"{ct}\" is not supported. Send application/json or application/x-www-form-urlencoded."
@@ -81,14 +81,40 @@ pub fn decode(
     }
 }
 
-fn decode_form(body: &[u8], schema: Option<&Value>) -> Map<String, Value> {
+/// Parses a JSON body into `T` after checking its depth and NUL characters on the raw bytes, so
+/// the error names the limit (serde_json's own recursion limit, 128, would only say "recursion
+/// limit exceeded") and no deep value is ever built.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let scan = scan_json(body);
+    if scan.too_deep() {
+        return Err(ApiError::nesting_too_deep("The JSON request body"));
+    }
+    if scan.has_nul {
+        return Err(ApiError::nul_character("The JSON request body"));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("Unable to decode JSON payload: {e}")))
+}
+
+fn decode_form(body: &[u8], schema: Option<&Value>) -> Result<Map<String, Value>, ApiError> {
     let mut out = Map::new();
     for (k, v) in url::form_urlencoded::parse(body) {
+        if k.contains('\0') || v.contains('\0') {
+            let name: String = k
+                .chars()
+                .take(64)
+                .map(|c| if c == '\0' { '\u{fffd}' } else { c })
+                .collect();
+            return Err(ApiError::nul_character(&format!("The form field \"{name}\"")));
+        }
         let path: Vec<&str> = k.split('.').collect();
+        if path.len() > MAX_NESTING_DEPTH {
+            return Err(ApiError::nesting_too_deep("A form field name"));
+        }
         let typed = type_form_value(schema, &path, &v);
         insert_path(&mut out, &path, typed);
     }
-    out
+    Ok(out)
 }
 
 fn schema_type<'a>(schema: Option<&'a Value>, path: &[&str]) -> Option<&'a str> {

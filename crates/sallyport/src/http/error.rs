@@ -27,13 +27,14 @@ impl From<StoreError> for HttpError {
     }
 }
 
-/// NotFound becomes 404, Conflict 409; anything else is logged here and becomes an opaque 500.
+/// NotFound becomes 404, Conflict 409, Unrepresentable 400; anything else is logged here and becomes an opaque 500.
 #[track_caller]
 pub fn store_error(e: StoreError) -> ApiError {
     match e {
         // Kratos (sqlcon) answers a missing row with a message and no reason.
         StoreError::NotFound => ApiError::new(404).with_message("Unable to locate the resource"),
         StoreError::Conflict(_) => ApiError::identity_conflict(),
+        StoreError::Unrepresentable(_) => ApiError::nul_character("The request"),
         StoreError::Other(err) => {
             let at = std::panic::Location::caller();
             tracing::error!(error = %err, location = %at, "storage failure");

@@ -54,3 +54,10 @@ impl ReqInfo {
         format!("{}{}", public_base.as_str().trim_end_matches('/'), pq)
     }
 }
+
+/// Whether the path or query, once percent-decoded, would contain U+0000. A raw NUL cannot reach
+/// here (hyper refuses it), so `%00` is the only spelling.
+pub fn uri_has_nul(uri: &Uri) -> bool {
+    uri.path_and_query()
+        .is_some_and(|pq| pq.as_str().as_bytes().windows(3).any(|w| w == b"%00"))
+}

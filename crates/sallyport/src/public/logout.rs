@@ -130,18 +130,13 @@ pub async fn update_logout_flow(
 
 /// `DELETE /self-service/logout/api` — operationId `performNativeLogout`.
 pub async fn perform_native_logout(State(app): State<AppState>, RawBody(body): RawBody) -> Response {
-    let token = match serde_json::from_slice::<Value>(&body) {
+    let token = match crate::http::body::parse_json::<Value>(&body) {
         Ok(v) => v
             .get("session_token")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned(),
-        Err(e) => {
-            return HttpError(ApiError::bad_request(format!(
-                "Unable to decode JSON payload: {e}"
-            )))
-            .into_response();
-        }
+        Err(e) => return HttpError(e).into_response(),
     };
     let forbidden = || {
         HttpError(ApiError::forbidden(

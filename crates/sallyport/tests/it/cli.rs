@@ -9,9 +9,9 @@ use crate::both_backends;
 use crate::support::client::{api, body, send};
 use crate::support::{Backend, TestDb, fixture};
 
-const BIN: &str = env!("CARGO_BIN_EXE_sallyport");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_sallyport");
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -19,7 +19,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn write_config(dir: &std::path::Path, dsn: &str, public: u16, admin: u16) -> std::path::PathBuf {
+pub(crate) fn write_config(dir: &std::path::Path, dsn: &str, public: u16, admin: u16) -> std::path::PathBuf {
     let yaml = format!(
         r#"
 version: v1.3.0
@@ -48,7 +48,7 @@ oauth2_provider: {{ url: "http://hydra.test:4445" }}
     p
 }
 
-async fn wait_for(url: &str, want: u16, within: Duration) -> (u16, Value) {
+pub(crate) async fn wait_for(url: &str, want: u16, within: Duration) -> (u16, Value) {
     let deadline = Instant::now() + within;
     loop {
         if let Ok(res) = api().get(url).send().await {
@@ -63,7 +63,7 @@ async fn wait_for(url: &str, want: u16, within: Duration) -> (u16, Value) {
     }
 }
 
-fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+pub(crate) fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let out = Command::new(BIN)
         .args(args)
         .envs(env.iter().copied())
@@ -76,7 +76,7 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     )
 }
 
-fn terminate(child: &mut std::process::Child) -> bool {
+pub(crate) fn terminate(child: &mut std::process::Child) -> bool {
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())

@@ -8,6 +8,7 @@ mod cli;
 mod code_login;
 mod courier;
 mod hostile_input;
+mod input_bounds;
 mod native_flows;
 mod password_policy;
 mod recovery_flows;
