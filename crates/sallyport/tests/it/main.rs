@@ -10,6 +10,7 @@ mod courier;
 mod hostile_input;
 mod input_bounds;
 mod native_flows;
+mod nul_bytes;
 mod password_policy;
 mod recovery_flows;
 mod sessions;
