@@ -70,8 +70,12 @@ const SCHEMA_MAPS: &[&str] = &[
     "dependentSchemas",
 ];
 
-/// Rejects `$ref`s this implementation cannot follow (other documents) and pure `$ref` cycles,
-/// which would recurse forever during validation.
+/// Successive pure `$ref` hops a schema may chain. Real schemas use one or two; every hop is a level
+/// of recursion when the validator is compiled, and checking chains costs their length squared.
+pub(crate) const MAX_REF_CHAIN: usize = 32;
+
+/// Rejects `$ref`s this implementation cannot follow (other documents), pure `$ref` cycles, which
+/// would recurse forever during validation, and chains longer than [`MAX_REF_CHAIN`].
 pub(crate) fn prevalidate(schema: &Value) -> Result<(), String> {
     let doc = Doc::new(schema);
     let mut refs: HashMap<String, String> = HashMap::new();
@@ -122,6 +126,11 @@ pub(crate) fn prevalidate(schema: &Value) -> Result<(), String> {
                 ));
             }
             chain.push(current);
+            if chain.len() > MAX_REF_CHAIN {
+                return Err(format!(
+                    "identity schema rejected: more than {MAX_REF_CHAIN} successive $refs starting at #{start}"
+                ));
+            }
             match refs.get(current) {
                 Some(next) => current = next.as_str(),
                 None => break,
