@@ -116,6 +116,21 @@ fn long_ref_chains_and_ref_cycles_load_or_fail_cleanly() {
         .err()
         .unwrap();
     assert!(e.to_string().contains("successive $refs"), "{e}");
+    let mut defs = serde_json::Map::new();
+    for i in 0..n {
+        defs.insert(
+            format!("d{i}"),
+            json!({"type": "object", "properties": {"x": {"$ref": format!("#/definitions/d{}", i + 1)}}}),
+        );
+    }
+    defs.insert(format!("d{n}"), json!({"type": "string"}));
+    let nested_chain = json!({"definitions": defs, "type": "object",
+        "properties": {"traits": {"$ref": "#/definitions/d0"}}});
+    if let Ok(s) = IdentitySchema::from_value("nested", "file:///nested", nested_chain) {
+        let along = (0..MAX_TRAITS_DEPTH - 1).fold(json!("leaf"), |acc, _| json!({ "x": acc }));
+        let _ = s.validate_traits(&along);
+        let _ = s.trait_nodes(sallyport_core::ui::Group::Default, None);
+    }
     let cycle = json!({"definitions": {"a": {"$ref": "#/definitions/b"}, "b": {"$ref": "#/definitions/a"}},
         "type": "object", "properties": {"traits": {"$ref": "#/definitions/a"}}});
     assert!(IdentitySchema::from_value("cycle", "file:///cycle", cycle).is_err());

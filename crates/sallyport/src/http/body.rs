@@ -175,6 +175,9 @@ pub fn str_field<'a>(body: &'a Map<String, Value>, key: &str) -> Option<&'a str>
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
