@@ -17,6 +17,48 @@ pub const MAX_NESTING_DEPTH: usize = 64;
 /// a document into itself doubles it, so a short patch could otherwise build gigabytes.
 pub const MAX_PATCH_COPIED_VALUES: usize = 100_000;
 
+/// The longest value Sallyport stores in a uniquely indexed column (external ids, credential
+/// identifiers, verifiable and recovery addresses). PostgreSQL refuses a btree entry over 2,704 bytes
+/// (after compression); 1,024 bytes keeps every such value well inside that on both backends, and is
+/// four times the longest valid email address.
+pub const MAX_INDEXED_VALUE_BYTES: usize = 1024;
+
+/// Why `identity` cannot be stored alike on every backend, if it cannot: a uniquely indexed value
+/// longer than [`MAX_INDEXED_VALUE_BYTES`]. The answer reads as "The request contains …".
+pub fn unstorable_identity(identity: &crate::identity::Identity) -> Option<String> {
+    let too_long = |what: &str, v: &str| {
+        (v.len() > MAX_INDEXED_VALUE_BYTES)
+            .then(|| format!("{what} longer than {MAX_INDEXED_VALUE_BYTES} bytes"))
+    };
+    if let Some(e) = identity
+        .external_id
+        .as_deref()
+        .and_then(|v| too_long("an external_id", v))
+    {
+        return Some(e);
+    }
+    for c in identity.credentials.values() {
+        if let Some(e) = c
+            .identifiers
+            .iter()
+            .find_map(|v| too_long("a credential identifier", v))
+        {
+            return Some(e);
+        }
+    }
+    let addresses = identity
+        .verifiable_addresses
+        .iter()
+        .map(|a| a.value.as_str())
+        .chain(identity.recovery_addresses.iter().map(|a| a.value.as_str()));
+    for v in addresses {
+        if let Some(e) = too_long("an address", v) {
+            return Some(e);
+        }
+    }
+    None
+}
+
 /// What a byte-level look at a JSON text found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct JsonScan {

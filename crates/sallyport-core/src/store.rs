@@ -17,8 +17,10 @@ pub enum StoreError {
     /// A unique constraint was violated (duplicate identifier, address, external id, token).
     #[error("conflict: {0}")]
     Conflict(String),
-    /// The backend refused a value it cannot represent (PostgreSQL text and JSON cannot hold U+0000).
-    /// The HTTP layer refuses such input before it gets here; this is the net under that.
+    /// A value the backends cannot store alike: PostgreSQL text and jsonb cannot hold U+0000, its
+    /// indexes refuse long entries. The HTTP layer refuses NUL before it gets here and the store
+    /// checks lengths itself; this is the net under both. Carries what was refused, e.g. "a NUL
+    /// character (U+0000)".
     #[error("value refused by the database: {0}")]
     Unrepresentable(String),
     #[error("storage failure: {0}")]

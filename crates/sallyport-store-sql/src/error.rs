@@ -9,8 +9,8 @@ pub fn db_err(err: sqlx::Error) -> StoreError {
     match err {
         sqlx::Error::RowNotFound => StoreError::NotFound,
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(conflict_table(&*db)),
-        sqlx::Error::Database(db) if is_unrepresentable(&*db) => {
-            StoreError::Unrepresentable(db.message().to_string())
+        sqlx::Error::Database(db) if unrepresentable(&*db).is_some() => {
+            StoreError::Unrepresentable(unrepresentable(&*db).unwrap_or_default().to_string())
         }
         other => StoreError::Other(Box::new(other)),
     }
@@ -20,10 +20,15 @@ pub fn other_err(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> St
     StoreError::Other(err.into())
 }
 
-/// PostgreSQL's 22021 (`invalid byte sequence for encoding "UTF8": 0x00`, a NUL in text) and 22P05
-/// (`unsupported Unicode escape sequence`, `\u0000` in jsonb).
-fn is_unrepresentable(db: &dyn DatabaseError) -> bool {
-    matches!(db.code().as_deref(), Some("22021" | "22P05"))
+/// PostgreSQL's 22021 (`invalid byte sequence for encoding "UTF8": 0x00`, a NUL in text), 22P05
+/// (`unsupported Unicode escape sequence`, `\u0000` in jsonb) and 54000 (an index entry over its
+/// size limit), described for the client.
+fn unrepresentable(db: &dyn DatabaseError) -> Option<&'static str> {
+    match db.code().as_deref() {
+        Some("22021" | "22P05") => Some("a NUL character (U+0000)"),
+        Some("54000") => Some("a value too long for the database"),
+        _ => None,
+    }
 }
 
 /// Postgres names the table; SQLite only says `UNIQUE constraint failed: <table>.<column>, …`.

@@ -149,6 +149,14 @@ pub mod sql {
 #[macro_export]
 macro_rules! __identity_helpers {
     () => {
+        /// Refused alike on every backend, before PostgreSQL's index would refuse it alone.
+        fn storable(identity: &Identity) -> StoreResult<()> {
+            match $crate::__private::sallyport_core::limits::unstorable_identity(identity) {
+                Some(why) => Err(StoreError::Unrepresentable(why)),
+                None => Ok(()),
+            }
+        }
+
         async fn insert_identity(conn: &mut Conn, identity: &Identity) -> StoreResult<()> {
             use sqlx::types::Json;
             use $crate::__private::identity_sql as q;
@@ -337,6 +345,7 @@ macro_rules! __impl_identity_store {
                 identity: &Identity,
                 session: Option<&Session>,
             ) -> StoreResult<()> {
+                storable(identity)?;
                 let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
                 insert_identity(&mut *tx, identity).await?;
                 if let Some(session) = session {
@@ -350,6 +359,7 @@ macro_rules! __impl_identity_store {
                 use sqlx::types::Json;
                 use $crate::__private::identity_sql as q;
                 use $crate::Ts;
+                storable(identity)?;
                 let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
                 let updated = sqlx::query(q::UPDATE_IDENTITY)
                     .bind(identity.id)

@@ -34,7 +34,9 @@ pub fn store_error(e: StoreError) -> ApiError {
         // Kratos (sqlcon) answers a missing row with a message and no reason.
         StoreError::NotFound => ApiError::new(404).with_message("Unable to locate the resource"),
         StoreError::Conflict(_) => ApiError::identity_conflict(),
-        StoreError::Unrepresentable(_) => ApiError::nul_character("The request"),
+        StoreError::Unrepresentable(what) => {
+            ApiError::bad_request(format!("The request contains {what}, which cannot be stored."))
+        }
         StoreError::Other(err) => {
             let at = std::panic::Location::caller();
             tracing::error!(error = %err, location = %at, "storage failure");
