@@ -37,11 +37,17 @@ fn lifespan(app: &App, raw: Option<&str>) -> Result<time::Duration, ApiError> {
         return Ok(time::Duration::try_from(app.settings.recovery.lifespan).unwrap_or(time::Duration::HOUR));
     };
     let negative = raw.starts_with('-');
-    let d = sallyport_config::parse_go_duration(raw.trim_start_matches('-')).map_err(|_| {
+    let unparsable = || {
         ApiError::bad_request(format!(
             "Unable to parse \"expires_in\" as a duration string (e.g. \"1h\", \"1m30s\", \"500ms\"): {raw}"
         ))
-    })?;
+    };
+    let d = sallyport_config::parse_go_duration(raw.trim_start_matches('-')).map_err(|_| unparsable())?;
+    // Go's time.ParseDuration refuses anything past i64 nanoseconds (about 292 years); accepting more
+    // would overflow the flow's expiry date.
+    if d.as_nanos() > i64::MAX as u128 {
+        return Err(unparsable());
+    }
     if negative || d.is_zero() {
         return Err(ApiError::bad_request(format!(
             "Value from \"expires_in\" must result to a future time: {raw}"

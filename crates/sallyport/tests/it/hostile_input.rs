@@ -218,3 +218,37 @@ both_backends!(
         s.shutdown().await;
     }
 );
+
+both_backends!(
+    recovery_lifespans_past_go_durations_are_400,
+    |b: Backend| async move {
+        let s = TestServer::spawn_with(
+            b,
+            json!({"selfservice": {"flows": {"recovery": {"enabled": true, "ui_url": "http://ui.test/recovery"}}}}),
+        )
+        .await;
+        let id = create_identity(&s, "life@example.org", "correct horse battery").await;
+        // 99999999999h overflowed the expiry date: a panic, answered 500.
+        for expires_in in ["99999999999h", "2562048h"] {
+            let (st, e) = send(
+                api()
+                    .post(s.admin_url("admin/recovery/code"))
+                    .json(&json!({"identity_id": id, "expires_in": expires_in})),
+            )
+            .await;
+            assert_eq!(st, 400, "{expires_in}: {e}");
+            assert!(
+                e["error"]["reason"].as_str().unwrap().contains("Unable to parse"),
+                "{e}"
+            );
+        }
+        let (st, e) = send(
+            api()
+                .post(s.admin_url("admin/recovery/code"))
+                .json(&json!({"identity_id": id, "expires_in": "2562047h"})),
+        )
+        .await;
+        assert_eq!(st, 201, "the longest Go duration is fine: {e}");
+        s.shutdown().await;
+    }
+);
