@@ -203,12 +203,14 @@ fn finish(r: Router<AppState>, app: AppState, listener: &'static str) -> Router 
 }
 
 /// Everything every request gets, in one layer (fewer boxed futures on the hot path): NUL refused
-/// in the path and query (no handler or backend sees one), the migration gate, metrics and logs, Kratos' no-cache header on GETs, and `Vary: Cookie` on the public port.
+/// in the path and query and a path that is not UTF-8 (no handler or backend sees either), the
+/// migration gate, metrics and logs, Kratos' no-cache header on GETs, and `Vary: Cookie` on the
+/// public port.
 async fn around(State(app): State<AppState>, req: Request, next: Next, public: bool) -> Response {
     let is_get = req.method() == Method::GET;
     let health = req.uri().path().contains("/health/");
-    let mut res = if crate::http::request::uri_has_nul(req.uri()) {
-        HttpError(ApiError::nul_character("The request URL")).into_response()
+    let mut res = if let Some(e) = crate::http::request::uri_problem(req.uri()) {
+        HttpError(e).into_response()
     } else if health || app.migrations_applied.load(std::sync::atomic::Ordering::Relaxed) {
         observe(req, next).await
     } else {

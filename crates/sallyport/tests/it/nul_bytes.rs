@@ -221,6 +221,15 @@ both_backends!(nul_on_the_admin_api_is_400, |b: Backend| async move {
         let (st, e) = send(c.get(s.admin_url(path))).await;
         assert_envelope(path, st, &e, URL_REASON);
     }
+    for path in ["admin/identities/by/external/%FF", "admin/identities/%E2%80"] {
+        let (st, e) = send(c.get(s.admin_url(path))).await;
+        assert_envelope(
+            path,
+            st,
+            &e,
+            "The request URL path is not valid UTF-8 once percent-decoded.",
+        );
+    }
     // Lookups of other unknown values still answer as before.
     let (st, _) = send(c.get(s.admin_url("admin/identities/by/external/%E2%80%AE"))).await;
     assert_eq!(st, 404);
