@@ -24,6 +24,10 @@ const EVAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// hands in is never deeper than the request nesting limit.
 const EVAL_STACK_BYTES: usize = 64 << 20;
 
+/// Jsonnet call frames a program may nest (jrsonnet's own default, set here so that it stays so):
+/// deeper recursion ends as a "stack overflow" Jsonnet error, not a Rust one.
+const MAX_JSONNET_FRAMES: usize = 200;
+
 /// Evaluates `code` with `ctx` on a thread of its own. `Err` carries a message fit for logs and the
 /// dispatch record (Jsonnet's own error text, which never includes channel credentials).
 pub(crate) async fn evaluate(name: String, code: String, ctx: Value) -> Result<Value, String> {
@@ -49,6 +53,7 @@ pub(crate) fn evaluate_blocking(name: &str, code: &str, ctx: &Value) -> Result<V
     // jrsonnet's serde bridge turns 64-bit integers into strings (to keep their precision); Jsonnet
     // numbers are doubles, so hand every number over as one.
     let ctx_val = Val::from_serde(numbers_as_f64(ctx)).map_err(|e| format!("jsonnet: invalid ctx: {e}"))?;
+    let _frames = jrsonnet_evaluator::stack::limit_stack_depth(MAX_JSONNET_FRAMES);
     let initializer = jrsonnet_stdlib::ContextInitializer::new(PathResolver::Absolute);
     initializer.add_ext_var("ctx".into(), ctx_val.clone());
     let mut builder = State::builder();
@@ -127,7 +132,8 @@ mod tests {
             "local f(n) = if n == 0 then [] else [f(n-1)]; f(100000)",
             "std.foldl(function(acc, i) {a: acc}, std.range(1, 20000), {})",
         ] {
-            let _ = evaluate("t".into(), code.into(), deep_ctx.clone()).await;
+            let out = evaluate("t".into(), code.into(), deep_ctx.clone()).await;
+            assert!(out.unwrap_err().contains("stack overflow"), "{code}");
         }
         let out = evaluate("t".into(), "function(ctx) {r: ctx}".into(), deep_ctx.clone()).await;
         assert_eq!(out.unwrap(), json!({ "r": deep_ctx }));
