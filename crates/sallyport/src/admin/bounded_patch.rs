@@ -77,6 +77,21 @@ mod tests {
     }
 
     #[test]
+    fn very_long_paths_are_errors_for_every_op() {
+        let long = "/a".repeat(100_000);
+        let mut doc = json!({"a": {"a": 1}});
+        for op in ["add", "remove", "replace", "test", "copy", "move"] {
+            let p = patch(json!([{"op": op, "path": long, "from": long, "value": 1}]));
+            assert_eq!(apply(&mut doc, &p).unwrap_err().code, 400, "{op}");
+            let p = patch(json!([{"op": op, "path": "/b", "from": long, "value": 1}]));
+            if op == "copy" || op == "move" {
+                assert_eq!(apply(&mut doc, &p).unwrap_err().code, 400, "{op} from");
+            }
+        }
+        assert_eq!(doc, json!({"a": {"a": 1}}));
+    }
+
+    #[test]
     fn self_copies_cannot_double_the_document_without_end() {
         let mut doc = json!({"m": {"x": [1, 2, 3, 4, 5, 6, 7, 8]}});
         let ops: Vec<Value> = (0..40)
