@@ -7,6 +7,7 @@ mod browser_flows;
 mod cli;
 mod code_login;
 mod courier;
+mod frontend_csrf;
 mod hostile_input;
 mod native_flows;
 mod password_policy;
