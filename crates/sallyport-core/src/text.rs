@@ -515,6 +515,12 @@ pub fn totp_invalid() -> Message {
         "The provided authentication code is invalid, please try again.",
     )
 }
+pub fn totp_no_device() -> Message {
+    error(4000011, "You have no TOTP device set up.")
+}
+pub fn lookup_none() -> Message {
+    error(4000014, "You have no backup recovery codes set up.")
+}
 pub fn lookup_used() -> Message {
     error(4000012, "This backup recovery code has already been used.")
 }
@@ -627,6 +633,8 @@ mod tests {
             label_verify_code(),
             totp_invalid(),
             lookup_used(),
+            totp_no_device(),
+            lookup_none(),
             lookup_invalid(),
         ];
         for m in ours {

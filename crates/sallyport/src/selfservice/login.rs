@@ -89,7 +89,7 @@ fn build_flow(
                 .get(credential_type::PASSWORD)
                 .and_then(|c| c.identifiers.first().cloned())
         });
-        password::populate_login(&mut f, refresh_identifier);
+        password::populate_login(app, &mut f, refresh_identifier);
     }
     code::login::populate(app, &mut f, auth, p.via.as_deref());
     if p.aal >= Aal::Aal2

@@ -452,10 +452,11 @@ pub async fn login(
                     text::validation_required("totp_code"),
                 )]));
             }
+            // Kratos (`strategy/totp/login.go`) reports these on the flow (`#/`), not on `totp_code`.
             let cred = identity.credentials.get(credential_type::TOTP).cloned();
-            let invalid = || FlowFailure::Ui(vec![FieldMessage::on("totp_code", text::totp_invalid())]);
-            let Some(mut cred) = cred else {
-                return Err(invalid());
+            let invalid = || FlowFailure::Ui(vec![FieldMessage::flow(text::totp_invalid())]);
+            let Some(mut cred) = cred.filter(|_| has_totp(&identity)) else {
+                return Err(FlowFailure::Ui(vec![FieldMessage::flow(text::totp_no_device())]));
             };
             let key = sallyport_mfa::totp_url_from_config(&cred.config)
                 .and_then(|u| sallyport_mfa::parse_totp_url(&u).ok())
@@ -475,11 +476,9 @@ pub async fn login(
                     text::validation_required("lookup_secret"),
                 )]));
             }
+            // As Kratos (`strategy/lookup/login.go`): every outcome is a flow message (`#/`).
             let Some(mut cred) = identity.credentials.get(credential_type::LOOKUP_SECRET).cloned() else {
-                return Err(FlowFailure::Ui(vec![FieldMessage::on(
-                    "lookup_secret",
-                    text::lookup_invalid(),
-                )]));
+                return Err(FlowFailure::Ui(vec![FieldMessage::flow(text::lookup_none())]));
             };
             match sallyport_mfa::verify_lookup_code(
                 &cred.config,
@@ -495,16 +494,10 @@ pub async fn login(
                         .insert(credential_type::LOOKUP_SECRET.into(), cred);
                 }
                 sallyport_mfa::LookupResult::AlreadyUsed => {
-                    return Err(FlowFailure::Ui(vec![FieldMessage::on(
-                        "lookup_secret",
-                        text::lookup_used(),
-                    )]));
+                    return Err(FlowFailure::Ui(vec![FieldMessage::flow(text::lookup_used())]));
                 }
                 sallyport_mfa::LookupResult::Invalid => {
-                    return Err(FlowFailure::Ui(vec![FieldMessage::on(
-                        "lookup_secret",
-                        text::lookup_invalid(),
-                    )]));
+                    return Err(FlowFailure::Ui(vec![FieldMessage::flow(text::lookup_invalid())]));
                 }
             }
         }

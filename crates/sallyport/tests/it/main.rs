@@ -8,6 +8,7 @@ mod cli;
 mod code_login;
 mod courier;
 mod frontend_csrf;
+mod frontend_messages;
 mod frontend_mfa;
 mod hostile_input;
 mod native_flows;
