@@ -173,7 +173,13 @@ pub fn with_headers(mut res: Response, cookies: impl IntoIterator<Item = HeaderV
 }
 
 pub fn flow_json(app: &App, req: &ReqInfo, flow: &Flow, status: StatusCode) -> Response {
-    json(status, &crate::render::flow(flow, &csrf_value(app, req, flow)))
+    let mut res = json(status, &crate::render::flow(flow, &csrf_value(app, req, flow)));
+    if status.is_client_error()
+        && let Some(n) = crate::http::error::RefusalNote::of_flow(&flow.ui)
+    {
+        res.extensions_mut().insert(n);
+    }
+    res
 }
 
 /// How a freshly created flow is answered: browsers go to the UI, SPAs and apps get the flow.
@@ -261,7 +267,11 @@ pub async fn write_flow_error(
         } else {
             StatusCode::SEE_OTHER
         };
-        return redirect(status, &ui_redirect_url(app, flow.kind, flow.id));
+        let mut res = redirect(status, &ui_redirect_url(app, flow.kind, flow.id));
+        if let Some(n) = crate::http::error::RefusalNote::of_flow(&flow.ui) {
+            res.extensions_mut().insert(n);
+        }
+        return res;
     }
     flow_json(app, req, &flow, StatusCode::BAD_REQUEST)
 }
