@@ -131,9 +131,9 @@ def serve_ui(port, public):
 
 # ---------------------------------------------------------------- the server
 
-def start_sallyport(binary, work, public_port, admin_port, ui, smtp_port):
+def start_sallyport(binary, work, public_port, admin_port, ui, smtp_port, schema=None):
     public = f"http://127.0.0.1:{public_port}/"
-    schema = os.path.join(REPO, "crates/sallyport/tests/fixtures/email-password.schema.json")
+    schema = schema or os.path.join(REPO, "crates/sallyport/tests/fixtures/email-password.schema.json")
     cfg = {
         "dsn": f"sqlite://{work}/db.sqlite?mode=rwc",
         "serve": {

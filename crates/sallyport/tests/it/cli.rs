@@ -245,6 +245,16 @@ async fn dev_mode_starts_without_config() {
     assert!(terminate(&mut child));
 }
 
+/// A server that must not outlive a failing test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Issue 8, "make it visible": the log says who delivers mail, prints `--dev` messages when nothing
 /// can deliver them, and explains every refusal at debug level.
 #[tokio::test]
@@ -252,24 +262,26 @@ async fn dev_log_explains_refusals_and_prints_codes() {
     let dir = tempfile::tempdir().unwrap();
     let (public, admin) = (free_port(), free_port());
     let log = dir.path().join("server.log");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--dev"])
-        .current_dir(dir.path())
-        .env("SERVE_PUBLIC_PORT", public.to_string())
-        .env("SERVE_ADMIN_PORT", admin.to_string())
-        .env("SERVE_PUBLIC_HOST", "127.0.0.1")
-        .env("SERVE_ADMIN_HOST", "127.0.0.1")
-        .env("LOG_LEVEL", "debug")
-        .env("LOG_FORMAT", "text")
-        .env("SELFSERVICE_METHODS_CODE_PASSWORDLESS_ENABLED", "true")
-        .env(
-            "SELFSERVICE_METHODS_PASSWORD_CONFIG_HAVEIBEENPWNED_ENABLED",
-            "false",
-        )
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(BIN)
+            .args(["serve", "--dev"])
+            .current_dir(dir.path())
+            .env("SERVE_PUBLIC_PORT", public.to_string())
+            .env("SERVE_ADMIN_PORT", admin.to_string())
+            .env("SERVE_PUBLIC_HOST", "127.0.0.1")
+            .env("SERVE_ADMIN_HOST", "127.0.0.1")
+            .env("LOG_LEVEL", "debug")
+            .env("LOG_FORMAT", "text")
+            .env("SELFSERVICE_METHODS_CODE_PASSWORDLESS_ENABLED", "true")
+            .env(
+                "SELFSERVICE_METHODS_PASSWORD_CONFIG_HAVEIBEENPWNED_ENABLED",
+                "false",
+            )
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let base = format!("http://127.0.0.1:{public}");
     let (st, _) = wait_for(&format!("{base}/health/ready"), 200, Duration::from_secs(20)).await;
     assert_eq!(st, 200);
@@ -328,7 +340,7 @@ async fn dev_log_explains_refusals_and_prints_codes() {
     )
     .await;
     assert_eq!(st, 200, "{done}");
-    assert!(terminate(&mut child));
+    assert!(terminate(&mut child.0));
     let logs = read();
     let refusal = logs
         .lines()
