@@ -230,7 +230,7 @@ pub async fn update_recovery_flow(
                 // The link may be opened in a browser without our CSRF cookie: the new flow gets a
                 // token it holds (Kratos `RegenerateToken` in the link strategy's retry).
                 let (token, cookie) = session_manager::rotate_csrf(app);
-                let mut new = address_flow::replacement(app, &req, &flow);
+                let (mut new, _) = address_flow::replacement(app, &req, &flow);
                 if new.is_browser() {
                     new.csrf_token = token;
                 }

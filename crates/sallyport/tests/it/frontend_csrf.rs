@@ -134,6 +134,16 @@ both_backends!(
             send(other.get(s.public_url(&format!("self-service/verification/flows?id={id}")))).await;
         assert_eq!(done["state"], "passed_challenge", "{done}");
         assert_eq!(message_ids(&done), vec![1080002]);
+        // The used link, opened once more in yet another browser: the replacement flow is fetchable.
+        let third = browser();
+        let res = third.get(&link).send().await.unwrap();
+        assert_eq!(res.status(), 303);
+        let new_id = flow_id_from(&location(&res));
+        assert_ne!(new_id, id);
+        let (st, again) =
+            send(third.get(s.public_url(&format!("self-service/verification/flows?id={new_id}")))).await;
+        assert_eq!(st, 200, "{again}");
+        assert_eq!(message_ids(&again), vec![4070002]);
         s.shutdown().await;
     }
 );
