@@ -122,9 +122,25 @@ pub fn csrf_value(app: &App, req: &ReqInfo, flow: &Flow) -> String {
         .unwrap_or_default()
 }
 
+const SKIP_CSRF: &str = "dangerous_skip_csrf_check";
+
+/// Marks a flow made for a browser that never saw it (an admin-created recovery code): no CSRF check
+/// when it is fetched or submitted, as Kratos' `DangerousSkipCSRFCheck`.
+pub fn skip_csrf_check(flow: &mut Flow) {
+    flow.internal_context[SKIP_CSRF] = Value::Bool(true);
+}
+
+fn skips_csrf_check(flow: &Flow) -> bool {
+    flow.internal_context.get(SKIP_CSRF) == Some(&Value::Bool(true))
+}
+
 /// Kratos `flow.EnsureCSRF`: browser flows need the body's token to match the cookie; API flows must
 /// not look like they come from a browser (no `Origin`, no cookies but Cloudflare's).
 pub fn ensure_csrf(app: &App, req: &ReqInfo, flow: &Flow, sent: Option<&str>) -> Result<(), ApiError> {
+    if skips_csrf_check(flow) {
+        tracing::debug!(flow = %flow.id, "a flow created by the admin API skips the CSRF check");
+        return Ok(());
+    }
     match flow.flow_type {
         FlowType::Api => {
             if app.settings.disable_api_flow_enforcement {
@@ -286,7 +302,7 @@ pub async fn get_flow(app: &App, req: &ReqInfo, kind: FlowKind, id: Option<&str>
         Ok(f) => f,
         Err(e) => return HttpError(store_error(e)).into_response(),
     };
-    if flow.flow_type == FlowType::Browser {
+    if flow.flow_type == FlowType::Browser && !skips_csrf_check(&flow) {
         let matches = request_csrf(app, req).is_some_and(|t| csrf::encode_cookie(&t) == flow.csrf_token);
         if !matches {
             return HttpError(csrf_error(req, "token_mismatch")).into_response();

@@ -215,3 +215,49 @@ both_backends!(
         s.shutdown().await;
     }
 );
+
+both_backends!(
+    admin_recovery_code_works_in_a_browser_that_never_saw_the_flow,
+    |b: Backend| async move {
+        let s = TestServer::spawn_with(
+            b,
+            cfg(json!({"selfservice": {"methods": {"code": {"enabled": true}}}})),
+        )
+        .await;
+        let id = create_identity(&s, "fay@example.org", "correct horse battery").await;
+        let (st, made) = send(
+            crate::support::client::api()
+                .post(s.admin_url("admin/recovery/code"))
+                .json(&json!({"identity_id": id})),
+        )
+        .await;
+        assert_eq!(st, 201, "{made}");
+        let flow_id = flow_id_from(made["recovery_link"].as_str().unwrap());
+        let c = browser();
+        let (st, flow) =
+            send(c.get(s.public_url(&format!("self-service/recovery/flows?id={flow_id}")))).await;
+        assert_eq!(
+            st, 200,
+            "Kratos skips the CSRF check for admin-created flows: {flow}"
+        );
+        let res = c
+            .post(s.public_url(&format!("self-service/recovery?flow={flow_id}")))
+            .form(&[
+                ("method", "code"),
+                ("code", made["recovery_code"].as_str().unwrap()),
+                ("csrf_token", &csrf(&flow)),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+        assert!(
+            location(&res).starts_with(&format!("{UI}/settings?flow=")),
+            "{}",
+            location(&res)
+        );
+        let (st, _) = send(c.get(s.public_url("sessions/whoami"))).await;
+        assert_eq!(st, 200);
+        s.shutdown().await;
+    }
+);
