@@ -392,7 +392,9 @@ async fn finish_registration(
         .unwrap_or_else(|| app.settings.default_return_url.to_string());
     // Both the `verification` hook and issuing a session rotate a browser's CSRF token (Kratos
     // `RegenerateToken`); rotate once, so the verification flow stores the token the browser ends up with.
-    let rotated = (flow.is_browser() && (issued.is_some() || app.settings.verification.enabled))
+    let makes_verification_flows =
+        app.settings.verification.enabled && identity.verifiable_addresses.iter().any(|a| !a.verified);
+    let rotated = (flow.is_browser() && (issued.is_some() || makes_verification_flows))
         .then(|| session_manager::rotate_csrf(app));
     let csrf = rotated.as_ref().map(|(t, _)| t.as_str()).unwrap_or("");
     // Kratos prepends the `verification` hook when verification is enabled; `session` always runs last.

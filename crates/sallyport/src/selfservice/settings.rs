@@ -376,6 +376,10 @@ async fn finish_error(app: &App, req: &ReqInfo, mut flow: Flow, failure: FlowFai
 
 async fn saved(app: &App, req: &ReqInfo, mut flow: Flow, identity: &Identity) -> Response {
     flow.state = FlowState::Success;
+    // Revealed backup codes stay on screen only until the next saved change.
+    if let Some(o) = flow.internal_context.as_object_mut() {
+        o.remove("lookup_revealed");
+    }
     populate(app, &mut flow, identity);
     flow.ui.messages = vec![text::settings_saved()];
     flow.updated_at = time_fmt::now();
