@@ -56,6 +56,17 @@ pub fn has_lookup(identity: &Identity) -> bool {
         .is_some_and(|c| sallyport_mfa::remaining_lookup_codes(&c.config) > 0)
 }
 
+/// Whether the identity has a set of backup codes at all, used or not (Kratos `identityHasLookup`):
+/// settings then offer reveal and disable.
+fn has_lookup_set(identity: &Identity) -> bool {
+    identity
+        .credentials
+        .get(credential_type::LOOKUP_SECRET)
+        .and_then(|c| c.config.get("recovery_codes"))
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+}
+
 // ---------------- the per-identity MFA policy (beyond Kratos) ----------------
 
 fn trait_at<'a>(traits: &'a Value, path: &str) -> Option<&'a Value> {
@@ -172,7 +183,7 @@ fn populate_lookup_settings(app: &App, flow: &mut Flow, identity: &Identity) {
             .push(submit("lookup_secret_regenerate", text::lookup_regenerate()));
         return;
     }
-    if has_lookup(identity) {
+    if has_lookup_set(identity) {
         flow.ui
             .push(submit("lookup_secret_reveal", text::lookup_reveal()));
         flow.ui
@@ -326,7 +337,7 @@ pub(crate) async fn update_settings(
                 return Ok(Outcome::Shown);
             }
             if flag(body, "lookup_secret_reveal") {
-                if !has_lookup(&identity) {
+                if !has_lookup_set(&identity) {
                     return Err(ui(vec![FieldMessage::flow(text::validation_generic(
                         "Can not reveal lookup codes because you have none.",
                     ))]));
