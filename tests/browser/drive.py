@@ -229,6 +229,11 @@ def register_and_verify(ui, mail, addr):
     ui.fill("traits.email", addr)
     ui.click("method", "profile")
     ui.ready("/registration?flow=")
+    ui.fill("password", "short")
+    ui.click("method", "password")
+    ui.ready("/registration?flow=")
+    errors = ui.page.locator("#flow [data-name='password'] .msg[data-type='error']").all_inner_texts()
+    assert errors, "a refused password says why, next to the password field"
     ui.fill("password", PASSWORD)
     ui.click("method", "password")
     # show_verification_ui: straight to the verification flow created at registration.
