@@ -243,11 +243,6 @@ impl HttpClient {
             Some(url::Host::Ipv6(ip)) if is_internal_ip(IpAddr::V6(ip)) => {
                 Err(HttpError::PrivateIp(ip.to_string()))
             }
-            Some(url::Host::Domain(d))
-                if d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost") =>
-            {
-                Err(HttpError::PrivateIp(d.to_string()))
-            }
             None => Err(HttpError::InvalidUrl(url.to_string())),
             _ => Ok(&self.inner.guarded),
         }
