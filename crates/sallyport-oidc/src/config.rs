@@ -600,3 +600,180 @@ fn check_requested_claims(path: &str, o: &Map<String, Value>) -> Result<(), Conf
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(p: Value) -> Result<OidcConfig, ConfigError> {
+        OidcConfig::from_value(&json!({"providers": [p]}))
+    }
+
+    fn generic() -> Value {
+        json!({"id": "corp", "provider": "generic", "client_id": "c", "client_secret": "s",
+               "issuer_url": "https://idp.example.org", "mapper_url": "file:///etc/kratos/oidc.jsonnet"})
+    }
+
+    fn with(mut base: Value, patch: Value) -> Value {
+        base.as_object_mut()
+            .unwrap()
+            .extend(patch.as_object().unwrap().clone());
+        base
+    }
+
+    #[test]
+    fn parses_a_generic_provider_with_defaults() {
+        let c = OidcConfig::from_value(&json!({
+            "base_redirect_uri": "https://auth.example.org/",
+            "providers": [with(generic(), json!({"scope": ["email"], "label": "Corp SSO",
+                "requested_claims": {"id_token": {"email": null, "email_verified": {"essential": true}}}}))]
+        }))
+        .unwrap();
+        let p = &c.providers[0];
+        assert_eq!(
+            (p.kind, p.pkce, p.claims_source),
+            (ProviderKind::Generic, PkceMode::Auto, ClaimsSource::IdToken)
+        );
+        assert_eq!(p.display_label(), "Corp SSO");
+        let base = c.base_redirect_uri.clone().unwrap();
+        assert_eq!(
+            p.redirect_uri(&base).as_str(),
+            "https://auth.example.org/self-service/methods/oidc/callback/corp"
+        );
+        let forced = parse(with(generic(), json!({"pkce": "force"}))).unwrap();
+        assert_eq!(
+            forced.providers[0].redirect_uri(&base).as_str(),
+            "https://auth.example.org/self-service/methods/oidc/callback"
+        );
+        assert!(
+            !format!("{p:?}").contains("\"s\""),
+            "Debug must not show the client secret"
+        );
+        assert_eq!(
+            OidcConfig::from_value(&Value::Null).unwrap(),
+            OidcConfig::default()
+        );
+    }
+
+    #[test]
+    fn names_the_key_at_fault() {
+        let cases = [
+            (
+                with(generic(), json!({"client_secret": ""})),
+                "providers.0.client_secret",
+                "required",
+            ),
+            (
+                with(generic(), json!({"provider": "myspace"})),
+                "providers.0.provider",
+                "not one of",
+            ),
+            (
+                with(generic(), json!({"provider": "vk"})),
+                "providers.0.provider",
+                "does not implement",
+            ),
+            (
+                with(generic(), json!({"issuer_url": null})),
+                "providers.0.issuer_url",
+                "required",
+            ),
+            (
+                with(generic(), json!({"issuer_url": "ftp://x"})),
+                "providers.0.issuer_url",
+                "http",
+            ),
+            (
+                with(generic(), json!({"mapper_url": "/etc/m.jsonnet"})),
+                "providers.0.mapper_url",
+                "file://",
+            ),
+            (
+                with(generic(), json!({"pkce": "sometimes"})),
+                "providers.0.pkce",
+                "auto, force, never",
+            ),
+            (
+                with(generic(), json!({"claims_source": "x"})),
+                "providers.0.claims_source",
+                "id_token, userinfo",
+            ),
+            (
+                with(generic(), json!({"microsoft_tenant": "common"})),
+                "providers.0.microsoft_tenant",
+                "only",
+            ),
+            (
+                with(generic(), json!({"apple_team_id": "T"})),
+                "providers.0.apple_team_id",
+                "only",
+            ),
+            (
+                with(generic(), json!({"id": "a/b"})),
+                "providers.0.id",
+                "callback URL",
+            ),
+            (
+                with(generic(), json!({"unknown_key": 1})),
+                "providers.0",
+                "unknown field",
+            ),
+            (
+                with(generic(), json!({"requested_claims": {"id_token": {"email": 5}}})),
+                "providers.0.requested_claims.id_token.email",
+                "null or an object",
+            ),
+            (
+                with(generic(), json!({"provider": "microsoft", "issuer_url": null})),
+                "providers.0.microsoft_tenant",
+                "required",
+            ),
+            (
+                with(generic(), json!({"provider": "apple", "client_secret": "x"})),
+                "providers.0.client_secret",
+                "must not be set",
+            ),
+        ];
+        for (p, path, words) in cases {
+            let err = parse(p).unwrap_err();
+            assert_eq!(
+                err.path,
+                format!("selfservice.methods.oidc.config.{path}"),
+                "{err}"
+            );
+            assert!(err.message.contains(words), "{err}");
+        }
+        let dup = OidcConfig::from_value(&json!({"providers": [generic(), generic()]})).unwrap_err();
+        assert!(dup.message.contains("used twice"), "{dup}");
+        assert!(OidcConfig::from_value(&json!({"providers": {}})).is_err());
+        assert!(OidcConfig::from_value(&json!({"nope": 1})).is_err());
+    }
+
+    #[test]
+    fn apple_needs_a_usable_key() {
+        let apple = json!({"id": "apple", "provider": "apple", "client_id": "com.example", "mapper_url": "base64://e30=",
+                           "apple_team_id": "T", "apple_private_key_id": "K",
+                           "apple_private_key": crate::provider::apple::tests::test_key_pem()});
+        assert!(parse(apple.clone()).is_ok());
+        let err = parse(with(apple, json!({"apple_private_key": "garbage"}))).unwrap_err();
+        assert!(
+            err.path.ends_with("apple_private_key") && err.message.contains("PKCS#8"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn upstream_aal2_allow_lists() {
+        let p = parse(with(
+            generic(),
+            json!({"aal2_acr_values": ["silver"], "aal2_amr_values": ["mfa"]}),
+        ))
+        .unwrap()
+        .providers
+        .remove(0);
+        assert!(p.aal2_from_upstream(Some("silver"), &[]));
+        assert!(p.aal2_from_upstream(None, &["pwd".into(), "mfa".into()]));
+        assert!(!p.aal2_from_upstream(Some(""), &["pwd".into()]));
+    }
+}

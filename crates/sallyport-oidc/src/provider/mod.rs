@@ -352,7 +352,12 @@ impl Provider {
         flow_kind: FlowKind,
         options: &AuthOptions,
     ) -> Result<AuthorizationRequest, OidcError> {
-        let discovered = self.own_discovery().await?;
+        // Discovery is needed for the endpoint or for PKCE auto-detection, not otherwise.
+        let discovered = if self.endpoints.auth_url.is_none() || self.config.pkce == PkceMode::Auto {
+            self.own_discovery().await?
+        } else {
+            None
+        };
         let auth_url = self
             .endpoints
             .auth_url
@@ -739,5 +744,121 @@ impl Providers {
 
     pub fn is_empty(&self) -> bool {
         self.providers.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn provider(p: Value) -> Provider {
+        let config = OidcConfig::from_value(&json!({"providers": [p]})).unwrap();
+        let base = Url::parse("https://auth.example.org/").unwrap();
+        Provider::new(
+            config.providers[0].clone(),
+            &base,
+            HttpClient::new(Default::default()).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn apple_asks_for_form_post_and_signs_its_secret() {
+        let p = provider(
+            json!({"id": "apple", "provider": "apple", "client_id": "com.example", "pkce": "never",
+            "mapper_url": "base64://e30=", "scope": ["email", "name"], "apple_team_id": "T",
+            "apple_private_key_id": "K", "apple_private_key": apple::tests::test_key_pem()}),
+        );
+        assert!(p.uses_form_post());
+        let req = p
+            .authorization_request(Uuid::new_v4(), FlowKind::Login, &AuthOptions::default())
+            .await
+            .unwrap();
+        assert!(
+            req.url
+                .as_str()
+                .starts_with("https://appleid.apple.com/auth/authorize?")
+        );
+        let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
+        assert_eq!(q["response_mode"], "form_post");
+        assert_eq!(q["scope"], "email name openid");
+        assert_eq!(q.get("nonce"), req.pending.nonce.as_ref());
+        assert!(!q.contains_key("code_challenge"));
+        assert_eq!(p.apple_client_secret().unwrap().split('.').count(), 3);
+    }
+
+    #[test]
+    fn google_moves_offline_access_and_microsoft_derives_the_tenant_issuer() {
+        let g = provider(
+            json!({"id": "google", "provider": "google", "client_id": "c", "client_secret": "s",
+            "mapper_url": "base64://e30=", "scope": ["email", "offline_access"]}),
+        );
+        assert_eq!(g.scopes(), vec!["email".to_string(), "openid".to_string()]);
+        assert_eq!(
+            g.endpoints().issuer.as_ref().unwrap().as_str(),
+            "https://accounts.google.com/"
+        );
+
+        let m = provider(
+            json!({"id": "ms", "provider": "microsoft", "client_id": "c", "client_secret": "s",
+            "mapper_url": "base64://e30=", "microsoft_tenant": "common", "subject_source": "oid"}),
+        );
+        assert_eq!(
+            m.endpoints().auth_url.as_ref().unwrap().as_str(),
+            "https://login.microsoftonline.com/common/oauth2/v2.0/authorize"
+        );
+        let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let token = |tid: &str| {
+            format!(
+                "{}.{}.sig",
+                b64(json!({"alg": "RS256"})),
+                b64(json!({"tid": tid}))
+            )
+        };
+        let tid = "8eaef023-2b34-4da1-9baa-8bc8c9d6a490";
+        assert_eq!(
+            m.microsoft_issuer(&token(tid)).unwrap().as_str(),
+            format!("https://login.microsoftonline.com/{tid}/v2.0")
+        );
+        assert!(matches!(
+            m.microsoft_issuer(&token("../evil")),
+            Err(OidcError::IdTokenInvalid(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_provider_is_kratos_404() {
+        let providers = Providers::new(
+            &OidcConfig::default(),
+            &Url::parse("https://a.example/").unwrap(),
+            HttpClient::new(Default::default()).unwrap(),
+        );
+        let err = providers.get("nope").unwrap_err();
+        assert_eq!(err.status(), 404);
+        assert_eq!(
+            err.reason(),
+            "OpenID Connect Provider \"nope\" is unknown or has not been configured"
+        );
+    }
+
+    #[test]
+    fn tokens_keep_kratos_field_names() {
+        let cipher = Cipher::new(crate::CipherAlgorithm::Noop, &[]).unwrap();
+        let t = ProviderTokens {
+            access_token: "at-secret".into(),
+            refresh_token: None,
+            id_token: Some("i".into()),
+            scope: None,
+        };
+        let sealed = t.encrypt(&cipher).unwrap();
+        assert_eq!(
+            serde_json::to_value(&sealed).unwrap(),
+            json!({"initial_id_token": "69", "initial_access_token": hex::encode("at-secret"), "initial_refresh_token": ""})
+        );
+        assert_eq!(sealed.decrypt(&cipher).unwrap(), t);
+        assert!(
+            !format!("{t:?}").contains("at-secret"),
+            "Debug must not show tokens"
+        );
     }
 }
