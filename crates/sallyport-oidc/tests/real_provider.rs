@@ -654,3 +654,62 @@ async fn github_app_reads_the_user_api() {
     let err = strict.complete(&req.pending, &callback).await;
     assert_eq!(err.unwrap_err(), OidcError::ScopeMissing);
 }
+
+const TENANT: &str = "8eaef023-2b34-4da1-9baa-8bc8c9d6a490";
+
+/// Microsoft multi-tenant: the issuer to trust is the signing tenant's (`tid`), found at
+/// `<login base>/<tid>/v2.0`; `subject_source: oid` takes the object id as subject.
+#[tokio::test]
+async fn microsoft_tenant_issuer_and_object_id_subject() {
+    let mut accounts = support::accounts();
+    accounts["mia"] =
+        json!({"email": "mia@contoso.example", "email_verified": true, "tid": TENANT, "oid": "object-7"});
+    accounts["eve"] = json!({"email": "eve@evil.example", "tid": "not-a-uuid"});
+    let Some(op) = Op::start(json!({"mount": format!("/{TENANT}/v2.0"), "accounts": accounts})).await else {
+        return;
+    };
+    let ms = |subject_source: &str| {
+        let issuer = op.issuer();
+        let login_base = op.url("/");
+        op.provider(
+            json!({"provider": "microsoft", "microsoft_tenant": "organizations", "subject_source": subject_source}),
+            json!({}),
+            HttpPolicy::default(),
+        )
+        .with_endpoints(move |e| {
+            e.auth_url = Some(url::Url::parse(&format!("{issuer}/auth")).unwrap());
+            e.token_url = Some(url::Url::parse(&format!("{issuer}/token")).unwrap());
+            e.microsoft_login_base = login_base;
+        })
+    };
+
+    let by_oid = ms("oid");
+    let req = start(&by_oid).await;
+    assert!(req.pending.nonce.is_some());
+    let callback = browse(&req.url, Person::SignsInAndConsents("mia")).await;
+    let done = by_oid.complete(&req.pending, &callback).await.unwrap();
+    assert_eq!(done.claims.subject, "object-7");
+    assert_eq!(done.claims.issuer, op.issuer());
+
+    let by_sub = ms("userinfo");
+    let req = start(&by_sub).await;
+    let callback = browse(&req.url, Person::SignsInAndConsents("mia")).await;
+    assert_eq!(
+        by_sub
+            .complete(&req.pending, &callback)
+            .await
+            .unwrap()
+            .claims
+            .subject,
+        "mia"
+    );
+
+    // A token whose tenant id is not a UUID is refused before any issuer is trusted.
+    let req = start(&by_sub).await;
+    let callback = browse(&req.url, Person::SignsInAndConsents("eve")).await;
+    let err = by_sub.complete(&req.pending, &callback).await.unwrap_err();
+    assert!(
+        matches!(err, OidcError::IdTokenInvalid(ref m) if m.contains("TenantID")),
+        "{err:?}"
+    );
+}

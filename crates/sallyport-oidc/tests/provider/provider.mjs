@@ -8,7 +8,8 @@
 //   pkce_required:    true makes the provider reject authorization requests without PKCE
 //   claims_in_id_token: false puts scope claims only into userinfo (the spec's default), true (default) into
 //                       the id_token too
-//   issuer:           override the issuer (default http://127.0.0.1:<port>)
+//   mount:            a path prefix the provider lives under (its issuer is http://127.0.0.1:<port><mount>),
+//                     e.g. Microsoft's per-tenant `/<tenant id>/v2.0`
 // Prints `listening <port>` once ready. Test-only routes (not part of OpenID Connect):
 //   POST /__test/sign        body: claims JSON; ?key=foreign signs with a key the provider does not publish
 //   POST /__test/delay?ms=N  every later request (except /__test) waits N ms first (a slow provider)
@@ -30,7 +31,8 @@ const { privateKey: foreignKey } = await jose.generateKeyPair('RS256', { extract
 const server = http.createServer();
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const port = server.address().port;
-const issuer = settings.issuer || `http://127.0.0.1:${port}`;
+const mount = settings.mount || '';
+const issuer = `http://127.0.0.1:${port}${mount}`;
 
 const provider = new Provider(issuer, {
   clients: settings.clients || [],
@@ -39,7 +41,7 @@ const provider = new Provider(issuer, {
   cookies: { keys: ['sallyport-oidc-test-cookie-key'] },
   conformIdTokenClaims: settings.claims_in_id_token === false,
   claims: {
-    openid: ['sub'],
+    openid: ['sub', 'tid', 'oid'],
     email: ['email', 'email_verified'],
     profile: ['name', 'given_name', 'family_name', 'preferred_username', 'picture', 'locale'],
   },
@@ -112,6 +114,11 @@ server.on('request', async (req, res) => {
         { email: `other-${id}@example.org`, primary: false, verified: false },
         { email: a.email, primary: true, verified: a.email_verified === true },
       ]);
+    }
+    if (mount) {
+      if (!url.pathname.startsWith(mount)) return json(res, 404, { error: 'not_found' });
+      req.originalUrl = req.url;
+      req.url = req.url.slice(mount.length) || '/';
     }
     callback(req, res);
   } catch (e) {

@@ -39,6 +39,8 @@ fn provider_dir() -> Option<PathBuf> {
 pub struct Op {
     _child: Child,
     pub port: u16,
+    /// The path the provider lives under (`settings.mount`), empty by default.
+    pub mount: String,
 }
 
 /// The test accounts every provider knows; tests pick one and know its claims.
@@ -60,6 +62,11 @@ impl Op {
     /// Starts a provider with one static client and [`accounts`]; `extra` is merged into its settings.
     pub async fn start(extra: Value) -> Option<Op> {
         let dir = provider_dir()?;
+        let mount = extra
+            .get("mount")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let mut settings = json!({
             "clients": [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": redirect_uris(),
                          "grant_types": ["authorization_code", "refresh_token"]}],
@@ -92,15 +99,20 @@ impl Op {
             .unwrap();
         // Keep reading: a closed pipe would kill the provider at its next write.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Some(Op { _child: child, port })
+        Some(Op {
+            _child: child,
+            port,
+            mount,
+        })
     }
 
     pub fn issuer(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}{}", self.port, self.mount)
     }
 
+    /// `path` on the provider's host, outside any mount (the test routes live there).
     pub fn url(&self, path: &str) -> Url {
-        Url::parse(&format!("{}{path}", self.issuer())).unwrap()
+        Url::parse(&format!("http://127.0.0.1:{}{path}", self.port)).unwrap()
     }
 
     /// A JWT signed with the provider's published key (or, `foreign`, with a key it does not publish).
