@@ -53,20 +53,35 @@ pub(crate) struct Discovered {
 }
 
 pub(crate) async fn discover(http: &HttpClient, issuer: &Url) -> Result<Discovered, OidcError> {
-    // openidconnect appends the well-known path to the issuer as given; Kratos' (go-oidc) issuers have no
-    // trailing slash, so neither do ours.
-    let issuer_text = issuer.as_str().trim_end_matches('/').to_string();
-    let issuer_url = IssuerUrl::new(issuer_text).map_err(|e| OidcError::Discovery(e.to_string()))?;
+    // The document must name exactly the issuer we asked for. A parsed URL can't tell `https://x` from
+    // `https://x/` (Auth0's issuers end in a slash, most others don't), so a bare host tries both.
+    let text = issuer.as_str();
+    let candidates: Vec<&str> = if issuer.path() == "/" {
+        vec![text.trim_end_matches('/'), text]
+    } else {
+        vec![text]
+    };
     let client = |req| async move { http.execute(req).await };
-    let metadata = Metadata::discover_async(issuer_url, &client)
-        .await
-        .map_err(discovery_error)?;
+    let mut last = None;
+    for candidate in candidates {
+        let issuer_url =
+            IssuerUrl::new(candidate.to_string()).map_err(|e| OidcError::Discovery(e.to_string()))?;
+        match Metadata::discover_async(issuer_url, &client).await {
+            Ok(metadata) => return Ok(summarise(metadata)),
+            Err(DiscoveryError::Validation(v)) => last = Some(OidcError::Discovery(v)),
+            Err(e) => return Err(discovery_error(e)),
+        }
+    }
+    Err(last.unwrap_or_else(|| OidcError::Discovery("no issuer to discover".into())))
+}
+
+fn summarise(metadata: Metadata) -> Discovered {
     let methods = metadata.token_endpoint_auth_methods_supported();
     let secret_in_body = methods.is_some_and(|m| {
         !m.contains(&CoreClientAuthMethod::ClientSecretBasic)
             && m.contains(&CoreClientAuthMethod::ClientSecretPost)
     });
-    Ok(Discovered {
+    Discovered {
         issuer: metadata.issuer().clone(),
         auth_url: metadata.authorization_endpoint().url().clone(),
         token_url: metadata.token_endpoint().map(|t| t.url().clone()),
@@ -80,7 +95,7 @@ pub(crate) async fn discover(http: &HttpClient, issuer: &Url) -> Result<Discover
             .is_some_and(|m| m.iter().any(|x| x == "S256")),
         secret_in_body,
         fetched_at: Instant::now(),
-    })
+    }
 }
 
 fn discovery_error(e: DiscoveryError<HttpError>) -> OidcError {
