@@ -286,7 +286,12 @@ async fn wrong_issuer_is_refused() {
 
     // `http://host:port/` and `http://host:port` are the same URL once parsed; the provider's spelling wins.
     let slash = op.generic(json!({"issuer_url": format!("{}/", op.issuer())}));
-    assert!(slash.authorization_request(Uuid::new_v4(), FlowKind::Login, &AuthOptions::default()).await.is_ok());
+    assert!(
+        slash
+            .authorization_request(Uuid::new_v4(), FlowKind::Login, &AuthOptions::default())
+            .await
+            .is_ok()
+    );
 
     // A token correctly signed by the provider's key but naming another issuer.
     let provider = op.generic(json!({}));
@@ -716,4 +721,78 @@ async fn microsoft_tenant_issuer_and_object_id_subject() {
         matches!(err, OidcError::IdTokenInvalid(ref m) if m.contains("TenantID")),
         "{err:?}"
     );
+}
+
+/// Native id_token submissions for Apple and Google (Kratos' `ProcessIDToken` + `CanSkipNonce`), with tokens
+/// signed by the provider's published key; the adapters are pointed at the test provider.
+#[tokio::test]
+async fn native_submissions_apple_and_google_nonce_rules() {
+    let Some(op) = Op::start(json!({})).await else {
+        return;
+    };
+    let issuer = url::Url::parse(&op.issuer()).unwrap();
+    let apple = op
+        .provider(
+            json!({"provider": "apple", "client_secret": null, "apple_team_id": "T", "apple_private_key_id": "K",
+                   "apple_private_key": test_apple_key()}),
+            json!({}),
+            HttpPolicy::default(),
+        )
+        .with_endpoints(|e| e.issuer = Some(issuer.clone()));
+    let google = op
+        .provider(json!({"provider": "google"}), json!({}), HttpPolicy::default())
+        .with_endpoints(|e| e.issuer = Some(issuer.clone()));
+    let token = |extra: Value| {
+        let mut c = json!({"iss": op.issuer(), "sub": "001234.apple", "aud": CLIENT_ID, "iat": now(), "exp": now() + 300,
+                           "email": "ann@privaterelay.example", "email_verified": "true"});
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        op.sign(c, false)
+    };
+
+    // Apple: a device without nonce support may omit it; one that claims support may not.
+    let no_nonce = token(json!({})).await;
+    let done = apple.verify_id_token_submission(&no_nonce, None).await.unwrap();
+    assert!(
+        done.claims.email_verified,
+        "Apple's \"true\" string counts as verified"
+    );
+    let claims_support = token(json!({"nonce_supported": true})).await;
+    assert_eq!(
+        apple
+            .verify_id_token_submission(&claims_support, None)
+            .await
+            .unwrap_err(),
+        OidcError::NonceMissingInToken
+    );
+    let with_nonce = token(json!({"nonce": "abc"})).await;
+    assert!(
+        apple
+            .verify_id_token_submission(&with_nonce, Some("abc"))
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        apple
+            .verify_id_token_submission(&with_nonce, Some("abd"))
+            .await
+            .unwrap_err(),
+        OidcError::NonceMismatch
+    );
+
+    // Google: a token without a nonce is accepted; one with a nonce must match.
+    assert!(google.verify_id_token_submission(&no_nonce, None).await.is_ok());
+    assert_eq!(
+        google
+            .verify_id_token_submission(&with_nonce, None)
+            .await
+            .unwrap_err(),
+        OidcError::NonceMissingInSubmission
+    );
+}
+
+fn test_apple_key() -> String {
+    // A throwaway P-256 key (PKCS#8), only used to mint Apple client secrets in tests.
+    "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgBwcHBwcHBwcHBwcH\nBwcHBwcHBwcHBwcHBwcHBwcHBwehRANCAAQeGFMv1HVMAvMEHZx1zrM7g//YGsfO\nT+iCzLHJi8WJbqRsMRxOL/QN2Wo2U+bkVEXTLf5Ibs7XXHqQxqGIgcCj\n-----END PRIVATE KEY-----\n".to_string()
 }
