@@ -176,13 +176,18 @@ impl PendingAuth {
             return Err(OidcError::ProviderMismatch);
         }
         if let Some(error) = &callback.error {
+            // Both are attacker-controlled and end up in the reason shown to the person: keep them short.
             return Err(OidcError::ProviderDenied {
-                error: error.clone(),
-                description: callback.error_description.clone().unwrap_or_default(),
+                error: truncate(error, 64),
+                description: truncate(callback.error_description.as_deref().unwrap_or(""), 512),
             });
         }
         callback.code.as_deref().ok_or(OidcError::CodeMissing)
     }
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    s.chars().take(max_chars).collect()
 }
 
 #[cfg(test)]

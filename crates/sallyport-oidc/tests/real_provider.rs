@@ -796,3 +796,47 @@ fn test_apple_key() -> String {
     // A throwaway P-256 key (PKCS#8), only used to mint Apple client secrets in tests.
     "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgBwcHBwcHBwcHBwcH\nBwcHBwcHBwcHBwcHBwcHBwcHBwehRANCAAQeGFMv1HVMAvMEHZx1zrM7g//YGsfO\nT+iCzLHJi8WJbqRsMRxOL/QN2Wo2U+bkVEXTLf5Ibs7XXHqQxqGIgcCj\n-----END PRIVATE KEY-----\n".to_string()
 }
+
+/// Auth0 is read through its `/userinfo` API (plain OAuth2 in Kratos), but with `issuer_url` set PKCE `auto`
+/// probes discovery as Kratos does; Auth0's RFC 3339 `updated_at` becomes seconds.
+#[tokio::test]
+async fn auth0_user_api_and_pkce_probe() {
+    let Some(op) = Op::start(json!({})).await else {
+        return;
+    };
+    let provider = op
+        .provider(
+            json!({"provider": "auth0", "issuer_url": op.issuer()}),
+            json!({}),
+            HttpPolicy::default(),
+        )
+        .with_endpoints(|e| {
+            e.auth_url = Some(op.url("/auth"));
+            e.token_url = Some(op.url("/token"));
+            e.api_base = Some(op.url("/__api/auth0"));
+        });
+    let req = start(&provider).await;
+    assert_eq!(query(&req.url, "code_challenge_method").as_deref(), Some("S256"));
+    assert!(req.pending.nonce.is_none());
+    let callback = browse(&req.url, Person::SignsInAndConsents("ann")).await;
+    let done = provider.complete(&req.pending, &callback).await.unwrap();
+    assert_eq!(done.claims.subject, "auth0|ann");
+    assert_eq!(done.claims.updated_at, 1_767_323_045);
+    assert_eq!(done.claims.issuer, op.url("/__api/auth0").to_string());
+
+    // The probe failing (nothing there) is not fatal: the request goes out without PKCE.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let unprobed = op
+        .provider(
+            json!({"provider": "auth0", "issuer_url": format!("http://127.0.0.1:{closed}")}),
+            json!({}),
+            HttpPolicy::default(),
+        )
+        .with_endpoints(|e| e.auth_url = Some(op.url("/auth")));
+    let req = start(&unprobed).await;
+    assert_eq!(query(&req.url, "code_challenge"), None);
+}

@@ -31,6 +31,8 @@ use id_token::{Expectation, NonceRule};
 pub use token::ProviderTokens;
 use token::{ClientAuth, CodeGrant};
 
+/// Authorization codes are short; anything longer is not worth sending to the provider.
+const MAX_CODE_LEN: usize = 4096;
 /// How long discovery documents and key sets are reused before being fetched again.
 const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
 /// A signature failure re-fetches the key set (rotation), but not more often than this.
@@ -369,7 +371,19 @@ impl Provider {
         let pkce = match self.config.pkce {
             PkceMode::Never => false,
             PkceMode::Force => true,
-            PkceMode::Auto => discovered.as_ref().is_some_and(|d| d.pkce_s256),
+            PkceMode::Auto => match (&discovered, &self.config.issuer_url) {
+                (Some(d), _) => d.pkce_s256,
+                // Plain OAuth2 kinds with an `issuer_url` (GitLab, Auth0): Kratos probes discovery for PKCE
+                // support and goes on without PKCE if the probe fails.
+                (None, Some(issuer)) => match self.discovery(issuer, false).await {
+                    Ok(d) => d.pkce_s256,
+                    Err(e) => {
+                        tracing::warn!(provider = %self.config.id, error = %e, "PKCE auto-detection failed; continuing without PKCE");
+                        false
+                    }
+                },
+                (None, None) => false,
+            },
         };
         let pkce_verifier = if pkce { Some(random_token(32)?) } else { None };
         let nonce = if speaks_oidc(self.config.kind) {
@@ -457,6 +471,11 @@ impl Provider {
             return Err(OidcError::ProviderMismatch);
         }
         let code = pending.verify_callback(callback)?;
+        if code.len() > MAX_CODE_LEN {
+            return Err(OidcError::TokenExchange(
+                "the authorization code is too long".into(),
+            ));
+        }
         let discovered = self.own_discovery().await?;
         let token_url = self
             .endpoints

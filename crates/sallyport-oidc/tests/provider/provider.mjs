@@ -13,8 +13,8 @@
 // Prints `listening <port>` once ready. Test-only routes (not part of OpenID Connect):
 //   POST /__test/sign        body: claims JSON; ?key=foreign signs with a key the provider does not publish
 //   POST /__test/delay?ms=N  every later request (except /__test) waits N ms first (a slow provider)
-//   GET  /__api/github/user, /__api/github/user/emails  a GitHub-shaped user API behind the provider's
-//        own access tokens (for the plain-OAuth2 adapters)
+//   GET  /__api/github/user, /__api/github/user/emails, /__api/auth0/userinfo  GitHub- and Auth0-shaped
+//        user APIs behind the provider's own access tokens (for the plain-OAuth2 adapters)
 
 import http from 'node:http';
 import * as jose from 'jose';
@@ -105,6 +105,11 @@ server.on('request', async (req, res) => {
         avatar_url: a.picture || '', html_url: `https://github.example/${id}`, blog: '',
         updated_at: '2026-01-02T03:04:05Z',
       });
+    }
+    if (url.pathname === '/__api/auth0/userinfo') {
+      const id = await accountForBearer(req);
+      if (!id) return json(res, 401, { error: 'invalid_token' });
+      return json(res, 200, { ...accounts[id], sub: `auth0|${id}`, updated_at: '2026-01-02T03:04:05.000Z' });
     }
     if (url.pathname === '/__api/github/user/emails') {
       const id = await accountForBearer(req);
