@@ -840,3 +840,48 @@ async fn auth0_user_api_and_pkce_probe() {
     let req = start(&unprobed).await;
     assert_eq!(query(&req.url, "code_challenge"), None);
 }
+
+/// Discord, Slack, Facebook (with its `appsecret_proof`) and Spotify: the OAuth2 dance at the real provider,
+/// then each one's user API in its own shape.
+#[tokio::test]
+async fn plain_oauth2_user_apis() {
+    let Some(op) = Op::start(json!({})).await else {
+        return;
+    };
+    for (kind, subject, verified) in [
+        ("discord", "d-ann", true),
+        ("slack", "U-ann", true),
+        ("facebook", "fb-ann", true),
+        ("spotify", "sp-ann", false),
+    ] {
+        let provider = op
+            .provider(
+                json!({"provider": kind, "scope": ["openid", "email"]}),
+                json!({}),
+                HttpPolicy::default(),
+            )
+            .with_endpoints(|e| {
+                e.auth_url = Some(op.url("/auth"));
+                e.token_url = Some(op.url("/token"));
+                e.api_base = Some(op.url(&format!("/__api/{kind}")));
+            });
+        // Discord asks for `prompt=none` unless re-authenticating; a fresh browser needs the login page.
+        let options = AuthOptions {
+            refresh: kind == "discord",
+            ..Default::default()
+        };
+        let req = provider
+            .authorization_request(Uuid::new_v4(), FlowKind::Login, &options)
+            .await
+            .unwrap();
+        let callback = browse(&req.url, Person::SignsInAndConsents("ann")).await;
+        let done = provider
+            .complete(&req.pending, &callback)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+        assert_eq!(done.claims.subject, subject, "{kind}");
+        assert_eq!(done.claims.email, "ann@example.org", "{kind}");
+        assert_eq!(done.claims.email_verified, verified, "{kind}");
+        assert!(!done.claims.issuer.is_empty(), "{kind}");
+    }
+}

@@ -13,9 +13,10 @@
 // Prints `listening <port>` once ready. Test-only routes (not part of OpenID Connect):
 //   POST /__test/sign        body: claims JSON; ?key=foreign signs with a key the provider does not publish
 //   POST /__test/delay?ms=N  every later request (except /__test) waits N ms first (a slow provider)
-//   GET  /__api/github/user, /__api/github/user/emails, /__api/auth0/userinfo  GitHub- and Auth0-shaped
-//        user APIs behind the provider's own access tokens (for the plain-OAuth2 adapters)
+//   GET  /__api/{github,auth0,discord,slack,facebook,spotify}/…  each provider's user API in its own shape,
+//        behind this provider's access tokens (for the plain-OAuth2 adapters)
 
+import crypto from 'node:crypto';
 import http from 'node:http';
 import * as jose from 'jose';
 import Provider from 'oidc-provider';
@@ -105,6 +106,32 @@ server.on('request', async (req, res) => {
         avatar_url: a.picture || '', html_url: `https://github.example/${id}`, blog: '',
         updated_at: '2026-01-02T03:04:05Z',
       });
+    }
+    if (url.pathname.startsWith('/__api/') && !url.pathname.startsWith('/__api/github') && !url.pathname.startsWith('/__api/auth0')) {
+      const id = await accountForBearer(req);
+      if (!id) return json(res, 401, { error: 'invalid_token' });
+      const a = accounts[id];
+      switch (url.pathname) {
+        case '/__api/discord/users/@me':
+          return json(res, 200, { id: `d-${id}`, username: id, discriminator: '0042', avatar: 'a_cafe',
+            email: a.email, verified: a.email_verified === true, locale: 'de' });
+        case '/__api/slack/users.identity':
+          return json(res, 200, { ok: true, user: { id: `U-${id}`, name: id, email: a.email, image_512: 'https://img/x.png' },
+            team: { id: 'T-1' } });
+        case '/__api/facebook/me': {
+          const secret = (settings.clients || [])[0]?.client_secret || '';
+          const token = req.headers.authorization.slice(7);
+          const expected = crypto.createHmac('sha256', secret).update(token).digest('hex');
+          if (url.searchParams.get('appsecret_proof') !== expected) return json(res, 400, { error: 'bad appsecret_proof' });
+          return json(res, 200, { id: `fb-${id}`, name: a.name || id, first_name: a.given_name || '', email: a.email,
+            picture: { data: { url: 'https://img/fb.png' } } });
+        }
+        case '/__api/spotify/me':
+          return json(res, 200, { id: `sp-${id}`, display_name: id, email: a.email, images: [{ url: 'https://img/sp.png' }],
+            external_urls: { spotify: `https://open.spotify/user/${id}` } });
+        default:
+          return json(res, 404, { error: 'not_found' });
+      }
     }
     if (url.pathname === '/__api/auth0/userinfo') {
       const id = await accountForBearer(req);
