@@ -6,6 +6,7 @@ pub mod courier;
 pub mod error;
 pub mod flow;
 pub mod identity;
+pub mod rate_limit;
 pub mod secret;
 pub mod session;
 pub mod store;

@@ -135,6 +135,7 @@ pub trait Store:
     + MigrationStore
     + crate::courier::CourierStore
     + crate::code::CodeStore
+    + crate::rate_limit::RateLimitStore
 {
 }
 
@@ -145,7 +146,8 @@ impl<
         + ErrorStore
         + MigrationStore
         + crate::courier::CourierStore
-        + crate::code::CodeStore,
+        + crate::code::CodeStore
+        + crate::rate_limit::RateLimitStore,
 > Store for T
 {
 }
