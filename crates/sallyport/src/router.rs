@@ -120,6 +120,15 @@ pub fn public_router(app: AppState) -> Router {
         .route("/recovery/code", post(to_admin))
         .route("/recovery/link", post(to_admin))
         .fallback(not_found);
+    // Off by default: then no layer at all, and no request pays for it.
+    let r = if app.settings.rate_limits.per_ip_enabled() {
+        r.layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::rate_limit::per_ip,
+        ))
+    } else {
+        r
+    };
     let r = with_cors(r, &app);
     finish(r, app, "public")
 }

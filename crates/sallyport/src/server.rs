@@ -122,6 +122,9 @@ pub async fn pending_migrations(store: &dyn Store) -> anyhow::Result<usize> {
     Ok(status.iter().filter(|m| !m.applied).count())
 }
 
+/// How often ended rate-limit counters are deleted.
+const COUNTER_CLEANUP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
 pub struct Server {
     app: AppState,
     public: TcpListener,
@@ -194,8 +197,10 @@ impl Server {
             shutdown.await;
             let _ = tx.send(());
         });
+        let cleanup = crate::rate_limit::spawn_cleanup(self.app.clone(), COUNTER_CLEANUP_EVERY);
         let (a, b) = tokio::join!(public.into_future(), admin.into_future());
         trigger.abort();
+        cleanup.abort();
         if let Some(c) = courier {
             let _ = c.await;
         }

@@ -89,6 +89,8 @@ pub async fn login(
         return Err(FlowFailure::Ui(missing));
     }
     ensure_csrf(app, req, flow, str_field(body, "csrf_token"))?;
+    let key = sallyport_schema::normalize_identifier(identifier.trim(), None).to_lowercase();
+    let attempt = crate::rate_limit::PasswordAttempt::start(app, &key).await?;
 
     let invalid = || FlowFailure::Ui(vec![FieldMessage::flow(text::validation_invalid_credentials())]);
     let identity = match find_by_identifier(app, identifier).await? {
@@ -119,6 +121,7 @@ pub async fn login(
     if !ok {
         return Err(invalid());
     }
+    attempt.succeeded(app).await;
     if app.hasher.needs_rehash(&hash) {
         rehash(app, identity.clone(), password).await;
     }

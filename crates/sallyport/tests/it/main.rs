@@ -10,6 +10,7 @@ mod courier;
 mod hostile_input;
 mod native_flows;
 mod password_policy;
+mod rate_limits;
 mod recovery_flows;
 mod sessions;
 mod settings_mfa;

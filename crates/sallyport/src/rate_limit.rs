@@ -1,0 +1,415 @@
+//! Sallyport's rate limits (`sallyport.rate_limits`, beyond Kratos): the budgets each flow consults,
+//! and the per-client-IP gate in front of the self-service endpoints. Counters live in the store
+//! (`RateLimitStore`), so every node on one database shares them.
+//!
+//! Budgets are kept apart on purpose: codes sent per address, code guesses per identity, password
+//! attempts per identifier, second-factor guesses per identity. An attacker spending one (say,
+//! guessing login codes for a victim) leaves the others untouched, so the victim still signs in with
+//! a password or a second factor that was not attacked.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use uuid::Uuid;
+
+use sallyport_config::model::{Cidr, Limit, RateLimits};
+use sallyport_core::error::{ApiError, ErrorId};
+use sallyport_core::rate_limit::{Backoff, Bucket, Rule, Verdict};
+use sallyport_core::text::{self, Message};
+use sallyport_core::time_fmt;
+
+use crate::http::error::{HttpError, store_error};
+use crate::selfservice::common::FlowFailure;
+use crate::state::{App, AppState};
+
+/// The budgets in effect; `None` is a budget switched off.
+#[derive(Debug, Clone, Default)]
+pub struct RateLimitSettings {
+    pub codes_sent: Option<Rule>,
+    pub code_guesses: Option<Rule>,
+    pub password: Option<Rule>,
+    pub second_factor: Option<Rule>,
+    pub ip_flow_creations: Option<Rule>,
+    pub ip_submissions: Option<Rule>,
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+fn rule(l: Limit) -> Rule {
+    Rule {
+        limit: l.limit,
+        window: l.window,
+        backoff: None,
+    }
+}
+
+impl RateLimitSettings {
+    pub fn from_config(r: &RateLimits) -> RateLimitSettings {
+        RateLimitSettings {
+            codes_sent: r.codes_sent().map(rule),
+            code_guesses: r.code_guesses().map(rule),
+            password: r.password_failures_per_identifier.resolve().map(|p| Rule {
+                backoff: Some(Backoff {
+                    initial: p.backoff,
+                    max: p.max_backoff,
+                }),
+                ..rule(p.limit)
+            }),
+            second_factor: r.second_factor_guesses().map(rule),
+            ip_flow_creations: r.per_ip.flow_creations().map(rule),
+            ip_submissions: r.per_ip.submissions().map(rule),
+            trusted_proxies: r.per_ip.trusted_proxies.clone(),
+        }
+    }
+
+    pub fn per_ip_enabled(&self) -> bool {
+        self.ip_flow_creations.is_some() || self.ip_submissions.is_some()
+    }
+
+    /// The numbers in effect, for the startup log.
+    pub fn log(&self) {
+        fn show(r: &Option<Rule>) -> String {
+            match r {
+                None => "off".into(),
+                Some(r) => {
+                    let mut s = format!(
+                        "{} per {}",
+                        r.limit,
+                        sallyport_config::format_go_duration(r.window)
+                    );
+                    if let Some(b) = r.backoff {
+                        s.push_str(&format!(
+                            ", then back-off {} doubling to {}",
+                            sallyport_config::format_go_duration(b.initial),
+                            sallyport_config::format_go_duration(b.max)
+                        ));
+                    }
+                    s
+                }
+            }
+        }
+        let proxies: Vec<String> = self.trusted_proxies.iter().map(ToString::to_string).collect();
+        tracing::debug!(
+            codes_sent_per_address = %show(&self.codes_sent),
+            code_guesses_per_identity = %show(&self.code_guesses),
+            password_failures_per_identifier = %show(&self.password),
+            second_factor_guesses_per_identity = %show(&self.second_factor),
+            per_ip_flow_creations = %show(&self.ip_flow_creations),
+            per_ip_submissions = %show(&self.ip_submissions),
+            trusted_proxies = %proxies.join(","),
+            "rate limits in effect"
+        );
+    }
+}
+
+/// What a spent budget answers: the 429 envelope for API and SPA clients, the message for the flow
+/// a browser is sent back to.
+#[derive(Debug)]
+pub struct Limited {
+    pub error: ApiError,
+    pub message: Message,
+}
+
+fn limited(id: ErrorId, v: &Verdict) -> FlowFailure {
+    let secs = v.retry_after_secs();
+    let message = match id {
+        ErrorId::RateLimitedCodesSent => text::rate_limited_codes_sent(secs),
+        ErrorId::RateLimitedCodeGuesses => text::rate_limited_code_guesses(secs),
+        ErrorId::RateLimitedPassword => text::rate_limited_password(secs),
+        ErrorId::RateLimitedSecondFactor => text::rate_limited_second_factor(secs),
+        _ => text::rate_limited_client_ip(secs),
+    };
+    metrics::counter!("sallyport_rate_limited_total", "limit" => id.as_str()).increment(1);
+    FlowFailure::Limited(Box::new(Limited {
+        error: ApiError::rate_limited(id, secs),
+        message,
+    }))
+}
+
+async fn hit(app: &App, bucket: Bucket, rule: &Rule, key: &str) -> Result<Verdict, FlowFailure> {
+    app.store
+        .hit(bucket, key, rule, time_fmt::now())
+        .await
+        .map_err(|e| FlowFailure::Api(store_error(e)))
+}
+
+/// The subject whose code guesses are counted: the identity when one is known, else the address.
+pub fn code_subject(identity_id: Option<Uuid>, address: &str) -> String {
+    match identity_id {
+        Some(id) => format!("identity:{id}"),
+        None => format!("address:{}", address.trim().to_lowercase()),
+    }
+}
+
+const SUBJECT_KEY: &str = "sallyport_code_subject";
+
+/// Remembers on the flow whose code it sent, for flows that learn the identity only when sending
+/// (recovery, verification); kept in `internal_context`, which clients never see.
+pub fn remember_subject(flow: &mut sallyport_core::flow::Flow, subject: &str) {
+    if let Some(o) = flow.internal_context.as_object_mut() {
+        o.insert(SUBJECT_KEY.into(), subject.into());
+    }
+}
+
+/// The subject [`remember_subject`] stored, or the flow itself for flows sent before it existed.
+pub fn remembered_subject(flow: &sallyport_core::flow::Flow) -> String {
+    flow.internal_context
+        .get(SUBJECT_KEY)
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("flow:{}", flow.id))
+}
+
+/// Before codes or links go to `addresses` for `subject`: no new code for a subject whose code-guess
+/// budget is spent, and none past an address's send budget. Counts one send per address.
+pub async fn before_send(app: &App, subject: Option<&str>, addresses: &[String]) -> Result<(), FlowFailure> {
+    let limits = &app.settings.rate_limits;
+    if let (Some(rule), Some(subject)) = (&limits.code_guesses, subject) {
+        let key = Bucket::CodeGuesses.key(subject);
+        let v = app
+            .store
+            .peek(Bucket::CodeGuesses, &key, rule, time_fmt::now())
+            .await
+            .map_err(|e| FlowFailure::Api(store_error(e)))?;
+        if !v.allowed {
+            return Err(limited(ErrorId::RateLimitedCodeGuesses, &v));
+        }
+    }
+    let Some(rule) = &limits.codes_sent else {
+        return Ok(());
+    };
+    for address in addresses {
+        let key = Bucket::CodesSent.key(&address.trim().to_lowercase());
+        let v = hit(app, Bucket::CodesSent, rule, &key).await?;
+        if !v.allowed {
+            return Err(limited(ErrorId::RateLimitedCodesSent, &v));
+        }
+    }
+    Ok(())
+}
+
+/// A counted guess; hand it back with [`Guess::was_right`] so that only wrong guesses stay counted.
+pub struct Guess {
+    bucket: Bucket,
+    key: String,
+}
+
+impl Guess {
+    pub async fn was_right(self, app: &App) {
+        if let Err(e) = app.store.give_back(self.bucket, &self.key, time_fmt::now()).await {
+            tracing::warn!(error = %e, "could not give back a rate-limit hit");
+        }
+    }
+}
+
+async fn guess(
+    app: &App,
+    bucket: Bucket,
+    rule: Option<&Rule>,
+    subject: &str,
+    id: ErrorId,
+) -> Result<Option<Guess>, FlowFailure> {
+    let Some(rule) = rule else { return Ok(None) };
+    let key = bucket.key(subject);
+    let v = hit(app, bucket, rule, &key).await?;
+    if !v.allowed {
+        return Err(limited(id, &v));
+    }
+    Ok(Some(Guess { bucket, key }))
+}
+
+/// Counts a code submission for `subject` before it is checked: past the budget no code is checked,
+/// not even a right one, until the window ends.
+pub async fn code_guess(app: &App, subject: &str) -> Result<Option<Guess>, FlowFailure> {
+    let rule = app.settings.rate_limits.code_guesses.as_ref();
+    guess(
+        app,
+        Bucket::CodeGuesses,
+        rule,
+        subject,
+        ErrorId::RateLimitedCodeGuesses,
+    )
+    .await
+}
+
+/// Counts a TOTP or backup-code submission at aal2 for `identity_id`.
+pub async fn second_factor_guess(app: &App, identity_id: Uuid) -> Result<Option<Guess>, FlowFailure> {
+    let rule = app.settings.rate_limits.second_factor.as_ref();
+    let subject = format!("identity:{identity_id}");
+    guess(
+        app,
+        Bucket::SecondFactorGuesses,
+        rule,
+        &subject,
+        ErrorId::RateLimitedSecondFactor,
+    )
+    .await
+}
+
+/// A password attempt for `identifier`, counted before the hash is checked: past the free budget
+/// each attempt blocks the identifier for a doubling pause, answered at once with 429. A right
+/// password clears the count ([`PasswordAttempt::succeeded`]); windows end, so nothing locks forever.
+pub struct PasswordAttempt(Option<String>);
+
+impl PasswordAttempt {
+    pub async fn start(app: &App, identifier: &str) -> Result<PasswordAttempt, FlowFailure> {
+        let Some(rule) = &app.settings.rate_limits.password else {
+            return Ok(PasswordAttempt(None));
+        };
+        let key = Bucket::PasswordFailures.key(&identifier.trim().to_lowercase());
+        let v = hit(app, Bucket::PasswordFailures, rule, &key).await?;
+        if !v.allowed {
+            return Err(limited(ErrorId::RateLimitedPassword, &v));
+        }
+        Ok(PasswordAttempt(Some(key)))
+    }
+
+    pub async fn succeeded(self, app: &App) {
+        let Some(key) = self.0 else { return };
+        if let Err(e) = app.store.reset(Bucket::PasswordFailures, &key).await {
+            tracing::warn!(error = %e, "could not reset a password rate limit");
+        }
+    }
+}
+
+/// The address a request comes from: the peer, or — only when the peer is a trusted proxy — the
+/// nearest address in `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[Cidr]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for hop in forwarded_for.unwrap_or("").rsplit(',') {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    client
+}
+
+enum IpBudget {
+    FlowCreation,
+    Submission,
+}
+
+/// `/self-service/<flow>/{browser,api}` creates a flow, `/self-service/<flow>` submits one; logout,
+/// errors and flow reads are not limited.
+fn classify(method: &Method, path: &str) -> Option<IpBudget> {
+    let rest = path.strip_prefix("/self-service/")?;
+    let (flow, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    if !matches!(
+        flow,
+        "login" | "registration" | "recovery" | "verification" | "settings"
+    ) {
+        return None;
+    }
+    match tail {
+        "browser" | "api" if method == Method::GET => Some(IpBudget::FlowCreation),
+        "" if method == Method::POST || method == Method::GET => Some(IpBudget::Submission),
+        _ => None,
+    }
+}
+
+/// The per-IP gate, layered onto the public router only when `per_ip.enabled`.
+pub async fn per_ip(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let limits = &app.settings.rate_limits;
+    let (bucket, rule) = match classify(req.method(), req.uri().path()) {
+        Some(IpBudget::FlowCreation) => (Bucket::IpFlowCreations, &limits.ip_flow_creations),
+        Some(IpBudget::Submission) => (Bucket::IpSubmissions, &limits.ip_submissions),
+        None => return next.run(req).await,
+    };
+    let Some(rule) = rule else {
+        return next.run(req).await;
+    };
+    let Some(peer) = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+    else {
+        return next.run(req).await;
+    };
+    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let ip = client_ip(peer, forwarded, &limits.trusted_proxies);
+    let key = bucket.key(&ip.to_string());
+    match hit(&app, bucket, rule, &key).await {
+        Ok(v) if v.allowed => next.run(req).await,
+        Ok(v) => match limited(ErrorId::RateLimitedClientIp, &v) {
+            FlowFailure::Limited(l) => HttpError(l.error).into_response(),
+            _ => unreachable!("limited() builds Limited"),
+        },
+        Err(FlowFailure::Api(e)) => HttpError(e).into_response(),
+        Err(_) => HttpError(ApiError::internal()).into_response(),
+    }
+}
+
+/// Deletes ended counters now and then, so the table holds only live budgets.
+pub fn spawn_cleanup(app: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            match app.store.delete_expired_counters(time_fmt::now()).await {
+                Ok(n) if n > 0 => tracing::debug!(deleted = n, "deleted ended rate-limit counters"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not delete ended rate-limit counters"),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cidrs(list: &[&str]) -> Vec<Cidr> {
+        list.iter().map(|c| c.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let trusted = cidrs(&["10.0.0.0/8"]);
+        // Not from a proxy: the header is the client's word, ignored.
+        assert_eq!(
+            client_ip(ip("203.0.113.5"), Some("198.51.100.1"), &trusted),
+            ip("203.0.113.5")
+        );
+        // From the proxy: the nearest untrusted hop, not the spoofable leftmost one.
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), Some("1.1.1.1, 198.51.100.1, 10.0.0.9"), &trusted),
+            ip("198.51.100.1")
+        );
+        assert_eq!(client_ip(ip("10.0.0.2"), None, &trusted), ip("10.0.0.2"));
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), Some("garbage"), &trusted),
+            ip("10.0.0.2")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), Some("10.1.1.1"), &trusted),
+            ip("10.1.1.1")
+        );
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), Some("198.51.100.1"), &[]),
+            ip("127.0.0.1")
+        );
+    }
+
+    #[test]
+    fn only_flow_creation_and_submission_are_limited() {
+        let c = |m: Method, p: &str| classify(&m, p).map(|b| matches!(b, IpBudget::FlowCreation));
+        assert_eq!(c(Method::GET, "/self-service/login/browser"), Some(true));
+        assert_eq!(c(Method::GET, "/self-service/registration/api"), Some(true));
+        assert_eq!(c(Method::POST, "/self-service/login"), Some(false));
+        assert_eq!(c(Method::GET, "/self-service/verification"), Some(false));
+        assert_eq!(c(Method::GET, "/self-service/login/flows"), None);
+        assert_eq!(c(Method::GET, "/sessions/whoami"), None);
+        assert_eq!(c(Method::GET, "/self-service/logout/browser"), None);
+    }
+}
