@@ -86,11 +86,11 @@ macro_rules! __impl_rate_limit_store {
                 now: $crate::__private::time::OffsetDateTime,
             ) -> StoreResult<$crate::__private::sallyport_core::rate_limit::Verdict> {
                 use $crate::__private::sallyport_core::rate_limit::CounterRow;
-                // The writer: a counter a hit just bumped must be seen at once.
+                // A read: committed hits are visible to it at once (SQLite WAL readers, one PostgreSQL pool).
                 let row: Option<(i64, i64, i64)> = sqlx::query_as($crate::__private::rate_limit_sql::PEEK)
                     .bind(bucket.as_str())
                     .bind(key)
-                    .fetch_optional(&self.writer)
+                    .fetch_optional(&self.reader)
                     .await
                     .map_err($crate::db_err)?;
                 let row = row.map(|(count, window_ends_ms, blocked_until_ms)| CounterRow {

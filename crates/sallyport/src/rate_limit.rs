@@ -249,27 +249,64 @@ pub async fn second_factor_guess(app: &App, identity_id: Uuid) -> Result<Option<
     .await
 }
 
-/// A password attempt for `identifier`, counted before the hash is checked: past the free budget
-/// each attempt blocks the identifier for a doubling pause, answered at once with 429. A right
-/// password clears the count ([`PasswordAttempt::succeeded`]); windows end, so nothing locks forever.
-pub struct PasswordAttempt(Option<String>);
+/// A password attempt for `identifier`. Past the free budget each failure blocks the identifier for
+/// a doubling pause; attempts during a pause are answered at once with 429, never held. A right
+/// password clears the count; windows end, so nothing locks anyone out for good.
+///
+/// Login stays cheap: the check before the hash is a read, and only a failure writes. Checks and
+/// hashes run under [`App::password_gate`] (one permit per core, as many as hashes can run at once
+/// anyway), and a failure is counted before its permit is released, so a burst of parallel guesses
+/// for one identifier gets at most one per permit (per node) past a pause that has begun.
+pub struct PasswordAttempt {
+    key: Option<String>,
+    seen: i64,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
 
 impl PasswordAttempt {
     pub async fn start(app: &App, identifier: &str) -> Result<PasswordAttempt, FlowFailure> {
         let Some(rule) = &app.settings.rate_limits.password else {
-            return Ok(PasswordAttempt(None));
+            return Ok(PasswordAttempt {
+                key: None,
+                seen: 0,
+                _permit: None,
+            });
         };
-        let key = Bucket::PasswordFailures.key(&identifier.trim().to_lowercase());
-        let v = hit(app, Bucket::PasswordFailures, rule, &key).await?;
+        let permit = app.password_gate.clone().acquire_owned().await.ok();
+        let key = Bucket::PasswordFailures.key(identifier);
+        let v = app
+            .store
+            .peek(Bucket::PasswordFailures, &key, rule, time_fmt::now())
+            .await
+            .map_err(|e| FlowFailure::Api(store_error(e)))?;
         if !v.allowed {
             return Err(limited(ErrorId::RateLimitedPassword, &v));
         }
-        Ok(PasswordAttempt(Some(key)))
+        Ok(PasswordAttempt {
+            key: Some(key),
+            seen: v.count,
+            _permit: permit,
+        })
+    }
+
+    pub async fn failed(self, app: &App) {
+        let (Some(key), Some(rule)) = (&self.key, &app.settings.rate_limits.password) else {
+            return;
+        };
+        if let Err(e) = app
+            .store
+            .hit(Bucket::PasswordFailures, key, rule, time_fmt::now())
+            .await
+        {
+            tracing::warn!(error = %e, "could not count a password failure");
+        }
     }
 
     pub async fn succeeded(self, app: &App) {
-        let Some(key) = self.0 else { return };
-        if let Err(e) = app.store.reset(Bucket::PasswordFailures, &key).await {
+        let Some(key) = self.key.as_deref().filter(|_| self.seen > 0) else {
+            return;
+        };
+        if let Err(e) = app.store.reset(Bucket::PasswordFailures, key).await {
             tracing::warn!(error = %e, "could not reset a password rate limit");
         }
     }

@@ -111,6 +111,7 @@ pub async fn build_app(
         templates,
         migrations_applied: AtomicBool::new(migrations_applied),
         metrics,
+        password_gate: Arc::new(tokio::sync::Semaphore::new(cores.max(1))),
     }))
 }
 

@@ -97,6 +97,7 @@ pub async fn login(
         Some(i) => i,
         None => {
             app.hasher.verify_dummy(password.as_bytes()).await;
+            attempt.failed(app).await;
             return Err(invalid());
         }
     };
@@ -108,6 +109,7 @@ pub async fn login(
         .map(str::to_owned)
     else {
         app.hasher.verify_dummy(password.as_bytes()).await;
+        attempt.failed(app).await;
         return Err(invalid());
     };
     let started = std::time::Instant::now();
@@ -119,6 +121,7 @@ pub async fn login(
     metrics::histogram!("sallyport_password_hash_seconds", "op" => "verify")
         .record(started.elapsed().as_secs_f64());
     if !ok {
+        attempt.failed(app).await;
         return Err(invalid());
     }
     attempt.succeeded(app).await;

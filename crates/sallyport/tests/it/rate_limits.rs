@@ -568,3 +568,137 @@ both_backends!(sustained_attack_is_held_to_the_budgets, |b: Backend| async move 
     );
     s.shutdown().await;
 });
+
+both_backends!(
+    second_factor_guesses_are_capped_per_identity,
+    |b: Backend| async move {
+        use crate::settings_mfa::{link_totp, mfa_config};
+        use crate::support::totp::code_at;
+        let limits =
+            json!({"sallyport": {"rate_limits": {"second_factor_guesses_per_identity": {"limit": 3}}}});
+        let s = TestServer::spawn_with(b, mfa_config(limits)).await;
+        create_identity(&s, "dee@example.org", "correct horse battery").await;
+        let (_, login) = native_login(&s, "dee@example.org", "correct horse battery").await;
+        let token = login["session_token"].as_str().unwrap().to_owned();
+        let secret = link_totp(&s, &token).await;
+        let (st, first) = native_login(&s, "dee@example.org", "correct horse battery").await;
+        assert_eq!(st, 200);
+        let t2 = first["session_token"].as_str().unwrap().to_owned();
+        let step_up = || async {
+            let (_, flow) = send(
+                api()
+                    .get(s.public_url("self-service/login/api?aal=aal2"))
+                    .header("X-Session-Token", &t2),
+            )
+            .await;
+            flow["ui"]["action"].as_str().unwrap().to_owned()
+        };
+        let submit = |action: String, payload: Value| {
+            let t2 = t2.clone();
+            async move {
+                let res = api()
+                    .post(&action)
+                    .header("X-Session-Token", &t2)
+                    .json(&payload)
+                    .send()
+                    .await
+                    .unwrap();
+                let retry = res
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                let (st, v) = body(res).await;
+                (st, v, retry)
+            }
+        };
+        // Three wrong guesses, spread over flows and over TOTP and backup codes alike.
+        let (st, _, _) = submit(step_up().await, json!({"method": "totp", "totp_code": "000000x"})).await;
+        assert_eq!(st, 400);
+        let (st, _, _) = submit(step_up().await, json!({"method": "totp", "totp_code": "111111x"})).await;
+        assert_eq!(st, 400);
+        let (st, _, _) = submit(
+            step_up().await,
+            json!({"method": "lookup_secret", "lookup_secret": "nope"}),
+        )
+        .await;
+        assert_eq!(st, 400);
+        let code = code_at(&secret, time::OffsetDateTime::now_utc().unix_timestamp());
+        let (st, v, retry) = submit(step_up().await, json!({"method": "totp", "totp_code": code})).await;
+        assert_limited(st, &v, &retry, "sallyport_rate_limited_second_factor");
+        // The first factor is a budget of its own: the password still signs in.
+        let (st, v) = native_login(&s, "dee@example.org", "correct horse battery").await;
+        assert_eq!(st, 200, "{v}");
+        s.shutdown().await;
+    }
+);
+
+// Parallel bursts: the budgets are checked atomically, so firing many guesses at once gains nothing.
+both_backends!(parallel_bursts_stay_within_the_budgets, |b: Backend| async move {
+    let mail = MailServer::start().await;
+    let mut cfg = code_config(json!({
+        "codes_sent_per_address": {"limit": 100},
+        "password_failures_per_identifier": {"limit": 3, "backoff": "30s"},
+    }));
+    cfg = mail.config(cfg);
+    let s = TestServer::spawn_with(b, cfg).await;
+    create_identity(&s, "vic@example.org", "a-strong-passw0rd!").await;
+
+    // 20 wrong codes at once over four flows (5 each, the per-flow maximum): exactly 10 are checked.
+    let mut actions = vec![];
+    for _ in 0..4 {
+        let (action, st, _, _) = send_login_code(&s, "vic@example.org").await;
+        assert_eq!(st, 400);
+        actions.push(action);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for action in actions.iter().cycle().take(20).cloned() {
+        tasks.spawn(async move {
+            post(
+                &action,
+                json!({"method": "code", "identifier": "vic@example.org", "code": "999999x"}),
+            )
+            .await
+            .0
+        });
+    }
+    let mut codes = (0, 0);
+    while let Some(st) = tasks.join_next().await {
+        match st.unwrap().as_u16() {
+            400 => codes.0 += 1,
+            429 => codes.1 += 1,
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(codes, (10, 10), "(checked, refused)");
+
+    // 30 wrong passwords at once: the free 3, the one that starts the pause, and at most one more per
+    // password permit (one per core) that was already past the check.
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..30 {
+        let url = s.public_url("self-service/login/api");
+        tasks.spawn(async move {
+            let (_, flow) = send(api().get(url)).await;
+            let action = flow["ui"]["action"].as_str().unwrap().to_owned();
+            post(
+                &action,
+                json!({"method": "password", "identifier": "vic@example.org", "password": "wrong"}),
+            )
+            .await
+            .0
+        });
+    }
+    let mut checked = 0;
+    while let Some(st) = tasks.join_next().await {
+        match st.unwrap().as_u16() {
+            400 => checked += 1,
+            429 => {}
+            other => panic!("{other}"),
+        }
+    }
+    assert!(
+        (4..=3 + cores).contains(&checked),
+        "{checked} passwords checked, cores {cores}"
+    );
+    s.shutdown().await;
+});
