@@ -651,7 +651,8 @@ both_backends!(parallel_bursts_stay_within_the_budgets, |b: Backend| async move 
         actions.push(action);
     }
     let mut tasks = tokio::task::JoinSet::new();
-    for action in actions.iter().cycle().take(20).cloned() {
+    for n in 0..20 {
+        let action = actions[n % actions.len()].clone();
         tasks.spawn(async move {
             post(
                 &action,
