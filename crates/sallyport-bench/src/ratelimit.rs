@@ -1,10 +1,12 @@
 //! Section 6: the cost of `sallyport.rate_limits`, limiter on vs. off in the same run.
 //!
-//! Three servers on their own SQLite files, identical but for their rate limits: all off; the defaults
-//! (per-identity budgets on, per-IP off); the defaults plus per-IP budgets (limits high enough that
-//! nothing is refused, so every request pays for its counter). Password logins per second (cheap bcrypt
-//! cost 4, so that the limiter's share is visible rather than hidden behind hashing) and whoami requests
-//! per second are measured round by round, interleaving the servers so drift hits all alike.
+//! Three servers on their own SQLite files, identical but for their rate limits: all off; the
+//! per-identity budgets on (per-IP off, as by default); per-identity and per-IP budgets on. Budgets the
+//! load would spend (codes sent to one address, per-IP counts) are set too large to reach, so every
+//! request pays for its counters and none is refused. Password logins per second (cheap bcrypt cost 4,
+//! so that the limiter's share is visible rather than hidden behind hashing), send-code requests per
+//! second and whoami requests per second are measured round by round, interleaving the servers (each
+//! round starting with another) so drift hits all alike.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,8 +18,9 @@ use serde_json::{Value, json};
 use tokio::runtime::Runtime;
 
 use crate::Params;
+use crate::code::CODE_SCHEMA_JSON;
 use crate::loadgen::{Generator, Shape};
-use crate::server::{Prepared, Running, sqlite_dsn};
+use crate::server::{Prepared, Running, base64_url, sqlite_dsn};
 
 const PASSWORD: &str = "correct-horse-battery-staple-42";
 
@@ -34,8 +37,8 @@ impl Variant {
     pub fn describe(self) -> &'static str {
         match self {
             Variant::Off => "limiter off",
-            Variant::Defaults => "defaults (per-identity on)",
-            Variant::PerIp => "defaults + per-IP",
+            Variant::Defaults => "per-identity on (default)",
+            Variant::PerIp => "per-identity + per-IP on",
         }
     }
 
@@ -48,14 +51,21 @@ impl Variant {
                 "password_failures_per_identifier": off,
                 "second_factor_guesses_per_identity": off,
             }),
-            Variant::Defaults => json!({}),
-            Variant::PerIp => json!({"per_ip": {
-                "enabled": true,
-                "flow_creations": {"limit": 100_000_000u64, "window": "1h"},
-                "submissions": {"limit": 100_000_000u64, "window": "1h"},
-            }}),
+            Variant::Defaults => json!({
+                "codes_sent_per_address": huge(),
+                "code_guesses_per_identity": huge(),
+            }),
+            Variant::PerIp => json!({
+                "codes_sent_per_address": huge(),
+                "code_guesses_per_identity": huge(),
+                "per_ip": {"enabled": true, "flow_creations": huge(), "submissions": huge()},
+            }),
         }
     }
+}
+
+fn huge() -> Value {
+    json!({"limit": 1_000_000_000u64, "window": "1h"})
 }
 
 pub struct RateLimitResult {
@@ -65,6 +75,8 @@ pub struct RateLimitResult {
     /// Logins per second, one entry per round, per variant in `Variant::ALL` order. Round `r` of every
     /// variant ran back to back, so `on[r] / off[r]` pairs measurements taken under the same load.
     pub logins: [Vec<f64>; 3],
+    /// Send-code requests (flow creation + `method: code` POST) per second, likewise.
+    pub sends: [Vec<f64>; 3],
     /// Whoami requests per second, likewise.
     pub whoami: [Vec<f64>; 3],
     pub generator: String,
@@ -97,6 +109,9 @@ pub fn run(
                 true,
                 |c| {
                     c["sallyport"] = json!({"rate_limits": limits});
+                    c["selfservice"]["methods"]["code"] =
+                        json!({"enabled": true, "passwordless_enabled": true});
+                    c["identity"]["schemas"][0]["url"] = json!(base64_url(CODE_SCHEMA_JSON));
                 },
             )
             .await?
@@ -106,7 +121,7 @@ pub fn run(
         servers.push(running);
     }
     eprintln!(
-        "[ratelimit] 3 servers (limiter off / defaults / defaults + per-IP), bcrypt cost 4, {users} users, {concurrency} connections, {rounds} rounds of {:.1} s each",
+        "[ratelimit] 3 servers (limiter off / per-identity on / per-identity + per-IP on), bcrypt cost 4, {users} users, {concurrency} connections, {rounds} rounds of {:.1} s each",
         round.as_secs_f64()
     );
     let outcome = (|| {
@@ -115,6 +130,7 @@ pub fn run(
             tokens.push(client_rt.block_on(seed(s, users))?);
         }
         let mut logins: [Vec<f64>; 3] = Default::default();
+        let mut sends: [Vec<f64>; 3] = Default::default();
         let mut whoami: [Vec<f64>; 3] = Default::default();
         let shape = Shape {
             concurrency,
@@ -126,7 +142,8 @@ pub fn run(
             for k in 0..servers.len() {
                 let i = (r + k) % servers.len();
                 let s = &servers[i];
-                logins[i].push(client_rt.block_on(logins_per_sec(s, users, concurrency, round))?);
+                logins[i].push(client_rt.block_on(per_sec(s, users, concurrency, round, Load::Login))?);
+                sends[i].push(client_rt.block_on(per_sec(s, users, concurrency, round, Load::SendCode))?);
                 let headers = [("X-Session-Token", tokens[i].as_str())];
                 let r = generator.run(client_rt, s.public, "/sessions/whoami", &headers, shape)?;
                 if r.errors() > 0 {
@@ -140,6 +157,7 @@ pub fn run(
             users,
             round_secs: round.as_secs_f64(),
             logins,
+            sends,
             whoami,
             generator: generator.describe(),
         })
@@ -195,9 +213,40 @@ async fn login(c: &reqwest::Client, public: SocketAddr, email: &str) -> anyhow::
     Ok((st, res.json().await?))
 }
 
-/// Closed loop: `concurrency` clients each create a flow and log in, again and again, round-robin
-/// over the users; successful logins per second.
-async fn logins_per_sec(s: &Running, users: usize, concurrency: usize, d: Duration) -> anyhow::Result<f64> {
+#[derive(Clone, Copy)]
+enum Load {
+    Login,
+    SendCode,
+}
+
+/// A native login flow, then a code sent to `email`; true when it answered 400 `sent_email`.
+async fn send_code(c: &reqwest::Client, public: SocketAddr, email: &str) -> anyhow::Result<bool> {
+    let flow: Value = c
+        .get(format!("http://{public}/self-service/login/api"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = flow["id"].as_str().context("no flow id")?;
+    let res = c
+        .post(format!("http://{public}/self-service/login?flow={id}"))
+        .json(&json!({"method": "code", "identifier": email}))
+        .send()
+        .await?;
+    let st = res.status().as_u16();
+    let v: Value = res.json().await?;
+    Ok(st == 400 && v["state"] == "sent_email")
+}
+
+/// Closed loop: `concurrency` clients each create a flow and log in (or ask for a code), again and
+/// again, round-robin over the users; successes per second.
+async fn per_sec(
+    s: &Running,
+    users: usize,
+    concurrency: usize,
+    d: Duration,
+    load: Load,
+) -> anyhow::Result<f64> {
     let c = reqwest::Client::new();
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
@@ -211,10 +260,16 @@ async fn logins_per_sec(s: &Running, users: usize, concurrency: usize, d: Durati
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let n = next.fetch_add(1, Ordering::Relaxed) as usize % users;
-                match login(&c, public, &format!("rl{n}@example.org")).await {
-                    Ok((200, _)) => ok.fetch_add(1, Ordering::Relaxed),
-                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                let email = format!("rl{n}@example.org");
+                let done = match load {
+                    Load::Login => matches!(login(&c, public, &email).await, Ok((200, _))),
+                    Load::SendCode => matches!(send_code(&c, public, &email).await, Ok(true)),
                 };
+                if done {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }));
     }
@@ -226,7 +281,7 @@ async fn logins_per_sec(s: &Running, users: usize, concurrency: usize, d: Durati
     }
     let failed = failed.load(Ordering::Relaxed);
     if failed > 0 {
-        bail!("{failed} logins failed");
+        bail!("{failed} requests failed");
     }
     Ok(ok.load(Ordering::Relaxed) as f64 / secs)
 }
