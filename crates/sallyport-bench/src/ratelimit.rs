@@ -80,6 +80,9 @@ pub struct RateLimitResult {
     /// Whoami requests per second, likewise.
     pub whoami: [Vec<f64>; 3],
     pub generator: String,
+    /// Mean microseconds per store call on file SQLite, one at a time: (peek, hit, give_back).
+    pub calls_us: (f64, f64, f64),
+    pub calls: usize,
 }
 
 pub fn run(
@@ -124,6 +127,8 @@ pub fn run(
         "[ratelimit] 3 servers (limiter off / per-identity on / per-identity + per-IP on), bcrypt cost 4, {users} users, {concurrency} connections, {rounds} rounds of {:.1} s each",
         round.as_secs_f64()
     );
+    let calls = if p.quick { 500 } else { 3000 };
+    let calls_us = server_rt.block_on(store_calls(calls))?;
     let outcome = (|| {
         let mut tokens = vec![];
         for s in &servers {
@@ -160,6 +165,8 @@ pub fn run(
             sends,
             whoami,
             generator: generator.describe(),
+            calls_us,
+            calls,
         })
     })();
     for s in servers {
@@ -284,4 +291,48 @@ async fn per_sec(
         bail!("{failed} requests failed");
     }
     Ok(ok.load(Ordering::Relaxed) as f64 / secs)
+}
+
+/// The limiter's own price, free of HTTP and of other load's noise: `calls` sequential `peek`, `hit`
+/// and `give_back` calls on a file SQLite store (what a password login, a code sent and a right code
+/// pay), mean microseconds each.
+async fn store_calls(calls: usize) -> anyhow::Result<(f64, f64, f64)> {
+    use sallyport_core::rate_limit::{Bucket, Rule};
+    let dir = tempfile::tempdir()?;
+    let store = sallyport::server::open_store(&sqlite_dsn(dir.path())).await?;
+    store
+        .migrate_up()
+        .await
+        .map_err(|e| anyhow::anyhow!("migrating: {e}"))?;
+    let rule = Rule {
+        limit: 1_000_000_000,
+        window: Duration::from_secs(3600),
+        backoff: None,
+    };
+    let keys: Vec<String> = (0..calls)
+        .map(|n| Bucket::CodeGuesses.key(&format!("k{}", n % 64)))
+        .collect();
+    let now = time::OffsetDateTime::now_utc();
+    let err = |e| anyhow::anyhow!("store: {e}");
+    let t = Instant::now();
+    for k in &keys {
+        store.hit(Bucket::CodeGuesses, k, &rule, now).await.map_err(err)?;
+    }
+    let hit = t.elapsed().as_secs_f64() * 1e6 / calls as f64;
+    let t = Instant::now();
+    for k in &keys {
+        store
+            .peek(Bucket::CodeGuesses, k, &rule, now)
+            .await
+            .map_err(err)?;
+    }
+    let peek = t.elapsed().as_secs_f64() * 1e6 / calls as f64;
+    let t = Instant::now();
+    for k in &keys {
+        store.give_back(Bucket::CodeGuesses, k, now).await.map_err(err)?;
+    }
+    let give_back = t.elapsed().as_secs_f64() * 1e6 / calls as f64;
+    drop(store);
+    drop(dir);
+    Ok((peek, hit, give_back))
 }

@@ -305,7 +305,20 @@ impl Report {
                 median(&wr)
             );
         }
+        let (peek, hit, give_back) = r.calls_us;
+        println!(
+            "  store calls on file SQLite, {} each, one at a time: peek {peek:.1} µs, hit (UPSERT … RETURNING) {hit:.1} µs, give_back {give_back:.1} µs",
+            r.calls
+        );
         println!();
+        self.rows.push(Row {
+            metric: "limiter store call µs (peek / hit)".into(),
+            sallyport: format!("{peek:.0} / {hit:.0}"),
+            baseline: "-".into(),
+            ratio: "-".into(),
+            target: "-".into(),
+            result: "info".into(),
+        });
         for (i, v) in Variant::ALL.iter().enumerate().skip(1) {
             for (what, xs, off) in [
                 ("logins/s", &r.logins[i], &r.logins[0]),
