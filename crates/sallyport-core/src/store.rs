@@ -141,6 +141,7 @@ pub trait Store:
     + MigrationStore
     + crate::courier::CourierStore
     + crate::code::CodeStore
+    + crate::rate_limit::RateLimitStore
 {
 }
 
@@ -151,7 +152,8 @@ impl<
         + ErrorStore
         + MigrationStore
         + crate::courier::CourierStore
-        + crate::code::CodeStore,
+        + crate::code::CodeStore
+        + crate::rate_limit::RateLimitStore,
 > Store for T
 {
 }

@@ -21,6 +21,7 @@ mod error;
 mod flow;
 mod identity;
 mod migration;
+mod rate_limit;
 mod rows;
 mod session;
 pub mod story;
@@ -47,6 +48,7 @@ pub mod __private {
     pub use crate::flow::sql as flow_sql;
     pub use crate::identity::{ID_CHUNK, sql as identity_sql};
     pub use crate::migration::{sql as migration_sql, undo_target};
+    pub use crate::rate_limit::sql as rate_limit_sql;
     pub use crate::rows::*;
     pub use crate::session::sql as session_sql;
 }
@@ -89,6 +91,7 @@ macro_rules! impl_sql_store {
             $crate::__impl_flow_store!($store);
             $crate::__impl_courier_store!($store, $row_lock);
             $crate::__impl_code_store!($store);
+            $crate::__impl_rate_limit_store!($store);
             $crate::__impl_migration_store!($store, $migrator);
         };
     };

@@ -168,6 +168,7 @@ pub fn settings(cfg: &Config, dev: bool) -> anyhow::Result<Settings> {
         totp_issuer: cfg.totp_issuer(),
         lookup_enabled: ss.methods.lookup_secret.enabled,
         mfa_policy: cfg.sallyport.mfa_policy.clone(),
+        rate_limits: crate::rate_limit::RateLimitSettings::from_config(&cfg.sallyport.rate_limits),
         use_continue_with_transitions: cfg.feature_flags.use_continue_with_transitions,
         legacy_require_verified_login_error: cfg.feature_flags.legacy_require_verified_login_error,
         expose_message_bodies: dev,

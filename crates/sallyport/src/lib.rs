@@ -10,6 +10,7 @@ pub mod http;
 pub mod identities;
 pub mod pagination;
 pub mod public;
+pub mod rate_limit;
 pub mod render;
 pub mod router;
 pub mod selfservice;

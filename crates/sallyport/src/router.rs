@@ -19,7 +19,7 @@ use crate::selfservice::{login, recovery, registration, settings, verification};
 use crate::state::AppState;
 
 pub fn public_router(app: AppState) -> Router {
-    let r = Router::new()
+    let flows = Router::new()
         .route(
             "/self-service/login/browser",
             get(login::create_browser_login_flow),
@@ -87,7 +87,19 @@ pub fn public_router(app: AppState) -> Router {
         .route(
             "/self-service/settings",
             post(settings::update_settings_flow).get(settings::update_settings_flow),
-        )
+        );
+    // Per-IP budgets sit on the flow routes alone, and only when enabled (they are off by default):
+    // whoami and every other route never pass through them.
+    let flows = if app.settings.rate_limits.per_ip_enabled() {
+        flows.route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::rate_limit::per_ip,
+        ))
+    } else {
+        flows
+    };
+    let r = Router::new()
+        .merge(flows)
         .route(
             "/self-service/logout/browser",
             get(public::logout::create_browser_logout_flow),

@@ -60,6 +60,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("{w}");
     }
     let settings = crate::config_loader::settings(&cfg, args.dev)?;
+    settings.rate_limits.log();
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();

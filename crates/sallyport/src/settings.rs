@@ -144,6 +144,7 @@ pub struct Settings {
     pub totp_issuer: String,
     pub lookup_enabled: bool,
     pub mfa_policy: sallyport_config::model::MfaPolicy,
+    pub rate_limits: crate::rate_limit::RateLimitSettings,
     pub use_continue_with_transitions: bool,
     pub legacy_require_verified_login_error: bool,
     pub courier: sallyport_config::model::Courier,

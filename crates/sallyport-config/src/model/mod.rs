@@ -1,6 +1,7 @@
 //! The typed view of `kratos.yml`. Deserialized from the effective document (schema defaults applied),
 //! so serde defaults here only carry the runtime defaults Kratos does not write into its schema.
 
+mod rate_limits;
 mod selfservice;
 mod server;
 
@@ -14,6 +15,7 @@ use serde_json::Value;
 use crate::bytesize::ByteSize;
 use crate::duration::{go_duration, opt_go_duration};
 
+pub use rate_limits::*;
 pub use selfservice::*;
 pub use server::*;
 
@@ -485,6 +487,7 @@ impl Default for CleanupSleep {
 #[serde(default, deny_unknown_fields)]
 pub struct Extensions {
     pub mfa_policy: MfaPolicy,
+    pub rate_limits: RateLimits,
 }
 
 /// `sallyport.mfa_policy`: which identities must use a second factor.

@@ -15,6 +15,7 @@ mod input_bounds;
 mod native_flows;
 mod nul_bytes;
 mod password_policy;
+mod rate_limits;
 mod recovery_flows;
 mod sessions;
 mod settings_mfa;
