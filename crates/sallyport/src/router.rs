@@ -118,8 +118,8 @@ pub fn public_router(app: AppState) -> Router {
         .route("/identities/{*rest}", any(to_admin))
         .route("/admin/{*rest}", any(to_admin))
         .route("/recovery/code", post(to_admin))
-        .route("/recovery/link", post(to_admin))
-        .fallback(not_found);
+        .route("/recovery/link", post(to_admin));
+    let r = crate::ui::mount(r, &app).fallback(not_found);
     let r = with_cors(r, &app);
     finish(r, app, "public")
 }
