@@ -27,7 +27,7 @@ pub struct Field {
     pub autocomplete: String,
     pub label: String,
     pub text: String,
-    pub secrets: Vec<String>,
+    pub secrets: Vec<Msg>,
     pub src: String,
     pub href: String,
     pub integrity: String,
@@ -115,7 +115,15 @@ fn field(loc: &Locales, lang: &str, i: usize, n: &Value) -> Option<Field> {
         messages,
         ..Field::default()
     };
-    match n.get("type").and_then(Value::as_str).unwrap_or("") {
+    let kind = n.get("type").and_then(Value::as_str).unwrap_or("");
+    // Non-input nodes carry their own ids (`totp_qr`, `totp_secret_key`, …); front ends and tests
+    // find them by those. Inputs get positional ids: names repeat (`method` on every button).
+    if kind != "input" {
+        if let Some(id) = a.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            f.dom_id = id.to_string();
+        }
+    }
+    match kind {
         "input" => {
             let t = attr("type");
             f.name = attr("name");
@@ -150,7 +158,7 @@ fn field(loc: &Locales, lang: &str, i: usize, n: &Value) -> Option<Field> {
             f.kind = "text";
             let t = a.get("text").cloned().unwrap_or(Value::Null);
             match t.pointer("/context/secrets").and_then(Value::as_array) {
-                Some(list) => f.secrets = list.iter().map(|s| loc.message(lang, s)).collect(),
+                Some(list) => f.secrets = list.iter().map(|s| message(loc, lang, s)).collect(),
                 None => f.text = loc.message(lang, &t),
             }
         }
