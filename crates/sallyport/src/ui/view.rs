@@ -118,10 +118,12 @@ fn field(loc: &Locales, lang: &str, i: usize, n: &Value) -> Option<Field> {
     let kind = n.get("type").and_then(Value::as_str).unwrap_or("");
     // Non-input nodes carry their own ids (`totp_qr`, `totp_secret_key`, …); front ends and tests
     // find them by those. Inputs get positional ids: names repeat (`method` on every button).
-    if kind != "input" {
-        if let Some(id) = a.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
-            f.dom_id = id.to_string();
-        }
+    if let Some(id) = a
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty() && kind != "input")
+    {
+        f.dom_id = id.to_string();
     }
     match kind {
         "input" => {
