@@ -31,6 +31,7 @@ AXE = os.path.join(HERE, "axe", "node_modules", "axe-core", "axe.min.js")
 PASSWORD = "a-builtin-ui-passw0rd!"
 NEW_PASSWORD = "another-builtin-passw0rd!"
 TIMEOUT_MS = 15_000
+WEIGHTS = {}
 
 
 def start_sallyport(binary, work, public_port, admin_port, smtp_port):
@@ -106,11 +107,28 @@ class Browser:
         page.wait_for_load_state("load")
         assert not self.csp_violations, f"{page.url}: CSP violations: {self.csp_violations}"
         assert page.evaluate("getComputedStyle(document.body).margin") == "0px", "the stylesheet loads"
+        self.weigh()
         self.axe()
+
+    def key(self):
+        return re.sub(r"(flow|id)=[0-9a-f-]+", r"\1=…", self.page.url.replace(self.public, ""))
+
+    def weigh(self):
+        """Bytes of the page and everything it loads except images (no compression is configured,
+        so this is what crosses the wire), and the first contentful paint."""
+        m = self.page.evaluate(
+            "() => { const nav = performance.getEntriesByType('navigation')[0];"
+            " const res = performance.getEntriesByType('resource').filter(r => r.initiatorType !== 'img');"
+            " const fcp = performance.getEntriesByType('paint').find(p => p.name === 'first-contentful-paint');"
+            " return {html: nav.decodedBodySize, other: res.reduce((n, r) => n + r.decodedBodySize, 0),"
+            " fcp: fcp ? fcp.startTime - nav.responseEnd : null}; }")
+        total = m["html"] + m["other"]
+        assert total <= 30 * 1024, f"{self.page.url}: {total} bytes before images"
+        WEIGHTS.setdefault(self.key(), []).append((m["html"], m["other"], m["fcp"]))
 
     def axe(self):
         page = self.page
-        key = re.sub(r"flow=[0-9a-f-]+", "flow=…", page.url.replace(self.public, ""))
+        key = self.key()
         result = page.evaluate(
             "async (src) => { if (!window.axe) { (0, eval)(src); }"
             " const r = await axe.run(document, {resultTypes: ['violations']});"
@@ -191,6 +209,12 @@ def run(binary):
         print("axe-core results (violations of any impact, per page):")
         for page, v in sorted(report.items()):
             print(f"  {page}: {', '.join(v) if v else 'none'}")
+        print("page weights (largest HTML seen; stylesheet only when not cached) and first contentful paint"
+              " after the response, median:")
+        for page, ws in sorted(WEIGHTS.items()):
+            fcps = sorted(w[2] for w in ws if w[2] is not None)
+            fcp = f"{fcps[len(fcps) // 2]:.0f} ms" if fcps else "n/a"
+            print(f"  {page}: html {max(w[0] for w in ws)} B, css {max(w[1] for w in ws)} B, FCP {fcp} ({len(ws)} loads)")
         print(f"built-in UI flows passed in {time.time() - started:.1f}s")
     except BaseException:
         print(open(os.path.join(work, "server.log")).read()[-20000:], file=sys.stderr)

@@ -224,10 +224,12 @@ async fn around(State(app): State<AppState>, req: Request, next: Next, public: b
         .into_response()
     };
     if is_get {
-        res.headers_mut().insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("private, no-cache, no-store, must-revalidate"),
-        );
+        // Kratos' no-cache, unless the handler chose otherwise (the built-in UI's versioned stylesheet).
+        res.headers_mut()
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static(
+                "private, no-cache, no-store, must-revalidate",
+            ));
     }
     if public {
         res.headers_mut()

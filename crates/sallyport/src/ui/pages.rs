@@ -24,6 +24,8 @@ pub struct Ui {
     env: Environment<'static>,
     locales: Locales,
     css: String,
+    /// Part of the stylesheet's URL, so browsers may cache it for good and still see a new brand colour.
+    css_version: String,
     pub csp: String,
     public: url::Url,
     product: String,
@@ -39,11 +41,18 @@ const FLOWS: [&str; 5] = ["login", "registration", "recovery", "verification", "
 impl Ui {
     pub fn new(s: &Settings, api: Api) -> Ui {
         let b = &s.ui;
+        let css = templates::stylesheet(&b.primary_color);
+        let css_version = {
+            use sha2::Digest;
+            let d = sha2::Sha256::digest(css.as_bytes());
+            d[..6].iter().map(|x| format!("{x:02x}")).collect()
+        };
         Ui {
             api,
             env: templates::environment(b.template_dir.as_deref()),
             locales: Locales::load(b.locale_dir.as_deref()),
-            css: templates::stylesheet(&b.primary_color),
+            css,
+            css_version,
             csp: super::security::policy(b.logo_url.as_deref()),
             public: s.public_base_url.clone(),
             product: b.product_name.clone(),
@@ -85,6 +94,7 @@ impl Ui {
             logo => &self.logo,
             theme => self.theme,
             skip => self.t(lang, "link.skip"),
+            css_version => &self.css_version,
         };
         let html = self
             .env
@@ -366,7 +376,7 @@ pub async fn welcome(Extension(ui): Extension<Arc<Ui>>, req: Request) -> Respons
         verify => verify,
         l => context! {
             identity => t("welcome.identity"), aal => t("welcome.aal"), methods => t("welcome.methods"),
-            sessions => t("welcome.sessions"), none => t("welcome.no_sessions"),
+            sessions => t("welcome.sessions"), none => t("welcome.no_sessions"), other => t("welcome.other"),
             revoke => t("welcome.revoke_others"), this_device => t("welcome.this_device"),
             settings => t("link.settings"), logout => t("link.logout"), verify => t("link.verification"),
         },
@@ -407,6 +417,7 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<minijinja::Value>) {
             }
         }
         Value::Null => {}
+        Value::String(s) if s.is_empty() => {}
         Value::String(s) => out.push(context! { key => prefix, value => s }),
         other => out.push(context! { key => prefix, value => other.to_string() }),
     }
