@@ -32,6 +32,7 @@ pub fn mount(r: Router<AppState>, app: &AppState) -> Router<AppState> {
         .route("/ui/error", get(pages::error))
         .route("/ui/sessions/revoke-others", post(pages::revoke_others))
         .route("/ui/assets/style.css", get(pages::stylesheet))
+        .route("/ui/assets/trigger.js", get(pages::bridge_script))
         .route("/ui/{page}", get(pages::flow))
         .layer(axum::middleware::from_fn(security::headers))
         .layer(Extension(ui));

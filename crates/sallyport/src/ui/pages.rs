@@ -180,6 +180,20 @@ pub async fn home() -> Response {
     redirect(StatusCode::SEE_OTHER, "/ui/welcome")
 }
 
+/// Binds buttons carrying an `onclickTrigger` to the function a platform script (Kratos'
+/// webauthn.js) defines: Kratos front ends use inline `onclick`, which the pages' policy forbids.
+pub async fn bridge_script() -> Response {
+    let mut res = BRIDGE.into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    res
+}
+
+const BRIDGE: &str = "document.addEventListener('click',function(e){var b=e.target.closest('button[data-trigger]');\
+if(!b)return;var f=window[b.getAttribute('data-trigger')];if(typeof f==='function'){e.preventDefault();f();}});\n";
+
 pub async fn stylesheet(Extension(ui): Extension<Arc<Ui>>) -> Response {
     let mut res = ui.css.clone().into_response();
     res.headers_mut().insert(
@@ -254,7 +268,10 @@ fn render_flow(ui: &Ui, lang: &str, kind: &str, flow: &Value) -> Response {
         _ => &format!("title.{kind}"),
     };
     let title = ui.t(lang, title_key);
-    let sections = view::sections(&ui.locales, lang, nodes);
+    let sections = view::sections(&ui.locales, lang, ui.public.as_str(), nodes);
+    let bridge = sections
+        .iter()
+        .any(|s| s.fields.iter().any(|f| !f.trigger.is_empty()));
     let has_errors = sections.iter().any(|s| s.fields.iter().any(|f| f.invalid));
     let mut links: Vec<(String, String)> = vec![];
     let mut keep = BTreeMap::new();
@@ -310,6 +327,7 @@ fn render_flow(ui: &Ui, lang: &str, kind: &str, flow: &Value) -> Response {
         form_error => if has_errors { ui.t(lang, "form.errors") } else { String::new() },
         required => ui.t(lang, "field.required"),
         links => links,
+        bridge => bridge,
     };
     ui.page(StatusCode::OK, "flow.html", lang, &title, ctx)
 }

@@ -31,6 +31,8 @@ pub struct Field {
     pub src: String,
     pub href: String,
     pub integrity: String,
+    /// `onclickTrigger`: the `window` function a platform script (WebAuthn, passkeys) defines.
+    pub trigger: String,
     pub invalid: bool,
     pub messages: Vec<Msg>,
 }
@@ -62,11 +64,11 @@ pub fn messages(loc: &Locales, lang: &str, list: Option<&Value>) -> Vec<Msg> {
 
 /// Sections in the order their groups first appear; `default` (CSRF token, identifier, traits
 /// shared by all methods) has no legend.
-pub fn sections(loc: &Locales, lang: &str, nodes: &[Value]) -> Vec<Section> {
+pub fn sections(loc: &Locales, lang: &str, public: &str, nodes: &[Value]) -> Vec<Section> {
     let mut out: Vec<Section> = vec![];
     for (i, n) in nodes.iter().enumerate() {
         let group = n.get("group").and_then(Value::as_str).unwrap_or("default");
-        let Some(field) = field(loc, lang, i, n) else {
+        let Some(field) = field(loc, lang, public, i, n) else {
             continue;
         };
         match out.iter_mut().find(|s| s.group == group) {
@@ -98,7 +100,7 @@ fn text_of(v: Option<&Value>) -> String {
     }
 }
 
-fn field(loc: &Locales, lang: &str, i: usize, n: &Value) -> Option<Field> {
+fn field(loc: &Locales, lang: &str, public: &str, i: usize, n: &Value) -> Option<Field> {
     let a = n.get("attributes")?;
     let attr = |k: &str| text_of(a.get(k));
     let label = n
@@ -133,7 +135,9 @@ fn field(loc: &Locales, lang: &str, i: usize, n: &Value) -> Option<Field> {
             f.required = a.get("required").and_then(Value::as_bool).unwrap_or(false);
             f.disabled = a.get("disabled").and_then(Value::as_bool).unwrap_or(false);
             f.autocomplete = attr("autocomplete");
+            f.trigger = attr("onclickTrigger");
             f.kind = match t.as_str() {
+                _ if !f.trigger.is_empty() => "button",
                 "hidden" => "hidden",
                 "submit" | "button" => "submit",
                 "checkbox" => "checkbox",
@@ -145,7 +149,7 @@ fn field(loc: &Locales, lang: &str, i: usize, n: &Value) -> Option<Field> {
             } else {
                 attr("value")
             };
-            if f.kind == "submit" && f.label.is_empty() {
+            if matches!(f.kind, "submit" | "button") && f.label.is_empty() {
                 f.label = f.value.clone();
             }
             if f.kind == "input" && f.label.is_empty() {
@@ -175,7 +179,8 @@ fn field(loc: &Locales, lang: &str, i: usize, n: &Value) -> Option<Field> {
         "script" => {
             let src = attr("src");
             // Only same-origin scripts (Kratos' webauthn.js) can run under the pages' policy anyway.
-            if !src.starts_with('/') || src.starts_with("//") {
+            let own = src.starts_with(public) || (src.starts_with('/') && !src.starts_with("//"));
+            if !own {
                 return None;
             }
             f.kind = "script";
@@ -185,4 +190,32 @@ fn field(loc: &Locales, lang: &str, i: usize, n: &Value) -> Option<Field> {
         _ => return None,
     }
     Some(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A method the pages have never seen (WebAuthn-like: a script, a trigger button, a new group)
+    /// still renders, in its own section, with the script kept only when it is the server's own.
+    #[test]
+    fn unknown_methods_render_generically() {
+        let loc = Locales::load(None);
+        let nodes = vec![
+            json!({"type": "input", "group": "default", "attributes": {"name": "csrf_token", "type": "hidden", "value": "t"}, "messages": [], "meta": {}}),
+            json!({"type": "script", "group": "future", "attributes": {"id": "wa", "src": "http://id.test/.well-known/ory/webauthn.js", "integrity": "sha512-x"}, "messages": [], "meta": {}}),
+            json!({"type": "script", "group": "future", "attributes": {"id": "evil", "src": "https://cdn.evil/x.js"}, "messages": [], "meta": {}}),
+            json!({"type": "input", "group": "future", "attributes": {"name": "future_login", "type": "button", "value": "", "onclickTrigger": "oryFutureLogin"}, "messages": [], "meta": {"label": {"id": 1010008, "text": "Sign in with a hardware key", "type": "info"}}}),
+            json!({"type": "mystery", "group": "future", "attributes": {}, "messages": [], "meta": {}}),
+        ];
+        let s = sections(&loc, "de", "http://id.test/", &nodes);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[1].group, "future");
+        assert_eq!(s[1].legend, "future");
+        let kinds: Vec<_> = s[1].fields.iter().map(|f| f.kind).collect();
+        assert_eq!(kinds, ["script", "button"]);
+        assert_eq!(s[1].fields[1].trigger, "oryFutureLogin");
+        assert_eq!(s[1].fields[1].label, "Mit Sicherheitsschlüssel anmelden");
+    }
 }

@@ -405,3 +405,63 @@ fn bad_branding_is_refused_at_startup() {
         assert!(err.to_string().contains(&format!("sallyport.ui.{key}")), "{err}");
     }
 }
+
+both_backends!(
+    refresh_and_step_up_pages_say_what_they_ask,
+    |backend| async move {
+        let s = builtin(backend).await;
+        create_identity(&s, "rita@example.org", "a-refresh-passw0rd!").await;
+        let c = browser();
+        assert_eq!(
+            browser_login(&s, &c, "rita@example.org", "a-refresh-passw0rd!")
+                .await
+                .status(),
+            303
+        );
+        let (status, html, _, url) = page(&c, s.public_url("ui/login?refresh=true"), "en").await;
+        assert_eq!(status, 200, "{html}");
+        assert!(url.contains("/ui/login?flow="), "{url}");
+        assert!(html.contains("<h1>Confirm it is you</h1>"), "{html}");
+        assert!(
+            html.contains("data-id=\"1010003\""),
+            "Kratos' re-auth message: {html}"
+        );
+        assert!(
+            html.contains("href=\"logout\""),
+            "a way out instead of sign-up links: {html}"
+        );
+        assert!(!html.contains("href=\"registration\""));
+        let (_, html, _, _) = page(&c, s.public_url("ui/login?refresh=true"), "de").await;
+        assert!(
+            html.contains("<h1>Bestätigen Sie, dass Sie es sind</h1>"),
+            "{html}"
+        );
+        s.shutdown().await;
+    }
+);
+
+both_backends!(
+    one_step_registration_shows_traits_and_password_together,
+    |backend| async move {
+        let mut cfg = no_ui_urls();
+        crate::support::deep_merge(
+            &mut cfg,
+            json!({"selfservice": {"flows": {"registration": {"enable_legacy_one_step": true}}}}),
+        );
+        let s = TestServer::spawn_with(backend, cfg).await;
+        let c = browser();
+        let (status, html, _, _) = page(&c, s.public_url("ui/registration"), "en").await;
+        assert_eq!(status, 200);
+        assert!(html.contains("name=\"traits.email\""), "{html}");
+        assert!(html.contains("name=\"password\""), "one step: {html}");
+        assert!(html.contains("autocomplete=\"new-password\""), "{html}");
+        // Two-step (the default) asks for the traits first.
+        let s2 = builtin(backend).await;
+        let (_, html, _, _) = page(&c, s2.public_url("ui/registration"), "en").await;
+        assert!(html.contains("name=\"traits.email\""));
+        assert!(!html.contains("name=\"password\""), "two steps: {html}");
+        assert!(html.contains("value=\"profile\""), "{html}");
+        s.shutdown().await;
+        s2.shutdown().await;
+    }
+);
