@@ -88,8 +88,9 @@ def start_sallyport(binary, work, public_port, admin_port, smtp_port):
 class Browser:
     """One browser context (one person's cookies) on the built-in pages."""
 
-    def __init__(self, browser, public, report, locale="en-US"):
-        self.ctx = browser.new_context(locale=locale, extra_http_headers={"Accept-Language": locale})
+    def __init__(self, browser, public, report, locale="en-US", color_scheme="light"):
+        self.ctx = browser.new_context(locale=locale, extra_http_headers={"Accept-Language": locale},
+                                       color_scheme=color_scheme)
         self.page = self.ctx.new_page()
         self.public = public
         self.report = report
@@ -228,7 +229,19 @@ def run(binary):
         controller.stop()
 
 
+def axe_catches_violations(browser):
+    """The scan can fail: a page with an unlabelled input and an image without alt text is flagged."""
+    page = browser.new_page()
+    page.set_content("<!doctype html><html lang=en><title>t</title><main><img src='data:,'><input></main></html>")
+    ids = page.evaluate(
+        "async (src) => { (0, eval)(src); const r = await axe.run(document);"
+        " return r.violations.filter(v => v.impact === 'critical').map(v => v.id); }", AXE_SOURCE)
+    page.close()
+    assert "image-alt" in ids and "label" in ids, ids
+
+
 def run_steps(browser, public, sink, report, people):
+    axe_catches_violations(browser)
     alice = Browser(browser, public, report)
     people.append(alice)
     addr = "alice@example.org"
@@ -375,7 +388,22 @@ def run_steps(browser, public, sink, report, people):
     assert "Anmeldedaten sind ungültig" in gerd.page.locator("#messages").inner_text()
     print("ok: German pages")
 
-    # 11. Keyboard: Tab reaches the first field with a visible focus ring.
+    # 11. Dark (the default theme follows prefers-color-scheme): still no contrast violation.
+    nora = Browser(browser, public, report, color_scheme="dark")
+    people.append(nora)
+    nora.report = {}
+    nora.goto("/ui/login")
+    nora.at("/ui/login?flow=")
+    nora.fill("identifier", "x@example.org")
+    nora.click("method", "password")
+    nora.at("/ui/login?flow=")
+    bg = nora.page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert bg == "rgb(18, 20, 23)", f"dark background: {bg}"
+    for page, v in nora.report.items():
+        report["(dark) " + page] = v
+    print("ok: dark theme")
+
+    # 12. Keyboard: Tab reaches the first field with a visible focus ring.
     gerd.page.keyboard.press("Tab")
     gerd.page.keyboard.press("Tab")
     outline = gerd.page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
