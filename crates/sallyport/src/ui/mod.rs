@@ -4,7 +4,9 @@
 //! forwarded), and render every `ui.nodes` entry generically, so methods added later appear
 //! without page code. Plain HTML forms post to the flow's action; no script is needed.
 
+mod account;
 mod api;
+mod flow_page;
 mod i18n;
 mod pages;
 mod security;
@@ -27,13 +29,13 @@ pub fn mount(r: Router<AppState>, app: &AppState) -> Router<AppState> {
     let pages = Router::new()
         .route("/ui", get(pages::home))
         .route("/ui/", get(pages::home))
-        .route("/ui/welcome", get(pages::welcome))
-        .route("/ui/logout", get(pages::logout))
-        .route("/ui/error", get(pages::error))
-        .route("/ui/sessions/revoke-others", post(pages::revoke_others))
+        .route("/ui/welcome", get(account::welcome))
+        .route("/ui/logout", get(account::logout))
+        .route("/ui/error", get(account::error))
+        .route("/ui/sessions/revoke-others", post(account::revoke_others))
         .route("/ui/assets/style.css", get(pages::stylesheet))
         .route("/ui/assets/trigger.js", get(pages::bridge_script))
-        .route("/ui/{page}", get(pages::flow))
+        .route("/ui/{page}", get(flow_page::flow))
         .layer(axum::middleware::from_fn(security::headers))
         .layer(Extension(ui));
     r.merge(pages)
