@@ -40,8 +40,11 @@ pub async fn welcome(Extension(ui): Extension<Arc<Ui>>, req: Request) -> Respons
         .map(|l| {
             l.iter()
                 .map(|m| {
+                    let method = m.get("method").and_then(Value::as_str).unwrap_or("");
+                    let name = ui.t(&lang, &format!("group.{method}"));
                     context! {
-                        method => m.get("method").and_then(Value::as_str).unwrap_or(""),
+                        method => method,
+                        name => if name.starts_with("group.") { method.to_string() } else { name },
                         aal => m.get("aal").and_then(Value::as_str).unwrap_or(""),
                         at => m.get("completed_at").and_then(Value::as_str).unwrap_or(""),
                     }
@@ -205,5 +208,5 @@ pub async fn error(
         .and_then(|c| StatusCode::from_u16(c as u16).ok())
         .filter(|s| s.is_client_error() || s.is_server_error())
         .unwrap_or(StatusCode::BAD_REQUEST);
-    ui.error_page(&lang, status, &err, "error.gone")
+    ui.error_page(&lang, status, &err, "error.generic")
 }

@@ -300,7 +300,10 @@ both_backends!(
         assert_eq!(status, 200, "{html}");
         assert!(html.contains("wanda@example.org"));
         assert!(html.contains("<dd id=\"aal\">aal1</dd>"), "{html}");
-        assert!(html.contains("data-method=\"password\""), "{html}");
+        assert!(
+            html.contains("data-method=\"password\">Password (aal1)"),
+            "{html}"
+        );
         assert!(
             html.contains("id=\"revoke-others\""),
             "another session is listed: {html}"
