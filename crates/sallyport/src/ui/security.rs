@@ -23,6 +23,8 @@ pub async fn headers(req: Request, next: Next) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    // Pages are in the reader's language: a shared cache must not hand German to the next reader.
+    h.append(header::VARY, HeaderValue::from_static("Accept-Language"));
     res
 }
 

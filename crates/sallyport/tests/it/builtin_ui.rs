@@ -265,6 +265,12 @@ both_backends!(language_follows_accept_language, |backend| async move {
     let c = browser();
     let (_, html, headers, _) = page(&c, s.public_url("ui/login"), "de-DE,de;q=0.9,en;q=0.5").await;
     assert_eq!(headers["content-language"], "de");
+    let vary: Vec<_> = headers
+        .get_all("vary")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(vary.contains(&"Accept-Language"), "{vary:?}");
     assert!(html.contains("<html lang=\"de\""));
     assert!(html.contains("<h1>Anmelden</h1>"), "{html}");
     assert!(html.contains(">Mit Passwort anmelden</button>"), "{html}");
