@@ -474,3 +474,26 @@ both_backends!(
         s2.shutdown().await;
     }
 );
+
+both_backends!(hostile_page_urls_never_fail_the_server, |backend| async move {
+    let s = builtin(backend).await;
+    let c = browser();
+    let long = "a".repeat(5000);
+    for path in [
+        "ui/login?flow=%ff".to_string(),
+        "ui/error?id=%ff%fe".to_string(),
+        format!("ui/login?flow={long}"),
+        "ui/settings?flow=..%2F..%2Fadmin".to_string(),
+        "ui/verification?flow=1&flow=2&return_to=%0d%0aSet-Cookie:x=y".to_string(),
+        "ui/%3Cscript%3E".to_string(),
+        "ui/welcome?x=%00".to_string(),
+    ] {
+        let res = c.get(s.public_url(&path)).send().await.unwrap();
+        assert!(res.status().as_u16() < 500, "{path}: {}", res.status());
+        let loc = location(&res);
+        assert!(!loc.contains('\n') && !loc.contains('\r'), "{path}: {loc}");
+        let text = res.text().await.unwrap();
+        assert!(!text.contains("<script>"), "{path}: {text}");
+    }
+    s.shutdown().await;
+});
