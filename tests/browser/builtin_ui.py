@@ -405,7 +405,14 @@ def run_steps(browser, public, sink, report, people):
         report["(dark) " + page] = v
     print("ok: dark theme")
 
-    # 12. Keyboard: Tab reaches the first field with a visible focus ring.
+    # 12. A return_to outside the allow list: a page that says why.
+    nora.report = report
+    nora.goto("/ui/login?return_to=https%3A%2F%2Fevil.example%2F")
+    nora.at("/ui/error?id=")
+    assert "allowed return addresses" in nora.page.locator("#error-explanation").inner_text()
+    print("ok: refused return_to page")
+
+    # 13. Keyboard: Tab reaches the first field with a visible focus ring.
     gerd.page.keyboard.press("Tab")
     gerd.page.keyboard.press("Tab")
     outline = gerd.page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
