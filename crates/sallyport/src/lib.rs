@@ -19,3 +19,4 @@ pub mod server;
 pub mod session_manager;
 pub mod settings;
 pub mod state;
+pub mod ui;

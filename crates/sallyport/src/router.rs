@@ -130,8 +130,8 @@ pub fn public_router(app: AppState) -> Router {
         .route("/identities/{*rest}", any(to_admin))
         .route("/admin/{*rest}", any(to_admin))
         .route("/recovery/code", post(to_admin))
-        .route("/recovery/link", post(to_admin))
-        .fallback(not_found);
+        .route("/recovery/link", post(to_admin));
+    let r = crate::ui::mount(r, &app).fallback(not_found);
     let r = with_cors(r, &app);
     finish(r, app, "public")
 }
@@ -236,10 +236,12 @@ async fn around(State(app): State<AppState>, req: Request, next: Next, public: b
         .into_response()
     };
     if is_get {
-        res.headers_mut().insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("private, no-cache, no-store, must-revalidate"),
-        );
+        // Kratos' no-cache, unless the handler chose otherwise (the built-in UI's versioned stylesheet).
+        res.headers_mut()
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static(
+                "private, no-cache, no-store, must-revalidate",
+            ));
     }
     if public {
         res.headers_mut()

@@ -4,6 +4,7 @@ mod support;
 
 mod admin_identities;
 mod browser_flows;
+mod builtin_ui;
 mod cli;
 mod code_login;
 mod courier;

@@ -115,11 +115,16 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Merges `b` into `a`; a `null` in `b` removes the key (e.g. a default `ui_url` a test wants unset).
 pub fn deep_merge(a: &mut Value, b: Value) {
     match (a, b) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, v) in b {
-                deep_merge(a.entry(k).or_insert(Value::Null), v);
+                if v.is_null() {
+                    a.remove(&k);
+                } else {
+                    deep_merge(a.entry(k).or_insert(Value::Null), v);
+                }
             }
         }
         (a, b) => *a = b,
