@@ -3,6 +3,7 @@ pub mod code;
 pub mod common;
 pub mod hooks;
 pub mod login;
+pub mod method;
 pub mod mfa;
 pub mod password;
 pub mod profile;

@@ -15,17 +15,16 @@ use sallyport_core::text;
 use sallyport_core::time_fmt;
 use sallyport_core::ui::{Group, Node};
 
-use crate::http::body::{RawBody, decode, str_field};
+use crate::http::body::{RawBody, decode};
 use crate::http::error::{HttpError, json as json_res, redirect, store_error};
 use crate::http::redirect::validate_return_to;
 use crate::http::request::ReqInfo;
-use crate::identities::{apply_traits, set_trait_values, trait_errors};
 use crate::selfservice::common::{
-    FieldMessage, FlowFailure, continue_with_redirect, flow_id, flow_json, init_failure, new_flow_csrf,
-    respond_new_flow, ui_redirect_url, with_headers, write_flow_error,
+    FieldMessage, FlowFailure, continue_with_redirect, flow_id, init_failure, new_flow_csrf,
+    respond_new_flow, with_headers, write_flow_error,
 };
 use crate::selfservice::login::FlowQuery;
-use crate::selfservice::{code, password, profile};
+use crate::selfservice::method::{Cx, RegistrationStep, Screen};
 use crate::session_manager;
 use crate::state::{App, AppState};
 
@@ -63,16 +62,17 @@ fn build_flow(
     );
     f.return_to = return_to;
     f.identity_schema = schema;
-    if app.settings.registration_two_step {
-        profile::populate_profile_form(app, &mut f, None);
+    let screen = if app.settings.registration_two_step {
+        Screen::Profile
     } else {
-        populate_one_step(app, &mut f, None);
-    }
+        Screen::OneStep
+    };
+    populate_form(app, &mut f, None, screen);
     f
 }
 
-/// One-step form: traits, then the password right after the last password identifier, then the submit.
-fn populate_one_step(app: &App, flow: &mut Flow, traits: Option<&Value>) {
+/// The form for `screen`: CSRF, the schema's traits, then each method's nodes.
+pub fn populate_form(app: &App, flow: &mut Flow, traits: Option<&Value>, screen: Screen) {
     let schema_id = flow
         .identity_schema
         .clone()
@@ -86,20 +86,8 @@ fn populate_one_step(app: &App, flow: &mut Flow, traits: Option<&Value>) {
         .get(&schema_id)
         .map(|s| s.trait_nodes(Group::Default, traits))
         .unwrap_or_default();
-    if app.settings.password.enabled {
-        let at = nodes
-            .iter()
-            .rposition(|n| {
-                n.input_attrs()
-                    .is_some_and(|a| a.autocomplete.as_deref() == Some("username") || a.input_type == "email")
-            })
-            .map(|i| i + 1)
-            .unwrap_or(nodes.len());
-        nodes.insert(at, password::password_node_for_registration());
-        nodes.push(password::registration_submit());
-    }
-    if code::registration::enabled(app) {
-        nodes.push(code::registration::submit_node());
+    for m in app.methods.registration() {
+        m.populate(app, &mut nodes, screen);
     }
     flow.ui.nodes.extend(nodes);
 }
@@ -248,94 +236,25 @@ pub async fn update_registration_flow(
         Ok(b) => b,
         Err(e) => return write_flow_error(app, &req, Some(flow), e.into(), replace).await,
     };
-    let method = str_field(&body, "method").unwrap_or("");
-    let two_step = app.settings.registration_two_step;
-    if two_step
-        && (method == "profile"
-            || body
-                .get("screen")
-                .is_some_and(|s| s.as_str().is_some_and(|s| !s.is_empty())))
-    {
-        return match profile::submit(app, &req, &mut flow, &body) {
-            Ok(()) => {
-                flow.updated_at = time_fmt::now();
-                if let Err(e) = app.store.update_flow(&flow).await {
-                    return HttpError(store_error(e)).into_response();
-                }
-                if flow.flow_type == FlowType::Browser && !req.is_json {
-                    redirect(
-                        StatusCode::SEE_OTHER,
-                        &ui_redirect_url(app, FlowKind::Registration, flow.id),
-                    )
-                } else {
-                    flow_json(app, &req, &flow, StatusCode::BAD_REQUEST)
-                }
-            }
-            Err(f) => write_flow_error(app, &req, Some(flow), f, replace).await,
-        };
-    }
-    if method == "code" && code::registration::enabled(app) {
-        return match code::registration::submit(app, &req, &mut flow, &body, &schema_id).await {
-            Ok(code::registration::Outcome::Sent) => {
-                crate::selfservice::login::code_sent_response(app, &req, &flow, StatusCode::BAD_REQUEST)
-            }
-            Ok(code::registration::Outcome::Verified(identity)) => {
-                finish_registration(app, &req, flow, *identity, "code").await
-            }
-            Err(f) => write_flow_error(app, &req, Some(flow), f, replace).await,
-        };
-    }
-    let result = match method {
-        "password" if app.settings.password.enabled => {
-            register_with_password(app, &req, &flow, &body, &schema_id).await
-        }
-        _ => Err(FlowFailure::Ui(vec![FieldMessage::flow(
-            text::registration_no_strategy(),
-        )])),
+    let Some(method) = app.methods.find_registration(app, &flow, &body) else {
+        let m = FieldMessage::flow(text::registration_no_strategy());
+        return write_flow_error(app, &req, Some(flow), FlowFailure::Ui(vec![m]), replace).await;
     };
-    match result {
-        Ok(identity) => finish_registration(app, &req, flow, identity, "password").await,
+    let cx = Cx {
+        app,
+        req: &req,
+        auth: None,
+    };
+    match method.submit(&cx, &mut flow, &body, &schema_id).await {
+        Ok(RegistrationStep::Registered { identity, method }) => {
+            finish_registration(app, &req, flow, *identity, method).await
+        }
+        Ok(RegistrationStep::Respond(res)) => res,
         Err(f) => {
-            if let Some(t) = body.get("traits") {
-                set_trait_values(&mut flow.ui, t);
-            }
+            method.keep_input(&mut flow, &body);
             write_flow_error(app, &req, Some(flow), f, replace).await
         }
     }
-}
-
-async fn register_with_password(
-    app: &App,
-    req: &ReqInfo,
-    flow: &Flow,
-    body: &Map<String, Value>,
-    schema_id: &str,
-) -> Result<Identity, FlowFailure> {
-    crate::selfservice::common::ensure_csrf(app, req, flow, str_field(body, "csrf_token"))?;
-    let traits = body.get("traits").cloned().unwrap_or(Value::Object(Map::new()));
-    let mut identity = Identity::new(schema_id, Value::Null, time_fmt::now());
-    let extracted = apply_traits(app, &mut identity, traits).map_err(|e| FlowFailure::Ui(trait_errors(e)))?;
-    let password = str_field(body, "password").unwrap_or("");
-    if password.is_empty() {
-        return Err(FlowFailure::Ui(vec![FieldMessage::on(
-            "password",
-            text::validation_required("password"),
-        )]));
-    }
-    if extracted.password_identifiers.is_empty() {
-        return Err(FlowFailure::Ui(vec![FieldMessage::flow(
-            text::validation_identifier_missing(),
-        )]));
-    }
-    password::set_password(
-        app,
-        &mut identity,
-        extracted.password_identifiers.clone(),
-        password,
-    )
-    .await?;
-    identity.available_aal = identity.compute_available_aal(app.settings.code_mfa_enabled);
-    Ok(identity)
 }
 
 /// Kratos `PostRegistrationHook`: persist, issue a session only with the `session` hook, answer per client.

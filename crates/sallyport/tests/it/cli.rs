@@ -352,6 +352,8 @@ async fn dev_log_explains_refusals_and_prints_codes() {
             && refusal.contains("Cross-Site-Request-Forgery"),
         "{refusal}"
     );
+}
+
 /// `sallyport.rate_limits`: the numbers in effect are in the startup log at debug level.
 #[tokio::test]
 async fn rate_limits_in_effect_are_logged_at_debug_level() {
