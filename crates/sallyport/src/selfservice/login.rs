@@ -189,7 +189,8 @@ pub async fn get_login_flow(
     crate::selfservice::common::get_flow(&app, &req, FlowKind::Login, q.id.as_deref()).await
 }
 
-fn replacement(app: &App, req: &ReqInfo, old: &Flow) -> Flow {
+/// A fresh flow like `old` (same type, AAL, return_to), with the request's CSRF token.
+pub(crate) fn replacement(app: &App, req: &ReqInfo, old: &Flow) -> Flow {
     let params = LoginParams {
         refresh: old.refresh,
         aal: old.requested_aal,
@@ -336,7 +337,7 @@ pub fn code_sent_response(app: &App, req: &ReqInfo, flow: &Flow, json_status: St
 }
 
 /// Kratos `PostLoginHook`: activate the session, run the `after` hooks, answer per client kind.
-async fn finish_login(
+pub(crate) async fn finish_login(
     app: &App,
     req: &ReqInfo,
     mut flow: Flow,

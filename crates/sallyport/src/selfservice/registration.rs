@@ -169,7 +169,8 @@ pub async fn get_registration_flow(
     crate::selfservice::common::get_flow(&app, &req, FlowKind::Registration, q.id.as_deref()).await
 }
 
-fn replacement(app: &App, req: &ReqInfo, old: &Flow) -> Flow {
+/// A fresh flow like `old` (same type, schema, return_to), with the request's CSRF token.
+pub(crate) fn replacement(app: &App, req: &ReqInfo, old: &Flow) -> Flow {
     let csrf = if old.is_browser() {
         crate::selfservice::common::request_csrf(app, req)
             .map(|t| crate::http::csrf::encode_cookie(&t))
@@ -247,7 +248,7 @@ pub async fn update_registration_flow(
     };
     match method.submit(&cx, &mut flow, &body, &schema_id).await {
         Ok(RegistrationStep::Registered { identity, method }) => {
-            finish_registration(app, &req, flow, *identity, method).await
+            finish_registration(app, &req, flow, *identity, method, OnDuplicate::Message).await
         }
         Ok(RegistrationStep::Respond(res)) => res,
         Err(f) => {
@@ -257,13 +258,49 @@ pub async fn update_registration_flow(
     }
 }
 
+/// What answers a registration whose identifiers belong to another identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnDuplicate {
+    /// 4000007 on the registration flow.
+    Message,
+    /// Kratos' account-linking answer for social sign-in: a fresh login flow with 1010016 and the
+    /// identifier filled in, so the person proves the existing account first. Nothing is merged.
+    OfferLogin { identifier: String, provider: String },
+}
+
+async fn offer_login(app: &App, req: &ReqInfo, flow: &Flow, on_duplicate: OnDuplicate) -> Response {
+    let OnDuplicate::OfferLogin { identifier, provider } = on_duplicate else {
+        return HttpError(ApiError::internal()).into_response();
+    };
+    let mut like = flow.clone();
+    like.kind = FlowKind::Login;
+    like.refresh = false;
+    like.requested_aal = Aal::Aal1;
+    let mut login = crate::selfservice::login::replacement(app, req, &like);
+    login
+        .ui
+        .set_value("identifier", Value::String(identifier.clone()));
+    login.ui.messages = vec![text::login_link(&identifier, &provider)];
+    if let Err(e) = app.store.create_flow(&login).await {
+        return HttpError(store_error(e)).into_response();
+    }
+    if login.is_browser() && !req.is_json {
+        return redirect(
+            StatusCode::SEE_OTHER,
+            &crate::selfservice::common::ui_redirect_url(app, FlowKind::Login, login.id),
+        );
+    }
+    crate::selfservice::common::flow_json(app, req, &login, StatusCode::BAD_REQUEST)
+}
+
 /// Kratos `PostRegistrationHook`: persist, issue a session only with the `session` hook, answer per client.
-async fn finish_registration(
+pub(crate) async fn finish_registration(
     app: &App,
     req: &ReqInfo,
     mut flow: Flow,
     identity: Identity,
     method: &str,
+    on_duplicate: OnDuplicate,
 ) -> Response {
     let now = time_fmt::now();
     let replace = |old: &Flow| replacement(app, req, old);
@@ -285,6 +322,9 @@ async fn finish_registration(
         .await
     {
         Ok(()) => {}
+        Err(StoreError::Conflict(_)) if on_duplicate != OnDuplicate::Message => {
+            return offer_login(app, req, &flow, on_duplicate).await;
+        }
         Err(StoreError::Conflict(_)) => {
             return write_flow_error(
                 app,

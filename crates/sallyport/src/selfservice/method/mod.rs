@@ -5,6 +5,7 @@
 
 mod code;
 mod mfa;
+pub mod oidc;
 mod password;
 mod profile;
 
@@ -28,6 +29,7 @@ use crate::state::App;
 
 pub use code::Code;
 pub use mfa::{LookupSecret, Totp};
+pub use oidc::Oidc;
 pub use password::Password;
 pub use profile::Profile;
 
@@ -159,15 +161,17 @@ pub struct Methods {
     settings: Vec<Arc<dyn SettingsMethod>>,
     /// Login methods that exist but are switched off: submitting them answers 404 as Kratos does.
     disabled_login: Vec<&'static str>,
+    oidc: Option<Arc<Oidc>>,
 }
 
 impl Methods {
-    pub fn from_settings(s: &Settings) -> Methods {
+    pub fn from_settings(s: &Settings) -> anyhow::Result<Methods> {
         let mut m = Methods {
             login: vec![],
             registration: vec![],
             settings: vec![],
             disabled_login: vec![],
+            oidc: None,
         };
         let password = Arc::new(Password);
         let code = Arc::new(Code);
@@ -181,6 +185,12 @@ impl Methods {
             m.settings.push(password);
         } else {
             m.disabled_login.push("password");
+        }
+        if let Some(o) = &s.oidc {
+            let oidc = Arc::new(Oidc::new(o, &s.public_base_url)?);
+            m.login.push(oidc.clone());
+            m.registration.push(oidc.clone());
+            m.oidc = Some(oidc);
         }
         if s.code.passwordless_enabled || s.code.mfa_enabled {
             m.login.push(code.clone());
@@ -197,7 +207,12 @@ impl Methods {
             m.login.push(Arc::new(LookupSecret));
         }
         m.settings.push(Arc::new(LookupSecret));
-        m
+        Ok(m)
+    }
+
+    /// The `oidc` method when enabled (its callback route and the admin API's token view need it).
+    pub fn oidc(&self) -> Option<&Oidc> {
+        self.oidc.as_deref()
     }
 
     pub fn login(&self) -> impl Iterator<Item = &dyn LoginMethod> {

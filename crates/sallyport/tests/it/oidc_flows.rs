@@ -1,0 +1,429 @@
+//! Social sign-in (`oidc`) against a real OpenID Provider (npm `oidc-provider` on loopback): provider
+//! buttons, the redirect, the callback, and everything that must end without a session.
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::support::client::{body, browser, create_identity, csrf, location, message_ids, send};
+use crate::support::op::{self, Op, Person};
+use crate::support::{Backend, RETURN, TestServer, UI};
+use sallyport_oidc::CallbackParams;
+
+/// Email only (the test schema's `name` is an object); the provider's `email_verified` is passed on.
+const MAPPER: &str = r#"
+local claims = std.extVar('claims');
+{
+  identity: {
+    traits: { email: claims.email },
+    verified_addresses: if 'email_verified' in claims && claims.email_verified
+      then [{ value: claims.email, via: 'email' }] else [],
+  },
+}
+"#;
+
+const CIPHER_SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+async fn setup(backend: Backend) -> Option<(Op, TestServer)> {
+    setup_with_mapper(backend, MAPPER).await
+}
+
+async fn setup_with_mapper(backend: Backend, mapper: &str) -> Option<(Op, TestServer)> {
+    let op = Op::start(json!({})).await?;
+    let s = TestServer::spawn_with(
+        backend,
+        json!({
+            "selfservice": {
+                "methods": {"oidc": {"enabled": true, "config": {
+                    // The provider knows the fixed redirect URI; the test carries the browser to this server.
+                    "base_redirect_uri": op::PUBLIC_BASE,
+                    "providers": [{
+                        "id": "op", "provider": "generic", "label": "Test OP", "issuer_url": op.issuer(),
+                        "client_id": op::CLIENT_ID, "client_secret": op::CLIENT_SECRET,
+                        "mapper_url": format!("base64://{}", op::b64(mapper)), "scope": ["email", "profile"],
+                    }],
+                }}},
+                "flows": {"registration": {"after": {"oidc": {"hooks": [{"hook": "session"}]}}}},
+            },
+            "ciphers": {"algorithm": "xchacha20-poly1305"},
+            "secrets": {"cipher": [CIPHER_SECRET]},
+        }),
+    )
+    .await;
+    Some((op, s))
+}
+
+/// The callback the provider sent the browser to, on this server.
+fn callback_url(s: &TestServer, p: &CallbackParams) -> String {
+    let mut u = url::Url::parse(&s.public_url("self-service/methods/oidc/callback/op")).unwrap();
+    {
+        let mut q = u.query_pairs_mut();
+        for (k, v) in [
+            ("state", &p.state),
+            ("code", &p.code),
+            ("error", &p.error),
+            ("error_description", &p.error_description),
+        ] {
+            if let Some(v) = v {
+                q.append_pair(k, v);
+            }
+        }
+    }
+    u.to_string()
+}
+
+async fn new_flow(s: &TestServer, c: &Client, kind: &str) -> Value {
+    let (st, flow) = send(
+        c.get(s.public_url(&format!("self-service/{kind}/browser")))
+            .header("Accept", "application/json"),
+    )
+    .await;
+    assert_eq!(st, 200, "{flow}");
+    flow
+}
+
+/// Clicks the provider button as a plain HTML form does (only `provider` and the CSRF token).
+async fn click_provider(c: &Client, flow: &Value, provider: &str) -> reqwest::Response {
+    c.post(flow["ui"]["action"].as_str().unwrap())
+        .form(&[("csrf_token", csrf(flow).as_str()), ("provider", provider)])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Submits the flow, signs in at the provider as `person`, and returns the callback URL on this server.
+async fn through_provider(s: &TestServer, c: &Client, flow: &Value, person: Person) -> String {
+    let res = click_provider(c, flow, "op").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let to = url::Url::parse(&location(&res)).unwrap();
+    let params = op::browse(&to, person).await;
+    callback_url(s, &params)
+}
+
+async fn whoami(s: &TestServer, c: &Client) -> (StatusCode, Value) {
+    send(c.get(s.public_url("sessions/whoami"))).await
+}
+
+async fn flow_of(s: &TestServer, c: &Client, kind: &str, ui_location: &str) -> Value {
+    let id = crate::support::client::flow_id_from(ui_location);
+    let (st, flow) = send(c.get(s.public_url(&format!("self-service/{kind}/flows?id={id}")))).await;
+    assert_eq!(st, 200, "{flow}");
+    flow
+}
+
+fn messages(flow: &Value) -> String {
+    flow["ui"]["messages"].to_string()
+}
+
+both_backends!(
+    registration_then_login_via_provider,
+    |backend: Backend| async move {
+        let Some((_op, s)) = setup(backend).await else {
+            return;
+        };
+        let c = browser();
+        let flow = new_flow(&s, &c, "registration").await;
+        let button = flow["ui"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["attributes"]["name"] == "provider")
+            .expect("a provider button");
+        assert_eq!(button["group"], "oidc");
+        assert_eq!(button["attributes"]["type"], "submit");
+        assert_eq!(button["attributes"]["value"], "op");
+        assert_eq!(button["meta"]["label"]["id"], 1040002);
+        assert_eq!(button["meta"]["label"]["text"], "Sign up with Test OP");
+        assert_eq!(button["meta"]["label"]["context"]["provider_id"], "op");
+
+        let res = click_provider(&c, &flow, "op").await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let to = url::Url::parse(&location(&res)).unwrap();
+        let q: std::collections::HashMap<String, String> = to.query_pairs().into_owned().collect();
+        assert!(q.contains_key("state") && q.contains_key("nonce"), "{to}");
+        assert_eq!(q["client_id"], op::CLIENT_ID);
+        // The pending sign-in (with its PKCE verifier) never reaches the client.
+        let (_, fetched) = send(c.get(s.public_url(&format!(
+            "self-service/registration/flows?id={}",
+            flow["id"].as_str().unwrap()
+        ))))
+        .await;
+        let text = fetched.to_string();
+        assert!(
+            !text.contains("oidc_pending") && !text.contains(&q["state"]),
+            "{text}"
+        );
+
+        let params = op::browse(&to, Person::SignsInAndConsents("ann")).await;
+        let res = c.get(callback_url(&s, &params)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&res), RETURN);
+        let (st, session) = whoami(&s, &c).await;
+        assert_eq!(st, 200, "{session}");
+        let identity = &session["identity"];
+        assert_eq!(identity["traits"]["email"], "ann@example.org");
+        // The provider asserted `email_verified`: stored verified, no verification needed.
+        assert_eq!(
+            identity["verifiable_addresses"][0]["verified"], true,
+            "{identity}"
+        );
+        assert_eq!(identity["verifiable_addresses"][0]["status"], "completed");
+        assert_eq!(session["authentication_methods"][0]["method"], "oidc");
+        let id = identity["id"].as_str().unwrap().to_owned();
+
+        // Tokens: encrypted at rest, readable in plain text through include_credential=oidc.
+        let stored = s.app.store.get_identity(id.parse().unwrap()).await.unwrap();
+        let cred = &stored.credentials["oidc"];
+        assert_eq!(cred.identifiers, vec!["op:ann".to_owned()]);
+        let sealed = cred.config["providers"][0]["initial_access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(!sealed.is_empty());
+        let (st, admin) = send(
+            crate::support::client::api()
+                .get(s.admin_url(&format!("admin/identities/{id}?include_credential=oidc"))),
+        )
+        .await;
+        assert_eq!(st, 200);
+        let p = &admin["credentials"]["oidc"]["config"]["providers"][0];
+        assert_eq!(p["subject"], "ann");
+        assert_eq!(p["provider"], "op");
+        let access = p["initial_access_token"].as_str().unwrap();
+        assert!(!access.is_empty() && access != sealed, "{p}");
+        assert_eq!(
+            p["initial_id_token"].as_str().unwrap().split('.').count(),
+            3,
+            "a JWT"
+        );
+
+        // The same person signs in again from another browser: the same identity, no second one.
+        let c2 = browser();
+        let flow = new_flow(&s, &c2, "login").await;
+        let button = crate::support::client::node(&flow, "provider").unwrap();
+        assert_eq!(button["meta"]["label"]["id"], 1010002);
+        assert_eq!(button["meta"]["label"]["text"], "Sign in with Test OP");
+        let cb = through_provider(&s, &c2, &flow, Person::SignsInAndConsents("ann")).await;
+        let res = c2.get(&cb).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&res), RETURN);
+        let (st, session) = whoami(&s, &c2).await;
+        assert_eq!(st, 200);
+        assert_eq!(session["identity"]["id"], id.as_str());
+
+        // A replayed callback finds no pending sign-in: a message on the flow, no session.
+        let c3 = browser();
+        let res = c3.get(&cb).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert!(
+            location(&res).starts_with(&format!("{UI}/login?flow=")),
+            "{}",
+            location(&res)
+        );
+        assert_eq!(whoami(&s, &c3).await.0, 401);
+        // Read from the store: signing in rotated c2's CSRF cookie, so the flow no longer fetches for it.
+        let id = crate::support::client::flow_id_from(&location(&res));
+        let stored = s
+            .app
+            .store
+            .get_flow(sallyport_core::flow::FlowKind::Login, id.parse().unwrap())
+            .await
+            .unwrap();
+        let shown: Vec<(u32, String)> = stored
+            .ui
+            .messages
+            .iter()
+            .map(|m| (m.id, m.text.clone()))
+            .collect();
+        assert_eq!(shown.len(), 1, "{shown:?}");
+        assert_eq!(shown[0].0, 4000001);
+        assert!(shown[0].1.contains("state parameter"), "{shown:?}");
+        s.shutdown().await;
+    }
+);
+
+both_backends!(
+    login_with_unknown_subject_registers,
+    |backend: Backend| async move {
+        let Some((_op, s)) = setup(backend).await else {
+            return;
+        };
+        let c = browser();
+        let flow = new_flow(&s, &c, "login").await;
+        let cb = through_provider(&s, &c, &flow, Person::SignsInAndConsents("bob")).await;
+        let res = c.get(&cb).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&res), RETURN);
+        let (st, session) = whoami(&s, &c).await;
+        assert_eq!(st, 200, "{session}");
+        assert_eq!(session["identity"]["traits"]["email"], "bob@example.org");
+        // bob's provider does not vouch for the address: it stays unverified.
+        assert_eq!(session["identity"]["verifiable_addresses"][0]["verified"], false);
+        s.shutdown().await;
+    }
+);
+
+both_backends!(
+    ajax_submit_answers_422_with_the_provider_url,
+    |backend: Backend| async move {
+        let Some((_op, s)) = setup(backend).await else {
+            return;
+        };
+        let c = browser();
+        let flow = new_flow(&s, &c, "login").await;
+        let (st, err) = send(
+            c.post(flow["ui"]["action"].as_str().unwrap())
+                .header("Accept", "application/json")
+                .json(&json!({"method": "oidc", "provider": "op", "csrf_token": csrf(&flow)})),
+        )
+        .await;
+        assert_eq!(st, 422, "{err}");
+        assert_eq!(err["error"]["id"], "browser_location_change_required");
+        assert!(
+            err["redirect_browser_to"].as_str().unwrap().contains("/auth?"),
+            "{err}"
+        );
+        s.shutdown().await;
+    }
+);
+
+both_backends!(
+    forged_state_and_denial_leave_no_session,
+    |backend: Backend| async move {
+        let Some((_op, s)) = setup(backend).await else {
+            return;
+        };
+        // Forged: well-formed, naming the flow, wrong random part.
+        let c = browser();
+        let flow = new_flow(&s, &c, "login").await;
+        let res = click_provider(&c, &flow, "op").await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let flow_id = flow["id"].as_str().unwrap().replace('-', "");
+        let forged = format!("l.{flow_id}.{}", op::b64(&"x".repeat(32)).replace('=', ""));
+        let url = format!(
+            "{}?state={forged}&code=whatever",
+            s.public_url("self-service/methods/oidc/callback/op")
+        );
+        let res = c.get(&url).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let to = location(&res);
+        assert!(to.starts_with(&format!("{UI}/login?flow=")), "{to}");
+        let shown = flow_of(&s, &c, "login", &to).await;
+        assert!(messages(&shown).contains("state parameter"), "{shown}");
+        assert_eq!(whoami(&s, &c).await.0, 401);
+
+        // No state at all: nothing names a flow, so the error page.
+        let res = c
+            .get(s.public_url("self-service/methods/oidc/callback/op?code=x"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert!(
+            location(&res).starts_with(&format!("{UI}/error?id=")),
+            "{}",
+            location(&res)
+        );
+
+        // The person cancels at the provider: `error=access_denied` lands on the flow.
+        let flow = new_flow(&s, &c, "login").await;
+        let cb = through_provider(&s, &c, &flow, Person::Cancels).await;
+        assert!(cb.contains("error=access_denied"), "{cb}");
+        let res = c.get(&cb).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let shown = flow_of(&s, &c, "login", &location(&res)).await;
+        assert_eq!(message_ids(&shown), vec![4000001], "{shown}");
+        assert!(messages(&shown).contains("access_denied"), "{shown}");
+        assert_eq!(whoami(&s, &c).await.0, 401);
+        s.shutdown().await;
+    }
+);
+
+both_backends!(unknown_provider_is_refused, |backend: Backend| async move {
+    let Some((_op, s)) = setup(backend).await else {
+        return;
+    };
+    let c = browser();
+    let flow = new_flow(&s, &c, "login").await;
+    let (st, err) = send(
+        c.post(flow["ui"]["action"].as_str().unwrap())
+            .header("Accept", "application/json")
+            .json(&json!({"method": "oidc", "provider": "nope", "csrf_token": csrf(&flow)})),
+    )
+    .await;
+    assert_eq!(st, 404, "{err}");
+    assert!(
+        err["error"]["reason"].as_str().unwrap().contains("\"nope\""),
+        "{err}"
+    );
+    let res = click_provider(&c, &new_flow(&s, &c, "registration").await, "nope").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(
+        location(&res).starts_with(&format!("{UI}/error?id=")),
+        "{}",
+        location(&res)
+    );
+    assert_eq!(whoami(&s, &c).await.0, 401);
+    s.shutdown().await;
+});
+
+both_backends!(duplicate_email_is_not_merged, |backend: Backend| async move {
+    let Some((_op, s)) = setup(backend).await else {
+        return;
+    };
+    let existing = create_identity(&s, "ann@example.org", "a-strong-passw0rd!").await;
+    let c = browser();
+    let flow = new_flow(&s, &c, "registration").await;
+    let cb = through_provider(&s, &c, &flow, Person::SignsInAndConsents("ann")).await;
+    let res = c.get(&cb).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let to = location(&res);
+    assert!(to.starts_with(&format!("{UI}/login?flow=")), "{to}");
+    assert_eq!(whoami(&s, &c).await.0, 401);
+    // Kratos' answer: a fresh login flow asking to sign in to the existing account first.
+    let login = flow_of(&s, &c, "login", &to).await;
+    assert_eq!(login["ui"]["messages"][0]["id"], 1010016, "{login}");
+    assert_eq!(
+        login["ui"]["messages"][0]["context"]["duplicateIdentifier"],
+        "ann@example.org"
+    );
+    assert_eq!(
+        crate::support::client::node(&login, "identifier").unwrap()["attributes"]["value"],
+        "ann@example.org"
+    );
+    // Nothing merged: one identity, still without an oidc credential.
+    let (_, list) = send(crate::support::client::api().get(s.admin_url("admin/identities"))).await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let stored = s.app.store.get_identity(existing.parse().unwrap()).await.unwrap();
+    assert!(!stored.credentials.contains_key("oidc"));
+    s.shutdown().await;
+});
+
+both_backends!(
+    mapper_traits_the_schema_rejects_stay_on_the_flow,
+    |backend: Backend| async move {
+        // The crate's default test mapper maps `name` to a string; this schema wants an object.
+        let Some((_op, s)) = setup_with_mapper(backend, op::MAPPER).await else {
+            return;
+        };
+        let c = browser();
+        let flow = new_flow(&s, &c, "registration").await;
+        let cb = through_provider(&s, &c, &flow, Person::SignsInAndConsents("ann")).await;
+        let res = c.get(&cb).send().await.unwrap();
+        let to = location(&res);
+        assert!(to.starts_with(&format!("{UI}/registration?flow=")), "{to}");
+        assert_eq!(whoami(&s, &c).await.0, 401);
+        let shown = flow_of(&s, &c, "registration", &to).await;
+        assert!(!message_ids(&shown).is_empty(), "{shown}");
+        let (_, list) = body(
+            crate::support::client::api()
+                .get(s.admin_url("admin/identities"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(list.as_array().unwrap().len(), 0, "{list}");
+        s.shutdown().await;
+    }
+);
