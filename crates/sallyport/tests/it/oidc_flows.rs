@@ -211,7 +211,7 @@ both_backends!(
         assert_eq!(st, 200);
         assert_eq!(session["identity"]["id"], id.as_str());
 
-        // A replayed callback finds no pending sign-in: a message on the flow, no session.
+        // The callback URL opened in another browser (a login-CSRF attempt): refused, no session there.
         let c3 = browser();
         let res = c3.get(&cb).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
@@ -221,23 +221,6 @@ both_backends!(
             location(&res)
         );
         assert_eq!(whoami(&s, &c3).await.0, 401);
-        // Read from the store: signing in rotated c2's CSRF cookie, so the flow no longer fetches for it.
-        let id = crate::support::client::flow_id_from(&location(&res));
-        let stored = s
-            .app
-            .store
-            .get_flow(sallyport_core::flow::FlowKind::Login, id.parse().unwrap())
-            .await
-            .unwrap();
-        let shown: Vec<(u32, String)> = stored
-            .ui
-            .messages
-            .iter()
-            .map(|m| (m.id, m.text.clone()))
-            .collect();
-        assert_eq!(shown.len(), 1, "{shown:?}");
-        assert_eq!(shown[0].0, 4000001);
-        assert!(shown[0].1.contains("state parameter"), "{shown:?}");
         s.shutdown().await;
     }
 );
@@ -251,6 +234,13 @@ both_backends!(
         let c = browser();
         let flow = new_flow(&s, &c, "login").await;
         let cb = through_provider(&s, &c, &flow, Person::SignsInAndConsents("bob")).await;
+        // Opened in another browser first (login CSRF): refused there, and the pending sign-in stays
+        // for the browser that started it.
+        let other = browser();
+        let res = other.get(&cb).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert!(location(&res).starts_with(&format!("{UI}/login?flow=")));
+        assert_eq!(whoami(&s, &other).await.0, 401);
         let res = c.get(&cb).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         assert_eq!(location(&res), RETURN);
@@ -296,8 +286,8 @@ both_backends!(
         // Forged: well-formed, naming the flow, wrong random part.
         let c = browser();
         let flow = new_flow(&s, &c, "login").await;
-        let res = click_provider(&c, &flow, "op").await;
-        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let res_click = click_provider(&c, &flow, "op").await;
+        assert_eq!(res_click.status(), StatusCode::SEE_OTHER);
         let flow_id = flow["id"].as_str().unwrap().replace('-', "");
         let forged = format!("l.{flow_id}.{}", op::b64(&"x".repeat(32)).replace('=', ""));
         let url = format!(
@@ -310,6 +300,17 @@ both_backends!(
         assert!(to.starts_with(&format!("{UI}/login?flow=")), "{to}");
         let shown = flow_of(&s, &c, "login", &to).await;
         assert!(messages(&shown).contains("state parameter"), "{shown}");
+        assert_eq!(whoami(&s, &c).await.0, 401);
+        // The genuine callback comes too late: the forged one used up the pending sign-in (one try
+        // per redirect, so no callback can be replayed).
+        let params = op::browse(
+            &url::Url::parse(&location(&res_click)).unwrap(),
+            Person::SignsInAndConsents("ann"),
+        )
+        .await;
+        let res = c.get(callback_url(&s, &params)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert!(location(&res).starts_with(&format!("{UI}/login?flow=")));
         assert_eq!(whoami(&s, &c).await.0, 401);
 
         // No state at all: nothing names a flow, so the error page.
@@ -427,3 +428,40 @@ both_backends!(
         s.shutdown().await;
     }
 );
+
+both_backends!(form_post_callback_and_return_to, |backend: Backend| async move {
+    let Some((_op, s)) = setup(backend).await else {
+        return;
+    };
+    let c = browser();
+    let (st, flow) = send(
+        c.get(s.public_url("self-service/registration/browser?return_to=http://app.test/after"))
+            .header("Accept", "application/json"),
+    )
+    .await;
+    assert_eq!(st, 200, "{flow}");
+    let res = click_provider(&c, &flow, "op").await;
+    let params = op::browse(
+        &url::Url::parse(&location(&res)).unwrap(),
+        Person::SignsInAndConsents("ann"),
+    )
+    .await;
+    // Apple's `form_post`: the provider makes the browser POST the result; it becomes a GET.
+    let res = c
+        .post(s.public_url("self-service/methods/oidc/callback/op"))
+        .form(&[
+            ("state", params.state.clone().unwrap()),
+            ("code", params.code.clone().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let to = url::Url::parse(&s.public).unwrap().join(&location(&res)).unwrap();
+    assert_eq!(to.path(), "/self-service/methods/oidc/callback/op");
+    let res = c.get(to).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "http://app.test/after");
+    assert_eq!(whoami(&s, &c).await.0, 200);
+    s.shutdown().await;
+});

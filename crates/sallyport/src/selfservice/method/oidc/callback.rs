@@ -88,6 +88,11 @@ async fn handle(app: &App, req: &ReqInfo, provider_in_path: Option<&str>, query:
         Ok(f) => f,
         Err(e) => return forward(app, false, store_error(e)).await,
     };
+    // Continuity (Kratos keeps a cookie for this): a browser flow finishes only in the browser that
+    // started it, so a callback URL sent to someone else cannot sign them in to the sender's account.
+    if flow.is_browser() && !same_browser(app, req, &flow) {
+        return fail(app, req, flow, api_error(OidcError::StateMismatch)).await;
+    }
     let pending = flow
         .internal_context
         .as_object_mut()
@@ -113,6 +118,17 @@ async fn handle(app: &App, req: &ReqInfo, provider_in_path: Option<&str>, query:
         Err(e) => return fail(app, req, flow, api_error(e)).await,
     };
     finish(app, req, oidc, flow, &provider, authenticated).await
+}
+
+fn same_browser(app: &App, req: &ReqInfo, flow: &Flow) -> bool {
+    use subtle::ConstantTimeEq;
+    match crate::selfservice::common::request_csrf(app, req) {
+        Some(t) => {
+            let sent = crate::http::csrf::encode_cookie(&t);
+            !flow.csrf_token.is_empty() && bool::from(sent.as_bytes().ct_eq(flow.csrf_token.as_bytes()))
+        }
+        None => false,
+    }
 }
 
 fn oidc_api(e: OidcError) -> ApiError {
