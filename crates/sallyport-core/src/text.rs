@@ -103,6 +103,14 @@ pub fn registration_choose_credentials() -> Message {
 }
 
 // --- settings (105xxxx) ---
+/// 1050002: link a provider in settings.
+pub fn settings_link_provider(label: &str) -> Message {
+    info(1050002, format!("Link {label}")).with_context(json!({ "provider": label }))
+}
+/// 1050003: unlink a provider in settings.
+pub fn settings_unlink_provider(label: &str) -> Message {
+    info(1050003, format!("Unlink {label}")).with_context(json!({ "provider": label }))
+}
 pub fn settings_saved() -> Message {
     Message {
         kind: MessageType::Success,

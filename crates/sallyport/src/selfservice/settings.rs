@@ -256,6 +256,7 @@ pub async fn update_settings_flow(
     };
     match outcome {
         Ok(Outcome::Saved(identity)) => saved(app, &req, flow, &identity).await,
+        Ok(Outcome::Respond(res)) => res,
         Ok(Outcome::Shown) => {
             flow.updated_at = time_fmt::now();
             if let Err(e) = app.store.update_flow(&flow).await {
@@ -293,7 +294,7 @@ fn show(app: &App, req: &ReqInfo, flow: &Flow, status: StatusCode) -> Response {
     flow_json(app, req, flow, status)
 }
 
-async fn finish_error(app: &App, req: &ReqInfo, mut flow: Flow, failure: FlowFailure) -> Response {
+pub(crate) async fn finish_error(app: &App, req: &ReqInfo, mut flow: Flow, failure: FlowFailure) -> Response {
     let messages = match failure {
         FlowFailure::Ui(m) => m,
         FlowFailure::Api(e) if e.code == 400 => {
@@ -327,7 +328,7 @@ async fn finish_error(app: &App, req: &ReqInfo, mut flow: Flow, failure: FlowFai
     show(app, req, &flow, StatusCode::BAD_REQUEST)
 }
 
-async fn saved(app: &App, req: &ReqInfo, mut flow: Flow, identity: &Identity) -> Response {
+pub(crate) async fn saved(app: &App, req: &ReqInfo, mut flow: Flow, identity: &Identity) -> Response {
     flow.state = FlowState::Success;
     // Revealed backup codes stay on screen only until the next saved change.
     if let Some(o) = flow.internal_context.as_object_mut() {

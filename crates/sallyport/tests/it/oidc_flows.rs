@@ -465,3 +465,101 @@ both_backends!(form_post_callback_and_return_to, |backend: Backend| async move {
     assert_eq!(whoami(&s, &c).await.0, 200);
     s.shutdown().await;
 });
+
+fn settings_node<'a>(flow: &'a Value, name: &str, value: &str) -> Option<&'a Value> {
+    flow["ui"]["nodes"]
+        .as_array()?
+        .iter()
+        .find(|n| n["attributes"]["name"] == name && n["attributes"]["value"] == value)
+}
+
+both_backends!(settings_link_and_unlink, |backend: Backend| async move {
+    let Some((_op, s)) = setup(backend).await else {
+        return;
+    };
+    let id = create_identity(&s, "ann@example.org", "a-strong-passw0rd!").await;
+    let c = browser();
+    let res = crate::support::client::browser_login(&s, &c, "ann@example.org", "a-strong-passw0rd!").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let flow = new_flow(&s, &c, "settings").await;
+    let link = settings_node(&flow, "link", "op").expect("a link node");
+    assert_eq!(link["group"], "oidc");
+    assert_eq!(link["meta"]["label"]["id"], 1050002);
+    assert_eq!(link["meta"]["label"]["text"], "Link Test OP");
+    // A plain form: only the clicked button and the CSRF token.
+    let res = c
+        .post(flow["ui"]["action"].as_str().unwrap())
+        .form(&[("csrf_token", csrf(&flow).as_str()), ("link", "op")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let params = op::browse(
+        &url::Url::parse(&location(&res)).unwrap(),
+        Person::SignsInAndConsents("ann"),
+    )
+    .await;
+    let res = c.get(callback_url(&s, &params)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(
+        location(&res).starts_with(&format!("{UI}/settings?flow=")),
+        "{}",
+        location(&res)
+    );
+    let stored = s.app.store.get_identity(id.parse().unwrap()).await.unwrap();
+    assert_eq!(stored.credentials["oidc"].identifiers, vec!["op:ann".to_owned()]);
+
+    // Linked: the provider now signs this identity in.
+    let c2 = browser();
+    let flow2 = new_flow(&s, &c2, "login").await;
+    let cb = through_provider(&s, &c2, &flow2, Person::SignsInAndConsents("ann")).await;
+    assert_eq!(c2.get(&cb).send().await.unwrap().status(), StatusCode::SEE_OTHER);
+    assert_eq!(whoami(&s, &c2).await.1["identity"]["id"], id.as_str());
+
+    // Unlink (the password remains, so it is allowed).
+    let flow = new_flow(&s, &c, "settings").await;
+    let unlink = settings_node(&flow, "unlink", "op").expect("an unlink node");
+    assert_eq!(unlink["meta"]["label"]["id"], 1050003);
+    let (st, saved) = send(
+        c.post(flow["ui"]["action"].as_str().unwrap())
+            .header("Accept", "application/json")
+            .json(&json!({"csrf_token": csrf(&flow), "unlink": "op"})),
+    )
+    .await;
+    assert_eq!(st, 200, "{saved}");
+    assert_eq!(saved["state"], "success");
+    assert!(settings_node(&saved, "link", "op").is_some(), "{saved}");
+    let stored = s.app.store.get_identity(id.parse().unwrap()).await.unwrap();
+    assert!(!stored.credentials.contains_key("oidc"));
+    s.shutdown().await;
+});
+
+both_backends!(
+    the_last_connection_cannot_be_unlinked,
+    |backend: Backend| async move {
+        let Some((_op, s)) = setup(backend).await else {
+            return;
+        };
+        let c = browser();
+        let flow = new_flow(&s, &c, "registration").await;
+        let cb = through_provider(&s, &c, &flow, Person::SignsInAndConsents("ann")).await;
+        assert_eq!(c.get(&cb).send().await.unwrap().status(), StatusCode::SEE_OTHER);
+        let flow = new_flow(&s, &c, "settings").await;
+        assert!(settings_node(&flow, "unlink", "op").is_none(), "{flow}");
+        let (st, shown) = send(
+            c.post(flow["ui"]["action"].as_str().unwrap())
+                .header("Accept", "application/json")
+                .json(&json!({"csrf_token": csrf(&flow), "unlink": "op"})),
+        )
+        .await;
+        assert_eq!(st, 400, "{shown}");
+        assert!(messages(&shown).contains("last way to sign in"), "{shown}");
+        let id = whoami(&s, &c).await.1["identity"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let stored = s.app.store.get_identity(id.parse().unwrap()).await.unwrap();
+        assert_eq!(stored.credentials["oidc"].identifiers, vec!["op:ann".to_owned()]);
+        s.shutdown().await;
+    }
+);

@@ -117,6 +117,8 @@ pub enum SettingsStep {
     Saved(Box<Identity>),
     /// The flow changed but nothing was saved (e.g. TOTP secret shown, codes generated); show it again.
     Shown,
+    /// An answer the method owns (the flow is already saved), e.g. the redirect to a provider.
+    Respond(Response),
 }
 
 pub enum SettingsFailure {
@@ -190,6 +192,7 @@ impl Methods {
             let oidc = Arc::new(Oidc::new(o, &s.public_base_url)?);
             m.login.push(oidc.clone());
             m.registration.push(oidc.clone());
+            m.settings.push(oidc.clone());
             m.oidc = Some(oidc);
         }
         if s.code.passwordless_enabled || s.code.mfa_enabled {

@@ -76,14 +76,7 @@ async fn handle(app: &App, req: &ReqInfo, provider_in_path: Option<&str>, query:
         Ok(s) => s,
         Err(e) => return forward(app, false, oidc_api(e)).await,
     };
-    let Some(kind) = flow_kind(state.flow_kind) else {
-        return forward(
-            app,
-            false,
-            ApiError::bad_request("Linking providers in settings is not supported yet."),
-        )
-        .await;
-    };
+    let kind = flow_kind(state.flow_kind);
     let mut flow = match app.store.get_flow(kind, state.flow_id).await {
         Ok(f) => f,
         Err(e) => return forward(app, false, store_error(e)).await,
@@ -117,7 +110,53 @@ async fn handle(app: &App, req: &ReqInfo, provider_in_path: Option<&str>, query:
         Ok(a) => a,
         Err(e) => return fail(app, req, flow, api_error(e)).await,
     };
+    if kind == FlowKind::Settings {
+        return link(app, req, oidc, flow, &provider, authenticated).await;
+    }
     finish(app, req, oidc, flow, &provider, authenticated).await
+}
+
+/// A settings flow's link finishes here: the signed-in owner of the flow gains the connection, unless
+/// the provider account already belongs to someone.
+async fn link(
+    app: &App,
+    req: &ReqInfo,
+    oidc: &Oidc,
+    flow: Flow,
+    provider: &Provider,
+    authenticated: Authenticated,
+) -> Response {
+    let fail =
+        |f: Flow, failure: FlowFailure| crate::selfservice::settings::finish_error(app, req, f, failure);
+    let auth = match session_manager::fetch(app, &req.headers).await {
+        Ok(Some(a)) if flow.identity_id == Some(a.identity.id) => a,
+        Ok(_) => return HttpError(ApiError::identity_mismatch()).into_response(),
+        Err(e) => return HttpError(e).into_response(),
+    };
+    let identifier = format!("{}:{}", provider.config().id, authenticated.claims.subject);
+    match app
+        .store
+        .find_identity_by_identifier(credential_type::OIDC, &identifier)
+        .await
+    {
+        Err(StoreError::NotFound) => {}
+        Ok(_) => {
+            let m = crate::selfservice::common::FieldMessage::flow(
+                sallyport_core::text::validation_duplicate_credentials(),
+            );
+            return fail(flow, FlowFailure::Ui(vec![m])).await;
+        }
+        Err(e) => return fail(flow, store_error(e).into()).await,
+    }
+    let mut identity = auth.identity.clone();
+    if let Err(e) = super::settings::link_identity(oidc, &mut identity, provider, &authenticated) {
+        return fail(flow, api_error(e)).await;
+    }
+    identity.updated_at = time_fmt::now();
+    if let Err(e) = app.store.update_identity(&identity).await {
+        return fail(flow, store_error(e).into()).await;
+    }
+    crate::selfservice::settings::saved(app, req, flow, &identity).await
 }
 
 fn same_browser(app: &App, req: &ReqInfo, flow: &Flow) -> bool {
@@ -137,6 +176,9 @@ fn oidc_api(e: OidcError) -> ApiError {
 
 async fn fail(app: &App, req: &ReqInfo, flow: Flow, failure: FlowFailure) -> Response {
     let kind = flow.kind;
+    if kind == FlowKind::Settings {
+        return crate::selfservice::settings::finish_error(app, req, flow, failure).await;
+    }
     write_flow_error(app, req, Some(flow), failure, |old| match kind {
         FlowKind::Registration => registration::replacement(app, req, old),
         _ => login::replacement(app, req, old),
@@ -246,21 +288,10 @@ async fn register(
     if let Some(m) = mapped.metadata_admin.clone() {
         identity.metadata_admin = Some(m);
     }
-    let sealed = match authenticated.tokens.as_ref().map(|t| t.encrypt(&oidc.cipher)) {
-        Some(Ok(t)) => t,
-        Some(Err(e)) => return fail(app, req, flow, api_error(e)).await,
-        None => Default::default(),
+    let entry = match super::credential_entry(oidc, provider, &authenticated) {
+        Ok(e) => e,
+        Err(e) => return fail(app, req, flow, api_error(e)).await,
     };
-    let mut entry = json!({
-        "subject": authenticated.claims.subject,
-        "provider": provider_id,
-        "initial_id_token": sealed.initial_id_token,
-        "initial_access_token": sealed.initial_access_token,
-        "initial_refresh_token": sealed.initial_refresh_token,
-    });
-    if let Some(org) = &provider.config().organization_id {
-        entry["organization"] = json!(org);
-    }
     identity.set_credential(
         credential_type::OIDC,
         vec![identifier],

@@ -4,6 +4,7 @@
 //! checks, the Jsonnet mapper, token encryption) is `sallyport-oidc`'s.
 
 pub mod callback;
+mod settings;
 
 use async_trait::async_trait;
 use axum::http::StatusCode;
@@ -60,13 +61,14 @@ impl Oidc {
         cx: &Cx<'_>,
         flow: &mut Flow,
         body: &Body,
+        provider_id: &str,
         kind: sallyport_oidc::FlowKind,
     ) -> Result<Response, FlowFailure> {
-        ensure_csrf(cx.app, cx.req, flow, str_field(body, "csrf_token"))?;
-        let provider = self
-            .providers
-            .get(str_field(body, "provider").unwrap_or(""))
-            .map_err(api_error)?;
+        if kind != sallyport_oidc::FlowKind::Settings {
+            // Settings checks CSRF for every method before asking them.
+            ensure_csrf(cx.app, cx.req, flow, str_field(body, "csrf_token"))?;
+        }
+        let provider = self.providers.get(provider_id).map_err(api_error)?;
         let options = AuthOptions::default().with_upstream_parameters(body.get("upstream_parameters"));
         let request = provider
             .authorization_request(flow.id, kind, &options)
@@ -134,8 +136,9 @@ impl LoginMethod for Oidc {
     }
 
     async fn submit(&self, cx: &Cx<'_>, flow: &mut Flow, body: &Body) -> Result<LoginStep, FlowFailure> {
+        let pid = str_field(body, "provider").unwrap_or("");
         let res = self
-            .start(cx, flow, body, sallyport_oidc::FlowKind::Login)
+            .start(cx, flow, body, pid, sallyport_oidc::FlowKind::Login)
             .await?;
         Ok(LoginStep::Respond(res))
     }
@@ -164,17 +167,41 @@ impl RegistrationMethod for Oidc {
         body: &Body,
         _schema_id: &str,
     ) -> Result<RegistrationStep, FlowFailure> {
+        let pid = str_field(body, "provider").unwrap_or("");
         let res = self
-            .start(cx, flow, body, sallyport_oidc::FlowKind::Registration)
+            .start(cx, flow, body, pid, sallyport_oidc::FlowKind::Registration)
             .await?;
         Ok(RegistrationStep::Respond(res))
     }
 }
 
-pub(crate) fn flow_kind(kind: sallyport_oidc::FlowKind) -> Option<FlowKind> {
+pub(crate) fn flow_kind(kind: sallyport_oidc::FlowKind) -> FlowKind {
     match kind {
-        sallyport_oidc::FlowKind::Login => Some(FlowKind::Login),
-        sallyport_oidc::FlowKind::Registration => Some(FlowKind::Registration),
-        sallyport_oidc::FlowKind::Settings => None,
+        sallyport_oidc::FlowKind::Login => FlowKind::Login,
+        sallyport_oidc::FlowKind::Registration => FlowKind::Registration,
+        sallyport_oidc::FlowKind::Settings => FlowKind::Settings,
     }
+}
+
+/// One entry of the `oidc` credential's `providers`, its tokens sealed with `secrets.cipher`.
+pub(crate) fn credential_entry(
+    oidc: &Oidc,
+    provider: &sallyport_oidc::Provider,
+    authenticated: &sallyport_oidc::Authenticated,
+) -> Result<Value, OidcError> {
+    let sealed = match &authenticated.tokens {
+        Some(t) => t.encrypt(&oidc.cipher)?,
+        None => EncryptedTokens::default(),
+    };
+    let mut entry = json!({
+        "subject": authenticated.claims.subject,
+        "provider": provider.config().id,
+        "initial_id_token": sealed.initial_id_token,
+        "initial_access_token": sealed.initial_access_token,
+        "initial_refresh_token": sealed.initial_refresh_token,
+    });
+    if let Some(org) = &provider.config().organization_id {
+        entry["organization"] = json!(org);
+    }
+    Ok(entry)
 }
