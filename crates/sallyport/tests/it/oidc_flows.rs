@@ -563,3 +563,54 @@ both_backends!(
         s.shutdown().await;
     }
 );
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+both_backends!(native_app_submits_an_id_token, |backend: Backend| async move {
+    let Some((op, s)) = setup(backend).await else {
+        return;
+    };
+    let claims = json!({"iss": op.issuer(), "sub": "carl", "aud": op::CLIENT_ID, "iat": unix_now(),
+                            "exp": unix_now() + 300, "nonce": "n1", "email": "carl@example.org",
+                            "email_verified": true});
+    let api = crate::support::client::api();
+    let submit = |token: String, nonce: &'static str| {
+        let s = &s;
+        let api = api.clone();
+        async move {
+            let (_, flow) = send(api.get(s.public_url("self-service/login/api"))).await;
+            send(api.post(flow["ui"]["action"].as_str().unwrap()).json(&json!({
+                "method": "oidc", "provider": "op", "id_token": token, "id_token_nonce": nonce,
+            })))
+            .await
+        }
+    };
+    // Unknown subject on a login flow: registered (registration hooks: a session), as Kratos.
+    let (st, first) = submit(op.sign(claims.clone(), false).await, "n1").await;
+    assert_eq!(st, 200, "{first}");
+    assert!(
+        first["session_token"].as_str().is_some_and(|t| !t.is_empty()),
+        "{first}"
+    );
+    let id = first["identity"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(first["identity"]["verifiable_addresses"][0]["verified"], true);
+    // Known subject: a login of the same identity.
+    let (st, second) = submit(op.sign(claims.clone(), false).await, "n1").await;
+    assert_eq!(st, 200, "{second}");
+    assert_eq!(second["session"]["identity"]["id"], id.as_str());
+    // Signed by a key the provider does not publish, or the wrong nonce: no session.
+    let (st, forged) = submit(op.sign(claims.clone(), true).await, "n1").await;
+    assert_eq!(st, 400, "{forged}");
+    assert!(forged.get("session_token").is_none(), "{forged}");
+    assert!(messages(&forged).contains("id_token"), "{forged}");
+    let (st, wrong) = submit(op.sign(claims, false).await, "other").await;
+    assert!(st.is_client_error() || st.is_server_error(), "{wrong}");
+    assert_ne!(st, 500, "{wrong}");
+    assert!(wrong.get("session_token").is_none(), "{wrong}");
+    s.shutdown().await;
+});

@@ -200,7 +200,7 @@ async fn switch(app: &App, req: &ReqInfo, old: &Flow, kind: FlowKind) -> Result<
     Ok(new)
 }
 
-async fn finish(
+pub(super) async fn finish(
     app: &App,
     req: &ReqInfo,
     oidc: &Oidc,

@@ -86,6 +86,27 @@ impl Oidc {
         })
     }
 
+    /// Kratos' native sign-in: an `id_token` (and `id_token_nonce`) the app obtained with the provider's
+    /// SDK, verified against the provider's keys, then the same login-or-registration as a callback.
+    async fn submit_id_token(
+        &self,
+        cx: &Cx<'_>,
+        flow: &Flow,
+        body: &Body,
+        id_token: &str,
+    ) -> Result<Response, FlowFailure> {
+        ensure_csrf(cx.app, cx.req, flow, str_field(body, "csrf_token"))?;
+        let provider = self
+            .providers
+            .get(str_field(body, "provider").unwrap_or(""))
+            .map_err(api_error)?;
+        let authenticated = provider
+            .verify_id_token_submission(id_token, str_field(body, "id_token_nonce"))
+            .await
+            .map_err(api_error)?;
+        Ok(callback::finish(cx.app, cx.req, self, flow.clone(), &provider, authenticated).await)
+    }
+
     /// The credential config as the admin API shows it with `include_credential=oidc`: tokens decrypted
     /// (Kratos' "declassified" credentials). A token that does not decrypt is shown empty.
     pub fn declassify(&self, config: &Value) -> Value {
@@ -136,6 +157,9 @@ impl LoginMethod for Oidc {
     }
 
     async fn submit(&self, cx: &Cx<'_>, flow: &mut Flow, body: &Body) -> Result<LoginStep, FlowFailure> {
+        if let Some(t) = str_field(body, "id_token").filter(|t| !t.is_empty()) {
+            return Ok(LoginStep::Respond(self.submit_id_token(cx, flow, body, t).await?));
+        }
         let pid = str_field(body, "provider").unwrap_or("");
         let res = self
             .start(cx, flow, body, pid, sallyport_oidc::FlowKind::Login)
@@ -167,6 +191,11 @@ impl RegistrationMethod for Oidc {
         body: &Body,
         _schema_id: &str,
     ) -> Result<RegistrationStep, FlowFailure> {
+        if let Some(t) = str_field(body, "id_token").filter(|t| !t.is_empty()) {
+            return Ok(RegistrationStep::Respond(
+                self.submit_id_token(cx, flow, body, t).await?,
+            ));
+        }
         let pid = str_field(body, "provider").unwrap_or("");
         let res = self
             .start(cx, flow, body, pid, sallyport_oidc::FlowKind::Registration)
