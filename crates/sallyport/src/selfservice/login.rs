@@ -358,6 +358,10 @@ pub(crate) async fn finish_login(
         )
         .await;
     }
+    let identity = match crate::selfservice::link::apply(app, &mut flow, identity).await {
+        Ok(i) => i,
+        Err(f) => return write_flow_error(app, req, Some(flow), f, replace).await,
+    };
     let (mut session, token, is_new) = match auth {
         Some(a) if a.identity.id == identity.id => (a.session, None, false),
         _ => {

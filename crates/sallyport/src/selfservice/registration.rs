@@ -268,7 +268,13 @@ pub enum OnDuplicate {
     OfferLogin { identifier: String, provider: String },
 }
 
-async fn offer_login(app: &App, req: &ReqInfo, flow: &Flow, on_duplicate: OnDuplicate) -> Response {
+async fn offer_login(
+    app: &App,
+    req: &ReqInfo,
+    flow: &Flow,
+    attempted: &Identity,
+    on_duplicate: OnDuplicate,
+) -> Response {
     let OnDuplicate::OfferLogin { identifier, provider } = on_duplicate else {
         return HttpError(ApiError::internal()).into_response();
     };
@@ -281,6 +287,8 @@ async fn offer_login(app: &App, req: &ReqInfo, flow: &Flow, on_duplicate: OnDupl
         .ui
         .set_value("identifier", Value::String(identifier.clone()));
     login.ui.messages = vec![text::login_link(&identifier, &provider)];
+    // Whoever proves the existing account on this flow gains the new credentials (Kratos' linking).
+    crate::selfservice::link::stash(&mut login, attempted, &identifier);
     if let Err(e) = app.store.create_flow(&login).await {
         return HttpError(store_error(e)).into_response();
     }
@@ -323,7 +331,7 @@ pub(crate) async fn finish_registration(
     {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) if on_duplicate != OnDuplicate::Message => {
-            return offer_login(app, req, &flow, on_duplicate).await;
+            return offer_login(app, req, &flow, &identity, on_duplicate).await;
         }
         Err(StoreError::Conflict(_)) => {
             return write_flow_error(

@@ -368,37 +368,62 @@ both_backends!(unknown_provider_is_refused, |backend: Backend| async move {
     s.shutdown().await;
 });
 
-both_backends!(duplicate_email_is_not_merged, |backend: Backend| async move {
-    let Some((_op, s)) = setup(backend).await else {
-        return;
-    };
-    let existing = create_identity(&s, "ann@example.org", "a-strong-passw0rd!").await;
-    let c = browser();
-    let flow = new_flow(&s, &c, "registration").await;
-    let cb = through_provider(&s, &c, &flow, Person::SignsInAndConsents("ann")).await;
-    let res = c.get(&cb).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let to = location(&res);
-    assert!(to.starts_with(&format!("{UI}/login?flow=")), "{to}");
-    assert_eq!(whoami(&s, &c).await.0, 401);
-    // Kratos' answer: a fresh login flow asking to sign in to the existing account first.
-    let login = flow_of(&s, &c, "login", &to).await;
-    assert_eq!(login["ui"]["messages"][0]["id"], 1010016, "{login}");
-    assert_eq!(
-        login["ui"]["messages"][0]["context"]["duplicateIdentifier"],
-        "ann@example.org"
-    );
-    assert_eq!(
-        crate::support::client::node(&login, "identifier").unwrap()["attributes"]["value"],
-        "ann@example.org"
-    );
-    // Nothing merged: one identity, still without an oidc credential.
-    let (_, list) = send(crate::support::client::api().get(s.admin_url("admin/identities"))).await;
-    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
-    let stored = s.app.store.get_identity(existing.parse().unwrap()).await.unwrap();
-    assert!(!stored.credentials.contains_key("oidc"));
-    s.shutdown().await;
-});
+both_backends!(
+    duplicate_email_is_not_merged_but_linked_after_sign_in,
+    |backend: Backend| async move {
+        let Some((_op, s)) = setup(backend).await else {
+            return;
+        };
+        let existing = create_identity(&s, "ann@example.org", "a-strong-passw0rd!").await;
+        let c = browser();
+        let flow = new_flow(&s, &c, "registration").await;
+        let cb = through_provider(&s, &c, &flow, Person::SignsInAndConsents("ann")).await;
+        let res = c.get(&cb).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let to = location(&res);
+        assert!(to.starts_with(&format!("{UI}/login?flow=")), "{to}");
+        assert_eq!(whoami(&s, &c).await.0, 401);
+        // Kratos' answer: a fresh login flow asking to sign in to the existing account first.
+        let login = flow_of(&s, &c, "login", &to).await;
+        assert_eq!(login["ui"]["messages"][0]["id"], 1010016, "{login}");
+        assert_eq!(
+            login["ui"]["messages"][0]["context"]["duplicateIdentifier"],
+            "ann@example.org"
+        );
+        assert_eq!(
+            crate::support::client::node(&login, "identifier").unwrap()["attributes"]["value"],
+            "ann@example.org"
+        );
+        // Nothing merged: one identity, still without an oidc credential.
+        let (_, list) = send(crate::support::client::api().get(s.admin_url("admin/identities"))).await;
+        assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+        let stored = s.app.store.get_identity(existing.parse().unwrap()).await.unwrap();
+        assert!(!stored.credentials.contains_key("oidc"));
+        // Signing in to the existing account on that flow proves it; only then is the provider linked.
+        let res = c
+            .post(login["ui"]["action"].as_str().unwrap())
+            .form(&[
+                ("csrf_token", csrf(&login).as_str()),
+                ("method", "password"),
+                ("identifier", "ann@example.org"),
+                ("password", "a-strong-passw0rd!"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&res), RETURN);
+        let stored = s.app.store.get_identity(existing.parse().unwrap()).await.unwrap();
+        assert_eq!(stored.credentials["oidc"].identifiers, vec!["op:ann".to_owned()]);
+        assert!(stored.credentials.contains_key("password"));
+        let c2 = browser();
+        let flow = new_flow(&s, &c2, "login").await;
+        let cb = through_provider(&s, &c2, &flow, Person::SignsInAndConsents("ann")).await;
+        assert_eq!(c2.get(&cb).send().await.unwrap().status(), StatusCode::SEE_OTHER);
+        assert_eq!(whoami(&s, &c2).await.1["identity"]["id"], existing.as_str());
+        s.shutdown().await;
+    }
+);
 
 both_backends!(
     mapper_traits_the_schema_rejects_stay_on_the_flow,
@@ -614,3 +639,35 @@ both_backends!(native_app_submits_an_id_token, |backend: Backend| async move {
     assert!(wrong.get("session_token").is_none(), "{wrong}");
     s.shutdown().await;
 });
+
+both_backends!(
+    linking_needs_the_owner_of_the_duplicate_address,
+    |backend: Backend| async move {
+        let Some((_op, s)) = setup(backend).await else {
+            return;
+        };
+        create_identity(&s, "ann@example.org", "a-strong-passw0rd!").await;
+        let zed = create_identity(&s, "zed@example.org", "another-strong-passw0rd!").await;
+        let c = browser();
+        let flow = new_flow(&s, &c, "registration").await;
+        let cb = through_provider(&s, &c, &flow, Person::SignsInAndConsents("ann")).await;
+        let to = location(&c.get(&cb).send().await.unwrap());
+        let login = flow_of(&s, &c, "login", &to).await;
+        // Someone else signs in on the linking flow: signed in, but nothing is linked to them.
+        let res = c
+            .post(login["ui"]["action"].as_str().unwrap())
+            .form(&[
+                ("csrf_token", csrf(&login).as_str()),
+                ("method", "password"),
+                ("identifier", "zed@example.org"),
+                ("password", "another-strong-passw0rd!"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let stored = s.app.store.get_identity(zed.parse().unwrap()).await.unwrap();
+        assert!(!stored.credentials.contains_key("oidc"));
+        s.shutdown().await;
+    }
+);
