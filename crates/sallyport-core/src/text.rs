@@ -67,6 +67,10 @@ pub fn login_with_provider(label: &str, provider_id: &str) -> Message {
     info(1010002, format!("Sign in with {label}"))
         .with_context(json!({ "provider": label, "provider_id": provider_id }))
 }
+/// 1010018: the provider buttons on the account-linking login flow.
+pub fn login_confirm_with_provider(label: &str) -> Message {
+    info(1010018, format!("Confirm with {label}")).with_context(json!({ "provider": label }))
+}
 /// 1010016: a social sign-in found the address on another account; sign in there first.
 pub fn login_link(duplicate_identifier: &str, provider: &str) -> Message {
     info(

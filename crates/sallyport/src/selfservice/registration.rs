@@ -287,6 +287,9 @@ async fn offer_login(
         .ui
         .set_value("identifier", Value::String(identifier.clone()));
     login.ui.messages = vec![text::login_link(&identifier, &provider)];
+    if let Some(o) = app.methods.oidc() {
+        o.confirm_labels(&mut login);
+    }
     // Whoever proves the existing account on this flow gains the new credentials (Kratos' linking).
     crate::selfservice::link::stash(&mut login, attempted, &identifier);
     if let Err(e) = app.store.create_flow(&login).await {

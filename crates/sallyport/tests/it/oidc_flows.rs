@@ -394,6 +394,9 @@ both_backends!(
             crate::support::client::node(&login, "identifier").unwrap()["attributes"]["value"],
             "ann@example.org"
         );
+        let confirm = crate::support::client::node(&login, "provider").unwrap();
+        assert_eq!(confirm["meta"]["label"]["id"], 1010018, "{login}");
+        assert_eq!(confirm["meta"]["label"]["text"], "Confirm with Test OP");
         // Nothing merged: one identity, still without an oidc credential.
         let (_, list) = send(crate::support::client::api().get(s.admin_url("admin/identities"))).await;
         assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
@@ -506,6 +509,13 @@ both_backends!(settings_link_and_unlink, |backend: Backend| async move {
     let c = browser();
     let res = crate::support::client::browser_login(&s, &c, "ann@example.org", "a-strong-passw0rd!").await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let refresh = |c: &Client| {
+        let c = c.clone();
+        let url = s.public_url("self-service/login/browser?refresh=true");
+        async move { send(c.get(url).header("Accept", "application/json")).await.1 }
+    };
+    // Re-authentication offers only linked providers: none yet.
+    assert!(crate::support::client::node(&refresh(&c).await, "provider").is_none());
     let flow = new_flow(&s, &c, "settings").await;
     let link = settings_node(&flow, "link", "op").expect("a link node");
     assert_eq!(link["group"], "oidc");
@@ -533,6 +543,8 @@ both_backends!(settings_link_and_unlink, |backend: Backend| async move {
     );
     let stored = s.app.store.get_identity(id.parse().unwrap()).await.unwrap();
     assert_eq!(stored.credentials["oidc"].identifiers, vec!["op:ann".to_owned()]);
+
+    assert!(crate::support::client::node(&refresh(&c).await, "provider").is_some());
 
     // Linked: the provider now signs this identity in.
     let c2 = browser();

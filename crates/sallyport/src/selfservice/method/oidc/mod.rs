@@ -45,6 +45,22 @@ impl Oidc {
         })
     }
 
+    /// Relabels the login buttons "Confirm with …" (1010018), as on Kratos' account-linking login flow.
+    pub(crate) fn confirm_labels(&self, flow: &mut Flow) {
+        for p in self.providers.iter() {
+            let c = p.config();
+            for n in flow.ui.nodes.iter_mut().filter(|n| {
+                n.group == Group::Oidc
+                    && n.input_attrs().is_some_and(|a| {
+                        a.name == "provider"
+                            && a.value.as_ref().and_then(Value::as_str) == Some(c.id.as_str())
+                    })
+            }) {
+                n.meta.label = Some(text::login_confirm_with_provider(c.display_label()));
+            }
+        }
+    }
+
     fn buttons(&self, label: impl Fn(&str, &str) -> text::Message) -> Vec<Node> {
         self.providers
             .iter()
@@ -147,9 +163,21 @@ impl LoginMethod for Oidc {
     }
 
     fn populate(&self, _app: &App, flow: &mut Flow, needs: &LoginNeeds<'_>) {
-        if needs.aal == Aal::Aal1 {
-            flow.ui.nodes.extend(self.buttons(text::login_with_provider));
+        if needs.aal != Aal::Aal1 {
+            return;
         }
+        let mut buttons = self.buttons(text::login_with_provider);
+        // Re-authentication offers only the providers the signed-in identity is linked to (Kratos).
+        if let Some(a) = needs.auth.filter(|_| needs.refresh) {
+            let linked = settings::linked(&a.identity);
+            buttons.retain(|b| {
+                b.input_attrs()
+                    .and_then(|i| i.value.as_ref())
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| linked.iter().any(|l| l == v))
+            });
+        }
+        flow.ui.nodes.extend(buttons);
     }
 
     fn handles(&self, _app: &App, flow: &Flow, body: &Body) -> bool {

@@ -20,7 +20,7 @@ use crate::state::App;
 use sallyport_core::flow::Flow;
 
 /// The providers `identity` is linked to.
-fn linked(identity: &Identity) -> Vec<String> {
+pub(crate) fn linked(identity: &Identity) -> Vec<String> {
     identity
         .credentials
         .get(credential_type::OIDC)
