@@ -251,3 +251,90 @@ impl Methods {
         self.settings().find(|m| m.id() == method)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn methods(overrides: Value) -> Methods {
+        let mut cfg = json!({
+            "dsn": "memory",
+            "serve": {"public": {"base_url": "http://127.0.0.1:4433/"}},
+            "identity": {"default_schema_id": "d", "schemas": [{"id": "d", "url": "base64://e30="}]},
+            "selfservice": {"default_browser_return_url": "http://app.test/"},
+        });
+        merge(&mut cfg, overrides);
+        let config = sallyport_config::from_value(cfg, true).unwrap();
+        let settings = crate::config_loader::settings(&config, true).unwrap();
+        Methods::from_settings(&settings).unwrap()
+    }
+
+    fn merge(a: &mut Value, b: Value) {
+        match (a, b) {
+            (Value::Object(a), Value::Object(b)) => {
+                for (k, v) in b {
+                    merge(a.entry(k).or_insert(Value::Null), v);
+                }
+            }
+            (a, b) => *a = b,
+        }
+    }
+
+    fn ids<'a>(it: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+        it.collect()
+    }
+
+    #[test]
+    fn the_registry_holds_the_enabled_methods_in_kratos_order() {
+        let m = methods(json!({"selfservice": {"methods": {
+            "code": {"passwordless_enabled": true},
+            "totp": {"enabled": true},
+            "lookup_secret": {"enabled": true},
+            "oidc": {"enabled": true, "config": {"providers": [
+                {"id": "op", "provider": "generic", "issuer_url": "http://127.0.0.1:1", "client_id": "c",
+                 "client_secret": "s", "mapper_url": "base64://e30="}
+            ]}},
+        }}}));
+        assert_eq!(
+            ids(m.login().map(|m| m.id())),
+            ["password", "oidc", "code", "totp", "lookup_secret"]
+        );
+        assert_eq!(
+            ids(m.registration().map(|m| m.id())),
+            ["profile", "password", "oidc", "code"]
+        );
+        assert_eq!(
+            ids(m.settings().map(|m| m.id())),
+            ["profile", "password", "oidc", "totp", "lookup_secret"]
+        );
+        assert!(m.oidc().is_some());
+        assert!(!m.login_disabled(&Map::new()));
+    }
+
+    #[test]
+    fn a_disabled_password_is_known_but_not_offered() {
+        let m = methods(json!({"selfservice": {"methods": {"password": {"enabled": false}}}}));
+        assert!(!m.login().any(|m| m.id() == "password"));
+        assert!(!m.settings().any(|m| m.id() == "password"));
+        let mut body = Map::new();
+        body.insert("method".into(), json!("password"));
+        assert!(m.login_disabled(&body));
+        assert!(m.oidc().is_none());
+    }
+
+    #[test]
+    fn settings_bodies_find_their_method_by_fields_or_name() {
+        let m = methods(json!({}));
+        let find = |v: Value| m.find_settings(v.as_object().unwrap()).map(|m| m.id());
+        assert_eq!(find(json!({"totp_code": "123456"})), Some("totp"));
+        assert_eq!(
+            find(json!({"lookup_secret_regenerate": true})),
+            Some("lookup_secret")
+        );
+        assert_eq!(find(json!({"method": "profile", "traits": {}})), Some("profile"));
+        assert_eq!(find(json!({"method": "nope"})), None);
+        assert_eq!(find(json!({})), None);
+    }
+}
