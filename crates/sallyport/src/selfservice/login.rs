@@ -285,7 +285,7 @@ pub async fn update_login_flow(
             identity,
             method,
             aal,
-        }) => finish_login(app, &req, flow, *identity, auth, method, aal).await,
+        }) => finish_login(app, &req, flow, *identity, auth, (method, aal, None)).await,
         Ok(LoginStep::Respond(res)) => res,
         Err(f) => {
             method.keep_input(&mut flow, &body);
@@ -336,15 +336,14 @@ pub fn code_sent_response(app: &App, req: &ReqInfo, flow: &Flow, json_status: St
     crate::selfservice::common::flow_json(app, req, flow, json_status)
 }
 
-/// Kratos `PostLoginHook`: activate the session, run the `after` hooks, answer per client kind.
+/// Kratos `PostLoginHook` for a completed (method, AAL, provider): activate the session, run the `after` hooks, answer per client kind.
 pub(crate) async fn finish_login(
     app: &App,
     req: &ReqInfo,
     mut flow: Flow,
     identity: Identity,
     auth: Option<Authenticated>,
-    method: &str,
-    aal: Aal,
+    (method, aal, provider): (&str, Aal, Option<&str>),
 ) -> Response {
     let now = time_fmt::now();
     let replace = |old: &Flow| replacement(app, req, old);
@@ -370,6 +369,10 @@ pub(crate) async fn finish_login(
         }
     };
     session.complete_method(method, aal, now);
+    if let Some(m) = session.authentication_methods.last_mut() {
+        // Kratos names the provider of a social sign-in in the session's authentication methods.
+        m.provider = provider.map(str::to_owned);
+    }
     if is_new {
         session.devices.push(Device {
             id: uuid::Uuid::new_v4(),

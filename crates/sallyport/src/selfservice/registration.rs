@@ -248,7 +248,7 @@ pub async fn update_registration_flow(
     };
     match method.submit(&cx, &mut flow, &body, &schema_id).await {
         Ok(RegistrationStep::Registered { identity, method }) => {
-            finish_registration(app, &req, flow, *identity, method, OnDuplicate::Message).await
+            finish_registration(app, &req, flow, *identity, (method, None), OnDuplicate::Message).await
         }
         Ok(RegistrationStep::Respond(res)) => res,
         Err(f) => {
@@ -310,7 +310,7 @@ pub(crate) async fn finish_registration(
     req: &ReqInfo,
     mut flow: Flow,
     identity: Identity,
-    method: &str,
+    (method, provider): (&str, Option<&str>),
     on_duplicate: OnDuplicate,
 ) -> Response {
     let now = time_fmt::now();
@@ -319,6 +319,9 @@ pub(crate) async fn finish_registration(
     let issued = hooks.iter().any(|h| h == "session").then(|| {
         let mut n = session_manager::issue(app, identity.id, now);
         n.session.complete_method(method, Aal::Aal1, now);
+        if let Some(m) = n.session.authentication_methods.last_mut() {
+            m.provider = provider.map(str::to_owned);
+        }
         n.session.devices.push(Device {
             id: uuid::Uuid::new_v4(),
             ip_address: req.client_ip.clone(),

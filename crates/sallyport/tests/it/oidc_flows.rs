@@ -169,6 +169,7 @@ both_backends!(
         );
         assert_eq!(identity["verifiable_addresses"][0]["status"], "completed");
         assert_eq!(session["authentication_methods"][0]["method"], "oidc");
+        assert_eq!(session["authentication_methods"][0]["provider"], "op");
         let id = identity["id"].as_str().unwrap().to_owned();
 
         // Tokens: encrypted at rest, readable in plain text through include_credential=oidc.

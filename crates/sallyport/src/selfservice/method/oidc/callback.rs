@@ -227,7 +227,8 @@ pub(super) async fn finish(
                 }
             };
             let auth = session_manager::fetch(app, &req.headers).await.ok().flatten();
-            login::finish_login(app, req, flow, identity, auth, super::ID, Aal::Aal1).await
+            let completed = (super::ID, Aal::Aal1, Some(provider.config().id.as_str()));
+            login::finish_login(app, req, flow, identity, auth, completed).await
         }
         Err(StoreError::NotFound) => {
             let flow = if flow.kind == FlowKind::Registration {
@@ -309,5 +310,6 @@ async fn register(
         identifier: duplicate,
         provider: provider_id,
     };
-    registration::finish_registration(app, req, flow, identity, super::ID, on_duplicate).await
+    let completed = (super::ID, Some(provider.config().id.as_str()));
+    registration::finish_registration(app, req, flow, identity, completed, on_duplicate).await
 }
