@@ -29,7 +29,23 @@ async fn setup(backend: Backend) -> Option<(Op, TestServer)> {
 }
 
 async fn setup_with_mapper(backend: Backend, mapper: &str) -> Option<(Op, TestServer)> {
-    let op = Op::start(json!({})).await?;
+    setup_full(backend, mapper, json!({}), json!({})).await
+}
+
+/// `op_settings` go to the provider script, `provider` is merged into Sallyport's provider entry.
+async fn setup_full(
+    backend: Backend,
+    mapper: &str,
+    op_settings: Value,
+    provider: Value,
+) -> Option<(Op, TestServer)> {
+    let op = Op::start(op_settings).await?;
+    let mut entry = json!({
+        "id": "op", "provider": "generic", "label": "Test OP", "issuer_url": op.issuer(),
+        "client_id": op::CLIENT_ID, "client_secret": op::CLIENT_SECRET,
+        "mapper_url": format!("base64://{}", op::b64(mapper)), "scope": ["email", "profile"],
+    });
+    crate::support::deep_merge(&mut entry, provider);
     let s = TestServer::spawn_with(
         backend,
         json!({
@@ -37,11 +53,7 @@ async fn setup_with_mapper(backend: Backend, mapper: &str) -> Option<(Op, TestSe
                 "methods": {"oidc": {"enabled": true, "config": {
                     // The provider knows the fixed redirect URI; the test carries the browser to this server.
                     "base_redirect_uri": op::PUBLIC_BASE,
-                    "providers": [{
-                        "id": "op", "provider": "generic", "label": "Test OP", "issuer_url": op.issuer(),
-                        "client_id": op::CLIENT_ID, "client_secret": op::CLIENT_SECRET,
-                        "mapper_url": format!("base64://{}", op::b64(mapper)), "scope": ["email", "profile"],
-                    }],
+                    "providers": [entry],
                 }}},
                 "flows": {"registration": {"after": {"oidc": {"hooks": [{"hook": "session"}]}}}},
             },
@@ -55,7 +67,12 @@ async fn setup_with_mapper(backend: Backend, mapper: &str) -> Option<(Op, TestSe
 
 /// The callback the provider sent the browser to, on this server.
 fn callback_url(s: &TestServer, p: &CallbackParams) -> String {
-    let mut u = url::Url::parse(&s.public_url("self-service/methods/oidc/callback/op")).unwrap();
+    // Providers with `pkce: force` use the generic callback, without the provider in the path.
+    let path = match &p.provider_in_path {
+        Some(id) => format!("self-service/methods/oidc/callback/{id}"),
+        None => "self-service/methods/oidc/callback".to_owned(),
+    };
+    let mut u = url::Url::parse(&s.public_url(&path)).unwrap();
     {
         let mut q = u.query_pairs_mut();
         for (k, v) in [
@@ -681,6 +698,39 @@ both_backends!(
         assert_eq!(res.status(), StatusCode::SEE_OTHER);
         let stored = s.app.store.get_identity(zed.parse().unwrap()).await.unwrap();
         assert!(!stored.credentials.contains_key("oidc"));
+        s.shutdown().await;
+    }
+);
+
+both_backends!(
+    pkce_forced_by_the_provider_and_the_generic_callback,
+    |backend: Backend| async move {
+        let Some((_op, s)) = setup_full(
+            backend,
+            MAPPER,
+            json!({"pkce_required": true}),
+            json!({"pkce": "force"}),
+        )
+        .await
+        else {
+            return;
+        };
+        let c = browser();
+        let flow = new_flow(&s, &c, "registration").await;
+        let res = click_provider(&c, &flow, "op").await;
+        let to = url::Url::parse(&location(&res)).unwrap();
+        let q: std::collections::HashMap<String, String> = to.query_pairs().into_owned().collect();
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert!(
+            q["redirect_uri"].ends_with("/self-service/methods/oidc/callback"),
+            "{to}"
+        );
+        let params = op::browse(&to, Person::SignsInAndConsents("ann")).await;
+        assert!(params.provider_in_path.is_none());
+        let res = c.get(callback_url(&s, &params)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&res), RETURN);
+        assert_eq!(whoami(&s, &c).await.0, 200);
         s.shutdown().await;
     }
 );
