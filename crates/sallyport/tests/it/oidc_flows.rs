@@ -734,3 +734,35 @@ both_backends!(
         s.shutdown().await;
     }
 );
+
+both_backends!(a_provider_that_is_down_is_no_500, |backend: Backend| async move {
+    let Some((op, s)) = setup(backend).await else {
+        return;
+    };
+    drop(op); // the provider process ends: discovery cannot connect
+    let c = browser();
+    let flow = new_flow(&s, &c, "login").await;
+    let (st, err) = send(
+        c.post(flow["ui"]["action"].as_str().unwrap())
+            .header("Accept", "application/json")
+            .json(&json!({"method": "oidc", "provider": "op", "csrf_token": csrf(&flow)})),
+    )
+    .await;
+    assert_eq!(st, 502, "{err}");
+    assert!(
+        err["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Unable to initialize OpenID Connect Provider"),
+        "{err}"
+    );
+    let res = click_provider(&c, &flow, "op").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(
+        location(&res).starts_with(&format!("{UI}/error?id=")),
+        "{}",
+        location(&res)
+    );
+    assert_eq!(whoami(&s, &c).await.0, 401);
+    s.shutdown().await;
+});
