@@ -62,7 +62,37 @@ pub fn login_sign_in() -> Message {
     info(1010001, "Sign in")
 }
 
+/// 1010002: one social sign-in button per provider.
+pub fn login_with_provider(label: &str, provider_id: &str) -> Message {
+    info(1010002, format!("Sign in with {label}"))
+        .with_context(json!({ "provider": label, "provider_id": provider_id }))
+}
+/// 1010018: the provider buttons on the account-linking login flow.
+pub fn login_confirm_with_provider(label: &str) -> Message {
+    info(1010018, format!("Confirm with {label}")).with_context(json!({ "provider": label }))
+}
+/// 1010016: a social sign-in found the address on another account; sign in there first.
+pub fn login_link(duplicate_identifier: &str, provider: &str) -> Message {
+    info(
+        1010016,
+        format!(
+            "You tried to sign in with \"{duplicate_identifier}\", but that email is already used by another account. Sign in to your account with one of the options below to add your account \"{duplicate_identifier}\" at \"{provider}\" as another way to sign in."
+        ),
+    )
+    .with_context(json!({
+        "duplicateIdentifier": duplicate_identifier,
+        "provider": provider,
+        "available_credential_types": [],
+        "available_providers": [],
+    }))
+}
+
 // --- registration (104xxxx) ---
+/// 1040002: one social sign-up button per provider.
+pub fn registration_with_provider(label: &str, provider_id: &str) -> Message {
+    info(1040002, format!("Sign up with {label}"))
+        .with_context(json!({ "provider": label, "provider_id": provider_id }))
+}
 pub fn registration_sign_up() -> Message {
     info(1040001, "Sign up")
 }
@@ -77,6 +107,14 @@ pub fn registration_choose_credentials() -> Message {
 }
 
 // --- settings (105xxxx) ---
+/// 1050002: link a provider in settings.
+pub fn settings_link_provider(label: &str) -> Message {
+    info(1050002, format!("Link {label}")).with_context(json!({ "provider": label }))
+}
+/// 1050003: unlink a provider in settings.
+pub fn settings_unlink_provider(label: &str) -> Message {
+    info(1050003, format!("Unlink {label}")).with_context(json!({ "provider": label }))
+}
 pub fn settings_saved() -> Message {
     Message {
         kind: MessageType::Success,

@@ -348,6 +348,20 @@ fn map_reqwest_error(e: reqwest::Error) -> HttpError {
     HttpError::Other(e.to_string())
 }
 
+/// `openidconnect` drives discovery and JWKS through this client. A named impl rather than a closure: the
+/// closure's future is not provably `Send` for every lifetime, which made every caller's future non-`Send`
+/// (and so unusable in an axum handler).
+impl<'c> openidconnect::AsyncHttpClient<'c> for HttpClient {
+    type Error = HttpError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<openidconnect::HttpResponse, HttpError>> + Send + 'c>,
+    >;
+
+    fn call(&'c self, request: openidconnect::HttpRequest) -> Self::Future {
+        Box::pin(self.execute(request))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

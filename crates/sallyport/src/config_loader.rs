@@ -99,7 +99,24 @@ pub fn settings(cfg: &Config, dev: bool) -> anyhow::Result<Settings> {
         }
     };
     let cors = &cfg.serve.public.cors;
+    let oidc = if ss.methods.oidc.enabled {
+        let raw = cfg.raw();
+        let config = sallyport_oidc::OidcConfig::from_value(
+            raw.pointer("/selfservice/methods/oidc/config")
+                .unwrap_or(&serde_json::Value::Null),
+        )
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.path, e.message))?;
+        let cipher = sallyport_oidc::Cipher::from_config(raw).map_err(|e| anyhow::anyhow!(e))?;
+        Some(crate::settings::OidcSettings {
+            config,
+            http: sallyport_oidc::HttpPolicy::from_config(raw),
+            cipher,
+        })
+    } else {
+        None
+    };
     Ok(Settings {
+        oidc,
         dev,
         dsn: cfg.dsn.clone(),
         public_base_url: cfg.public_base_url(),

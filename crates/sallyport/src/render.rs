@@ -41,7 +41,13 @@ pub fn identity(app: &App, i: &Identity, view: &IdentityView) -> Value {
             co.insert("type".into(), json!(c.cred_type));
             co.insert("identifiers".into(), json!(c.identifiers));
             if view.include_credential.iter().any(|x| x == t) {
-                co.insert("config".into(), c.config.clone());
+                let config = match app.methods.oidc() {
+                    Some(o) if t == sallyport_core::identity::credential_type::OIDC => {
+                        o.declassify(&c.config)
+                    }
+                    _ => c.config.clone(),
+                };
+                co.insert("config".into(), config);
             }
             co.insert("version".into(), json!(c.version));
             co.insert("created_at".into(), json!(rfc3339(c.created_at)));

@@ -15,6 +15,7 @@ use sallyport_core::error::ApiError;
 use crate::admin;
 use crate::http::error::{HttpError, redirect};
 use crate::public;
+use crate::selfservice::method::oidc::callback as oidc_callback;
 use crate::selfservice::{login, recovery, registration, settings, verification};
 use crate::state::AppState;
 
@@ -29,6 +30,14 @@ pub fn public_router(app: AppState) -> Router {
         .route(
             "/self-service/login",
             post(login::update_login_flow).get(login::update_login_flow),
+        )
+        .route(
+            "/self-service/methods/oidc/callback/{provider}",
+            get(oidc_callback::callback).post(oidc_callback::form_post),
+        )
+        .route(
+            "/self-service/methods/oidc/callback",
+            get(oidc_callback::generic_callback).post(oidc_callback::form_post),
         )
         .route(
             "/self-service/registration/browser",

@@ -103,6 +103,7 @@ pub async fn build_app(
     Ok(Arc::new(App {
         cookie_keys: CookieKeys::new(&settings.cookie_secrets),
         csrf_cookie_name: csrf::cookie_name(settings.public_base_url.as_str()),
+        methods: crate::selfservice::method::Methods::from_settings(&settings)?,
         settings,
         store,
         hasher,

@@ -114,6 +114,8 @@ pub struct AddressFlowSettings {
 
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// `selfservice.methods.oidc` when enabled: providers, outgoing HTTP policy, token cipher.
+    pub oidc: Option<OidcSettings>,
     pub dev: bool,
     pub dsn: String,
     pub public_base_url: Url,
@@ -187,5 +189,22 @@ impl Settings {
             FlowKind::Registration => Some(&self.registration),
             _ => None,
         }
+    }
+}
+
+/// What the `oidc` method needs from the configuration.
+#[derive(Clone)]
+pub struct OidcSettings {
+    pub config: sallyport_oidc::OidcConfig,
+    pub http: sallyport_oidc::HttpPolicy,
+    pub cipher: sallyport_oidc::Cipher,
+}
+
+impl std::fmt::Debug for OidcSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids: Vec<&str> = self.config.providers.iter().map(|p| p.id.as_str()).collect();
+        f.debug_struct("OidcSettings")
+            .field("providers", &ids)
+            .finish_non_exhaustive()
     }
 }

@@ -24,6 +24,8 @@ pub struct App {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// One permit per core: password checks and their rate-limit bookkeeping (`rate_limit::PasswordAttempt`).
     pub password_gate: Arc<tokio::sync::Semaphore>,
+    /// The self-service methods the configuration enables, built once.
+    pub methods: crate::selfservice::method::Methods,
 }
 
 pub type AppState = Arc<App>;

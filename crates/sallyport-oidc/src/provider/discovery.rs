@@ -61,12 +61,11 @@ pub(crate) async fn discover(http: &HttpClient, issuer: &Url) -> Result<Discover
     } else {
         vec![text]
     };
-    let client = |req| async move { http.execute(req).await };
     let mut last = None;
     for candidate in candidates {
         let issuer_url =
             IssuerUrl::new(candidate.to_string()).map_err(|e| OidcError::Discovery(e.to_string()))?;
-        match Metadata::discover_async(issuer_url, &client).await {
+        match Metadata::discover_async(issuer_url, http).await {
             Ok(metadata) => return Ok(summarise(metadata)),
             Err(DiscoveryError::Validation(v)) => last = Some(OidcError::Discovery(v)),
             Err(e) => return Err(discovery_error(e)),

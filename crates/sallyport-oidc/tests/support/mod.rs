@@ -19,7 +19,8 @@ pub const CLIENT_SECRET: &str = "sallyport-test-secret-0123456789";
 /// Greets the reader with what's needed when the provider's npm packages aren't installed. CI installs
 /// them (`.ci/run` runs `npm ci`), so there a missing install is a failure, not a skip.
 fn provider_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/provider");
+    // Also compiled into `sallyport`'s integration tests (a sibling crate), hence the path via `..`.
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sallyport-oidc/tests/provider");
     if dir.join("node_modules/oidc-provider").is_dir() {
         return Some(dir);
     }

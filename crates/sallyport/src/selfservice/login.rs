@@ -9,21 +9,22 @@ use serde_json::{Map, Value, json};
 
 use sallyport_core::error::ApiError;
 use sallyport_core::flow::{Flow, FlowKind, FlowState, FlowType};
-use sallyport_core::identity::{Identity, credential_type};
+use sallyport_core::identity::Identity;
 use sallyport_core::session::{Aal, Device};
 use sallyport_core::text;
 use sallyport_core::time_fmt;
 use sallyport_core::ui::Node;
 
-use crate::http::body::{RawBody, decode, str_field};
+use crate::http::body::{RawBody, decode};
 use crate::http::error::{HttpError, json as json_res, redirect, store_error};
 use crate::http::redirect::validate_return_to;
 use crate::http::request::ReqInfo;
+use crate::selfservice::code;
 use crate::selfservice::common::{
     FlowFailure, continue_with_redirect, flow_id, init_failure, new_flow_csrf, respond_new_flow,
     with_headers, write_flow_error,
 };
-use crate::selfservice::{code, mfa, password};
+use crate::selfservice::method::{Cx, LoginNeeds, LoginStep};
 use crate::session_manager::{self, Authenticated, check_aal};
 use crate::state::{App, AppState};
 
@@ -82,20 +83,14 @@ fn build_flow(
     f.requested_aal = p.aal;
     f.return_to = p.return_to.clone();
     f.ui.push(Node::csrf(""));
-    if p.aal == Aal::Aal1 && app.settings.password.enabled {
-        let refresh_identifier = auth.filter(|_| p.refresh).and_then(|a| {
-            a.identity
-                .credentials
-                .get(credential_type::PASSWORD)
-                .and_then(|c| c.identifiers.first().cloned())
-        });
-        password::populate_login(app, &mut f, refresh_identifier);
-    }
-    code::login::populate(app, &mut f, auth, p.via.as_deref());
-    if p.aal >= Aal::Aal2
-        && let Some(a) = auth
-    {
-        mfa::populate_login(app, &mut f, &a.identity);
+    let needs = LoginNeeds {
+        auth,
+        refresh: p.refresh,
+        aal: p.aal,
+        via: p.via.as_deref(),
+    };
+    for m in app.methods.login() {
+        m.populate(app, &mut f, &needs);
     }
     if p.refresh {
         f.ui.messages.push(text::login_reauth());
@@ -194,7 +189,8 @@ pub async fn get_login_flow(
     crate::selfservice::common::get_flow(&app, &req, FlowKind::Login, q.id.as_deref()).await
 }
 
-fn replacement(app: &App, req: &ReqInfo, old: &Flow) -> Flow {
+/// A fresh flow like `old` (same type, AAL, return_to), with the request's CSRF token.
+pub(crate) fn replacement(app: &App, req: &ReqInfo, old: &Flow) -> Flow {
     let params = LoginParams {
         refresh: old.refresh,
         aal: old.requested_aal,
@@ -266,70 +262,36 @@ pub async fn update_login_flow(
         Ok(b) => b,
         Err(e) => return write_flow_error(app, &req, Some(flow), e.into(), replace).await,
     };
-    let method = str_field(&body, "method").unwrap_or("").to_owned();
-    if code::login::responsible(app, &flow, &body) {
-        let mut flow = flow;
-        return match code::login::submit(app, &req, &mut flow, &body, auth.as_ref()).await {
-            Ok(code::login::Outcome::Sent) => code_sent_response(app, &req, &flow, StatusCode::BAD_REQUEST),
-            Ok(code::login::Outcome::Authenticated(i)) => {
-                finish_login(app, &req, flow, *i, auth, "code", code::login::completed_aal(app)).await
-            }
-            Err(f) => {
-                if let Some(v) = str_field(&body, "identifier").or(str_field(&body, "address")) {
-                    flow.ui.set_value("identifier", Value::String(v.to_owned()));
-                }
-                write_flow_error(app, &req, Some(flow), f, replace).await
-            }
-        };
-    }
-    if matches!(method.as_str(), "totp" | "lookup_secret") && flow.requested_aal >= Aal::Aal2 {
-        let enabled = if method == "totp" {
-            app.settings.totp_enabled
+    let mut flow = flow;
+    let Some(method) = app.methods.find_login(app, &flow, &body) else {
+        let failure = if app.methods.login_disabled(&body) {
+            FlowFailure::Api(ApiError::not_found(
+                "This endpoint was disabled by system administrator. Please check your url or contact the system administrator to enable it.",
+            ))
         } else {
-            app.settings.lookup_enabled
+            FlowFailure::Ui(vec![crate::selfservice::common::FieldMessage::flow(
+                text::login_no_strategy(),
+            )])
         };
-        let result = match (&auth, enabled) {
-            (Some(a), true) => mfa::login(app, &req, &flow, &body, a, &method).await,
-            _ => Err(FlowFailure::Ui(vec![
-                crate::selfservice::common::FieldMessage::flow(text::login_no_strategy()),
-            ])),
-        };
-        return match result {
-            Ok(i) => {
-                let m: &'static str = if method == "totp" { "totp" } else { "lookup_secret" };
-                finish_login(app, &req, flow, i, auth, m, Aal::Aal2).await
-            }
-            Err(f) => write_flow_error(app, &req, Some(flow), f, replace).await,
-        };
-    }
-    let outcome = match method.as_str() {
-        "password" if app.settings.password.enabled && flow.requested_aal == Aal::Aal1 => {
-            password::login(app, &req, &flow, &body)
-                .await
-                .map(|i| (i, "password", Aal::Aal1))
-        }
-        "password" if !app.settings.password.enabled => Err(FlowFailure::Api(ApiError::not_found(
-            "This endpoint was disabled by system administrator. Please check your url or contact the system administrator to enable it.",
-        ))),
-        _ => Err(FlowFailure::Ui(vec![
-            crate::selfservice::common::FieldMessage::flow(text::login_no_strategy()),
-        ])),
+        return write_flow_error(app, &req, Some(flow), failure, replace).await;
     };
-    let (identity, method, aal) = match outcome {
-        Ok(o) => o,
+    let cx = Cx {
+        app,
+        req: &req,
+        auth: auth.as_ref(),
+    };
+    match method.submit(&cx, &mut flow, &body).await {
+        Ok(LoginStep::Authenticated {
+            identity,
+            method,
+            aal,
+        }) => finish_login(app, &req, flow, *identity, auth, (method, aal, None)).await,
+        Ok(LoginStep::Respond(res)) => res,
         Err(f) => {
-            let mut flow = flow;
-            if let Some(identifier) =
-                str_field(&body, "identifier").or(str_field(&body, "password_identifier"))
-                && let Some(n) = flow.ui.node_mut("identifier").and_then(Node::input_mut)
-                && n.input_type != "hidden"
-            {
-                n.value = Some(Value::String(identifier.to_owned()));
-            }
-            return write_flow_error(app, &req, Some(flow), f, replace).await;
+            method.keep_input(&mut flow, &body);
+            write_flow_error(app, &req, Some(flow), f, replace).await
         }
-    };
-    finish_login(app, &req, flow, identity, auth, method, aal).await
+    }
 }
 
 /// Kratos' `require_verified_address` hook: no session until an address is verified; a verification
@@ -374,15 +336,14 @@ pub fn code_sent_response(app: &App, req: &ReqInfo, flow: &Flow, json_status: St
     crate::selfservice::common::flow_json(app, req, flow, json_status)
 }
 
-/// Kratos `PostLoginHook`: activate the session, run the `after` hooks, answer per client kind.
-async fn finish_login(
+/// Kratos `PostLoginHook` for a completed (method, AAL, provider): activate the session, run the `after` hooks, answer per client kind.
+pub(crate) async fn finish_login(
     app: &App,
     req: &ReqInfo,
     mut flow: Flow,
     identity: Identity,
     auth: Option<Authenticated>,
-    method: &str,
-    aal: Aal,
+    (method, aal, provider): (&str, Aal, Option<&str>),
 ) -> Response {
     let now = time_fmt::now();
     let replace = |old: &Flow| replacement(app, req, old);
@@ -396,6 +357,10 @@ async fn finish_login(
         )
         .await;
     }
+    let identity = match crate::selfservice::link::apply(app, &mut flow, identity).await {
+        Ok(i) => i,
+        Err(f) => return write_flow_error(app, req, Some(flow), f, replace).await,
+    };
     let (mut session, token, is_new) = match auth {
         Some(a) if a.identity.id == identity.id => (a.session, None, false),
         _ => {
@@ -404,6 +369,10 @@ async fn finish_login(
         }
     };
     session.complete_method(method, aal, now);
+    if let Some(m) = session.authentication_methods.last_mut() {
+        // Kratos names the provider of a social sign-in in the session's authentication methods.
+        m.provider = provider.map(str::to_owned);
+    }
     if is_new {
         session.devices.push(Device {
             id: uuid::Uuid::new_v4(),

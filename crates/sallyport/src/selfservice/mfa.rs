@@ -105,7 +105,7 @@ pub fn has_second_factor(app: &App, identity: &Identity) -> bool {
 
 // ---------------- settings ----------------
 
-pub fn populate_settings(app: &App, flow: &mut Flow, identity: &Identity) {
+pub fn populate_totp_settings(app: &App, flow: &mut Flow, identity: &Identity) {
     if app.settings.totp_enabled {
         if has_totp(identity) {
             flow.ui.push(Node::submit(
@@ -152,14 +152,11 @@ pub fn populate_settings(app: &App, flow: &mut Flow, identity: &Identity) {
                 .push(Node::submit(Group::Totp, "method", "totp", text::label_save()));
         }
     }
-    if app.settings.lookup_enabled {
-        populate_lookup_settings(app, flow, identity);
-    }
 }
 
 /// Kratos' lookup settings nodes: [regenerate] without codes, [reveal, disable] with codes,
 /// [codes, confirm] after regenerating, [codes, disable, regenerate] after revealing.
-fn populate_lookup_settings(app: &App, flow: &mut Flow, identity: &Identity) {
+pub fn populate_lookup_settings(app: &App, flow: &mut Flow, identity: &Identity) {
     let submit = |name: &str, label: Message| Node::submit(Group::LookupSecret, name, "true", label);
     let regenerated: Vec<String> = flow
         .internal_context
@@ -271,8 +268,8 @@ pub(crate) async fn update_settings(
     flow: &mut Flow,
     method: &str,
     body: &Map<String, Value>,
-) -> Result<super::settings::Outcome, SettingsError> {
-    use super::settings::Outcome;
+) -> Result<super::method::SettingsStep, SettingsError> {
+    use super::method::SettingsStep as Outcome;
     if !super::settings::privileged(app, auth) {
         return Err(SettingsError::ReAuth);
     }
@@ -412,7 +409,7 @@ pub(crate) async fn update_settings(
 
 // ---------------- login at aal2 ----------------
 
-pub fn populate_login(app: &App, flow: &mut Flow, identity: &Identity) {
+pub fn populate_totp_login(app: &App, flow: &mut Flow, identity: &Identity) {
     if app.settings.totp_enabled && has_totp(identity) {
         flow.ui.push(
             Node::input(Group::Totp, "totp_code", "text")
@@ -427,6 +424,9 @@ pub fn populate_login(app: &App, flow: &mut Flow, identity: &Identity) {
             text::login_use_authenticator(),
         ));
     }
+}
+
+pub fn populate_lookup_login(app: &App, flow: &mut Flow, identity: &Identity) {
     if app.settings.lookup_enabled && has_lookup(identity) {
         flow.ui.push(
             Node::input(Group::LookupSecret, "lookup_secret", "text")

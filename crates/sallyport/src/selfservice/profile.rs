@@ -12,7 +12,7 @@ use crate::http::body::str_field;
 use crate::http::request::ReqInfo;
 use crate::identities::{apply_traits, set_trait_values, trait_errors};
 use crate::selfservice::common::{FlowFailure, ensure_csrf};
-use crate::selfservice::password;
+use crate::selfservice::method::Screen;
 use crate::state::App;
 
 pub fn profile_submit() -> Node {
@@ -25,18 +25,7 @@ fn previous_screen() -> Node {
 
 /// The profile form: CSRF, trait inputs, and the profile submit button.
 pub fn populate_profile_form(app: &App, flow: &mut Flow, traits: Option<&Value>) {
-    let schema_id = flow
-        .identity_schema
-        .clone()
-        .unwrap_or_else(|| app.settings.default_schema_id.clone());
-    flow.ui.nodes.retain(|n| n.name() == "csrf_token");
-    if flow.ui.node("csrf_token").is_none() {
-        flow.ui.push(Node::csrf(""));
-    }
-    if let Some(schema) = app.schemas.get(&schema_id) {
-        flow.ui.nodes.extend(schema.trait_nodes(Group::Default, traits));
-    }
-    flow.ui.push(profile_submit());
+    crate::selfservice::registration::populate_form(app, flow, traits, Screen::Profile);
 }
 
 /// Handles `{method: "profile", traits}` and `{screen: "previous"}`. Ok(()) means the flow was updated
@@ -83,14 +72,11 @@ fn show_credentials(app: &App, flow: &mut Flow, traits: &Value) {
             a.input_type = "hidden".into();
         }
     }
-    if app.settings.password.enabled {
-        flow.ui.push(password::password_node_for_registration());
-        flow.ui.push(password::registration_submit());
+    let mut nodes = vec![];
+    for m in app.methods.registration() {
+        m.populate(app, &mut nodes, Screen::Credentials);
     }
-    if crate::selfservice::code::registration::enabled(app) {
-        flow.ui
-            .push(crate::selfservice::code::registration::submit_node());
-    }
+    flow.ui.nodes.extend(nodes);
     flow.ui.push(previous_screen());
     flow.ui.messages.push(text::registration_choose_credentials());
 }

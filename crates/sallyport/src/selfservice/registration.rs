@@ -15,17 +15,16 @@ use sallyport_core::text;
 use sallyport_core::time_fmt;
 use sallyport_core::ui::{Group, Node};
 
-use crate::http::body::{RawBody, decode, str_field};
+use crate::http::body::{RawBody, decode};
 use crate::http::error::{HttpError, json as json_res, redirect, store_error};
 use crate::http::redirect::validate_return_to;
 use crate::http::request::ReqInfo;
-use crate::identities::{apply_traits, set_trait_values, trait_errors};
 use crate::selfservice::common::{
-    FieldMessage, FlowFailure, continue_with_redirect, flow_id, flow_json, init_failure, new_flow_csrf,
-    respond_new_flow, ui_redirect_url, with_headers, write_flow_error,
+    FieldMessage, FlowFailure, continue_with_redirect, flow_id, init_failure, new_flow_csrf,
+    respond_new_flow, with_headers, write_flow_error,
 };
 use crate::selfservice::login::FlowQuery;
-use crate::selfservice::{code, password, profile};
+use crate::selfservice::method::{Cx, RegistrationStep, Screen};
 use crate::session_manager;
 use crate::state::{App, AppState};
 
@@ -63,16 +62,17 @@ fn build_flow(
     );
     f.return_to = return_to;
     f.identity_schema = schema;
-    if app.settings.registration_two_step {
-        profile::populate_profile_form(app, &mut f, None);
+    let screen = if app.settings.registration_two_step {
+        Screen::Profile
     } else {
-        populate_one_step(app, &mut f, None);
-    }
+        Screen::OneStep
+    };
+    populate_form(app, &mut f, None, screen);
     f
 }
 
-/// One-step form: traits, then the password right after the last password identifier, then the submit.
-fn populate_one_step(app: &App, flow: &mut Flow, traits: Option<&Value>) {
+/// The form for `screen`: CSRF, the schema's traits, then each method's nodes.
+pub fn populate_form(app: &App, flow: &mut Flow, traits: Option<&Value>, screen: Screen) {
     let schema_id = flow
         .identity_schema
         .clone()
@@ -86,20 +86,8 @@ fn populate_one_step(app: &App, flow: &mut Flow, traits: Option<&Value>) {
         .get(&schema_id)
         .map(|s| s.trait_nodes(Group::Default, traits))
         .unwrap_or_default();
-    if app.settings.password.enabled {
-        let at = nodes
-            .iter()
-            .rposition(|n| {
-                n.input_attrs()
-                    .is_some_and(|a| a.autocomplete.as_deref() == Some("username") || a.input_type == "email")
-            })
-            .map(|i| i + 1)
-            .unwrap_or(nodes.len());
-        nodes.insert(at, password::password_node_for_registration());
-        nodes.push(password::registration_submit());
-    }
-    if code::registration::enabled(app) {
-        nodes.push(code::registration::submit_node());
+    for m in app.methods.registration() {
+        m.populate(app, &mut nodes, screen);
     }
     flow.ui.nodes.extend(nodes);
 }
@@ -181,7 +169,8 @@ pub async fn get_registration_flow(
     crate::selfservice::common::get_flow(&app, &req, FlowKind::Registration, q.id.as_deref()).await
 }
 
-fn replacement(app: &App, req: &ReqInfo, old: &Flow) -> Flow {
+/// A fresh flow like `old` (same type, schema, return_to), with the request's CSRF token.
+pub(crate) fn replacement(app: &App, req: &ReqInfo, old: &Flow) -> Flow {
     let csrf = if old.is_browser() {
         crate::selfservice::common::request_csrf(app, req)
             .map(|t| crate::http::csrf::encode_cookie(&t))
@@ -248,103 +237,81 @@ pub async fn update_registration_flow(
         Ok(b) => b,
         Err(e) => return write_flow_error(app, &req, Some(flow), e.into(), replace).await,
     };
-    let method = str_field(&body, "method").unwrap_or("");
-    let two_step = app.settings.registration_two_step;
-    if two_step
-        && (method == "profile"
-            || body
-                .get("screen")
-                .is_some_and(|s| s.as_str().is_some_and(|s| !s.is_empty())))
-    {
-        return match profile::submit(app, &req, &mut flow, &body) {
-            Ok(()) => {
-                flow.updated_at = time_fmt::now();
-                if let Err(e) = app.store.update_flow(&flow).await {
-                    return HttpError(store_error(e)).into_response();
-                }
-                if flow.flow_type == FlowType::Browser && !req.is_json {
-                    redirect(
-                        StatusCode::SEE_OTHER,
-                        &ui_redirect_url(app, FlowKind::Registration, flow.id),
-                    )
-                } else {
-                    flow_json(app, &req, &flow, StatusCode::BAD_REQUEST)
-                }
-            }
-            Err(f) => write_flow_error(app, &req, Some(flow), f, replace).await,
-        };
-    }
-    if method == "code" && code::registration::enabled(app) {
-        return match code::registration::submit(app, &req, &mut flow, &body, &schema_id).await {
-            Ok(code::registration::Outcome::Sent) => {
-                crate::selfservice::login::code_sent_response(app, &req, &flow, StatusCode::BAD_REQUEST)
-            }
-            Ok(code::registration::Outcome::Verified(identity)) => {
-                finish_registration(app, &req, flow, *identity, "code").await
-            }
-            Err(f) => write_flow_error(app, &req, Some(flow), f, replace).await,
-        };
-    }
-    let result = match method {
-        "password" if app.settings.password.enabled => {
-            register_with_password(app, &req, &flow, &body, &schema_id).await
-        }
-        _ => Err(FlowFailure::Ui(vec![FieldMessage::flow(
-            text::registration_no_strategy(),
-        )])),
+    let Some(method) = app.methods.find_registration(app, &flow, &body) else {
+        let m = FieldMessage::flow(text::registration_no_strategy());
+        return write_flow_error(app, &req, Some(flow), FlowFailure::Ui(vec![m]), replace).await;
     };
-    match result {
-        Ok(identity) => finish_registration(app, &req, flow, identity, "password").await,
+    let cx = Cx {
+        app,
+        req: &req,
+        auth: None,
+    };
+    match method.submit(&cx, &mut flow, &body, &schema_id).await {
+        Ok(RegistrationStep::Registered { identity, method }) => {
+            finish_registration(app, &req, flow, *identity, (method, None), OnDuplicate::Message).await
+        }
+        Ok(RegistrationStep::Respond(res)) => res,
         Err(f) => {
-            if let Some(t) = body.get("traits") {
-                set_trait_values(&mut flow.ui, t);
-            }
+            method.keep_input(&mut flow, &body);
             write_flow_error(app, &req, Some(flow), f, replace).await
         }
     }
 }
 
-async fn register_with_password(
+/// What answers a registration whose identifiers belong to another identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnDuplicate {
+    /// 4000007 on the registration flow.
+    Message,
+    /// Kratos' account-linking answer for social sign-in: a fresh login flow with 1010016 and the
+    /// identifier filled in, so the person proves the existing account first. Nothing is merged.
+    OfferLogin { identifier: String, provider: String },
+}
+
+async fn offer_login(
     app: &App,
     req: &ReqInfo,
     flow: &Flow,
-    body: &Map<String, Value>,
-    schema_id: &str,
-) -> Result<Identity, FlowFailure> {
-    crate::selfservice::common::ensure_csrf(app, req, flow, str_field(body, "csrf_token"))?;
-    let traits = body.get("traits").cloned().unwrap_or(Value::Object(Map::new()));
-    let mut identity = Identity::new(schema_id, Value::Null, time_fmt::now());
-    let extracted = apply_traits(app, &mut identity, traits).map_err(|e| FlowFailure::Ui(trait_errors(e)))?;
-    let password = str_field(body, "password").unwrap_or("");
-    if password.is_empty() {
-        return Err(FlowFailure::Ui(vec![FieldMessage::on(
-            "password",
-            text::validation_required("password"),
-        )]));
+    attempted: &Identity,
+    on_duplicate: OnDuplicate,
+) -> Response {
+    let OnDuplicate::OfferLogin { identifier, provider } = on_duplicate else {
+        return HttpError(ApiError::internal()).into_response();
+    };
+    let mut like = flow.clone();
+    like.kind = FlowKind::Login;
+    like.refresh = false;
+    like.requested_aal = Aal::Aal1;
+    let mut login = crate::selfservice::login::replacement(app, req, &like);
+    login
+        .ui
+        .set_value("identifier", Value::String(identifier.clone()));
+    login.ui.messages = vec![text::login_link(&identifier, &provider)];
+    if let Some(o) = app.methods.oidc() {
+        o.confirm_labels(&mut login);
     }
-    if extracted.password_identifiers.is_empty() {
-        return Err(FlowFailure::Ui(vec![FieldMessage::flow(
-            text::validation_identifier_missing(),
-        )]));
+    // Whoever proves the existing account on this flow gains the new credentials (Kratos' linking).
+    crate::selfservice::link::stash(&mut login, attempted, &identifier);
+    if let Err(e) = app.store.create_flow(&login).await {
+        return HttpError(store_error(e)).into_response();
     }
-    password::set_password(
-        app,
-        &mut identity,
-        extracted.password_identifiers.clone(),
-        password,
-    )
-    .await?;
-    identity.available_aal = identity.compute_available_aal(app.settings.code_mfa_enabled);
-    Ok(identity)
+    if login.is_browser() && !req.is_json {
+        return redirect(
+            StatusCode::SEE_OTHER,
+            &crate::selfservice::common::ui_redirect_url(app, FlowKind::Login, login.id),
+        );
+    }
+    crate::selfservice::common::flow_json(app, req, &login, StatusCode::BAD_REQUEST)
 }
 
 /// Kratos `PostRegistrationHook`: persist, issue a session only with the `session` hook, answer per client.
-async fn finish_registration(
+pub(crate) async fn finish_registration(
     app: &App,
     req: &ReqInfo,
     mut flow: Flow,
     identity: Identity,
-    method: &str,
+    (method, provider): (&str, Option<&str>),
+    on_duplicate: OnDuplicate,
 ) -> Response {
     let now = time_fmt::now();
     let replace = |old: &Flow| replacement(app, req, old);
@@ -352,6 +319,9 @@ async fn finish_registration(
     let issued = hooks.iter().any(|h| h == "session").then(|| {
         let mut n = session_manager::issue(app, identity.id, now);
         n.session.complete_method(method, Aal::Aal1, now);
+        if let Some(m) = n.session.authentication_methods.last_mut() {
+            m.provider = provider.map(str::to_owned);
+        }
         n.session.devices.push(Device {
             id: uuid::Uuid::new_v4(),
             ip_address: req.client_ip.clone(),
@@ -366,6 +336,9 @@ async fn finish_registration(
         .await
     {
         Ok(()) => {}
+        Err(StoreError::Conflict(_)) if on_duplicate != OnDuplicate::Message => {
+            return offer_login(app, req, &flow, &identity, on_duplicate).await;
+        }
         Err(StoreError::Conflict(_)) => {
             return write_flow_error(
                 app,

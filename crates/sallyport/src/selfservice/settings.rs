@@ -9,22 +9,21 @@ use serde_json::{Map, Value};
 
 use sallyport_core::error::ApiError;
 use sallyport_core::flow::{Flow, FlowKind, FlowState, FlowType};
-use sallyport_core::identity::{Identity, credential_type};
-use sallyport_core::store::StoreError;
+use sallyport_core::identity::Identity;
 use sallyport_core::text;
 use sallyport_core::time_fmt;
-use sallyport_core::ui::{Group, Node};
+use sallyport_core::ui::Node;
 
 use crate::http::body::{RawBody, decode, str_field};
 use crate::http::error::{HttpError, forward, redirect, store_error};
 use crate::http::redirect::validate_return_to;
 use crate::http::request::ReqInfo;
-use crate::identities::{apply_traits, set_trait_values, trait_errors};
+use crate::identities::set_trait_values;
 use crate::selfservice::common::{
     FieldMessage, FlowFailure, continue_with_redirect, ensure_csrf, flow_id, flow_json, new_flow_csrf,
     respond_new_flow, ui_redirect_url,
 };
-use crate::selfservice::{mfa, password};
+use crate::selfservice::method::{Cx, SettingsFailure as Failure, SettingsStep as Outcome};
 use crate::session_manager::{self, Authenticated};
 use crate::state::{App, AppState};
 
@@ -33,32 +32,9 @@ pub fn populate(app: &App, flow: &mut Flow, identity: &Identity) {
     // The settings flow carries its identity (OpenAPI `settingsFlow.identity` is required).
     flow.internal_context["identity"] = crate::render::identity(app, identity, &crate::render::PUBLIC);
     flow.ui.nodes = vec![Node::csrf("")];
-    if let Some(schema) = app.schemas.get(&identity.schema_id) {
-        flow.ui
-            .nodes
-            .extend(schema.trait_nodes(Group::Profile, Some(&identity.traits)));
+    for m in app.methods.settings() {
+        m.populate(app, flow, identity);
     }
-    flow.ui.push(Node::submit(
-        Group::Profile,
-        "method",
-        "profile",
-        text::label_save(),
-    ));
-    if app.settings.password.enabled {
-        flow.ui.push(
-            Node::input(Group::Password, "password", "password")
-                .required()
-                .with_autocomplete("new-password")
-                .with_label(text::label_password()),
-        );
-        flow.ui.push(Node::submit(
-            Group::Password,
-            "method",
-            "password",
-            text::label_save(),
-        ));
-    }
-    mfa::populate_settings(app, flow, identity);
 }
 
 /// A settings flow for `identity`. `csrf` is the browser's token as flows store it ("" for API flows).
@@ -190,37 +166,11 @@ pub async fn get_settings_flow(
     crate::selfservice::common::get_flow(&app, &req, FlowKind::Settings, q.id.as_deref()).await
 }
 
-/// What a settings method did.
-pub(crate) enum Outcome {
-    /// Saved: the flow shows `success` and 1050001.
-    Saved(Box<Identity>),
-    /// The flow changed but nothing was saved (e.g. TOTP secret shown, codes generated); show it again.
-    Shown,
-}
-
 /// Whether the session is recent enough for credential changes (`privileged_session_max_age`).
 pub(crate) fn privileged(app: &App, auth: &Authenticated) -> bool {
     let max =
         time::Duration::try_from(app.settings.privileged_session_max_age).unwrap_or(time::Duration::HOUR);
     auth.session.authenticated_at + max > time_fmt::now()
-}
-
-enum Failure {
-    Flow(FlowFailure),
-    /// The update needs a fresh login first.
-    ReAuth,
-}
-
-impl From<FlowFailure> for Failure {
-    fn from(f: FlowFailure) -> Self {
-        Failure::Flow(f)
-    }
-}
-
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
-        Failure::Flow(e.into())
-    }
 }
 
 /// `POST /self-service/settings?flow=` (and the `GET` that resumes an update after re-authentication) —
@@ -289,19 +239,16 @@ pub async fn update_settings_flow(
     if let Some(o) = flow.internal_context.as_object_mut() {
         o.remove("pending_update");
     }
-    let method = mfa::settings_method(&body)
-        .map(str::to_owned)
-        .unwrap_or_else(|| str_field(&body, "method").unwrap_or("").to_owned());
-    let outcome = match method.as_str() {
-        "profile" => update_profile(app, &auth, &mut flow, &body).await,
-        "password" if app.settings.password.enabled => update_password(app, &auth, &body).await,
-        "totp" | "lookup_secret" => mfa::update_settings(app, &auth, &mut flow, &method, &body)
-            .await
-            .map_err(|e| match e {
-                mfa::SettingsError::Flow(f) => Failure::Flow(f),
-                mfa::SettingsError::ReAuth => Failure::ReAuth,
-            }),
-        _ => Err(Failure::Flow(FlowFailure::Ui(vec![FieldMessage::flow(
+    let outcome = match app.methods.find_settings(&body) {
+        Some(m) => {
+            let cx = Cx {
+                app,
+                req: &req,
+                auth: Some(&auth),
+            };
+            m.submit(&cx, &auth, &mut flow, &body).await
+        }
+        None => Err(Failure::Flow(FlowFailure::Ui(vec![FieldMessage::flow(
             text::validation_generic(
                 "Could not find a strategy to update your settings with. Did you fill out the form correctly?",
             ),
@@ -309,6 +256,7 @@ pub async fn update_settings_flow(
     };
     match outcome {
         Ok(Outcome::Saved(identity)) => saved(app, &req, flow, &identity).await,
+        Ok(Outcome::Respond(res)) => res,
         Ok(Outcome::Shown) => {
             flow.updated_at = time_fmt::now();
             if let Err(e) = app.store.update_flow(&flow).await {
@@ -346,7 +294,7 @@ fn show(app: &App, req: &ReqInfo, flow: &Flow, status: StatusCode) -> Response {
     flow_json(app, req, flow, status)
 }
 
-async fn finish_error(app: &App, req: &ReqInfo, mut flow: Flow, failure: FlowFailure) -> Response {
+pub(crate) async fn finish_error(app: &App, req: &ReqInfo, mut flow: Flow, failure: FlowFailure) -> Response {
     let messages = match failure {
         FlowFailure::Ui(m) => m,
         FlowFailure::Api(e) if e.code == 400 => {
@@ -380,7 +328,7 @@ async fn finish_error(app: &App, req: &ReqInfo, mut flow: Flow, failure: FlowFai
     show(app, req, &flow, StatusCode::BAD_REQUEST)
 }
 
-async fn saved(app: &App, req: &ReqInfo, mut flow: Flow, identity: &Identity) -> Response {
+pub(crate) async fn saved(app: &App, req: &ReqInfo, mut flow: Flow, identity: &Identity) -> Response {
     flow.state = FlowState::Success;
     // Revealed backup codes stay on screen only until the next saved change.
     if let Some(o) = flow.internal_context.as_object_mut() {
@@ -403,106 +351,4 @@ async fn saved(app: &App, req: &ReqInfo, mut flow: Flow, identity: &Identity) ->
         return redirect(StatusCode::SEE_OTHER, &to);
     }
     flow_json(app, req, &flow, StatusCode::OK)
-}
-
-/// Traits that carry credentials or addresses may only change in a privileged session.
-fn touches_credentials(before: &Identity, after: &Identity) -> bool {
-    let ids = |i: &Identity| {
-        let mut v: Vec<String> = i
-            .credentials
-            .values()
-            .flat_map(|c| c.identifiers.clone())
-            .collect();
-        v.extend(
-            i.verifiable_addresses
-                .iter()
-                .map(|a| format!("v:{}:{}", a.via, a.value)),
-        );
-        v.extend(
-            i.recovery_addresses
-                .iter()
-                .map(|a| format!("r:{}:{}", a.via, a.value)),
-        );
-        v.sort();
-        v
-    };
-    ids(before) != ids(after)
-}
-
-async fn update_profile(
-    app: &App,
-    auth: &Authenticated,
-    flow: &mut Flow,
-    body: &Map<String, Value>,
-) -> Result<Outcome, Failure> {
-    let traits = body.get("traits").cloned().unwrap_or(Value::Object(Map::new()));
-    let mut identity = auth.identity.clone();
-    apply_traits(app, &mut identity, traits.clone()).map_err(|e| {
-        set_trait_values(&mut flow.ui, &traits);
-        Failure::Flow(FlowFailure::Ui(trait_errors(e)))
-    })?;
-    if touches_credentials(&auth.identity, &identity) && !privileged(app, auth) {
-        return Err(Failure::ReAuth);
-    }
-    identity.updated_at = time_fmt::now();
-    match app.store.update_identity(&identity).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict(_)) => {
-            return Err(Failure::Flow(FlowFailure::Ui(vec![FieldMessage::flow(
-                text::validation_duplicate_credentials(),
-            )])));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    // New addresses need verifying, as after registration.
-    // Settings keeps the browser's token (Kratos `GenerateCSRFToken`), so the flow stores that one.
-    crate::selfservice::hooks::start_verification(app, &identity, flow.flow_type, &flow.csrf_token).await?;
-    Ok(Outcome::Saved(Box::new(identity)))
-}
-
-async fn update_password(
-    app: &App,
-    auth: &Authenticated,
-    body: &Map<String, Value>,
-) -> Result<Outcome, Failure> {
-    if !privileged(app, auth) {
-        return Err(Failure::ReAuth);
-    }
-    let new = str_field(body, "password").unwrap_or("");
-    if new.is_empty() {
-        return Err(Failure::Flow(FlowFailure::Ui(vec![FieldMessage::on(
-            "password",
-            text::validation_required("password"),
-        )])));
-    }
-    let mut identity = auth.identity.clone();
-    if let Some(old) = identity
-        .credentials
-        .get(credential_type::PASSWORD)
-        .and_then(|c| c.config.get("hashed_password"))
-        .and_then(Value::as_str)
-        && app.hasher.verify(new.as_bytes(), old).await.unwrap_or(false)
-    {
-        return Err(Failure::Flow(FlowFailure::Ui(vec![FieldMessage::on(
-            "password",
-            text::validation_password_same_as_old(),
-        )])));
-    }
-    let identifiers = identity
-        .credentials
-        .get(credential_type::PASSWORD)
-        .map(|c| c.identifiers.clone())
-        .filter(|i| !i.is_empty())
-        .or_else(|| {
-            app.schemas
-                .get(&identity.schema_id)
-                .and_then(|s| s.validate_traits(&identity.traits).ok())
-                .map(|e| e.password_identifiers)
-        })
-        .unwrap_or_default();
-    password::set_password(app, &mut identity, identifiers, new).await?;
-    identity.available_aal = identity.compute_available_aal(app.settings.code_mfa_enabled);
-    identity.updated_at = time_fmt::now();
-    app.store.update_identity(&identity).await?;
-    Ok(Outcome::Saved(Box::new(identity)))
 }

@@ -224,7 +224,15 @@ both_backends!(smtp_outage_is_retried_without_loss, |b: Backend| async move {
     let dan = mail.next_to("dan@example.org").await;
     assert_eq!(code_in(&cat.text_body).len(), 6);
     assert_eq!(code_in(&dan.text_body).len(), 6);
-    let (_, list) = send(c.get(s.admin_url("admin/courier/messages?status=sent"))).await;
+    // The sink has the mail a moment before the worker records the delivery: wait for the record.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let list = loop {
+        let (_, list) = send(c.get(s.admin_url("admin/courier/messages?status=sent"))).await;
+        if list.as_array().unwrap().len() == 2 || std::time::Instant::now() > deadline {
+            break list;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let sent = list.as_array().unwrap();
     assert_eq!(sent.len(), 2, "{list}");
     let id = sent[0]["id"].as_str().unwrap();

@@ -15,6 +15,7 @@ mod hostile_input;
 mod input_bounds;
 mod native_flows;
 mod nul_bytes;
+mod oidc_flows;
 mod password_policy;
 mod rate_limits;
 mod recovery_flows;

@@ -2,6 +2,10 @@
 
 pub mod client;
 pub mod mail;
+/// The real OpenID Provider and its browser stand-in, shared with `sallyport-oidc`'s tests.
+#[allow(dead_code)]
+#[path = "../../../../sallyport-oidc/tests/support/mod.rs"]
+pub mod op;
 pub mod totp;
 
 use std::path::PathBuf;
