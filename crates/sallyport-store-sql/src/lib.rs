@@ -20,6 +20,7 @@ mod courier;
 mod error;
 mod flow;
 mod identity;
+mod import;
 mod migration;
 mod rows;
 mod session;
@@ -46,6 +47,7 @@ pub mod __private {
     pub use crate::courier::{DispatchRow, MessageRow, sql as courier_sql};
     pub use crate::flow::sql as flow_sql;
     pub use crate::identity::{ID_CHUNK, sql as identity_sql};
+    pub use crate::import::sql as import_sql;
     pub use crate::migration::{sql as migration_sql, undo_target};
     pub use crate::rows::*;
     pub use crate::session::sql as session_sql;
@@ -90,6 +92,7 @@ macro_rules! impl_sql_store {
             $crate::__impl_courier_store!($store, $row_lock);
             $crate::__impl_code_store!($store);
             $crate::__impl_migration_store!($store, $migrator);
+            $crate::__impl_import_store!($store);
         };
     };
 }

@@ -128,6 +128,21 @@ pub enum ImportWhat {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Copy a Kratos database (identities, credentials, addresses, sessions, unsent mail) into the
+    /// database of the config's `dsn`. Reruns copy only what changed.
+    Kratos {
+        /// The Kratos database: postgres://…, cockroach://…, sqlite://<path>.
+        #[arg(long = "from")]
+        from: String,
+        #[arg(short = 'c', long = "config")]
+        config: Vec<PathBuf>,
+        /// Read and check everything, write nothing, print what would be imported.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+        /// The Kratos network to copy (needed only when the database holds several).
+        #[arg(long = "nid")]
+        nid: Option<uuid::Uuid>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -186,6 +201,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import {
             what: ImportWhat::Identities { files, client },
         } => import_identities(files, client).await,
+        Command::Import {
+            what:
+                ImportWhat::Kratos {
+                    from,
+                    config,
+                    dry_run,
+                    nid,
+                },
+        } => {
+            crate::import::run(crate::import::Options {
+                from,
+                config,
+                dry_run,
+                nid,
+            })
+            .await
+        }
         Command::Get {
             what:
                 GetWhat::Identity {

@@ -9,6 +9,7 @@ mod code_login;
 mod courier;
 mod hostile_input;
 mod input_bounds;
+mod kratos_import;
 mod native_flows;
 mod nul_bytes;
 mod password_policy;
