@@ -72,10 +72,10 @@ impl Progress {
 
 pub fn print_summary(tables: &[(&str, &TableReport)], dry_run: bool) {
     let verb = if dry_run { "would import" } else { "imported" };
-    println!("{:<36} {:>10} {:>13} {:>10}", "table", "read", verb, "rejected");
+    println!("{:<42} {:>10} {:>13} {:>10}", "table", "read", verb, "rejected");
     for (name, t) in tables {
         println!(
-            "{:<36} {:>10} {:>13} {:>10}",
+            "{:<42} {:>10} {:>13} {:>10}",
             name,
             t.read,
             t.imported,
