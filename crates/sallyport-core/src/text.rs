@@ -471,8 +471,31 @@ pub fn lookup_codes_hint() -> Message {
 pub fn lookup_confirm() -> Message {
     info(1050011, "Confirm backup recovery codes")
 }
-pub fn lookup_codes_list(codes: &[String]) -> Message {
-    info(1050015, codes.join(", ")).with_context(json!({ "secrets": codes }))
+/// A used backup code, in Go's `time.Time.String()` form as Kratos prints it.
+pub fn lookup_secret_used(used_at: time::OffsetDateTime) -> Message {
+    let at = used_at.to_offset(time::UtcOffset::UTC);
+    let go = format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} +0000 UTC",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    );
+    info(1050014, format!("Secret was used at {go}")).with_context(json!({
+        "used_at": crate::time_fmt::rfc3339(at),
+        "used_at_unix": at.unix_timestamp(),
+    }))
+}
+/// The list of backup codes: each entry is `lookup_secret` (1050009) or `lookup_secret_used`
+/// (1050014), and the text lists the codes with "used" for used ones, as Kratos' `ToNode`.
+pub fn lookup_codes_list(codes: &[Message]) -> Message {
+    let text: Vec<&str> = codes
+        .iter()
+        .map(|m| if m.id == 1050009 { m.text.as_str() } else { "used" })
+        .collect();
+    info(1050015, text.join(", ")).with_context(json!({ "secrets": codes }))
 }
 pub fn lookup_disable() -> Message {
     info(1050016, "Disable this method")
@@ -491,6 +514,12 @@ pub fn totp_invalid() -> Message {
         4000008,
         "The provided authentication code is invalid, please try again.",
     )
+}
+pub fn totp_no_device() -> Message {
+    error(4000011, "You have no TOTP device set up.")
+}
+pub fn lookup_none() -> Message {
+    error(4000014, "You have no backup recovery codes set up.")
 }
 pub fn lookup_used() -> Message {
     error(4000012, "This backup recovery code has already been used.")
@@ -597,12 +626,15 @@ mod tests {
             lookup_secret("x"),
             lookup_codes_hint(),
             lookup_confirm(),
-            lookup_codes_list(&["a".into()]),
+            lookup_codes_list(&[lookup_secret("a")]),
+            lookup_secret_used(time::OffsetDateTime::UNIX_EPOCH),
             lookup_disable(),
             totp_secret_label(),
             label_verify_code(),
             totp_invalid(),
             lookup_used(),
+            totp_no_device(),
+            lookup_none(),
             lookup_invalid(),
         ];
         for m in ours {

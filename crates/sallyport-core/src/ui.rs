@@ -272,11 +272,21 @@ impl Container {
         }
     }
 
-    /// Attaches a message to the node named `field`, or to the flow when there is no such node.
+    /// Attaches a message to the flow (no field), or to the node named `field` — adding a text input
+    /// of that name when the form has none, as Kratos' `Container.AddMessage` does, so that a message
+    /// about a field the current form does not show is still rendered.
     pub fn add_message(&mut self, field: Option<&str>, message: Message) {
-        match field.and_then(|f| self.node_mut(f)) {
+        let Some(field) = field.filter(|f| !f.trim().is_empty()) else {
+            self.messages.push(message);
+            return;
+        };
+        match self.node_mut(field) {
             Some(n) => n.messages.push(message),
-            None => self.messages.push(message),
+            None => {
+                let mut n = Node::input(Group::Default, field, "text");
+                n.messages.push(message);
+                self.nodes.push(n);
+            }
         }
     }
 

@@ -17,9 +17,10 @@
 //!   ±1-step window). The caller persists that step, e.g. with
 //!   [`totp_config_with_last_used_step`] (an extra `last_used_step` field in the credential
 //!   config, ignored by Kratos).
-//! * Lookup codes are stored hashed (see [`lookup`] for the format). Consequently already
-//!   confirmed codes **cannot be revealed again**: [`can_reveal`] is `false` for hashed
-//!   configurations and the user has to regenerate a new set.
+//! * Lookup codes are stored hashed (see [`lookup`] for the format), each with an encrypted
+//!   copy ([`lookup_credential_config_sealed`]) so that settings can reveal them as Kratos does
+//!   ([`reveal_lookup_codes_with`]); a hash-only config ([`lookup_credential_config`]) cannot
+//!   be revealed ([`can_reveal`] is `false`).
 //! * Lookup code input is normalised (trimmed, lower-cased, spaces and dashes removed);
 //!   Kratos compares the raw input.
 //! * TOTP secrets that are empty or not valid base32 are rejected by [`parse_totp_url`]
@@ -39,7 +40,8 @@ pub use aal::{CREDENTIAL_TYPE_LOOKUP, CREDENTIAL_TYPE_TOTP, CREDENTIAL_TYPE_WEBA
 pub use lookup::{
     LOOKUP_CODE_ALPHABET, LOOKUP_CODE_COUNT, LOOKUP_CODE_LENGTH, LookupResult, RevealedLookupCode,
     can_reveal, generate_lookup_codes, hash_plaintext_lookup_config, lookup_credential_config,
-    normalize_lookup_code, remaining_lookup_codes, reveal_lookup_codes, verify_lookup_code,
+    lookup_credential_config_sealed, normalize_lookup_code, remaining_lookup_codes, reveal_lookup_codes,
+    reveal_lookup_codes_with, verify_lookup_code,
 };
 pub use qr::{QR_IMAGE_SIZE, qr_png, qr_png_data_uri, try_qr_png_data_uri};
 pub use totp::{

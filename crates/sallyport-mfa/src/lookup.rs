@@ -20,9 +20,13 @@
 //! * `hashed`: `true` marks the hashed format.
 //!
 //! [`verify_lookup_code`] accepts both formats (and entry-wise mixtures), so credentials
-//! imported from Kratos keep working. Because only hashes are stored, codes cannot be shown
-//! again after the settings flow confirmed them: [`can_reveal`] is `false` for hashed
-//! configs and the user has to regenerate a new set instead of "revealing" the old one.
+//! imported from Kratos keep working.
+//!
+//! Kratos' settings can "reveal" the codes again. A hash alone cannot be shown, so
+//! [`lookup_credential_config_sealed`] adds `sealed` to each entry: the code encrypted with
+//! AES-256-GCM under a key derived from a server secret (`secrets.cipher`), as base64 of
+//! nonce ‖ ciphertext. Verification still only compares hashes; [`reveal_lookup_codes_with`]
+//! opens the sealed codes for display. Nothing is plaintext at rest either way.
 
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -114,6 +118,82 @@ pub fn lookup_credential_config(codes: &[String], key: &str) -> Value {
         .map(|code| json!({ "code_hash": code_hash(key, &normalize_lookup_code(code)), "used_at": null }))
         .collect();
     json!({ "recovery_codes": entries, "hashed": true })
+}
+
+fn seal_key(secret: &str) -> aes_gcm::Key<aes_gcm::Aes256Gcm> {
+    use sha2::Digest;
+    let mut h = Sha256::new();
+    h.update(b"sallyport lookup secret seal\0");
+    h.update(secret.as_bytes());
+    h.finalize()
+}
+
+fn seal(secret: &str, code: &str) -> String {
+    use aes_gcm::aead::{Aead, KeyInit};
+    use base64::Engine;
+    let cipher = aes_gcm::Aes256Gcm::new(&seal_key(secret));
+    let mut nonce = [0u8; 12];
+    getrandom::fill(&mut nonce).expect("the operating system's RNG works");
+    let ct = cipher
+        .encrypt(&nonce.into(), code.as_bytes())
+        .expect("AES-GCM encrypts any short input");
+    let mut out = nonce.to_vec();
+    out.extend(ct);
+    base64::engine::general_purpose::STANDARD.encode(out)
+}
+
+fn unseal(secrets: &[String], sealed: &str) -> Option<String> {
+    use aes_gcm::aead::{Aead, KeyInit};
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD.decode(sealed).ok()?;
+    if raw.len() < 12 {
+        return None;
+    }
+    let (nonce, ct) = raw.split_at(12);
+    let nonce: [u8; 12] = nonce.try_into().ok()?;
+    secrets.iter().find_map(|s| {
+        let cipher = aes_gcm::Aes256Gcm::new(&seal_key(s));
+        let pt = cipher.decrypt(&nonce.into(), ct).ok()?;
+        String::from_utf8(pt).ok()
+    })
+}
+
+/// Like [`lookup_credential_config`], and each entry also carries its code sealed under
+/// `seal_secret`, so [`reveal_lookup_codes_with`] can show it again.
+pub fn lookup_credential_config_sealed(codes: &[String], key: &str, seal_secret: &str) -> Value {
+    let entries: Vec<Value> = codes
+        .iter()
+        .map(|code| {
+            let code = normalize_lookup_code(code);
+            json!({ "code_hash": code_hash(key, &code), "sealed": seal(seal_secret, &code), "used_at": null })
+        })
+        .collect();
+    json!({ "recovery_codes": entries, "hashed": true })
+}
+
+/// The codes of `config` for "reveal": plaintext entries as they are, sealed entries opened
+/// with any of `seal_secrets`. `None` when some entry can be neither (a hash-only config from
+/// before sealing, or a secret that was removed).
+pub fn reveal_lookup_codes_with(config: &Value, seal_secrets: &[String]) -> Option<Vec<RevealedLookupCode>> {
+    let entries = recovery_codes(config)?;
+    let mut revealed = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let code = match (
+            entry.get("code").and_then(Value::as_str),
+            entry.get("sealed").and_then(Value::as_str),
+        ) {
+            (Some(c), _) => c.to_owned(),
+            (None, Some(sealed)) => unseal(seal_secrets, sealed)?,
+            (None, None) if entry.get("code_hash").is_some() => return None,
+            (None, None) => continue,
+        };
+        revealed.push(RevealedLookupCode {
+            code,
+            used: is_used(entry),
+            used_at: used_at(entry),
+        });
+    }
+    (!revealed.is_empty()).then_some(revealed)
 }
 
 /// Checks `candidate` against every entry of `config` (hashed entries under every key in
@@ -320,5 +400,42 @@ mod tests {
         assert!(!is_used(&json!({"code": "x"})));
         assert!(is_used(&json!({"code": "x", "used_at": "2024-01-01T00:00:00Z"})));
         assert!(is_used(&json!({"code": "x", "used_at": "garbage"})));
+    }
+}
+
+#[cfg(test)]
+mod seal_tests {
+    use super::*;
+
+    #[test]
+    fn sealed_codes_reveal_under_any_listed_secret_and_still_verify() {
+        let codes = vec!["abcd1234".to_owned(), "efgh5678".to_owned()];
+        let config = lookup_credential_config_sealed(&codes, "hash-key", "old-cipher-secret");
+        assert!(
+            !config.to_string().contains("abcd1234"),
+            "nothing plaintext at rest"
+        );
+        let rotated = ["new-cipher-secret".to_owned(), "old-cipher-secret".to_owned()];
+        let shown: Vec<String> = reveal_lookup_codes_with(&config, &rotated)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.code)
+            .collect();
+        assert_eq!(shown, codes);
+        assert_eq!(reveal_lookup_codes_with(&config, &["other".to_owned()]), None);
+        assert!(matches!(
+            verify_lookup_code(
+                &config,
+                "efgh5678",
+                &["hash-key".to_owned()],
+                OffsetDateTime::UNIX_EPOCH
+            ),
+            LookupResult::Valid { .. }
+        ));
+        // A hash-only config from before sealing cannot be revealed.
+        assert_eq!(
+            reveal_lookup_codes_with(&lookup_credential_config(&codes, "hash-key"), &rotated),
+            None
+        );
     }
 }

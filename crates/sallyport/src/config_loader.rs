@@ -196,6 +196,11 @@ pub fn settings(cfg: &Config, dev: bool) -> anyhow::Result<Settings> {
             persistent: true,
         },
         cookie_secrets: cfg.cookie_secrets(),
+        cipher_secrets: if cfg.cipher_secrets().is_empty() {
+            cfg.cookie_secrets()
+        } else {
+            cfg.cipher_secrets()
+        },
         hasher,
         schemas: cfg
             .identity

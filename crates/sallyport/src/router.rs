@@ -296,10 +296,18 @@ async fn observe(req: Request, next: Next) -> Response {
     let res = next.run(req).await;
     let elapsed = started.elapsed().as_secs_f64();
     let status = res.status().as_u16();
-    if status >= 500 {
-        tracing::warn!(route, elapsed, status, "request failed");
-    } else {
-        tracing::debug!(route, elapsed, status, "request");
+    let note = res.extensions().get::<crate::http::error::RefusalNote>();
+    match note {
+        _ if status >= 500 => tracing::warn!(route, elapsed, status, "request failed"),
+        Some(n) => tracing::debug!(
+            route,
+            elapsed,
+            status,
+            error_id = %n.error_id,
+            reason = %n.reason,
+            "request refused"
+        ),
+        None => tracing::debug!(route, elapsed, status, "request"),
     }
     // One histogram per route, method and status: its `_count` series is the request count.
     metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method, "status" => status.to_string())

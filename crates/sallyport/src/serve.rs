@@ -22,6 +22,8 @@ fn init_logging(cfg: &sallyport_config::Config) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},sqlx=warn,hyper=warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colour codes only for a terminal; a log file or collector gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match cfg.log.format {
         LogFormat::Json => builder.json().try_init(),
@@ -87,6 +89,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut server = Server::new(app.clone(), public, admin);
     if args.watch_courier {
         server = server.with_courier()?;
+        tracing::info!("this process delivers courier messages (--watch-courier)");
+    } else {
+        tracing::info!(
+            "this process does not deliver courier messages: mails and SMS are queued in the database until a \
+             courier sends them. Start one with `sallyport courier watch -c <config>`, or serve with `--watch-courier`"
+        );
+    }
+    if crate::courier::prints_messages(&app, "email") {
+        tracing::info!(
+            "--dev without courier.smtp.connection_uri: each outgoing message (recipient, template, code or link) \
+             is printed to this log"
+        );
     }
     tracing::info!(
         public = %server.public_addr(),

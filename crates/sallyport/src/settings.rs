@@ -157,6 +157,8 @@ pub struct Settings {
     pub whoami_required_aal: RequiredAal,
     pub csrf_cookie: CookieSettings,
     pub cookie_secrets: Vec<String>,
+    /// Keys that seal backup codes for "reveal": `secrets.cipher`, else `secrets.cookie`.
+    pub cipher_secrets: Vec<String>,
     pub hasher: HasherSettings,
     pub schemas: Vec<(String, String)>,
     pub default_schema_id: String,

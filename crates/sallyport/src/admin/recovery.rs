@@ -117,6 +117,9 @@ pub async fn create_recovery_code_for_identity(
     flow.expires_at = now + ttl;
     flow.state = FlowState::SentEmail;
     flow.active = Some("code".into());
+    // The link goes to someone whose browser never saw this flow (Kratos `DangerousSkipCSRFCheck`):
+    // fetching it and submitting the code skip the CSRF check; the code itself is the secret.
+    crate::selfservice::common::skip_csrf_check(&mut flow);
     let mut code_node = code::code_input(sallyport_core::text::label_recovery_code());
     if let Some(a) = code_node.input_mut() {
         a.pattern = Some("[0-9]+".into());

@@ -52,6 +52,46 @@ pub fn internal(err: impl std::fmt::Display) -> ApiError {
     ApiError::internal()
 }
 
+/// Why a request was refused, for the request log (a response extension, never sent). Kratos
+/// front ends see only "403"; the operator's debug log says which error and why.
+#[derive(Debug, Clone)]
+pub struct RefusalNote {
+    pub error_id: String,
+    pub reason: String,
+}
+
+impl RefusalNote {
+    pub fn of(e: &ApiError) -> RefusalNote {
+        RefusalNote {
+            error_id: e.id_str().unwrap_or("(none)").to_owned(),
+            reason: e.reason.clone().unwrap_or_else(|| e.message.clone()),
+        }
+    }
+
+    /// A flow answered with validation messages: their ids and texts (errors only, no values).
+    pub fn of_flow(ui: &sallyport_core::ui::Container) -> Option<RefusalNote> {
+        let errors: Vec<String> = ui
+            .messages
+            .iter()
+            .map(|m| (None, m))
+            .chain(
+                ui.nodes
+                    .iter()
+                    .flat_map(|n| n.messages.iter().map(move |m| (Some(n.name()), m))),
+            )
+            .filter(|(_, m)| m.kind == sallyport_core::text::MessageType::Error)
+            .map(|(field, m)| match field {
+                Some(f) => format!("{f}: {} {}", m.id, m.text),
+                None => format!("{} {}", m.id, m.text),
+            })
+            .collect();
+        (!errors.is_empty()).then(|| RefusalNote {
+            error_id: "validation".into(),
+            reason: errors.join("; "),
+        })
+    }
+}
+
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let e = self.0;
@@ -59,6 +99,7 @@ impl IntoResponse for HttpError {
             StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             &e.body(),
         );
+        res.extensions_mut().insert(RefusalNote::of(&e));
         if let Some(id) = e.id_str() {
             res.headers_mut()
                 .insert("ory-error-id", HeaderValue::from_static(id));
@@ -100,5 +141,7 @@ pub async fn forward(app: &App, is_json: bool, e: ApiError) -> Response {
     }
     let mut to = app.settings.error_ui_url.clone();
     to.query_pairs_mut().append_pair("id", &id.to_string());
-    redirect(StatusCode::SEE_OTHER, to.as_str())
+    let mut res = redirect(StatusCode::SEE_OTHER, to.as_str());
+    res.extensions_mut().insert(RefusalNote::of(&e));
+    res
 }

@@ -2,7 +2,7 @@
 //! from an address, answer code/link submissions with 200 + flow (validation errors with 400), and
 //! replace an expired flow by redirecting to the new one.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -17,6 +17,7 @@ use crate::http::redirect::validate_return_to;
 use crate::http::request::ReqInfo;
 use crate::selfservice::common::{
     FieldMessage, FlowFailure, flow_json, init_failure, new_flow_csrf, respond_new_flow, ui_redirect_url,
+    with_headers,
 };
 use crate::settings::AddressFlowSettings;
 use crate::state::App;
@@ -112,25 +113,20 @@ pub fn new_flow(
     f
 }
 
-fn csrf_for(app: &App, req: &ReqInfo, old: &Flow) -> String {
-    if old.is_browser() {
-        crate::selfservice::common::request_csrf(app, req)
-            .map(|t| crate::http::csrf::encode_cookie(&t))
-            .unwrap_or_default()
-    } else {
-        String::new()
-    }
-}
-
-pub fn replacement(app: &App, req: &ReqInfo, old: &Flow) -> Flow {
-    new_flow(
+/// A new flow in place of `old` (expired, finished, or reached by a bad link), and the CSRF cookie to
+/// set: links are often opened in a browser without our cookie, and the UI's first fetch of the new
+/// flow needs one that matches (Kratos regenerates the token for these retries).
+pub fn replacement(app: &App, req: &ReqInfo, old: &Flow) -> (Flow, Option<HeaderValue>) {
+    let (csrf, cookie) = new_flow_csrf(app, req, old.flow_type);
+    let flow = new_flow(
         app,
         old.kind,
         old.flow_type,
         old.request_url.clone(),
         old.return_to.clone(),
-        csrf_for(app, req, old),
-    )
+        csrf,
+    );
+    (flow, cookie)
 }
 
 /// `GET /self-service/{recovery,verification}/{browser,api}`.
@@ -202,7 +198,7 @@ pub async fn write_error(app: &App, req: &ReqInfo, flow: Option<Flow>, failure: 
     let now = time_fmt::now();
     let messages = match failure {
         FlowFailure::Expired => {
-            let mut new = replacement(app, req, &flow);
+            let (mut new, cookie) = replacement(app, req, &flow);
             new.ui.messages.push(if flow.kind == FlowKind::Recovery {
                 text::recovery_flow_expired(flow.expires_at, now)
             } else {
@@ -211,13 +207,12 @@ pub async fn write_error(app: &App, req: &ReqInfo, flow: Option<Flow>, failure: 
             if let Err(e) = app.store.create_flow(&new).await {
                 return HttpError::from(e).into_response();
             }
-            if new.is_browser() && !req.is_json {
-                return redirect(StatusCode::SEE_OTHER, &ui_redirect_url(app, new.kind, new.id));
-            }
-            return redirect(
-                StatusCode::SEE_OTHER,
-                &app.public_url(&format!("self-service/{}/flows?id={}", new.kind.as_str(), new.id)),
-            );
+            let to = if new.is_browser() && !req.is_json {
+                ui_redirect_url(app, new.kind, new.id)
+            } else {
+                app.public_url(&format!("self-service/{}/flows?id={}", new.kind.as_str(), new.id))
+            };
+            return with_headers(redirect(StatusCode::SEE_OTHER, &to), cookie);
         }
         FlowFailure::Ui(m) => m,
         FlowFailure::Api(e) if e.code == 400 => {
@@ -246,7 +241,7 @@ pub async fn write_error(app: &App, req: &ReqInfo, flow: Option<Flow>, failure: 
 /// The retry a finished flow gets (4060001 / 4070002): a new flow; JSON clients learn its id from a
 /// 410 `self_service_flow_replaced`, browsers are redirected.
 pub async fn replace_finished(app: &App, req: &ReqInfo, old: &Flow) -> Response {
-    let mut new = replacement(app, req, old);
+    let (mut new, cookie) = replacement(app, req, old);
     new.ui.messages.push(if old.kind == FlowKind::Recovery {
         text::recovery_retry_success()
     } else {
@@ -256,7 +251,10 @@ pub async fn replace_finished(app: &App, req: &ReqInfo, old: &Flow) -> Response 
         return HttpError::from(e).into_response();
     }
     if new.is_browser() && !req.is_json {
-        return redirect(StatusCode::SEE_OTHER, &ui_redirect_url(app, new.kind, new.id));
+        return with_headers(
+            redirect(StatusCode::SEE_OTHER, &ui_redirect_url(app, new.kind, new.id)),
+            cookie,
+        );
     }
     let e = ApiError::new(410)
         .with_id(sallyport_core::error::ErrorId::SelfServiceFlowReplaced)

@@ -122,9 +122,25 @@ pub fn csrf_value(app: &App, req: &ReqInfo, flow: &Flow) -> String {
         .unwrap_or_default()
 }
 
+const SKIP_CSRF: &str = "dangerous_skip_csrf_check";
+
+/// Marks a flow made for a browser that never saw it (an admin-created recovery code): no CSRF check
+/// when it is fetched or submitted, as Kratos' `DangerousSkipCSRFCheck`.
+pub fn skip_csrf_check(flow: &mut Flow) {
+    flow.internal_context[SKIP_CSRF] = Value::Bool(true);
+}
+
+fn skips_csrf_check(flow: &Flow) -> bool {
+    flow.internal_context.get(SKIP_CSRF) == Some(&Value::Bool(true))
+}
+
 /// Kratos `flow.EnsureCSRF`: browser flows need the body's token to match the cookie; API flows must
 /// not look like they come from a browser (no `Origin`, no cookies but Cloudflare's).
 pub fn ensure_csrf(app: &App, req: &ReqInfo, flow: &Flow, sent: Option<&str>) -> Result<(), ApiError> {
+    if skips_csrf_check(flow) {
+        tracing::debug!(flow = %flow.id, "a flow created by the admin API skips the CSRF check");
+        return Ok(());
+    }
     match flow.flow_type {
         FlowType::Api => {
             if app.settings.disable_api_flow_enforcement {
@@ -173,7 +189,13 @@ pub fn with_headers(mut res: Response, cookies: impl IntoIterator<Item = HeaderV
 }
 
 pub fn flow_json(app: &App, req: &ReqInfo, flow: &Flow, status: StatusCode) -> Response {
-    json(status, &crate::render::flow(flow, &csrf_value(app, req, flow)))
+    let mut res = json(status, &crate::render::flow(flow, &csrf_value(app, req, flow)));
+    if status.is_client_error()
+        && let Some(n) = crate::http::error::RefusalNote::of_flow(&flow.ui)
+    {
+        res.extensions_mut().insert(n);
+    }
+    res
 }
 
 /// How a freshly created flow is answered: browsers go to the UI, SPAs and apps get the flow.
@@ -261,7 +283,11 @@ pub async fn write_flow_error(
         } else {
             StatusCode::SEE_OTHER
         };
-        return redirect(status, &ui_redirect_url(app, flow.kind, flow.id));
+        let mut res = redirect(status, &ui_redirect_url(app, flow.kind, flow.id));
+        if let Some(n) = crate::http::error::RefusalNote::of_flow(&flow.ui) {
+            res.extensions_mut().insert(n);
+        }
+        return res;
     }
     flow_json(app, req, &flow, StatusCode::BAD_REQUEST)
 }
@@ -276,7 +302,7 @@ pub async fn get_flow(app: &App, req: &ReqInfo, kind: FlowKind, id: Option<&str>
         Ok(f) => f,
         Err(e) => return HttpError(store_error(e)).into_response(),
     };
-    if flow.flow_type == FlowType::Browser {
+    if flow.flow_type == FlowType::Browser && !skips_csrf_check(&flow) {
         let matches = request_csrf(app, req).is_some_and(|t| csrf::encode_cookie(&t) == flow.csrf_token);
         if !matches {
             return HttpError(csrf_error(req, "token_mismatch")).into_response();

@@ -6,7 +6,6 @@ use serde_json::{Value, json};
 use sallyport_core::flow::{Flow, FlowKind, FlowType};
 use sallyport_core::identity::Identity;
 
-use crate::http::request::ReqInfo;
 use crate::selfservice::address_flow;
 use crate::selfservice::code::Address;
 use crate::selfservice::common::{FlowFailure, ui_redirect_url};
@@ -14,11 +13,15 @@ use crate::state::App;
 
 /// Starts a verification flow for every unverified address of `identity` and sends its message.
 /// Returns the `show_verification_ui` items for the parent flow's `continue_with`.
+///
+/// `csrf` is the CSRF token (as flows store it) the browser holds once the response that runs this hook
+/// is done: after registration or login that is the rotated token the response hands out, not the one
+/// the request came with, or the UI's first fetch of the new flow fails with `security_csrf_violation`.
 pub async fn start_verification(
     app: &App,
-    req: &ReqInfo,
     identity: &Identity,
     flow_type: FlowType,
+    csrf: &str,
 ) -> Result<Vec<Value>, FlowFailure> {
     if !app.settings.verification.enabled {
         return Ok(vec![]);
@@ -26,9 +29,7 @@ pub async fn start_verification(
     let mut items = vec![];
     for a in identity.verifiable_addresses.iter().filter(|a| !a.verified) {
         let csrf = if flow_type == FlowType::Browser {
-            crate::selfservice::common::request_csrf(app, req)
-                .map(|t| crate::http::csrf::encode_cookie(&t))
-                .unwrap_or_default()
+            csrf.to_owned()
         } else {
             String::new()
         };

@@ -89,7 +89,7 @@ fn build_flow(
                 .get(credential_type::PASSWORD)
                 .and_then(|c| c.identifiers.first().cloned())
         });
-        password::populate_login(&mut f, refresh_identifier);
+        password::populate_login(app, &mut f, refresh_identifier);
     }
     code::login::populate(app, &mut f, auth, p.via.as_deref());
     if p.aal >= Aal::Aal2
@@ -338,22 +338,26 @@ async fn require_verified_address(app: &App, req: &ReqInfo, flow: Flow, identity
         let m = crate::selfservice::common::FieldMessage::flow(text::address_not_verified());
         return write_flow_error(app, req, Some(flow), FlowFailure::Ui(vec![m]), replace).await;
     }
-    let items = match crate::selfservice::hooks::start_verification(app, req, identity, flow.flow_type).await
+    // Kratos' verification hook regenerates a login's CSRF token; the new flow stores the new one.
+    let rotated = flow.is_browser().then(|| session_manager::rotate_csrf(app));
+    let csrf = rotated.as_ref().map(|(t, _)| t.as_str()).unwrap_or("");
+    let items = match crate::selfservice::hooks::start_verification(app, identity, flow.flow_type, csrf).await
     {
         Ok(i) => i,
         Err(f) => return write_flow_error(app, req, Some(flow), f, replace).await,
     };
+    let cookies = rotated.map(|(_, c)| c);
     if flow.is_browser()
         && !req.is_json
         && let Some(to) = crate::selfservice::hooks::verification_ui_url(&items)
     {
-        return redirect(StatusCode::SEE_OTHER, &to);
+        return with_headers(redirect(StatusCode::SEE_OTHER, &to), cookies);
     }
     let e = ApiError::forbidden("Your account's email or phone address are not verified yet. Please check your email or phone inbox or re-request verification.")
         .with_id(sallyport_core::error::ErrorId::SessionVerifiedAddressRequired)
         .with_message("your email or phone address is not yet verified")
         .with_detail("continue_with", items);
-    HttpError(e).into_response()
+    with_headers(HttpError(e).into_response(), cookies)
 }
 
 /// After codes went out: browsers back to the UI, JSON clients get the flow — with 400, because the

@@ -56,6 +56,17 @@ pub fn has_lookup(identity: &Identity) -> bool {
         .is_some_and(|c| sallyport_mfa::remaining_lookup_codes(&c.config) > 0)
 }
 
+/// Whether the identity has a set of backup codes at all, used or not (Kratos `identityHasLookup`):
+/// settings then offer reveal and disable.
+fn has_lookup_set(identity: &Identity) -> bool {
+    identity
+        .credentials
+        .get(credential_type::LOOKUP_SECRET)
+        .and_then(|c| c.config.get("recovery_codes"))
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+}
+
 // ---------------- the per-identity MFA policy (beyond Kratos) ----------------
 
 fn trait_at<'a>(traits: &'a Value, path: &str) -> Option<&'a Value> {
@@ -142,47 +153,69 @@ pub fn populate_settings(app: &App, flow: &mut Flow, identity: &Identity) {
         }
     }
     if app.settings.lookup_enabled {
-        if let Some(codes) = flow
-            .internal_context
-            .get("lookup_codes")
-            .and_then(Value::as_array)
-            .filter(|c| !c.is_empty())
-        {
-            let codes: Vec<String> = codes
-                .iter()
-                .filter_map(|c| c.as_str().map(str::to_owned))
-                .collect();
-            flow.ui.push(text_node(
-                Group::LookupSecret,
-                "lookup_secret_codes",
-                text::lookup_codes_list(&codes),
-                text::lookup_codes_hint(),
-            ));
-            flow.ui.push(Node::submit(
-                Group::LookupSecret,
-                "lookup_secret_confirm",
-                "true",
-                text::lookup_confirm(),
-            ));
-        } else {
-            flow.ui.push(Node::submit(
-                Group::LookupSecret,
-                "lookup_secret_regenerate",
-                "true",
-                text::lookup_regenerate(),
-            ));
-            if has_lookup(identity) {
-                flow.ui.push(Node::submit(
-                    Group::LookupSecret,
-                    "lookup_secret_disable",
-                    "true",
-                    text::lookup_disable(),
-                ));
-            }
-        }
-        flow.ui
-            .push(Node::input(Group::LookupSecret, "method", "hidden").with_value(json!("lookup_secret")));
+        populate_lookup_settings(app, flow, identity);
     }
+}
+
+/// Kratos' lookup settings nodes: [regenerate] without codes, [reveal, disable] with codes,
+/// [codes, confirm] after regenerating, [codes, disable, regenerate] after revealing.
+fn populate_lookup_settings(app: &App, flow: &mut Flow, identity: &Identity) {
+    let submit = |name: &str, label: Message| Node::submit(Group::LookupSecret, name, "true", label);
+    let regenerated: Vec<String> = flow
+        .internal_context
+        .get("lookup_codes")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    if !regenerated.is_empty() {
+        let shown: Vec<Message> = regenerated.iter().map(|c| text::lookup_secret(c)).collect();
+        flow.ui.push(codes_node(&shown));
+        flow.ui
+            .push(submit("lookup_secret_confirm", text::lookup_confirm()));
+        return;
+    }
+    let revealed = flow.internal_context.get("lookup_revealed") == Some(&Value::Bool(true));
+    if revealed && let Some(codes) = revealed_codes(app, identity) {
+        flow.ui.push(codes_node(&codes));
+        flow.ui
+            .push(submit("lookup_secret_disable", text::lookup_disable()));
+        flow.ui
+            .push(submit("lookup_secret_regenerate", text::lookup_regenerate()));
+        return;
+    }
+    if has_lookup_set(identity) {
+        flow.ui
+            .push(submit("lookup_secret_reveal", text::lookup_reveal()));
+        flow.ui
+            .push(submit("lookup_secret_disable", text::lookup_disable()));
+    } else {
+        flow.ui
+            .push(submit("lookup_secret_regenerate", text::lookup_regenerate()));
+    }
+}
+
+fn codes_node(codes: &[Message]) -> Node {
+    text_node(
+        Group::LookupSecret,
+        "lookup_secret_codes",
+        text::lookup_codes_list(codes),
+        text::lookup_codes_hint(),
+    )
+}
+
+/// The identity's backup codes as the reveal shows them, if they can be opened.
+fn revealed_codes(app: &App, identity: &Identity) -> Option<Vec<Message>> {
+    let cred = identity.credentials.get(credential_type::LOOKUP_SECRET)?;
+    let codes = sallyport_mfa::reveal_lookup_codes_with(&cred.config, &app.settings.cipher_secrets)?;
+    Some(
+        codes
+            .into_iter()
+            .map(|c| match (c.used, c.used_at) {
+                (false, _) => text::lookup_secret(&c.code),
+                (true, at) => text::lookup_secret_used(at.unwrap_or(time::OffsetDateTime::UNIX_EPOCH)),
+            })
+            .collect(),
+    )
 }
 
 pub enum SettingsError {
@@ -245,6 +278,8 @@ pub(crate) async fn update_settings(
     }
     let now = time_fmt::now();
     let mut identity = auth.identity.clone();
+    // The factor this update enrols, if any: Kratos counts enrolling as using it.
+    let mut enrolled = None;
     match method {
         "totp" if app.settings.totp_enabled => {
             if flag(body, "totp_unlink") {
@@ -288,11 +323,32 @@ pub(crate) async fn update_settings(
                 if let Some(o) = flow.internal_context.as_object_mut() {
                     o.remove("totp_url");
                 }
+                enrolled = Some(credential_type::TOTP);
             }
         }
         "lookup_secret" if app.settings.lookup_enabled => {
-            if flag(body, "lookup_secret_regenerate") || flag(body, "lookup_secret_reveal") {
+            if let Some(o) = flow.internal_context.as_object_mut() {
+                o.remove("lookup_revealed");
+            }
+            if flag(body, "lookup_secret_regenerate") {
                 flow.internal_context["lookup_codes"] = json!(sallyport_mfa::generate_lookup_codes());
+                super::settings::populate(app, flow, &identity);
+                flow.ui.messages.clear();
+                return Ok(Outcome::Shown);
+            }
+            if flag(body, "lookup_secret_reveal") {
+                if !has_lookup_set(&identity) {
+                    return Err(ui(vec![FieldMessage::flow(text::validation_generic(
+                        "Can not reveal lookup codes because you have none.",
+                    ))]));
+                }
+                if revealed_codes(app, &identity).is_none() {
+                    // Codes confirmed before they were stored sealed exist only as hashes.
+                    return Err(ui(vec![FieldMessage::flow(text::validation_generic(
+                        "These backup recovery codes were stored hashed only and cannot be shown again; generate new ones.",
+                    ))]));
+                }
+                flow.internal_context["lookup_revealed"] = json!(true);
                 super::settings::populate(app, flow, &identity);
                 flow.ui.messages.clear();
                 return Ok(Outcome::Shown);
@@ -309,7 +365,11 @@ pub(crate) async fn update_settings(
                         "Generate new backup recovery codes first.",
                     ))]));
                 }
-                let config = sallyport_mfa::lookup_credential_config(&codes, &app.settings.cookie_secrets[0]);
+                let config = sallyport_mfa::lookup_credential_config_sealed(
+                    &codes,
+                    &app.settings.cookie_secrets[0],
+                    &app.settings.cipher_secrets[0],
+                );
                 identity.set_credential(
                     credential_type::LOOKUP_SECRET,
                     vec![identity.id.to_string()],
@@ -319,6 +379,7 @@ pub(crate) async fn update_settings(
                 if let Some(o) = flow.internal_context.as_object_mut() {
                     o.remove("lookup_codes");
                 }
+                enrolled = Some(credential_type::LOOKUP_SECRET);
             } else if flag(body, "lookup_secret_disable") {
                 identity.credentials.remove(credential_type::LOOKUP_SECRET);
                 guard_last_factor(app, &auth.identity, &identity)?;
@@ -337,6 +398,15 @@ pub(crate) async fn update_settings(
     identity.available_aal = identity.compute_available_aal(app.settings.code_mfa_enabled);
     identity.updated_at = now;
     app.store.update_identity(&identity).await?;
+    if let Some(m) = enrolled {
+        // Kratos `SessionAddAuthenticationMethods`: the current session gains the factor at aal2, so
+        // `highest_available` (or the MFA policy) does not send the user to a second-factor prompt
+        // right after enrolling.
+        let mut session = auth.session.clone();
+        session.complete_method(m, sallyport_core::session::Aal::Aal2, now);
+        session.updated_at = now;
+        app.store.update_session(&session).await?;
+    }
     Ok(Outcome::Saved(Box::new(identity)))
 }
 
@@ -393,10 +463,11 @@ pub async fn login(
                     text::validation_required("totp_code"),
                 )]));
             }
+            // Kratos (`strategy/totp/login.go`) reports these on the flow (`#/`), not on `totp_code`.
             let cred = identity.credentials.get(credential_type::TOTP).cloned();
-            let invalid = || FlowFailure::Ui(vec![FieldMessage::on("totp_code", text::totp_invalid())]);
-            let Some(mut cred) = cred else {
-                return Err(invalid());
+            let invalid = || FlowFailure::Ui(vec![FieldMessage::flow(text::totp_invalid())]);
+            let Some(mut cred) = cred.filter(|_| has_totp(&identity)) else {
+                return Err(FlowFailure::Ui(vec![FieldMessage::flow(text::totp_no_device())]));
             };
             let key = sallyport_mfa::totp_url_from_config(&cred.config)
                 .and_then(|u| sallyport_mfa::parse_totp_url(&u).ok())
@@ -416,11 +487,9 @@ pub async fn login(
                     text::validation_required("lookup_secret"),
                 )]));
             }
+            // As Kratos (`strategy/lookup/login.go`): every outcome is a flow message (`#/`).
             let Some(mut cred) = identity.credentials.get(credential_type::LOOKUP_SECRET).cloned() else {
-                return Err(FlowFailure::Ui(vec![FieldMessage::on(
-                    "lookup_secret",
-                    text::lookup_invalid(),
-                )]));
+                return Err(FlowFailure::Ui(vec![FieldMessage::flow(text::lookup_none())]));
             };
             match sallyport_mfa::verify_lookup_code(
                 &cred.config,
@@ -436,16 +505,10 @@ pub async fn login(
                         .insert(credential_type::LOOKUP_SECRET.into(), cred);
                 }
                 sallyport_mfa::LookupResult::AlreadyUsed => {
-                    return Err(FlowFailure::Ui(vec![FieldMessage::on(
-                        "lookup_secret",
-                        text::lookup_used(),
-                    )]));
+                    return Err(FlowFailure::Ui(vec![FieldMessage::flow(text::lookup_used())]));
                 }
                 sallyport_mfa::LookupResult::Invalid => {
-                    return Err(FlowFailure::Ui(vec![FieldMessage::on(
-                        "lookup_secret",
-                        text::lookup_invalid(),
-                    )]));
+                    return Err(FlowFailure::Ui(vec![FieldMessage::flow(text::lookup_invalid())]));
                 }
             }
         }

@@ -17,13 +17,13 @@ use crate::selfservice::common::{FieldMessage, FlowFailure, ensure_csrf};
 use crate::state::App;
 
 /// Login nodes; on `refresh` the identifier is fixed to the signed-in identity's.
-pub fn populate_login(flow: &mut Flow, refresh_identifier: Option<String>) {
+pub fn populate_login(app: &App, flow: &mut Flow, refresh_identifier: Option<String>) {
     let identifier = match &refresh_identifier {
         Some(id) => Node::input(Group::Default, "identifier", "hidden").with_value(json!(id)),
         None => Node::input(Group::Default, "identifier", "text")
             .required()
             .with_value(json!(""))
-            .with_label(text::label_id()),
+            .with_label(identifier_label(app, flow)),
     };
     // Kratos renders the identifier before the CSRF token on a first-factor login.
     let at = if refresh_identifier.is_some() {
@@ -209,4 +209,17 @@ pub async fn set_password(
         time_fmt::now(),
     );
     Ok(())
+}
+
+/// Kratos `login.GetIdentifierLabelFromSchema`: the title of the flow schema's only identifier trait
+/// (1070002), else "ID" (1070004).
+pub fn identifier_label(app: &App, flow: &Flow) -> text::Message {
+    let id = flow
+        .identity_schema
+        .as_deref()
+        .unwrap_or(&app.settings.default_schema_id);
+    app.schemas
+        .get(id)
+        .map(|s| s.identifier_label())
+        .unwrap_or_else(text::label_id)
 }

@@ -227,15 +227,26 @@ pub async fn update_recovery_flow(
         return match used.filter(|u| u.flow_id == flow.id) {
             Some(u) => issue_session(app, &req, flow, &u).await,
             None => {
-                let mut new = address_flow::replacement(app, &req, &flow);
+                // The link may be opened in a browser without our CSRF cookie: the new flow gets a
+                // token it holds (Kratos `RegenerateToken` in the link strategy's retry).
+                let (token, cookie) = session_manager::rotate_csrf(app);
+                let (mut new, _) = address_flow::replacement(app, &req, &flow);
+                if new.is_browser() {
+                    new.csrf_token = token;
+                }
                 new.ui.messages.push(text::recovery_token_invalid());
                 if let Err(e) = app.store.create_flow(&new).await {
                     return HttpError::from(e).into_response();
                 }
-                redirect(
+                let res = redirect(
                     StatusCode::SEE_OTHER,
                     &ui_redirect_url(app, FlowKind::Recovery, new.id),
-                )
+                );
+                if new.is_browser() {
+                    crate::selfservice::common::with_headers(res, [cookie])
+                } else {
+                    res
+                }
             }
         };
     }
@@ -375,6 +386,8 @@ async fn issue_session(app: &App, req: &ReqInfo, mut flow: Flow, used: &OneTimeC
             issued.session.expires_at,
         ));
         cookies.push(cookie);
+        // Kratos stores the regenerated token on the recovery flow too (`recoveryIssueSession`).
+        flow.csrf_token = token.clone();
         csrf = token;
     } else {
         flow.continue_with

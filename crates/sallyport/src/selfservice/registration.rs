@@ -390,9 +390,16 @@ async fn finish_registration(
                 .map(|u| u.to_string())
         })
         .unwrap_or_else(|| app.settings.default_return_url.to_string());
+    // Both the `verification` hook and issuing a session rotate a browser's CSRF token (Kratos
+    // `RegenerateToken`); rotate once, so the verification flow stores the token the browser ends up with.
+    let makes_verification_flows =
+        app.settings.verification.enabled && identity.verifiable_addresses.iter().any(|a| !a.verified);
+    let rotated = (flow.is_browser() && (issued.is_some() || makes_verification_flows))
+        .then(|| session_manager::rotate_csrf(app));
+    let csrf = rotated.as_ref().map(|(t, _)| t.as_str()).unwrap_or("");
     // Kratos prepends the `verification` hook when verification is enabled; `session` always runs last.
     let verification =
-        match crate::selfservice::hooks::start_verification(app, req, &identity, flow.flow_type).await {
+        match crate::selfservice::hooks::start_verification(app, &identity, flow.flow_type, csrf).await {
             Ok(v) => v,
             Err(f) => return write_flow_error(app, req, Some(flow), f, replace).await,
         };
@@ -430,8 +437,8 @@ async fn finish_registration(
             &n.token,
             n.session.expires_at,
         ));
-        cookies.push(session_manager::new_csrf_cookie(app));
     }
+    cookies.extend(rotated.map(|(_, c)| c));
     let res = if req.is_json {
         let mut continue_with = vec![continue_with_redirect(&return_to)];
         continue_with.extend(verification);

@@ -293,7 +293,7 @@ pub async fn update_settings_flow(
         .map(str::to_owned)
         .unwrap_or_else(|| str_field(&body, "method").unwrap_or("").to_owned());
     let outcome = match method.as_str() {
-        "profile" => update_profile(app, &req, &auth, &mut flow, &body).await,
+        "profile" => update_profile(app, &auth, &mut flow, &body).await,
         "password" if app.settings.password.enabled => update_password(app, &auth, &body).await,
         "totp" | "lookup_secret" => mfa::update_settings(app, &auth, &mut flow, &method, &body)
             .await
@@ -376,6 +376,10 @@ async fn finish_error(app: &App, req: &ReqInfo, mut flow: Flow, failure: FlowFai
 
 async fn saved(app: &App, req: &ReqInfo, mut flow: Flow, identity: &Identity) -> Response {
     flow.state = FlowState::Success;
+    // Revealed backup codes stay on screen only until the next saved change.
+    if let Some(o) = flow.internal_context.as_object_mut() {
+        o.remove("lookup_revealed");
+    }
     populate(app, &mut flow, identity);
     flow.ui.messages = vec![text::settings_saved()];
     flow.updated_at = time_fmt::now();
@@ -421,7 +425,6 @@ fn touches_credentials(before: &Identity, after: &Identity) -> bool {
 
 async fn update_profile(
     app: &App,
-    req: &ReqInfo,
     auth: &Authenticated,
     flow: &mut Flow,
     body: &Map<String, Value>,
@@ -446,7 +449,8 @@ async fn update_profile(
         Err(e) => return Err(e.into()),
     }
     // New addresses need verifying, as after registration.
-    crate::selfservice::hooks::start_verification(app, req, &identity, flow.flow_type).await?;
+    // Settings keeps the browser's token (Kratos `GenerateCSRFToken`), so the flow stores that one.
+    crate::selfservice::hooks::start_verification(app, &identity, flow.flow_type, &flow.csrf_token).await?;
     Ok(Outcome::Saved(Box::new(identity)))
 }
 

@@ -19,7 +19,7 @@ use crate::http::request::ReqInfo;
 use crate::identities::{AddressKind, find_by_address};
 use crate::selfservice::address_flow::{self, anchor, respond, write_error};
 use crate::selfservice::code::{self, Address};
-use crate::selfservice::common::{FieldMessage, FlowFailure, ensure_csrf, flow_id};
+use crate::selfservice::common::{FieldMessage, FlowFailure, ensure_csrf, flow_id, init_csrf, with_headers};
 use crate::state::{App, AppState};
 
 use crate::selfservice::address_flow::{InitQuery, SubmitQuery};
@@ -251,14 +251,19 @@ pub async fn update_verification_flow(
         && let Some(c) = q.code.as_deref().filter(|c| !c.is_empty())
     {
         flow.ui.set_value("code", json!(c));
+        // The link may be opened in another browser, or after the session changed the token: Kratos
+        // (`handleLinkClick`) hands out a new CSRF token here and stores it on the flow.
+        let (token, cookie) = crate::session_manager::rotate_csrf(app);
+        flow.csrf_token = token;
         flow.updated_at = time_fmt::now();
         if let Err(e) = app.store.update_flow(&flow).await {
             return HttpError::from(e).into_response();
         }
-        return redirect(
+        let res = redirect(
             StatusCode::SEE_OTHER,
             &crate::selfservice::common::ui_redirect_url(app, flow.kind, flow.id),
         );
+        return with_headers(res, [cookie]);
     }
     if let Some(token) = q.token.as_deref().filter(|t| !t.is_empty()) {
         let used = match app
@@ -273,16 +278,23 @@ pub async fn update_verification_flow(
             Ok(u) => u,
             Err(e) => return HttpError::from(e).into_response(),
         };
+        // As Kratos (`flow.GetCSRFToken`): the flow keeps the token of the browser that opened the link,
+        // handing one out when it has none, so the UI can fetch the flow afterwards.
+        let (csrf, cookie) = init_csrf(app, &req);
+        if flow.is_browser() {
+            flow.csrf_token = crate::http::csrf::encode_cookie(&csrf);
+        }
         let result = match used.filter(|u| u.flow_id == flow.id) {
             Some(u) => complete(app, &mut flow, &u).await,
             None => Err(FlowFailure::Ui(vec![FieldMessage::flow(
                 text::verification_token_invalid(),
             )])),
         };
-        return match result {
+        let res = match result {
             Ok(()) => respond(app, &req, &flow, StatusCode::OK),
             Err(f) => write_error(app, &req, Some(flow), f).await,
         };
+        return with_headers(res, cookie);
     }
     let body = match decode(&req.headers, &body, None) {
         Ok(b) => b,

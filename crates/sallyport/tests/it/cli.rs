@@ -244,3 +244,112 @@ async fn dev_mode_starts_without_config() {
     assert!(dir.path().join("sallyport.sqlite").exists());
     assert!(terminate(&mut child));
 }
+
+/// A server that must not outlive a failing test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Issue 8, "make it visible": the log says who delivers mail, prints `--dev` messages when nothing
+/// can deliver them, and explains every refusal at debug level.
+#[tokio::test]
+async fn dev_log_explains_refusals_and_prints_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (public, admin) = (free_port(), free_port());
+    let log = dir.path().join("server.log");
+    let mut child = KillOnDrop(
+        Command::new(BIN)
+            .args(["serve", "--dev"])
+            .current_dir(dir.path())
+            .env("SERVE_PUBLIC_PORT", public.to_string())
+            .env("SERVE_ADMIN_PORT", admin.to_string())
+            .env("SERVE_PUBLIC_HOST", "127.0.0.1")
+            .env("SERVE_ADMIN_HOST", "127.0.0.1")
+            .env("LOG_LEVEL", "debug")
+            .env("LOG_FORMAT", "text")
+            .env("SELFSERVICE_METHODS_CODE_PASSWORDLESS_ENABLED", "true")
+            .env(
+                "SELFSERVICE_METHODS_PASSWORD_CONFIG_HAVEIBEENPWNED_ENABLED",
+                "false",
+            )
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{public}");
+    let (st, _) = wait_for(&format!("{base}/health/ready"), 200, Duration::from_secs(20)).await;
+    assert_eq!(st, 200);
+    let read = || std::fs::read_to_string(&log).unwrap();
+    assert!(
+        read().contains("does not deliver courier messages") && read().contains("sallyport courier watch"),
+        "{}",
+        read()
+    );
+
+    // A refusal: the debug log names the error id and the reason, not only the status. Here a
+    // browser flow fetched without its CSRF cookie, as a misconfigured front end would.
+    let (_, flow) = send(
+        api()
+            .get(format!("{base}/self-service/login/browser"))
+            .header("Accept", "application/json"),
+    )
+    .await;
+    let id = flow["id"].as_str().unwrap();
+    let (st, _) = send(api().get(format!("{base}/self-service/login/flows?id={id}"))).await;
+    assert_eq!(st, 403);
+
+    // A passwordless code login with nothing but the log to read the code from.
+    let c = api();
+    let (_, flow) = send(c.get(format!("{base}/self-service/registration/api"))).await;
+    let (st, reg) = send(c.post(flow["ui"]["action"].as_str().unwrap()).json(
+        &json!({"method": "password", "traits": {"email": "dev@example.org"}, "password": "a-strong-passw0rd!"}),
+    ))
+    .await;
+    assert_eq!(st, 200, "{reg}");
+    let (_, flow) = send(c.get(format!("{base}/self-service/login/api"))).await;
+    let action = flow["ui"]["action"].as_str().unwrap().to_owned();
+    let (st, _) = send(
+        c.post(&action)
+            .json(&json!({"method": "code", "identifier": "dev@example.org"})),
+    )
+    .await;
+    assert_eq!(st, 400, "code sent");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        let text = read();
+        if let Some(line) = text
+            .lines()
+            .find(|l| l.contains("outgoing message") && l.contains("login_code_valid"))
+        {
+            assert!(line.contains("dev@example.org"), "{line}");
+            let at = line.find("login_code=").expect("the code is printed") + "login_code=".len();
+            break line[at..at + 6].to_owned();
+        }
+        assert!(Instant::now() < deadline, "no printed message: {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (st, done) = send(
+        c.post(&action)
+            .json(&json!({"method": "code", "identifier": "dev@example.org", "code": code})),
+    )
+    .await;
+    assert_eq!(st, 200, "{done}");
+    assert!(terminate(&mut child.0));
+    let logs = read();
+    let refusal = logs
+        .lines()
+        .find(|l| l.contains("request refused") && l.contains("/self-service/login/flows"))
+        .unwrap_or_else(|| panic!("{logs}"));
+    assert!(
+        refusal.contains("status=403")
+            && refusal.contains("security_csrf_violation")
+            && refusal.contains("Cross-Site-Request-Forgery"),
+        "{refusal}"
+    );
+}

@@ -243,17 +243,18 @@ both_backends!(totp_as_second_factor, |b: Backend| async move {
     let (_, login) = native_login(&s, "dee@example.org", "correct horse battery").await;
     let token = login["session_token"].as_str().unwrap().to_owned();
     let secret = link_totp(&s, &token).await;
-    // With a second factor available, `highest_available` settings now need an aal2 session.
-    let (st, e) = send(
+    // Linking counts as using the factor (Kratos `SessionAddAuthenticationMethods`): the session that
+    // enrolled is at aal2 and keeps its access under `highest_available`.
+    let (st, who) = send(
         api()
-            .get(s.public_url("self-service/settings/api"))
+            .get(s.public_url("sessions/whoami"))
             .header("X-Session-Token", &token),
     )
     .await;
-    assert_eq!(
-        (st.as_u16(), e["error"]["id"].as_str()),
-        (403, Some("session_aal2_required"))
-    );
+    assert_eq!(st, 200, "{who}");
+    assert_eq!(who["authenticator_assurance_level"], "aal2");
+    assert_eq!(who["authentication_methods"][1]["method"], "totp");
+    assert_eq!(who["authentication_methods"][1]["aal"], "aal2");
 
     let (st, first) = native_login(&s, "dee@example.org", "correct horse battery").await;
     assert_eq!(st, 200);
@@ -293,7 +294,17 @@ both_backends!(totp_as_second_factor, |b: Backend| async move {
     )
     .await;
     assert_eq!(st, 400);
-    assert_eq!(node(&bad, "totp_code").unwrap()["messages"][0]["id"], 4000008);
+    assert_eq!(
+        message_ids(&bad),
+        vec![4000008],
+        "on the flow (`#/`), as Kratos: {bad}"
+    );
+    assert!(
+        node(&bad, "totp_code").unwrap()["messages"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     // Outside the ±1 step window.
     let stale = code_at(&secret, time::OffsetDateTime::now_utc().unix_timestamp() - 120);
     let (st, _) = send(
@@ -360,7 +371,11 @@ both_backends!(backup_codes, |b: Backend| async move {
             .as_array()
             .unwrap()
             .iter()
-            .map(|c| c.as_str().unwrap().to_owned())
+            .map(|c| {
+                assert_eq!(c["id"], 1050009, "each code is a text message: {c}");
+                assert_eq!(c["text"], c["context"]["secret"]);
+                c["context"]["secret"].as_str().unwrap().to_owned()
+            })
             .collect();
     assert_eq!(codes.len(), 12);
     assert!(
@@ -382,7 +397,7 @@ both_backends!(backup_codes, |b: Backend| async move {
     let stored = ident["credentials"]["lookup_secret"]["config"].to_string();
     assert!(
         codes.iter().all(|c| !stored.contains(c.as_str())),
-        "backup codes are stored hashed (beyond Kratos)"
+        "backup codes are stored hashed and sealed, never in plaintext (beyond Kratos)"
     );
 
     let (_, first) = native_login(&s, "eve@example.org", "correct horse battery").await;
@@ -407,16 +422,13 @@ both_backends!(backup_codes, |b: Backend| async move {
     };
     let (st, bad) = step_up(json!({"method": "lookup_secret", "lookup_secret": "zzzzzzzz"})).await;
     assert_eq!(st, 400);
-    assert_eq!(node(&bad, "lookup_secret").unwrap()["messages"][0]["id"], 4000016);
+    assert_eq!(message_ids(&bad), vec![4000016], "on the flow, as Kratos");
     let (st, ok) = step_up(json!({"method": "lookup_secret", "lookup_secret": codes[0]})).await;
     assert_eq!(st, 200, "{ok}");
     assert_eq!(ok["session"]["authenticator_assurance_level"], "aal2");
     let (st, used) = step_up(json!({"method": "lookup_secret", "lookup_secret": codes[0]})).await;
     assert_eq!(st, 400);
-    assert_eq!(
-        node(&used, "lookup_secret").unwrap()["messages"][0]["id"],
-        4000012
-    );
+    assert_eq!(message_ids(&used), vec![4000012]);
     s.shutdown().await;
 });
 
@@ -464,10 +476,25 @@ both_backends!(mfa_policy_by_trait_for_spa_and_native, |b: Backend| async move {
     );
     // Settings stay open for enrolment.
     let secret = link_totp(&s, &token).await;
-    let (st, e) = send(
+    // Enrolling counts as using the factor: the enrolling session is at aal2, as the policy wants.
+    let (st, who) = send(
         api()
             .get(s.public_url("sessions/whoami"))
             .header("X-Session-Token", &token),
+    )
+    .await;
+    assert_eq!(
+        st, 200,
+        "the forced enrolment does not lock the session out: {who}"
+    );
+    assert_eq!(who["authenticator_assurance_level"], "aal2");
+    // A new login needs the second factor.
+    let (_, again) = native_login(&s, "root@example.org", "correct horse battery").await;
+    let t2 = again["session_token"].as_str().unwrap().to_owned();
+    let (st, e) = send(
+        api()
+            .get(s.public_url("sessions/whoami"))
+            .header("X-Session-Token", &t2),
     )
     .await;
     assert_eq!(
@@ -475,11 +502,10 @@ both_backends!(mfa_policy_by_trait_for_spa_and_native, |b: Backend| async move {
         (403, Some("session_aal2_required")),
         "once enrolled, aal2 is required for it"
     );
-    // Step up, then try to remove the only second factor: refused while the policy applies.
     let (_, flow) = send(
         api()
             .get(s.public_url("self-service/login/api?aal=aal2"))
-            .header("X-Session-Token", &token),
+            .header("X-Session-Token", &t2),
     )
     .await;
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -487,18 +513,12 @@ both_backends!(mfa_policy_by_trait_for_spa_and_native, |b: Backend| async move {
     let (st, up) = send(
         api()
             .post(flow["ui"]["action"].as_str().unwrap())
-            .header("X-Session-Token", &token)
+            .header("X-Session-Token", &t2)
             .json(&json!({"method": "totp", "totp_code": next})),
     )
     .await;
     assert_eq!(st, 200, "{up}");
-    let (st, _) = send(
-        api()
-            .get(s.public_url("sessions/whoami"))
-            .header("X-Session-Token", &token),
-    )
-    .await;
-    assert_eq!(st, 200);
+    // Removing the only second factor is refused while the policy applies.
     let flow = settings_flow(&s, &token).await;
     let (st, e) = submit(&s, &token, &flow, json!({"method": "totp", "totp_unlink": true})).await;
     assert_eq!(st, 400, "{e}");

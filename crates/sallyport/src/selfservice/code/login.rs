@@ -103,7 +103,7 @@ pub fn populate(app: &App, flow: &mut Flow, auth: Option<&Authenticated>, via: O
         let n = Node::input(Group::Default, "identifier", "text")
             .required()
             .with_value(json!(""))
-            .with_label(text::label_id());
+            .with_label(crate::selfservice::password::identifier_label(app, flow));
         flow.ui.nodes.insert(0, n);
     }
     flow.ui.push(Node::submit(
