@@ -163,6 +163,41 @@ pub fn timestamp_param(t: OffsetDateTime) -> String {
 pub struct CredentialRules<'a> {
     /// `secrets.cookie[0]`: the key Sallyport hashes lookup codes with.
     pub lookup_key: &'a str,
+    /// `secrets.cipher[0]` (else `secrets.cookie[0]`): seals the codes so settings can reveal them.
+    pub seal_secret: &'a str,
+}
+
+/// Kratos keeps lookup codes in plain text; Sallyport stores each as a keyed hash plus the code
+/// sealed with `secrets.cipher` (as its own settings flow does), keeping which were used and when.
+fn lookup_config(config: &Value, rules: &CredentialRules<'_>) -> Result<Value, Reject> {
+    let entries = config
+        .get("recovery_codes")
+        .and_then(Value::as_array)
+        .ok_or("no recovery_codes list")?;
+    let mut codes = vec![];
+    let mut used = vec![];
+    for e in entries {
+        let code = e
+            .get("code")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .ok_or("a recovery code entry has no code")?;
+        codes.push(code.to_owned());
+        used.push(e.get("used_at").cloned().unwrap_or(Value::Null));
+    }
+    let mut sealed =
+        sallyport_mfa::lookup_credential_config_sealed(&codes, rules.lookup_key, rules.seal_secret);
+    if let Some(list) = sealed.get_mut("recovery_codes").and_then(Value::as_array_mut) {
+        for (entry, used_at) in list.iter_mut().zip(used) {
+            // Kratos writes the zero time for "unused" in some versions.
+            let used_at = match used_at {
+                Value::String(s) if s.starts_with("0001-01-01") => Value::Null,
+                v => v,
+            };
+            entry["used_at"] = used_at;
+        }
+    }
+    Ok(sealed)
 }
 
 /// The parts of one identity, as read.
@@ -274,12 +309,7 @@ fn credential(row: &TextRow, parts: &Parts, rules: &CredentialRules<'_>) -> Resu
             sallyport_mfa::parse_totp_url(&url).map_err(|e| format!("{what}: bad totp_url ({e})"))?;
         }
         credential_type::LOOKUP_SECRET => {
-            // Kratos keeps the codes in plain text; Sallyport keeps only keyed hashes.
-            if let Some(hashed) = sallyport_mfa::hash_plaintext_lookup_config(&config, rules.lookup_key) {
-                config = hashed;
-            } else if config.get("recovery_codes").and_then(Value::as_array).is_none() {
-                return Err(format!("{what} has no recovery_codes"));
-            }
+            config = lookup_config(&config, rules).map_err(|e| format!("{what}: {e}"))?
         }
         _ => {}
     }

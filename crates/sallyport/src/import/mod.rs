@@ -45,6 +45,7 @@ struct Run<'a> {
     since: Option<String>,
     schemas: HashSet<String>,
     lookup_key: String,
+    seal_secret: String,
     lock_owner: String,
 }
 
@@ -129,6 +130,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         since,
         schemas,
         lookup_key,
+        seal_secret: settings.cipher_secrets.first().cloned().unwrap_or_default(),
         lock_owner,
     };
     let result = run.copy_all(&missing).await;
@@ -404,6 +406,7 @@ impl Run<'_> {
         }
         let rules = CredentialRules {
             lookup_key: &self.lookup_key,
+            seal_secret: &self.seal_secret,
         };
         let empty = Parts::default();
         let mut out = Vec::with_capacity(rows.len());
