@@ -1,9 +1,11 @@
 //! `ImportStore`: upserts keyed by the source's ids, and the import lock and watermarks.
 
 pub mod sql {
+    use sallyport_core::identity::Identity;
+    use sallyport_core::session::Session;
     use uuid::Uuid;
 
-    use crate::Sql;
+    use crate::{Arg, Sql, Ts};
 
     /// Refreshes the lock for its owner, or takes it over once the holder's heartbeat is stale.
     pub const ACQUIRE_LOCK: &str = "INSERT INTO import_state (key, value, updated_at) VALUES ('lock', $1, $2) \
@@ -13,19 +15,13 @@ pub mod sql {
     pub const GET_MARK: &str = "SELECT value FROM import_state WHERE key = $1";
     pub const SET_MARK: &str = "INSERT INTO import_state (key, value, updated_at) VALUES ($1, $2, $3) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
-    pub const UPSERT_IDENTITY: &str = "INSERT INTO identities (id, schema_id, traits, state, \
-         state_changed_at, metadata_public, metadata_admin, external_id, organization_id, available_aal, \
-         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-         ON CONFLICT (id) DO UPDATE SET schema_id = excluded.schema_id, traits = excluded.traits, \
+    const UPSERT_IDENTITY_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET schema_id = excluded.schema_id, traits = excluded.traits, \
          state = excluded.state, state_changed_at = excluded.state_changed_at, \
          metadata_public = excluded.metadata_public, metadata_admin = excluded.metadata_admin, \
          external_id = excluded.external_id, organization_id = excluded.organization_id, \
          available_aal = excluded.available_aal, created_at = excluded.created_at, \
          updated_at = excluded.updated_at";
-    pub const UPSERT_SESSION: &str = "INSERT INTO sessions (id, identity_id, token_digest, \
-         logout_token_digest, active, expires_at, authenticated_at, issued_at, aal, authentication_methods, \
-         devices, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-         ON CONFLICT (id) DO UPDATE SET identity_id = excluded.identity_id, \
+    const UPSERT_SESSION_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET identity_id = excluded.identity_id, \
          token_digest = excluded.token_digest, logout_token_digest = excluded.logout_token_digest, \
          active = excluded.active, expires_at = excluded.expires_at, \
          authenticated_at = excluded.authenticated_at, issued_at = excluded.issued_at, aal = excluded.aal, \
@@ -47,6 +43,168 @@ pub mod sql {
             sql
         })
         .collect()
+    }
+
+    /// Rows per multi-row statement: well under both engines' bind limits for the widest table (13
+    /// columns), and large enough that a batch is a handful of round trips.
+    const ROWS_PER_STATEMENT: usize = 400;
+
+    /// `head VALUES (…), (…) tail`, one statement per `ROWS_PER_STATEMENT` rows.
+    fn multi(head: &str, rows: Vec<Vec<Arg>>, tail: &str) -> Vec<Sql> {
+        let mut out = vec![];
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let mut sql = Sql::new(head);
+            sql.push(" VALUES ");
+            for (i, row) in rows.by_ref().take(ROWS_PER_STATEMENT).enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.bind_list(row);
+            }
+            sql.push(tail);
+            out.push(sql);
+        }
+        out
+    }
+
+    fn ts(t: time::OffsetDateTime) -> Arg {
+        Arg::Ts(Ts(t))
+    }
+
+    /// Every statement that writes `identities` with their parts (after `delete_parts`).
+    pub fn upsert_identities(identities: &[Identity]) -> Vec<Sql> {
+        let (mut rows, mut creds, mut idents, mut verifiable, mut recovery) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for i in identities {
+            rows.push(vec![
+                Arg::Uuid(i.id),
+                Arg::Text(i.schema_id.clone()),
+                Arg::Json(i.traits.clone()),
+                Arg::Text(i.state.as_str().into()),
+                Arg::OptTs(i.state_changed_at.map(Ts)),
+                Arg::OptJson(i.metadata_public.clone()),
+                Arg::OptJson(i.metadata_admin.clone()),
+                Arg::OptText(i.external_id.clone()),
+                Arg::OptUuid(i.organization_id),
+                Arg::Text(i.available_aal.as_str().into()),
+                ts(i.created_at),
+                ts(i.updated_at),
+            ]);
+            for c in i.credentials.values() {
+                creds.push(vec![
+                    Arg::Uuid(c.id),
+                    Arg::Uuid(i.id),
+                    Arg::Text(c.cred_type.clone()),
+                    Arg::Json(c.config.clone()),
+                    Arg::Int(c.version.into()),
+                    ts(c.created_at),
+                    ts(c.updated_at),
+                ]);
+                // The same identifier listed twice is stored once, as `insert_identity_parts` does.
+                let mut seen = std::collections::HashSet::new();
+                for (position, identifier) in c
+                    .identifiers
+                    .iter()
+                    .filter(|x| seen.insert(x.as_str()))
+                    .enumerate()
+                {
+                    idents.push(vec![
+                        Arg::Uuid(Uuid::new_v4()),
+                        Arg::Text(identifier.clone()),
+                        Arg::Text(c.cred_type.clone()),
+                        Arg::Uuid(i.id),
+                        Arg::Uuid(c.id),
+                        Arg::Int(position as i64),
+                        ts(c.created_at),
+                        ts(c.updated_at),
+                    ]);
+                }
+            }
+            for (position, a) in i.verifiable_addresses.iter().enumerate() {
+                verifiable.push(vec![
+                    Arg::Uuid(a.id),
+                    Arg::Uuid(i.id),
+                    Arg::Text(a.via.clone()),
+                    Arg::Text(a.value.clone()),
+                    Arg::Bool(a.verified),
+                    Arg::Text(a.status.clone()),
+                    Arg::OptTs(a.verified_at.map(Ts)),
+                    Arg::Int(position as i64),
+                    ts(a.created_at),
+                    ts(a.updated_at),
+                ]);
+            }
+            for (position, a) in i.recovery_addresses.iter().enumerate() {
+                recovery.push(vec![
+                    Arg::Uuid(a.id),
+                    Arg::Uuid(i.id),
+                    Arg::Text(a.via.clone()),
+                    Arg::Text(a.value.clone()),
+                    Arg::Int(position as i64),
+                    ts(a.created_at),
+                    ts(a.updated_at),
+                ]);
+            }
+        }
+        let mut out = multi(
+            "INSERT INTO identities (id, schema_id, traits, state, state_changed_at, metadata_public, \
+             metadata_admin, external_id, organization_id, available_aal, created_at, updated_at)",
+            rows,
+            UPSERT_IDENTITY_TAIL,
+        );
+        out.extend(multi(
+            "INSERT INTO identity_credentials (id, identity_id, type, config, version, created_at, updated_at)",
+            creds,
+            "",
+        ));
+        out.extend(multi(
+            "INSERT INTO identity_credential_identifiers (id, identifier, type, identity_id, credential_id, \
+             position, created_at, updated_at)",
+            idents,
+            "",
+        ));
+        out.extend(multi(
+            "INSERT INTO identity_verifiable_addresses (id, identity_id, via, value, verified, status, \
+             verified_at, position, created_at, updated_at)",
+            verifiable,
+            "",
+        ));
+        out.extend(multi(
+            "INSERT INTO identity_recovery_addresses (id, identity_id, via, value, position, created_at, updated_at)",
+            recovery,
+            "",
+        ));
+        out
+    }
+
+    pub fn upsert_sessions(sessions: &[Session]) -> Vec<Sql> {
+        let rows = sessions
+            .iter()
+            .map(|s| {
+                vec![
+                    Arg::Uuid(s.id),
+                    Arg::Uuid(s.identity_id),
+                    Arg::Text(s.token_digest.clone()),
+                    Arg::Text(s.logout_token_digest.clone()),
+                    Arg::Bool(s.active),
+                    ts(s.expires_at),
+                    ts(s.authenticated_at),
+                    ts(s.issued_at),
+                    Arg::Text(s.aal.as_str().into()),
+                    Arg::Json(serde_json::to_value(&s.authentication_methods).unwrap_or_default()),
+                    Arg::Json(serde_json::to_value(&s.devices).unwrap_or_default()),
+                    ts(s.created_at),
+                    ts(s.updated_at),
+                ]
+            })
+            .collect();
+        multi(
+            "INSERT INTO sessions (id, identity_id, token_digest, logout_token_digest, active, expires_at, \
+             authenticated_at, issued_at, aal, authentication_methods, devices, created_at, updated_at)",
+            rows,
+            UPSERT_SESSION_TAIL,
+        )
     }
 
     pub fn insert_message_if_missing() -> String {
@@ -133,24 +291,11 @@ macro_rules! __impl_import_store {
                             .map_err($crate::db_err)?;
                     }
                 }
-                for identity in identities {
-                    sqlx::query($crate::__private::import_sql::UPSERT_IDENTITY)
-                        .bind(identity.id)
-                        .bind(identity.schema_id.as_str())
-                        .bind(Json(&identity.traits))
-                        .bind(identity.state.as_str())
-                        .bind(identity.state_changed_at.map(Ts))
-                        .bind(identity.metadata_public.as_ref().map(Json))
-                        .bind(identity.metadata_admin.as_ref().map(Json))
-                        .bind(identity.external_id.as_deref())
-                        .bind(identity.organization_id)
-                        .bind(identity.available_aal.as_str())
-                        .bind(Ts(identity.created_at))
-                        .bind(Ts(identity.updated_at))
+                for sql in $crate::__private::import_sql::upsert_identities(identities) {
+                    $crate::bind_all_query(sqlx::query::<Db>(&sql.text), sql.args)
                         .execute(&mut *tx)
                         .await
                         .map_err($crate::db_err)?;
-                    insert_identity_parts(&mut *tx, identity).await?;
                 }
                 tx.commit().await.map_err($crate::db_err)?;
                 self.cache.invalidate();
@@ -164,21 +309,8 @@ macro_rules! __impl_import_store {
                     return Ok(());
                 }
                 let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
-                for s in sessions {
-                    sqlx::query($crate::__private::import_sql::UPSERT_SESSION)
-                        .bind(s.id)
-                        .bind(s.identity_id)
-                        .bind(s.token_digest.as_str())
-                        .bind(s.logout_token_digest.as_str())
-                        .bind(s.active)
-                        .bind(Ts(s.expires_at))
-                        .bind(Ts(s.authenticated_at))
-                        .bind(Ts(s.issued_at))
-                        .bind(s.aal.as_str())
-                        .bind(Json(&s.authentication_methods))
-                        .bind(Json(&s.devices))
-                        .bind(Ts(s.created_at))
-                        .bind(Ts(s.updated_at))
+                for sql in $crate::__private::import_sql::upsert_sessions(sessions) {
+                    $crate::bind_all_query(sqlx::query::<Db>(&sql.text), sql.args)
                         .execute(&mut *tx)
                         .await
                         .map_err($crate::db_err)?;
