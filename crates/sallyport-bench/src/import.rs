@@ -1,6 +1,6 @@
-//! 6. `sallyport import kratos`, PostgreSQL → PostgreSQL: identities per second, each with a bcrypt
-//! password credential, its identifier, a verifiable and a recovery address. The baseline, measured
-//! in the same run on the same data, is `--dry-run`: reading and converting everything, writing nothing.
+//! Section 6, `sallyport import kratos` from PostgreSQL to PostgreSQL: identities per second, each with
+//! a bcrypt password credential, its identifier, a verifiable and a recovery address. The baseline,
+//! measured in the same run on the same data, is `--dry-run`: reading and converting, writing nothing.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
