@@ -110,6 +110,7 @@ async fn measure(n: usize, admin: &str) -> anyhow::Result<ImportResult> {
             config: vec![cfg.clone()],
             dry_run,
             nid: None,
+            prune: false,
         };
         let t = Instant::now();
         sallyport::import::run(opts(true)).await?;

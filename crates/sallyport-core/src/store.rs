@@ -156,6 +156,10 @@ pub trait ImportStore: Send + Sync {
     /// Inserts the messages whose id is not stored yet (one already there, perhaps sent, is left
     /// alone); returns how many were new.
     async fn insert_missing_messages(&self, messages: &[crate::courier::Message]) -> StoreResult<u64>;
+    /// Ids of the rows of `kind` (`identity` or `session`) an import wrote (kept in the same
+    /// transaction as the rows): the only ones `--prune` may delete.
+    async fn imported_ids(&self, kind: &str) -> StoreResult<Vec<Uuid>>;
+    async fn forget_imported(&self, id: Uuid) -> StoreResult<()>;
 }
 
 pub trait Store:

@@ -175,8 +175,23 @@ pub mod sql {
             recovery,
             "",
         ));
+        out.extend(origins(identities.iter().map(|i| i.id), "identity"));
         out
     }
+
+    fn origins(ids: impl Iterator<Item = Uuid>, kind: &str) -> Vec<Sql> {
+        let rows = ids
+            .map(|id| vec![Arg::Uuid(id), Arg::Text(kind.into())])
+            .collect();
+        multi(
+            "INSERT INTO imported_rows (id, kind)",
+            rows,
+            " ON CONFLICT (id) DO NOTHING",
+        )
+    }
+
+    pub const IMPORTED_IDS: &str = "SELECT id FROM imported_rows WHERE kind = $1";
+    pub const FORGET_IMPORTED: &str = "DELETE FROM imported_rows WHERE id = $1";
 
     pub fn upsert_sessions(sessions: &[Session]) -> Vec<Sql> {
         let rows = sessions
@@ -199,12 +214,14 @@ pub mod sql {
                 ]
             })
             .collect();
-        multi(
+        let mut out = multi(
             "INSERT INTO sessions (id, identity_id, token_digest, logout_token_digest, active, expires_at, \
              authenticated_at, issued_at, aal, authentication_methods, devices, created_at, updated_at)",
             rows,
             UPSERT_SESSION_TAIL,
-        )
+        );
+        out.extend(origins(sessions.iter().map(|s| s.id), "session"));
+        out
     }
 
     pub fn insert_message_if_missing() -> String {
@@ -317,6 +334,25 @@ macro_rules! __impl_import_store {
                 }
                 tx.commit().await.map_err($crate::db_err)?;
                 self.cache.invalidate();
+                Ok(())
+            }
+
+            async fn imported_ids(&self, kind: &str) -> StoreResult<Vec<$crate::__private::uuid::Uuid>> {
+                sqlx::query_scalar::<Db, $crate::__private::uuid::Uuid>(
+                    $crate::__private::import_sql::IMPORTED_IDS,
+                )
+                .bind(kind)
+                .fetch_all(&self.writer)
+                .await
+                .map_err($crate::db_err)
+            }
+
+            async fn forget_imported(&self, id: $crate::__private::uuid::Uuid) -> StoreResult<()> {
+                sqlx::query($crate::__private::import_sql::FORGET_IMPORTED)
+                    .bind(id)
+                    .execute(&self.writer)
+                    .await
+                    .map_err($crate::db_err)?;
                 Ok(())
             }
 

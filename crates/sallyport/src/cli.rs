@@ -142,6 +142,10 @@ pub enum ImportWhat {
         /// The Kratos network to copy (needed only when the database holds several).
         #[arg(long = "nid")]
         nid: Option<uuid::Uuid>,
+        /// Also delete from Sallyport the identities and sessions Kratos no longer has (for the
+        /// final sync: deleted users, revoked sessions Kratos removed).
+        #[arg(long = "prune")]
+        prune: bool,
     },
 }
 
@@ -208,6 +212,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     config,
                     dry_run,
                     nid,
+                    prune,
                 },
         } => {
             crate::import::run(crate::import::Options {
@@ -215,6 +220,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 config,
                 dry_run,
                 nid,
+                prune,
             })
             .await
         }

@@ -36,6 +36,8 @@ pub struct Options {
     pub config: Vec<std::path::PathBuf>,
     pub dry_run: bool,
     pub nid: Option<Uuid>,
+    /// Delete from Sallyport the identities and sessions Kratos no longer has.
+    pub prune: bool,
 }
 
 struct Run<'a> {
@@ -137,7 +139,15 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     if let Some(t) = &target {
         let _ = t.release_import_lock(&run.lock_owner).await;
     }
-    let reports = result?;
+    let mut reports = result?;
+    if !opts.dry_run || opts.prune {
+        let store = match &target {
+            Some(t) => t.clone(),
+            None => crate::server::open_store(&settings.dsn).await?,
+        };
+        let write = if opts.dry_run { None } else { target.as_ref() };
+        reports.extend(prune(&*src, &run.nid, &*store, write, opts.prune).await?);
+    }
     let named: Vec<(&str, &TableReport)> = reports.iter().map(|(n, r)| (*n, r)).collect();
     print_summary(&named, opts.dry_run);
     let rejected: usize = reports.iter().map(|(_, r)| r.rejected.len()).sum();
@@ -153,6 +163,76 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Imported identities and sessions that Kratos no longer has (deleted after the bulk copy):
+/// counted always, deleted with `--prune`. Rows Sallyport created itself are never candidates.
+/// Sessions of a pruned identity go with it.
+async fn prune(
+    src: &dyn KratosSource,
+    nid: &str,
+    store: &dyn Store,
+    write: Option<&Arc<dyn Store>>,
+    prune: bool,
+) -> anyhow::Result<Vec<(&'static str, TableReport)>> {
+    let ids = |table: &str| {
+        format!(
+            "SELECT {} FROM {table} WHERE {}",
+            src.text("id"),
+            src.uuid_eq("nid", 1)
+        )
+    };
+    let mut out = vec![];
+    for (table, kind, name) in [
+        ("identities", "identity", "identities gone from Kratos"),
+        ("sessions", "session", "sessions gone from Kratos"),
+    ] {
+        let target_ids = store
+            .imported_ids(kind)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let source: HashSet<Uuid> = src
+            .rows(&ids(table), &[nid.to_owned()])
+            .await?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .filter_map(|id| Uuid::parse_str(&id).ok())
+            .collect();
+        let mut report = TableReport::default();
+        for id in target_ids.into_iter().filter(|id| !source.contains(id)) {
+            report.read += 1;
+            if !prune {
+                continue;
+            }
+            let deleted = match write {
+                None => Ok(()),
+                // A session of an identity pruned just before is gone already (NotFound).
+                Some(t) if table == "identities" => t.delete_identity(id).await,
+                Some(t) => t.delete_session(id).await,
+            };
+            let deleted = match deleted {
+                Ok(()) | Err(sallyport_core::store::StoreError::NotFound) => match write {
+                    Some(t) => t.forget_imported(id).await,
+                    None => Ok(()),
+                },
+                Err(e) => Err(e),
+            };
+            match deleted {
+                Ok(()) => report.imported += 1,
+                Err(e) => report
+                    .rejected
+                    .push((id.to_string(), format!("could not delete: {e}"))),
+            }
+        }
+        if report.read > 0 && !prune {
+            eprintln!(
+                "{} {table} exist in Sallyport but no longer in Kratos; rerun with --prune to delete them.",
+                report.read
+            );
+        }
+        out.push((name, report));
+    }
+    Ok(out)
 }
 
 async fn pick_network(src: &dyn KratosSource, wanted: Option<Uuid>) -> anyhow::Result<String> {

@@ -459,6 +459,29 @@ async fn takeover(target: Backend, source: Source) {
     .await;
     assert_eq!(st, 200);
 
+    // The final sync with --prune removes what Kratos deleted after the bulk copy.
+    kratos
+        .exec(
+            "DELETE FROM identities WHERE id = '1d000000-0000-4000-8000-000000000005'; \
+             DELETE FROM sessions WHERE id = '63a74500-c294-4cdd-a381-0bdffc398196'",
+        )
+        .await;
+    let (ok, out, err) = import(&kratos.dsn, &cfg, &[]).await;
+    assert!(ok, "{out}{err}");
+    assert!(
+        err.contains("1 identities exist in Sallyport but no longer in Kratos; rerun with --prune"),
+        "{err}"
+    );
+    assert_eq!(counts(&out, "identities gone from Kratos"), (1, 0, 0), "{out}");
+    let (ok, out, err) = import(&kratos.dsn, &cfg, &["--prune"]).await;
+    assert!(ok, "{out}{err}");
+    assert_eq!(counts(&out, "identities gone from Kratos"), (1, 1, 0), "{out}");
+    assert_eq!(counts(&out, "sessions gone from Kratos"), (1, 1, 0), "{out}");
+    let (st, _) = native_login(&s, "md5@example.org", "test").await;
+    assert_eq!(st, 400, "a user deleted in Kratos cannot log in");
+    let (st, _) = send(api().get(s.admin_url("admin/sessions/63a74500-c294-4cdd-a381-0bdffc398196"))).await;
+    assert_eq!(st, 404, "a session Kratos deleted is gone");
+
     // Logout with the Kratos token ends the imported session.
     let (st, _) = send(
         api()
