@@ -386,6 +386,14 @@ async fn takeover(target: Backend, source: Source) {
     assert_eq!(st, 200, "{me}");
     assert_eq!(me["id"], SESSION_ID);
     assert_eq!(me["authentication_methods"][0]["method"], "password");
+    let (st, settings) = send(
+        api()
+            .get(s.public_url("self-service/settings/api"))
+            .header("X-Session-Token", session_token()),
+    )
+    .await;
+    assert_eq!(st, 200, "{settings}");
+    assert_eq!(settings["identity"]["id"], "1d000000-0000-4000-8000-000000000000");
     let (st, list) =
         send(api().get(s.admin_url("admin/identities/1d000000-0000-4000-8000-000000000000/sessions"))).await;
     assert_eq!(st, 200, "{list}");
