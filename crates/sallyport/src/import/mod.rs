@@ -25,7 +25,7 @@ use source::KratosSource;
 
 pub use version::{NEWEST_KNOWN_VERSION, OLDEST_KNOWN_VERSION};
 
-const BATCH: usize = 500;
+const BATCH: usize = 1000;
 /// A lock whose heartbeat is older than this belonged to a run that died.
 const LOCK_STALE: time::Duration = time::Duration::minutes(2);
 /// Rows written while a run read (long transactions, clock skew) are read again by the next one.
@@ -233,6 +233,37 @@ async fn prune(
         out.push((name, report));
     }
     Ok(out)
+}
+
+type Written = (u64, Vec<(String, String)>);
+
+/// Writes a batch in one transaction; if the store refuses it, finds the offending identities one by
+/// one so the rest still goes in. Answers how many went in and which were refused, why.
+async fn write_identities(target: Option<Arc<dyn Store>>, batch: Vec<Identity>) -> Written {
+    let Some(t) = target else {
+        return (batch.len() as u64, vec![]);
+    };
+    if t.upsert_identities(&batch).await.is_ok() {
+        return (batch.len() as u64, vec![]);
+    }
+    let mut written = (0, vec![]);
+    for identity in &batch {
+        match t.upsert_identities(std::slice::from_ref(identity)).await {
+            Ok(()) => written.0 += 1,
+            Err(e) => written.1.push((
+                identity.id.to_string(),
+                format!("refused by Sallyport's database: {e}"),
+            )),
+        }
+    }
+    written
+}
+
+async fn settle(task: tokio::task::JoinHandle<Written>, report: &mut TableReport) -> anyhow::Result<()> {
+    let (imported, rejected) = task.await.context("writing identities")?;
+    report.imported += imported;
+    report.rejected.extend(rejected);
+    Ok(())
 }
 
 async fn pick_network(src: &dyn KratosSource, wanted: Option<Uuid>) -> anyhow::Result<String> {
@@ -501,29 +532,6 @@ impl Run<'_> {
         Ok(out)
     }
 
-    /// Writes a batch in one transaction; if the store refuses it, finds the offending identities
-    /// one by one so the rest still goes in.
-    async fn write_identities(&self, batch: &[Identity], report: &mut TableReport) -> anyhow::Result<()> {
-        let Some(t) = &self.target else {
-            report.imported += batch.len() as u64;
-            return Ok(());
-        };
-        if t.upsert_identities(batch).await.is_ok() {
-            report.imported += batch.len() as u64;
-            return Ok(());
-        }
-        for identity in batch {
-            match t.upsert_identities(std::slice::from_ref(identity)).await {
-                Ok(()) => report.imported += 1,
-                Err(e) => report.rejected.push((
-                    identity.id.to_string(),
-                    format!("refused by Sallyport's database: {e}"),
-                )),
-            }
-        }
-        Ok(())
-    }
-
     async fn copy_identities(&self) -> anyhow::Result<(TableReport, HashSet<String>)> {
         let mut report = TableReport::default();
         let changed = match &self.since {
@@ -534,6 +542,7 @@ impl Run<'_> {
         let mut progress = Progress::new("identities", total);
         let mut after = Uuid::nil().to_string();
         let mut chunks = changed.as_ref().map(|c| c.chunks(BATCH));
+        let mut writing = None;
         loop {
             let ids: Vec<String> = match &mut chunks {
                 Some(chunks) => match chunks.next() {
@@ -551,8 +560,15 @@ impl Run<'_> {
             };
             let batch = self.load_identities(&ids, &mut report).await?;
             self.heartbeat().await?;
-            self.write_identities(&batch, &mut report).await?;
+            // The next batch is read while this one is written.
+            if let Some(previous) = writing.take() {
+                settle(previous, &mut report).await?;
+            }
+            writing = Some(tokio::spawn(write_identities(self.target.clone(), batch)));
             progress.advance(ids.len() as u64);
+        }
+        if let Some(previous) = writing.take() {
+            settle(previous, &mut report).await?;
         }
         progress.finish();
         let rejected = report.rejected.iter().map(|(id, _)| id.clone()).collect();
