@@ -483,6 +483,76 @@ mod tests {
     }
 
     #[test]
+    fn lookup_codes_become_sealed_hashes_keeping_use() {
+        let rules = CredentialRules {
+            lookup_key: "cookie-secret",
+            seal_secret: "32-characters-exactly-0123456789",
+        };
+        let kratos = serde_json::json!({"recovery_codes": [
+            {"code": "aaaa1111", "used_at": "2025-02-01T10:00:00Z"},
+            {"code": "bbbb2222", "used_at": "0001-01-01T00:00:00Z"},
+            {"code": "cccc3333", "used_at": null}
+        ]});
+        let got = lookup_config(&kratos, &rules).unwrap();
+        assert!(!got.to_string().contains("bbbb2222"), "{got}");
+        let codes = got["recovery_codes"].as_array().unwrap();
+        assert_eq!(codes[0]["used_at"], "2025-02-01T10:00:00Z");
+        assert_eq!(codes[1]["used_at"], Value::Null);
+        assert!(
+            codes
+                .iter()
+                .all(|c| c["code_hash"].is_string() && c["sealed"].is_string())
+        );
+        let revealed =
+            sallyport_mfa::reveal_lookup_codes_with(&got, &[rules.seal_secret.to_owned()]).unwrap();
+        assert_eq!(revealed[2].code, "cccc3333");
+        assert!(
+            lookup_config(
+                &serde_json::json!({"recovery_codes": [{"used_at": null}]}),
+                &rules
+            )
+            .is_err()
+        );
+        assert!(lookup_config(&serde_json::json!({}), &rules).is_err());
+    }
+
+    #[test]
+    fn legacy_sessions_get_an_aal_and_a_completion_time() {
+        let row: TextRow = [
+            Some("5e55a000-0000-4000-8000-000000000001"),
+            Some("1d000000-0000-4000-8000-000000000000"),
+            Some("legacy-token-without-prefix"),
+            None,
+            Some("t"),
+            Some("2099-01-01 00:00:00"),
+            Some("2021-01-01 10:00:00"),
+            Some("2021-01-01 10:00:00"),
+            Some("aal1"),
+            Some("[{\"method\":\"v0.6_legacy_session\"}]"),
+            Some("2021-01-01 10:00:00"),
+            Some("2021-01-01 10:00:00"),
+        ]
+        .into_iter()
+        .map(|v| v.map(str::to_owned))
+        .collect();
+        let s = session(&row, vec![]).unwrap();
+        assert!(s.active);
+        assert_eq!(
+            s.token_digest,
+            sallyport_core::secret::token_digest("legacy-token-without-prefix")
+        );
+        assert_ne!(
+            s.logout_token_digest, s.token_digest,
+            "a missing logout token is never the session token"
+        );
+        assert_eq!(s.authentication_methods[0].aal, Aal::Aal1);
+        assert_eq!(s.authentication_methods[0].completed_at, s.authenticated_at);
+        let mut no_token = row.clone();
+        no_token[2] = None;
+        assert!(session(&no_token, vec![]).is_err());
+    }
+
+    #[test]
     fn template_data_from_both_engines() {
         assert_eq!(decode_template_data("\\x7b7d").unwrap(), serde_json::json!({}));
         assert_eq!(
