@@ -320,9 +320,22 @@ fn credential(row: &TextRow, parts: &Parts, rules: &CredentialRules<'_>) -> Resu
             .map_err(|_| format!("{what}: version {v:?} is not a number"))?,
         None => 0,
     };
+    let mut identifiers = parts.identifiers.get(id_text).cloned().unwrap_or_default();
+    let mut version = version;
+    if cred_type == credential_type::PASSWORD && version == 0 {
+        // Kratos upgrades version-0 password credentials when it reads them: identifiers normalised
+        // (lower-cased, trimmed, E.164 phones), version 1. Done here once, as Kratos would.
+        let mut seen = HashSet::new();
+        identifiers = identifiers
+            .iter()
+            .map(|i| sallyport_schema::normalize_identifier(i, None))
+            .filter(|i| seen.insert(i.clone()))
+            .collect();
+        version = 1;
+    }
     Ok(Credential {
         id,
-        identifiers: parts.identifiers.get(id_text).cloned().unwrap_or_default(),
+        identifiers,
         cred_type,
         config,
         version,

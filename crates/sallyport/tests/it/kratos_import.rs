@@ -168,7 +168,14 @@ fn generated_rows() -> String {
     for (i, (email, _, hash)) in PASSWORDS.iter().enumerate() {
         let id = format!("1d000000-0000-4000-8000-00000000000{i}");
         sql += &identity_sql(&id, email, "2025-01-01 10:00:00");
-        sql += &credential_sql(&id, "password", &json!({"hashed_password": hash}), email);
+        // Version-0 credentials from old Kratos versions may hold identifiers as typed; Kratos
+        // normalises them when it reads them, and so does the import.
+        let identifier = if email.starts_with("ssha") {
+            email.to_uppercase()
+        } else {
+            email.to_string()
+        };
+        sql += &credential_sql(&id, "password", &json!({"hashed_password": hash}), &identifier);
     }
     let bcrypt = PASSWORDS[0].2;
     sql += &identity_sql(TOTP_IDENTITY, "totp@example.org", "2025-01-01 10:00:00");
