@@ -20,8 +20,8 @@ pub trait KratosSource: Send + Sync {
     }
     /// A condition: uuid `column` equals parameter `$n`.
     fn uuid_eq(&self, column: &str, n: usize) -> String;
-    /// A condition: uuid `column` sorts after parameter `$n`.
-    fn uuid_after(&self, column: &str, n: usize) -> String;
+    /// A condition: uuid `column` compares with parameter `$n` by `op` (`>`, `>=`, `<=`).
+    fn uuid_cmp(&self, column: &str, op: &str, n: usize) -> String;
     /// A condition: timestamp `column` is later than parameter `$n` (`YYYY-MM-DD HH:MM:SS.ffffff`, UTC).
     fn newer(&self, column: &str, n: usize) -> String;
     /// A uuid parameter list `($first, …)` of `count` parameters.

@@ -29,8 +29,8 @@ impl KratosSource for PostgresSource {
     fn uuid_eq(&self, column: &str, n: usize) -> String {
         format!("{column} = CAST(${n} AS uuid)")
     }
-    fn uuid_after(&self, column: &str, n: usize) -> String {
-        format!("{column} > CAST(${n} AS uuid)")
+    fn uuid_cmp(&self, column: &str, op: &str, n: usize) -> String {
+        format!("{column} {op} CAST(${n} AS uuid)")
     }
     fn newer(&self, column: &str, n: usize) -> String {
         format!("{column} > CAST(${n} AS timestamp)")

@@ -41,8 +41,8 @@ impl KratosSource for SqliteSource {
     fn uuid_eq(&self, column: &str, n: usize) -> String {
         format!("{column} = ${n}")
     }
-    fn uuid_after(&self, column: &str, n: usize) -> String {
-        format!("{column} > ${n}")
+    fn uuid_cmp(&self, column: &str, op: &str, n: usize) -> String {
+        format!("{column} {op} ${n}")
     }
     fn newer(&self, column: &str, n: usize) -> String {
         format!("julianday({column}) > julianday(${n})")
