@@ -412,13 +412,10 @@ impl Run<'_> {
             .collect())
     }
 
+    /// The rows of one part of a batch: `(columns, table or join, id column, nid column, order)`.
     async fn part_rows(
         &self,
-        columns: &[&str],
-        from: &str,
-        id_column: &str,
-        nid_column: &str,
-        order: &str,
+        (columns, from, id_column, nid_column, order): (&[&str], &str, &str, &str, &str),
         ids: &[String],
         contiguous: bool,
     ) -> anyhow::Result<Vec<source::TextRow>> {
@@ -457,48 +454,60 @@ impl Run<'_> {
     ) -> anyhow::Result<Vec<Identity>> {
         use convert::*;
         let rows = self
-            .part_rows(IDENTITY_COLUMNS, "identities", "id", "nid", "id", ids, contiguous)
+            .part_rows(
+                (IDENTITY_COLUMNS, "identities", "id", "nid", "id"),
+                ids,
+                contiguous,
+            )
             .await?;
         let creds = self
             .part_rows(
-                CREDENTIAL_COLUMNS,
-                "identity_credentials c JOIN identity_credential_types t ON t.id = c.identity_credential_type_id",
-                "c.identity_id",
-                "c.nid",
-                "c.created_at, c.id",
+                (
+                    CREDENTIAL_COLUMNS,
+                    "identity_credentials c JOIN identity_credential_types t ON t.id = c.identity_credential_type_id",
+                    "c.identity_id",
+                    "c.nid",
+                    "c.created_at, c.id",
+                ),
                 ids,
                 contiguous,
             )
             .await?;
         let identifiers = self
             .part_rows(
-                &["i.identity_credential_id", "i.identifier"],
-                "identity_credential_identifiers i JOIN identity_credentials c ON c.id = i.identity_credential_id",
-                "c.identity_id",
-                "c.nid",
-                "i.created_at, i.id",
+                (
+                    &["i.identity_credential_id", "i.identifier"],
+                    "identity_credential_identifiers i JOIN identity_credentials c ON c.id = i.identity_credential_id",
+                    "c.identity_id",
+                    "c.nid",
+                    "i.created_at, i.id",
+                ),
                 ids,
                 contiguous,
             )
             .await?;
         let verifiable = self
             .part_rows(
-                VERIFIABLE_COLUMNS,
-                "identity_verifiable_addresses",
-                "identity_id",
-                "nid",
-                "created_at, id",
+                (
+                    VERIFIABLE_COLUMNS,
+                    "identity_verifiable_addresses",
+                    "identity_id",
+                    "nid",
+                    "created_at, id",
+                ),
                 ids,
                 contiguous,
             )
             .await?;
         let recovery = self
             .part_rows(
-                RECOVERY_COLUMNS,
-                "identity_recovery_addresses",
-                "identity_id",
-                "nid",
-                "created_at, id",
+                (
+                    RECOVERY_COLUMNS,
+                    "identity_recovery_addresses",
+                    "identity_id",
+                    "nid",
+                    "created_at, id",
+                ),
                 ids,
                 contiguous,
             )
@@ -624,11 +633,13 @@ impl Run<'_> {
             let mut devices: HashMap<String, Vec<sallyport_core::session::Device>> = HashMap::new();
             for d in self
                 .part_rows(
-                    DEVICE_COLUMNS,
-                    "session_devices",
-                    "session_id",
-                    "nid",
-                    "created_at, id",
+                    (
+                        DEVICE_COLUMNS,
+                        "session_devices",
+                        "session_id",
+                        "nid",
+                        "created_at, id",
+                    ),
                     &ids,
                     self.since.is_none(),
                 )
