@@ -1,4 +1,4 @@
-//! Section 6, `sallyport import kratos` from PostgreSQL to PostgreSQL: identities per second, each with
+//! Section 7, `sallyport import kratos` from PostgreSQL to PostgreSQL: identities per second, each with
 //! a bcrypt password credential, its identifier, a verifiable and a recovery address. The baseline,
 //! measured in the same run on the same data, is `--dry-run`: reading and converting, writing nothing.
 

@@ -6,7 +6,9 @@
 //! 3. time to ready, idle RSS and SIGTERM exit of the release binary (no baseline, reported as is);
 //! 4. passwordless code login on SQLite: send-code and code-verify requests per second (target 2,000/s each);
 //! 5. courier: queued emails delivered per second over SMTP to a loopback sink (reported as is);
-//! 6. `import kratos` PostgreSQL → PostgreSQL: identities per second against its own `--dry-run` (needs
+//! 6. rate limits: password logins and whoami per second with the limiter off, on (defaults) and on
+//!    with per-IP budgets, interleaved in the same run; the ratio is on/off;
+//! 7. `import kratos` PostgreSQL → PostgreSQL: identities per second against its own `--dry-run` (needs
 //!    `SALLYPORT_BENCH_POSTGRES_DSN` or `TEST_POSTGRES_DSN`; not in the default set).
 //!
 //! Every duration and count has a flag and an environment variable; `--quick` shrinks them all for a smoke run.
@@ -16,6 +18,7 @@ mod courier;
 mod import;
 mod loadgen;
 mod login;
+mod ratelimit;
 mod report;
 mod server;
 mod startup;
@@ -35,6 +38,7 @@ pub enum Section {
     Startup,
     Code,
     Courier,
+    Ratelimit,
     Import,
 }
 
@@ -51,7 +55,7 @@ pub enum LoadgenChoice {
 #[derive(Debug, Parser)]
 #[command(
     name = "sallyport-bench",
-    about = "Sallyport vs. same-run baselines: whoami, password login, startup, code login, courier"
+    about = "Sallyport vs. same-run baselines: whoami, password login, startup, code login, courier, rate limits"
 )]
 struct Opts {
     /// Short run for a smoke test: small store, short durations, fewer repetitions.
@@ -168,6 +172,7 @@ fn main() -> ExitCode {
             Section::Startup,
             Section::Code,
             Section::Courier,
+            Section::Ratelimit,
         ]
     } else {
         opts.only.clone()
@@ -213,6 +218,9 @@ fn main() -> ExitCode {
                 code::run(&p, &server_rt, &client_rt, metrics.clone()).map(|r| report.code(&p, r))
             }
             Section::Courier => courier::run(&p, &server_rt).map(|r| report.courier(&p, r)),
+            Section::Ratelimit => {
+                ratelimit::run(&p, &server_rt, &client_rt, metrics.clone()).map(|r| report.ratelimit(&p, r))
+            }
             Section::Import => import::run(&p, &server_rt).map(|r| report.import(&p, r)),
         };
         if let Err(e) = outcome {

@@ -4,6 +4,7 @@
 use crate::code::{CodeResult, Phase, TARGET_RPS};
 use crate::courier::CourierResult;
 use crate::login::LoginResult;
+use crate::ratelimit::{RateLimitResult, Variant};
 use crate::startup::StartupResult;
 use crate::whoami::WhoamiResult;
 use crate::{Params, Section};
@@ -265,9 +266,80 @@ impl Report {
         });
     }
 
+    pub fn ratelimit(&mut self, _p: &Params, r: RateLimitResult) {
+        println!("== 6. Rate limits: limiter on vs. off, same run, interleaved rounds ==");
+        println!(
+            "(budgets the load would spend are set too large to reach: every request pays for its counters, none is refused)"
+        );
+        println!(
+            "3 servers on file SQLite, bcrypt cost 4 (so the limiter's share is not hidden behind hashing), {} users, {} connections, rounds of {:.1} s; whoami load: {}",
+            r.users, r.concurrency, r.round_secs, r.generator
+        );
+        // Paired: round r of each variant ran back to back with round r of "off".
+        let paired =
+            |xs: &[f64], off: &[f64]| -> Vec<f64> { xs.iter().zip(off).map(|(x, o)| x / o).collect() };
+        for (i, v) in Variant::ALL.iter().enumerate() {
+            let lr = paired(&r.logins[i], &r.logins[0]);
+            let sr = paired(&r.sends[i], &r.sends[0]);
+            let wr = paired(&r.whoami[i], &r.whoami[0]);
+            println!("  {}:", v.describe());
+            println!(
+                "    logins/s [{}] median {:.1}; per-round ratio to off [{}] median {:.3}",
+                list(&r.logins[i], 1),
+                median(&r.logins[i]),
+                list(&lr, 3),
+                median(&lr)
+            );
+            println!(
+                "    send-code/s [{}] median {:.1}; per-round ratio to off [{}] median {:.3}",
+                list(&r.sends[i], 1),
+                median(&r.sends[i]),
+                list(&sr, 3),
+                median(&sr)
+            );
+            println!(
+                "    whoami/s [{}] median {:.0}; per-round ratio to off [{}] median {:.3}",
+                list(&r.whoami[i], 0),
+                median(&r.whoami[i]),
+                list(&wr, 3),
+                median(&wr)
+            );
+        }
+        let (peek, hit, give_back) = r.calls_us;
+        println!(
+            "  store calls on file SQLite, {} each, one at a time: peek {peek:.1} µs, hit (UPSERT … RETURNING) {hit:.1} µs, give_back {give_back:.1} µs",
+            r.calls
+        );
+        println!();
+        self.rows.push(Row {
+            metric: "limiter store call µs (peek / hit)".into(),
+            sallyport: format!("{peek:.0} / {hit:.0}"),
+            baseline: "-".into(),
+            ratio: "-".into(),
+            target: "-".into(),
+            result: "info".into(),
+        });
+        for (i, v) in Variant::ALL.iter().enumerate().skip(1) {
+            for (what, xs, off) in [
+                ("logins/s", &r.logins[i], &r.logins[0]),
+                ("send-code/s", &r.sends[i], &r.sends[0]),
+                ("whoami/s", &r.whoami[i], &r.whoami[0]),
+            ] {
+                self.rows.push(Row {
+                    metric: format!("{what} limiter {}", v.describe()),
+                    sallyport: format!("{:.0}", median(xs)),
+                    baseline: format!("{:.0}", median(off)),
+                    ratio: format!("{:.3}", median(&paired(xs, off))),
+                    target: "-".into(),
+                    result: "info".into(),
+                });
+            }
+        }
+    }
+
     pub fn import(&mut self, _p: &Params, r: crate::import::ImportResult) {
         println!(
-            "== 6. import kratos: PostgreSQL → PostgreSQL, identities with password, identifier, 2 addresses =="
+            "== 7. import kratos: PostgreSQL → PostgreSQL, identities with password, identifier, 2 addresses =="
         );
         println!(
             "  {} identities imported in {:.2} s = {:.0} identities/s; --dry-run (read + convert, no writes) {:.2} s = {:.0} identities/s",
@@ -347,7 +419,7 @@ impl Report {
             println!("{}", line(r));
         }
         println!(
-            "ratios: whoami = sallyport/baseline (higher is better), login = login/verify (lower is better)"
+            "ratios: whoami = sallyport/baseline (higher is better), login = login/verify (lower is better), rate limits = median of per-round on/off (1.0 = no cost)"
         );
     }
 }

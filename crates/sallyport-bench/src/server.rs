@@ -83,14 +83,24 @@ impl Prepared {
         hashers: Value,
         patch: impl FnOnce(&mut Value),
     ) -> anyhow::Result<Prepared> {
+        Prepared::build(dsn, hashers, false, patch).await
+    }
+
+    /// `dev: true` allows a cheap bcrypt cost, for sections that measure what surrounds hashing.
+    pub async fn build(
+        dsn: &str,
+        hashers: Value,
+        dev: bool,
+        patch: impl FnOnce(&mut Value),
+    ) -> anyhow::Result<Prepared> {
         let public = TcpListener::bind("127.0.0.1:0").await?;
         let admin = TcpListener::bind("127.0.0.1:0").await?;
         let public_url = format!("http://{}/", public.local_addr()?);
         let admin_url = format!("http://{}/", admin.local_addr()?);
         let mut cfg = config_json(dsn, &public_url, &admin_url, hashers);
         patch(&mut cfg);
-        let config = sallyport_config::from_value(cfg, false).context("bench config")?;
-        let settings = sallyport::config_loader::settings(&config, false)?;
+        let config = sallyport_config::from_value(cfg, dev).context("bench config")?;
+        let settings = sallyport::config_loader::settings(&config, dev)?;
         let store = open_store(&settings.dsn).await?;
         store
             .migrate_up()

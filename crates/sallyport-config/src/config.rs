@@ -238,12 +238,22 @@ impl Config {
             FlowKind::Recovery => &flows.recovery.ui_url,
             FlowKind::Verification => &flows.verification.ui_url,
         };
-        self.resolve_url(text)
+        self.ui_url_or_builtin(text, kind.as_str())
     }
 
     /// `selfservice.flows.error.ui_url`.
     pub fn error_ui_url(&self) -> Url {
-        self.resolve_url(&self.selfservice.flows.error.ui_url)
+        self.ui_url_or_builtin(&self.selfservice.flows.error.ui_url, "error")
+    }
+
+    /// A `ui_url` the config left at Kratos' fallback (a docs page nobody can sign in on) points at
+    /// the built-in pages under `<public base URL>/ui/` instead; a configured one is kept as is.
+    fn ui_url_or_builtin(&self, text: &str, page: &str) -> Url {
+        if text.starts_with(KRATOS_FALLBACK_UI) {
+            let base = self.public_base_url();
+            return base.join(&format!("ui/{page}")).unwrap_or(base);
+        }
+        self.resolve_url(text)
     }
 
     /// `selfservice.flows.logout.after.default_browser_return_url`, else the global default.

@@ -22,6 +22,12 @@ pub enum ErrorId {
     IdentityDisabled,
     /// Sallyport's own: a policy requires this identity to enrol a second factor first.
     SessionMfaEnrollmentRequired,
+    /// Sallyport's own rate limits (`sallyport.rate_limits`), all answered with 429.
+    RateLimitedCodesSent,
+    RateLimitedCodeGuesses,
+    RateLimitedPassword,
+    RateLimitedSecondFactor,
+    RateLimitedClientIp,
 }
 
 impl ErrorId {
@@ -42,6 +48,11 @@ impl ErrorId {
             ErrorId::BrowserLocationChangeRequired => "browser_location_change_required",
             ErrorId::IdentityDisabled => "identity_disabled",
             ErrorId::SessionMfaEnrollmentRequired => "session_mfa_enrollment_required",
+            ErrorId::RateLimitedCodesSent => "sallyport_rate_limited_codes_sent",
+            ErrorId::RateLimitedCodeGuesses => "sallyport_rate_limited_code_guesses",
+            ErrorId::RateLimitedPassword => "sallyport_rate_limited_password",
+            ErrorId::RateLimitedSecondFactor => "sallyport_rate_limited_second_factor",
+            ErrorId::RateLimitedClientIp => "sallyport_rate_limited_client_ip",
         }
     }
 }
@@ -77,6 +88,7 @@ fn default_message(code: u16) -> &'static str {
             "The requested resource is no longer available because it has expired or is otherwise invalid."
         }
         422 => "The request was well-formed but was unable to be followed due to semantic errors",
+        429 => "Too many requests, please try again later",
         502 => "Upstream error",
         _ => "An internal server error occurred, please contact the system administrator",
     }
@@ -92,6 +104,8 @@ pub struct ApiError {
     pub details: Box<Map<String, Value>>,
     /// Fields Kratos puts next to `error` (`redirect_browser_to`, `use_flow_id`, `expired_at`, `since`).
     pub top_level: Box<Map<String, Value>>,
+    /// Seconds for the `Retry-After` header of a 429.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -103,6 +117,7 @@ impl ApiError {
             reason: None,
             details: Box::default(),
             top_level: Box::default(),
+            retry_after: None,
         }
     }
 
@@ -286,6 +301,32 @@ impl ApiError {
             .with_message("identity is disabled")
     }
 
+    /// Beyond Kratos: a `sallyport.rate_limits` budget is spent; `retry_after` seconds until it
+    /// allows again (also the `Retry-After` header).
+    pub fn rate_limited(id: ErrorId, retry_after: u64) -> ApiError {
+        let reason = match id {
+            ErrorId::RateLimitedCodesSent => {
+                "Too many codes or links were sent to this address. No further one is sent until the time in Retry-After has passed."
+            }
+            ErrorId::RateLimitedCodeGuesses => {
+                "Too many codes were entered for this account. No code is accepted or sent until the time in Retry-After has passed; sign in another way meanwhile."
+            }
+            ErrorId::RateLimitedPassword => {
+                "Too many wrong passwords were entered for this identifier. Try again after the time in Retry-After."
+            }
+            ErrorId::RateLimitedSecondFactor => {
+                "Too many authentication or backup codes were entered for this account. Try again after the time in Retry-After."
+            }
+            _ => "Too many requests came from this client address. Try again after the time in Retry-After.",
+        };
+        let mut e = ApiError::new(429)
+            .with_id(id)
+            .with_reason(reason)
+            .with_detail("retry_after_seconds", retry_after);
+        e.retry_after = Some(retry_after);
+        e
+    }
+
     pub fn flow_param_missing() -> ApiError {
         ApiError::bad_request("The flow query parameter is missing or malformed.")
     }
@@ -359,6 +400,18 @@ mod tests {
             e.body(),
             json!({"error":{"id":"session_aal2_required","code":403,"status":"Forbidden","reason":"An active session was found but it does not fulfill the requested Authenticator Assurance Level. Please verify yourself with a second factor to resolve this issue.","details":{"redirect_browser_to":"http://id/self-service/login/browser?aal=aal2"},"message":"Session does not fulfill the requested Authenticator Assurance Level"},"redirect_browser_to":"http://id/self-service/login/browser?aal=aal2"})
         );
+    }
+
+    #[test]
+    fn rate_limited_is_a_429_envelope_with_retry_after() {
+        let e = ApiError::rate_limited(ErrorId::RateLimitedCodeGuesses, 42);
+        assert_eq!(e.retry_after, Some(42));
+        let body = e.body();
+        assert_eq!(body["error"]["id"], "sallyport_rate_limited_code_guesses");
+        assert_eq!(body["error"]["code"], 429);
+        assert_eq!(body["error"]["status"], "Too Many Requests");
+        assert_eq!(body["error"]["details"]["retry_after_seconds"], 42);
+        assert!(body["error"]["reason"].is_string() && body["error"]["message"].is_string());
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod error;
 pub mod flow;
 pub mod identity;
 pub mod limits;
+pub mod rate_limit;
 pub mod secret;
 pub mod session;
 pub mod store;

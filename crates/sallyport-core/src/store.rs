@@ -170,6 +170,7 @@ pub trait Store:
     + MigrationStore
     + crate::courier::CourierStore
     + crate::code::CodeStore
+    + crate::rate_limit::RateLimitStore
     + ImportStore
 {
 }
@@ -182,6 +183,7 @@ impl<
         + MigrationStore
         + crate::courier::CourierStore
         + crate::code::CodeStore
+        + crate::rate_limit::RateLimitStore
         + ImportStore,
 > Store for T
 {

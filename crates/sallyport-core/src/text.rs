@@ -528,6 +528,39 @@ pub fn lookup_invalid() -> Message {
     error(4000016, "The backup recovery code is not valid.")
 }
 
+// --- Sallyport's rate limits (49xxxxx, a block Kratos does not use) ---
+fn rate_limited(id: u32, what: &str, retry_after: u64) -> Message {
+    error(id, format!("{what} Please try again in {retry_after} seconds."))
+        .with_context(json!({ "retry_after_seconds": retry_after }))
+}
+pub fn rate_limited_codes_sent(retry_after: u64) -> Message {
+    rate_limited(4900001, "Too many codes were sent to this address.", retry_after)
+}
+pub fn rate_limited_code_guesses(retry_after: u64) -> Message {
+    rate_limited(
+        4900002,
+        "Too many codes were entered for this account. Sign in another way or wait.",
+        retry_after,
+    )
+}
+pub fn rate_limited_password(retry_after: u64) -> Message {
+    rate_limited(
+        4900003,
+        "Too many failed sign-in attempts for this account.",
+        retry_after,
+    )
+}
+pub fn rate_limited_second_factor(retry_after: u64) -> Message {
+    rate_limited(
+        4900004,
+        "Too many authentication or backup codes were entered for this account.",
+        retry_after,
+    )
+}
+pub fn rate_limited_client_ip(retry_after: u64) -> Message {
+    rate_limited(4900005, "Too many requests came from your network.", retry_after)
+}
+
 fn flow_expired_context(expired_at: time::OffsetDateTime) -> Value {
     json!({
         "expired_at": crate::time_fmt::rfc3339(expired_at),
@@ -649,6 +682,26 @@ mod tests {
                 assert_eq!(entry["text"], m.text.as_str(), "text of {}", m.id);
             }
         }
+        // Sallyport's own ids stay out of every id Kratos has.
+        for m in [
+            rate_limited_codes_sent(1),
+            rate_limited_code_guesses(1),
+            rate_limited_password(1),
+            rate_limited_second_factor(1),
+            rate_limited_client_ip(1),
+        ] {
+            assert!((4900000..4910000).contains(&m.id), "{}", m.id);
+            assert!(catalogue.iter().all(|e| e["id"] != m.id), "{} is Kratos'", m.id);
+            assert!(
+                catalogue.iter().all(|e| e["id"].as_u64().unwrap() / 10000 != 490),
+                "Kratos uses 490xxxx"
+            );
+            assert_eq!(m.kind, MessageType::Error);
+        }
+        assert_eq!(
+            rate_limited_password(7).text,
+            "Too many failed sign-in attempts for this account. Please try again in 7 seconds."
+        );
         // Formatted texts: the catalogue's examples must come out identically.
         assert_eq!(
             validation_password_min_length(6, 5).text,

@@ -92,6 +92,19 @@ async fn two_processes_use_a_code_once() {
     .await;
 }
 
+/// Two nodes on one PostgreSQL share rate-limit counters and lose no increment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_rate_limits() {
+    let Some(db) = TestDb::create().await else { return };
+    db.run(|dsn| async move {
+        let (a, b) = two_stores(&dsn).await;
+        sallyport_store_sql::story::races::rate_limit_hits(&a, &b, 25).await;
+        a.close().await;
+        b.close().await;
+    })
+    .await;
+}
+
 async fn two_stores(dsn: &str) -> (PgStore, PgStore) {
     let a = PgStore::connect(dsn).await.expect("connect a");
     a.migrate_up().await.expect("migrate");

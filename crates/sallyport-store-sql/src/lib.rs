@@ -22,6 +22,7 @@ mod flow;
 mod identity;
 mod import;
 mod migration;
+mod rate_limit;
 mod rows;
 mod session;
 pub mod story;
@@ -49,6 +50,7 @@ pub mod __private {
     pub use crate::identity::{ID_CHUNK, sql as identity_sql};
     pub use crate::import::sql as import_sql;
     pub use crate::migration::{sql as migration_sql, undo_target};
+    pub use crate::rate_limit::sql as rate_limit_sql;
     pub use crate::rows::*;
     pub use crate::session::sql as session_sql;
 }
@@ -91,6 +93,7 @@ macro_rules! impl_sql_store {
             $crate::__impl_flow_store!($store);
             $crate::__impl_courier_store!($store, $row_lock);
             $crate::__impl_code_store!($store);
+            $crate::__impl_rate_limit_store!($store);
             $crate::__impl_migration_store!($store, $migrator);
             $crate::__impl_import_store!($store);
         };

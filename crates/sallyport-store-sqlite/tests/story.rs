@@ -104,6 +104,7 @@ async fn two_processes_claim_and_use_codes_once() {
     let b = SqliteStore::connect(&db.dsn()).await.expect("connect b");
     sallyport_store_sql::story::races::claims(&a, &b, 200).await;
     sallyport_store_sql::story::races::code_uses(&a, &b, 25).await;
+    sallyport_store_sql::story::races::rate_limit_hits(&a, &b, 25).await;
     a.close().await;
     b.close().await;
 }

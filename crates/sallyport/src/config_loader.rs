@@ -20,6 +20,8 @@ pub fn load(files: &[PathBuf], dev: bool) -> anyhow::Result<Config> {
         // Without a config, make registration sign the new identity in, as Kratos' quickstart does.
         base["selfservice"]["flows"]["registration"]["after"]["password"]["hooks"] =
             serde_json::json!([{"hook": "session"}]);
+        // The built-in pages greet whoever signs in; Kratos' quickstart UI port may have nothing listening.
+        base["selfservice"]["default_browser_return_url"] = serde_json::json!("/ui/welcome");
         sallyport_config::load_with_base(base, &opts)
     } else {
         sallyport_config::load(&opts)
@@ -168,6 +170,8 @@ pub fn settings(cfg: &Config, dev: bool) -> anyhow::Result<Settings> {
         totp_issuer: cfg.totp_issuer(),
         lookup_enabled: ss.methods.lookup_secret.enabled,
         mfa_policy: cfg.sallyport.mfa_policy.clone(),
+        rate_limits: crate::rate_limit::RateLimitSettings::from_config(&cfg.sallyport.rate_limits),
+        ui: ui_settings(cfg)?,
         use_continue_with_transitions: cfg.feature_flags.use_continue_with_transitions,
         legacy_require_verified_login_error: cfg.feature_flags.legacy_require_verified_login_error,
         expose_message_bodies: dev,
@@ -220,4 +224,34 @@ pub fn settings(cfg: &Config, dev: bool) -> anyhow::Result<Settings> {
         disable_api_flow_enforcement: dev
             && std::env::var("DEV_DISABLE_API_FLOW_ENFORCEMENT").is_ok_and(|v| v == "true"),
     })
+}
+
+/// `sallyport.ui`, checked here so a bad colour or a missing directory fails at startup, not per page.
+fn ui_settings(cfg: &Config) -> anyhow::Result<model::UiBranding> {
+    let ui = cfg.sallyport.ui.clone();
+    let c = ui.primary_color.as_bytes();
+    let hex = c.len() > 1 && c[0] == b'#' && c[1..].iter().all(u8::is_ascii_hexdigit);
+    anyhow::ensure!(
+        hex && (c.len() == 4 || c.len() == 7),
+        "sallyport.ui.primary_color: {:?} is not #rgb or #rrggbb",
+        ui.primary_color
+    );
+    if let Some(logo) = &ui.logo_url {
+        let ok = logo.starts_with('/') && !logo.starts_with("//")
+            || Url::parse(logo).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        anyhow::ensure!(
+            ok,
+            "sallyport.ui.logo_url: {logo:?} is not an http(s) URL or a /path"
+        );
+    }
+    for (key, dir) in [("template_dir", &ui.template_dir), ("locale_dir", &ui.locale_dir)] {
+        if let Some(d) = dir {
+            anyhow::ensure!(
+                d.is_dir(),
+                "sallyport.ui.{key}: {} is not a directory",
+                d.display()
+            );
+        }
+    }
+    Ok(ui)
 }

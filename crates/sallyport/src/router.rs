@@ -19,7 +19,7 @@ use crate::selfservice::{login, recovery, registration, settings, verification};
 use crate::state::AppState;
 
 pub fn public_router(app: AppState) -> Router {
-    let r = Router::new()
+    let flows = Router::new()
         .route(
             "/self-service/login/browser",
             get(login::create_browser_login_flow),
@@ -87,7 +87,19 @@ pub fn public_router(app: AppState) -> Router {
         .route(
             "/self-service/settings",
             post(settings::update_settings_flow).get(settings::update_settings_flow),
-        )
+        );
+    // Per-IP budgets sit on the flow routes alone, and only when enabled (they are off by default):
+    // whoami and every other route never pass through them.
+    let flows = if app.settings.rate_limits.per_ip_enabled() {
+        flows.route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::rate_limit::per_ip,
+        ))
+    } else {
+        flows
+    };
+    let r = Router::new()
+        .merge(flows)
         .route(
             "/self-service/logout/browser",
             get(public::logout::create_browser_logout_flow),
@@ -118,8 +130,8 @@ pub fn public_router(app: AppState) -> Router {
         .route("/identities/{*rest}", any(to_admin))
         .route("/admin/{*rest}", any(to_admin))
         .route("/recovery/code", post(to_admin))
-        .route("/recovery/link", post(to_admin))
-        .fallback(not_found);
+        .route("/recovery/link", post(to_admin));
+    let r = crate::ui::mount(r, &app).fallback(not_found);
     let r = with_cors(r, &app);
     finish(r, app, "public")
 }
@@ -224,10 +236,12 @@ async fn around(State(app): State<AppState>, req: Request, next: Next, public: b
         .into_response()
     };
     if is_get {
-        res.headers_mut().insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("private, no-cache, no-store, must-revalidate"),
-        );
+        // Kratos' no-cache, unless the handler chose otherwise (the built-in UI's versioned stylesheet).
+        res.headers_mut()
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static(
+                "private, no-cache, no-store, must-revalidate",
+            ));
     }
     if public {
         res.headers_mut()

@@ -60,6 +60,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("{w}");
     }
     let settings = crate::config_loader::settings(&cfg, args.dev)?;
+    settings.rate_limits.log();
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
@@ -108,6 +109,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public_base_url = %app.settings.public_base_url,
         "Sallyport is listening"
     );
+    let sign_in = &app.settings.login.ui_url;
+    if sign_in.as_str().starts_with(app.public_url("ui/").as_str()) {
+        tracing::info!(
+            "built-in sign-in page: open {} in a browser",
+            app.public_url("ui/welcome")
+        );
+    }
     if !app.migrations_applied.load(Ordering::Relaxed) {
         // Another process may run `migrate sql`; become ready as soon as it has.
         let app = app.clone();

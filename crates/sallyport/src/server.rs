@@ -111,6 +111,7 @@ pub async fn build_app(
         templates,
         migrations_applied: AtomicBool::new(migrations_applied),
         metrics,
+        password_gate: Arc::new(tokio::sync::Semaphore::new(cores.max(1))),
     }))
 }
 
@@ -121,6 +122,9 @@ pub async fn pending_migrations(store: &dyn Store) -> anyhow::Result<usize> {
         .map_err(|e| anyhow::anyhow!("reading migration status: {e}"))?;
     Ok(status.iter().filter(|m| !m.applied).count())
 }
+
+/// How often ended rate-limit counters are deleted.
+const COUNTER_CLEANUP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 pub struct Server {
     app: AppState,
@@ -194,8 +198,10 @@ impl Server {
             shutdown.await;
             let _ = tx.send(());
         });
+        let cleanup = crate::rate_limit::spawn_cleanup(self.app.clone(), COUNTER_CLEANUP_EVERY);
         let (a, b) = tokio::join!(public.into_future(), admin.into_future());
         trigger.abort();
+        cleanup.abort();
         if let Some(c) = courier {
             let _ = c.await;
         }

@@ -144,6 +144,9 @@ pub struct Settings {
     pub totp_issuer: String,
     pub lookup_enabled: bool,
     pub mfa_policy: sallyport_config::model::MfaPolicy,
+    pub rate_limits: crate::rate_limit::RateLimitSettings,
+    /// `sallyport.ui`: branding and overrides of the built-in pages.
+    pub ui: sallyport_config::model::UiBranding,
     pub use_continue_with_transitions: bool,
     pub legacy_require_verified_login_error: bool,
     pub courier: sallyport_config::model::Courier,

@@ -22,6 +22,8 @@ pub struct App {
     /// Set once every embedded migration is applied; `/health/ready` answers 503 until then.
     pub migrations_applied: AtomicBool,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// One permit per core: password checks and their rate-limit bookkeeping (`rate_limit::PasswordAttempt`).
+    pub password_gate: Arc<tokio::sync::Semaphore>,
 }
 
 pub type AppState = Arc<App>;

@@ -1,6 +1,7 @@
 //! The typed view of `kratos.yml`. Deserialized from the effective document (schema defaults applied),
 //! so serde defaults here only carry the runtime defaults Kratos does not write into its schema.
 
+mod rate_limits;
 mod selfservice;
 mod server;
 
@@ -14,6 +15,7 @@ use serde_json::Value;
 use crate::bytesize::ByteSize;
 use crate::duration::{go_duration, opt_go_duration};
 
+pub use rate_limits::*;
 pub use selfservice::*;
 pub use server::*;
 
@@ -485,6 +487,48 @@ impl Default for CleanupSleep {
 #[serde(default, deny_unknown_fields)]
 pub struct Extensions {
     pub mfa_policy: MfaPolicy,
+    pub rate_limits: RateLimits,
+    pub ui: UiBranding,
+}
+
+/// `sallyport.ui`: the built-in self-service pages under `/ui/` (used wherever a flow names no `ui_url`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiBranding {
+    /// Shown in the page title and header.
+    pub product_name: String,
+    /// An `http(s)` or `/path` image shown in the header; its origin is added to the pages' `img-src`.
+    pub logo_url: Option<String>,
+    /// `#rgb` or `#rrggbb`: buttons, links and the focus ring.
+    pub primary_color: String,
+    pub theme: UiTheme,
+    /// Files named like the built-in templates (`base.html`, `flow.html`, …) replace them.
+    pub template_dir: Option<std::path::PathBuf>,
+    /// `<lang>.json` files (message id or UI key → text) add languages or override shipped texts.
+    pub locale_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for UiBranding {
+    fn default() -> Self {
+        UiBranding {
+            product_name: "Sallyport".into(),
+            logo_url: None,
+            primary_color: "#1d4ed8".into(),
+            theme: UiTheme::Auto,
+            template_dir: None,
+            locale_dir: None,
+        }
+    }
+}
+
+/// `auto` follows the browser's `prefers-color-scheme`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UiTheme {
+    #[default]
+    Auto,
+    Light,
+    Dark,
 }
 
 /// `sallyport.mfa_policy`: which identities must use a second factor.

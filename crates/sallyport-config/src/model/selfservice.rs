@@ -206,8 +206,11 @@ pub struct Flows {
     pub error: ErrorFlow,
 }
 
+/// Kratos' default `ui_url` prefix: a docs page, which Sallyport replaces with its built-in pages.
+pub const KRATOS_FALLBACK_UI: &str = "https://www.ory.com/kratos/docs/fallback/";
+
 fn fallback(flow: &str) -> String {
-    format!("https://www.ory.com/kratos/docs/fallback/{flow}")
+    format!("{KRATOS_FALLBACK_UI}{flow}")
 }
 
 /// `unified | identifier_first`

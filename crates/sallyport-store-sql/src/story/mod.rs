@@ -8,6 +8,7 @@ mod flows;
 mod identities;
 mod migrations;
 pub mod races;
+mod rate_limits;
 mod sessions;
 
 use std::fmt::Debug;
@@ -24,6 +25,7 @@ pub async fn run(store: &dyn Store) {
     flows::errors(store).await;
     courier::run(store).await;
     codes::run(store).await;
+    rate_limits::run(store).await;
     identities::delete_cascades(store, &cast.ada, &ada_session).await;
     migrations::down_and_up(store).await;
 }

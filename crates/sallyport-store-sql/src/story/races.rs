@@ -113,3 +113,33 @@ pub async fn code_uses(a: &dyn Store, b: &dyn Store, rounds: usize) {
     let top = i32::try_from(rounds * 2).expect("few rounds");
     assert_eq!(counts, (1..=top).collect());
 }
+
+/// Two nodes counting hits on one key at once: no increment is lost, and exactly `limit` hits are
+/// allowed.
+pub async fn rate_limit_hits(a: &dyn Store, b: &dyn Store, rounds: usize) {
+    use sallyport_core::rate_limit::{Bucket, Rule};
+    let now = time_fmt::now();
+    let limit = u32::try_from(rounds).expect("few rounds");
+    let rule = Rule {
+        limit,
+        window: std::time::Duration::from_secs(3600),
+        backoff: None,
+    };
+    let key = Bucket::CodeGuesses.key(&unique_email("raced"));
+    let mut counts = HashSet::new();
+    let mut allowed = 0;
+    for _ in 0..rounds {
+        let (x, y) = join(
+            a.hit(Bucket::CodeGuesses, &key, &rule, now),
+            b.hit(Bucket::CodeGuesses, &key, &rule, now),
+        )
+        .await;
+        for v in [x.expect("hit by a"), y.expect("hit by b")] {
+            assert!(counts.insert(v.count), "count {} repeated", v.count);
+            allowed += usize::from(v.allowed);
+        }
+    }
+    let top = i64::try_from(rounds * 2).expect("few rounds");
+    assert_eq!(counts, (1..=top).collect());
+    assert_eq!(allowed, rounds, "exactly the limit is allowed");
+}

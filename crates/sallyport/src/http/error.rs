@@ -104,6 +104,10 @@ impl IntoResponse for HttpError {
             res.headers_mut()
                 .insert("ory-error-id", HeaderValue::from_static(id));
         }
+        if let Some(secs) = e.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         res
     }
 }

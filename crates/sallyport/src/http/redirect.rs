@@ -1,6 +1,7 @@
 //! `return_to` handling as Kratos' `x/redir/secure_redirect.go`: a URL is allowed when it is on the
 //! public base URL's `/self-service` paths or matches `selfservice.allowed_return_urls` (scheme, host —
 //! with `*.` wildcards — and path prefix). Relative URLs resolve against the default return URL.
+//! Sallyport's own pages under `/ui/` count as the server's own, like `/self-service`.
 
 use url::Url;
 
@@ -14,8 +15,11 @@ fn host_matches(allowed: &str, host: &str) -> bool {
 }
 
 pub fn is_allowed(target: &Url, allowed: &[Url], public_base: &Url) -> bool {
-    let self_service = public_base.join("self-service").ok();
-    allowed.iter().chain(self_service.iter()).any(|a| {
+    let own = [
+        public_base.join("self-service").ok(),
+        public_base.join("ui/").ok(),
+    ];
+    allowed.iter().chain(own.iter().flatten()).any(|a| {
         a.scheme() == target.scheme()
             && host_matches(a.host_str().unwrap_or(""), target.host_str().unwrap_or(""))
             && a.port_or_known_default() == target.port_or_known_default()
@@ -59,6 +63,7 @@ mod tests {
         assert!(ok("https://app.example/dash/x"));
         assert!(ok("https://a.corp.example/y"));
         assert!(ok("http://id.example/self-service/login/browser"));
+        assert!(ok("http://id.example/ui/welcome"));
         assert!(!ok("https://evil.example/dash"));
         assert!(!ok("http://app.example/dash"));
         assert!(!ok("https://app.example/other"));

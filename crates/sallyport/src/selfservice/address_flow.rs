@@ -215,6 +215,12 @@ pub async fn write_error(app: &App, req: &ReqInfo, flow: Option<Flow>, failure: 
             return with_headers(redirect(StatusCode::SEE_OTHER, &to), cookie);
         }
         FlowFailure::Ui(m) => m,
+        FlowFailure::Limited(l) => {
+            if !flow.is_browser() || req.is_json {
+                return HttpError(l.error).into_response();
+            }
+            vec![FieldMessage::flow(l.message)]
+        }
         FlowFailure::Api(e) if e.code == 400 => {
             vec![FieldMessage::flow(text::validation_generic(
                 e.reason.as_deref().unwrap_or(&e.message),

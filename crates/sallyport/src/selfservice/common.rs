@@ -41,6 +41,8 @@ pub enum FlowFailure {
     Ui(Vec<FieldMessage>),
     Api(ApiError),
     Expired,
+    /// A `sallyport.rate_limits` budget is spent: 429 for API/SPA clients, a message on the flow for browsers.
+    Limited(Box<crate::rate_limit::Limited>),
 }
 
 impl From<ApiError> for FlowFailure {
@@ -229,6 +231,7 @@ pub async fn write_flow_error(
                 ApiError::bad_request(m.first().map(|m| m.message.text.clone()).unwrap_or_default())
             }
             FlowFailure::Expired => ApiError::flow_not_found(),
+            FlowFailure::Limited(l) => l.error,
         };
         return forward(app, req.is_json, e).await;
     };
@@ -252,6 +255,12 @@ pub async fn write_flow_error(
             return redirect(StatusCode::SEE_OTHER, &ui_redirect_url(app, new.kind, new.id));
         }
         FlowFailure::Ui(m) => m,
+        FlowFailure::Limited(l) => {
+            if flow.flow_type == FlowType::Api || req.is_json {
+                return HttpError(l.error).into_response();
+            }
+            vec![FieldMessage::flow(l.message)]
+        }
         FlowFailure::Api(e) if e.code == 400 => {
             let m = if e.id == Some(ErrorId::IdentityDisabled) {
                 text::identity_disabled()

@@ -48,8 +48,20 @@ pub async fn start_verification(
             via: a.via.clone(),
             to: a.value.clone(),
         };
-        crate::selfservice::verification::send(app, &mut flow, &address, app.settings.verification.use_link)
-            .await?;
+        match crate::selfservice::verification::send(
+            app,
+            &mut flow,
+            &address,
+            app.settings.verification.use_link,
+        )
+        .await
+        {
+            // The registration or settings change itself succeeded; only this mail waits for its budget.
+            Err(FlowFailure::Limited(_)) => {
+                tracing::info!("verification message not sent: the address's send budget is spent");
+            }
+            other => other?,
+        }
         let mut f = json!({"id": flow.id, "verifiable_address": a.value});
         if flow_type == FlowType::Browser {
             f["url"] = json!(ui_redirect_url(app, FlowKind::Verification, flow.id));

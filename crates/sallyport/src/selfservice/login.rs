@@ -177,6 +177,8 @@ async fn create_flow(app: &App, req: &ReqInfo, flow_type: FlowType, q: InitQuery
         match code::login::fast_2fa(app, &mut flow, a, params.via.as_deref()).await {
             Ok(_) => {}
             Err(FlowFailure::Api(e)) => return fail(e).await,
+            // The flow exists already; the code just did not go out (its address or identity is over budget).
+            Err(FlowFailure::Limited(l)) => return fail(l.error).await,
             Err(_) => return fail(ApiError::internal()).await,
         }
     }

@@ -454,6 +454,17 @@ pub async fn login(
     ensure_csrf(app, req, flow, str_field(body, "csrf_token"))?;
     let now = time_fmt::now();
     let mut identity = app.store.get_identity(auth.identity.id).await?;
+    let field = if method == "totp" {
+        "totp_code"
+    } else {
+        "lookup_secret"
+    };
+    // Counted before it is checked, apart from code and password budgets (Sallyport's own limit).
+    let guess = if str_field(body, field).is_some_and(|c| !c.trim().is_empty()) {
+        crate::rate_limit::second_factor_guess(app, identity.id).await?
+    } else {
+        None
+    };
     match method {
         "totp" => {
             let code = str_field(body, "totp_code").unwrap_or("").trim();
@@ -512,6 +523,9 @@ pub async fn login(
                 }
             }
         }
+    }
+    if let Some(g) = guess {
+        g.was_right(app).await;
     }
     identity.updated_at = now;
     app.store.update_identity(&identity).await?;

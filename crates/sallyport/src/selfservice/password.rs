@@ -89,12 +89,15 @@ pub async fn login(
         return Err(FlowFailure::Ui(missing));
     }
     ensure_csrf(app, req, flow, str_field(body, "csrf_token"))?;
+    let key = sallyport_schema::normalize_identifier(identifier.trim(), None).to_lowercase();
+    let attempt = crate::rate_limit::PasswordAttempt::start(app, &key).await?;
 
     let invalid = || FlowFailure::Ui(vec![FieldMessage::flow(text::validation_invalid_credentials())]);
     let identity = match find_by_identifier(app, identifier).await? {
         Some(i) => i,
         None => {
             app.hasher.verify_dummy(password.as_bytes()).await;
+            attempt.failed(app).await;
             return Err(invalid());
         }
     };
@@ -106,6 +109,7 @@ pub async fn login(
         .map(str::to_owned)
     else {
         app.hasher.verify_dummy(password.as_bytes()).await;
+        attempt.failed(app).await;
         return Err(invalid());
     };
     let started = std::time::Instant::now();
@@ -117,8 +121,10 @@ pub async fn login(
     metrics::histogram!("sallyport_password_hash_seconds", "op" => "verify")
         .record(started.elapsed().as_secs_f64());
     if !ok {
+        attempt.failed(app).await;
         return Err(invalid());
     }
+    attempt.succeeded(app).await;
     if app.hasher.needs_rehash(&hash) {
         rehash(app, identity.clone(), password).await;
     }

@@ -125,6 +125,10 @@ pub fn recovery_secret(
 
 async fn send(app: &App, flow: &mut Flow, address: &Address, link: bool) -> Result<(), FlowFailure> {
     let owner = find_by_address(app, AddressKind::Recovery, &address.via, &address.to).await?;
+    // Counted whether or not the address is known, so a 429 tells nothing about accounts.
+    let subject = crate::rate_limit::code_subject(owner.as_ref().map(|i| i.id), &address.to);
+    crate::rate_limit::before_send(app, Some(&subject), std::slice::from_ref(&address.to)).await?;
+    crate::rate_limit::remember_subject(flow, &subject);
     let (codes, messages) = match owner {
         Some(identity) => {
             let (c, m, _) = recovery_secret(app, flow, &identity, address, link)?;
@@ -287,6 +291,8 @@ async fn submit(
             )]));
         }
         code::count_attempt(app, flow).await?;
+        let subject = crate::rate_limit::remembered_subject(flow);
+        let guess = crate::rate_limit::code_guess(app, &subject).await?;
         let used = app
             .store
             .use_code(
@@ -296,6 +302,11 @@ async fn submit(
                 time_fmt::now(),
             )
             .await?;
+        if used.is_some()
+            && let Some(g) = guess
+        {
+            g.was_right(app).await;
+        }
         if used.is_none() {
             flow.ui.reset_messages();
             flow.ui.messages.push(text::recovery_code_invalid());

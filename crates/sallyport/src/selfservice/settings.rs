@@ -361,6 +361,12 @@ async fn finish_error(app: &App, req: &ReqInfo, mut flow: Flow, failure: FlowFai
             return forward(app, req.is_json, e).await;
         }
         FlowFailure::Expired => vec![],
+        FlowFailure::Limited(l) => {
+            if flow.flow_type == FlowType::Api || req.is_json {
+                return HttpError(l.error).into_response();
+            }
+            vec![FieldMessage::flow(l.message)]
+        }
     };
     flow.ui.reset_messages();
     for m in messages {

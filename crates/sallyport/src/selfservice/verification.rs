@@ -142,6 +142,9 @@ pub fn verification_message(
 /// `use_link` picks the link strategy over the code one.
 pub async fn send(app: &App, flow: &mut Flow, address: &Address, use_link: bool) -> Result<(), FlowFailure> {
     let owner = find_by_address(app, AddressKind::Verifiable, &address.via, &address.to).await?;
+    let subject = crate::rate_limit::code_subject(owner.as_ref().map(|i| i.id), &address.to);
+    crate::rate_limit::before_send(app, Some(&subject), std::slice::from_ref(&address.to)).await?;
+    crate::rate_limit::remember_subject(flow, &subject);
     let (codes, messages) = verification_message(app, flow, owner.as_ref(), address, use_link)?;
     flow.state = FlowState::SentEmail;
     flow.active = Some(if use_link { "link" } else { "code" }.into());
@@ -324,6 +327,8 @@ async fn submit(
     let code_value = str_field(body, "code").unwrap_or("").trim();
     if flow.state == FlowState::SentEmail && !code_value.is_empty() && m == "code" {
         code::count_attempt(app, flow).await?;
+        let subject = crate::rate_limit::remembered_subject(flow);
+        let guess = crate::rate_limit::code_guess(app, &subject).await?;
         let used = app
             .store
             .use_code(
@@ -333,6 +338,11 @@ async fn submit(
                 time_fmt::now(),
             )
             .await?;
+        if used.is_some()
+            && let Some(g) = guess
+        {
+            g.was_right(app).await;
+        }
         let Some(used) = used else {
             flow.ui.reset_messages();
             flow.ui.messages.push(text::verification_code_invalid());

@@ -353,3 +353,52 @@ async fn dev_log_explains_refusals_and_prints_codes() {
         "{refusal}"
     );
 }
+
+/// `sallyport.rate_limits`: the numbers in effect are in the startup log at debug level.
+#[tokio::test]
+async fn rate_limits_in_effect_are_logged_at_debug_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let dsn = format!("sqlite://{}?mode=rwc", dir.path().join("db.sqlite").display());
+    let (public, admin) = (free_port(), free_port());
+    let cfg = write_config(dir.path(), &dsn, public, admin);
+    let yaml = std::fs::read_to_string(&cfg).unwrap().replace(
+        "log: { level: info, format: json }",
+        "log: { level: debug, format: json }",
+    ) + "sallyport:\n  rate_limits:\n    codes_sent_per_address: { limit: 3, window: 30m }\n    \
+           second_factor_guesses_per_identity: { enabled: false }\n    \
+           per_ip: { enabled: true, trusted_proxies: [ 10.0.0.0/8 ] }\n";
+    std::fs::write(&cfg, yaml).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--dev", "-c", cfg.to_str().unwrap()])
+        .env_remove("SALLYPORT_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (st, _) = wait_for(
+        &format!("http://127.0.0.1:{admin}/health/alive"),
+        200,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert!(terminate(&mut child));
+    let mut logs = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut logs).unwrap();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("rate limits in effect"))
+        .unwrap_or_else(|| panic!("no rate-limit line: {logs}"));
+    let v: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["level"], "DEBUG", "{line}");
+    let f = &v["fields"];
+    assert_eq!(f["codes_sent_per_address"], "3 per 30m0s", "{line}");
+    assert_eq!(f["code_guesses_per_identity"], "10 per 1h0m0s");
+    assert_eq!(
+        f["password_failures_per_identifier"],
+        "10 per 1h0m0s, then back-off 1s doubling to 5m0s"
+    );
+    assert_eq!(f["second_factor_guesses_per_identity"], "off");
+    assert_eq!(f["per_ip_flow_creations"], "60 per 1m0s");
+    assert_eq!(f["trusted_proxies"], "10.0.0.0/8");
+}

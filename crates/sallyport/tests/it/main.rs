@@ -4,6 +4,7 @@ mod support;
 
 mod admin_identities;
 mod browser_flows;
+mod builtin_ui;
 mod cli;
 mod code_login;
 mod courier;
@@ -16,6 +17,7 @@ mod kratos_import;
 mod native_flows;
 mod nul_bytes;
 mod password_policy;
+mod rate_limits;
 mod recovery_flows;
 mod sessions;
 mod settings_mfa;

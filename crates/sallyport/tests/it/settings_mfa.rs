@@ -10,7 +10,7 @@ use crate::support::client::{
 use crate::support::totp::{code_at, now_code};
 use crate::support::{Backend, TestServer, UI};
 
-fn mfa_config(extra: Value) -> Value {
+pub(crate) fn mfa_config(extra: Value) -> Value {
     let mut v = json!({
         "selfservice": {"methods": {"totp": {"enabled": true, "config": {"issuer": "Sallyport Tests"}}, "lookup_secret": {"enabled": true}}},
         "session": {"whoami": {"required_aal": "highest_available"}},
@@ -49,7 +49,7 @@ async fn submit(_s: &TestServer, token: &str, flow: &Value, payload: Value) -> (
 }
 
 /// Links TOTP through settings and returns the secret.
-async fn link_totp(s: &TestServer, token: &str) -> String {
+pub(crate) async fn link_totp(s: &TestServer, token: &str) -> String {
     let flow = settings_flow(s, token).await;
     let qr = find_by_id(&flow, "totp_qr").expect("QR node");
     assert_eq!(qr["type"], "img");

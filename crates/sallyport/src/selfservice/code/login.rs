@@ -206,6 +206,9 @@ pub async fn send(
     identifier: &str,
     addresses: &[Address],
 ) -> Result<(), FlowFailure> {
+    let subject = crate::rate_limit::code_subject(Some(identity.id), identifier);
+    let to: Vec<String> = addresses.iter().map(|a| a.to.clone()).collect();
+    crate::rate_limit::before_send(app, Some(&subject), &to).await?;
     let identity_json = crate::render::identity(app, identity, &crate::render::PUBLIC);
     let request_url = flow.request_url.clone();
     let (codes, messages) = codes_for(
@@ -294,6 +297,8 @@ pub async fn submit(
             } else {
                 find_identity(app, &identifier).await.map_err(|_| invalid())?.0
             };
+            let subject = crate::rate_limit::code_subject(Some(identity.id), &identifier);
+            let guess = crate::rate_limit::code_guess(app, &subject).await?;
             let used = app
                 .store
                 .use_code(flow.id, CodeKind::Login, &digests(app, &code), time_fmt::now())
@@ -301,6 +306,9 @@ pub async fn submit(
             let Some(used) = used.filter(|c| c.identity_id == Some(identity.id)) else {
                 return Err(invalid());
             };
+            if let Some(g) = guess {
+                g.was_right(app).await;
+            }
             let mut identity = app.store.get_identity(identity.id).await?;
             let now = time_fmt::now();
             if let Some(a) = identity

@@ -98,6 +98,9 @@ pub async fn submit(
                     text::validation_identifier_missing(),
                 )]));
             }
+            let subject = crate::rate_limit::code_subject(None, &addresses[0].to);
+            let to: Vec<String> = addresses.iter().map(|a| a.to.clone()).collect();
+            crate::rate_limit::before_send(app, Some(&subject), &to).await?;
             let request_url = flow.request_url.clone();
             let stored_traits = extracted.traits.clone();
             let (codes, messages) = codes_for(
@@ -140,6 +143,9 @@ pub async fn submit(
                 )]));
             }
             count_attempt(app, flow).await?;
+            let first = extracted.code_identifiers.first().map(|a| a.address.as_str());
+            let subject = crate::rate_limit::code_subject(None, first.unwrap_or_default());
+            let guess = crate::rate_limit::code_guess(app, &subject).await?;
             let used = app
                 .store
                 .use_code(
@@ -154,6 +160,9 @@ pub async fn submit(
                     text::registration_code_invalid(),
                 )]));
             };
+            if let Some(g) = guess {
+                g.was_right(app).await;
+            }
             let now = time_fmt::now();
             for a in identity.verifiable_addresses.iter_mut() {
                 if a.value == used.address && a.via == used.address_type {

@@ -115,11 +115,16 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Merges `b` into `a`; a `null` in `b` removes the key (e.g. a default `ui_url` a test wants unset).
 pub fn deep_merge(a: &mut Value, b: Value) {
     match (a, b) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, v) in b {
-                deep_merge(a.entry(k).or_insert(Value::Null), v);
+                if v.is_null() {
+                    a.remove(&k);
+                } else {
+                    deep_merge(a.entry(k).or_insert(Value::Null), v);
+                }
             }
         }
         (a, b) => *a = b,
@@ -130,8 +135,9 @@ pub struct TestServer {
     pub public: String,
     pub admin: String,
     pub app: AppState,
-    /// Kept for its Drop: the database lives as long as the server.
-    _db: TestDb,
+    /// Kept for its Drop: the database lives as long as the server (none when sharing another's).
+    _db: Option<TestDb>,
+    dsn: String,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -146,15 +152,25 @@ impl TestServer {
 
     /// `overrides` are deep-merged over the default test config (a kratos.yml as JSON).
     pub async fn spawn_with(backend: Backend, overrides: Value) -> TestServer {
-        let with_courier = overrides.get("courier").is_some();
         let db = TestDb::new(backend).await;
+        let dsn = db.dsn.clone();
+        TestServer::spawn_on(Some(db), dsn, overrides).await
+    }
+
+    /// A second node on `other`'s database, as two processes behind one load balancer.
+    pub async fn spawn_sharing(other: &TestServer, overrides: Value) -> TestServer {
+        TestServer::spawn_on(None, other.dsn.clone(), overrides).await
+    }
+
+    async fn spawn_on(db: Option<TestDb>, dsn: String, overrides: Value) -> TestServer {
+        let with_courier = overrides.get("courier").is_some();
         let public_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let public = format!("http://{}/", public_l.local_addr().unwrap());
         let admin = format!("http://{}/", admin_l.local_addr().unwrap());
         let schema = fixture("email-password.schema.json");
         let mut cfg = json!({
-            "dsn": db.dsn,
+            "dsn": dsn,
             "serve": {"public": {"base_url": public}, "admin": {"base_url": admin}},
             "selfservice": {
                 "default_browser_return_url": RETURN,
@@ -192,13 +208,14 @@ impl TestServer {
             admin,
             app,
             _db: db,
+            dsn,
             stop: Some(tx),
             handle: Some(handle),
         }
     }
 
     pub fn dsn(&self) -> &str {
-        &self._db.dsn
+        &self.dsn
     }
 
     pub fn public_url(&self, path: &str) -> String {

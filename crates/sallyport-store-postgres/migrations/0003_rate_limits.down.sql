@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS sallyport_rate_limits;
