@@ -7,12 +7,15 @@
 //! 4. passwordless code login on SQLite: send-code and code-verify requests per second (target 2,000/s each);
 //! 5. courier: queued emails delivered per second over SMTP to a loopback sink (reported as is);
 //! 6. rate limits: password logins and whoami per second with the limiter off, on (defaults) and on
-//!    with per-IP budgets, interleaved in the same run; the ratio is on/off.
+//!    with per-IP budgets, interleaved in the same run; the ratio is on/off;
+//! 7. `import kratos` PostgreSQL → PostgreSQL: identities per second against its own `--dry-run` (needs
+//!    `SALLYPORT_BENCH_POSTGRES_DSN` or `TEST_POSTGRES_DSN`; not in the default set).
 //!
 //! Every duration and count has a flag and an environment variable; `--quick` shrinks them all for a smoke run.
 
 mod code;
 mod courier;
+mod import;
 mod loadgen;
 mod login;
 mod ratelimit;
@@ -36,6 +39,7 @@ pub enum Section {
     Code,
     Courier,
     Ratelimit,
+    Import,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -96,6 +100,9 @@ struct Opts {
     /// Messages queued and delivered in the courier section [full: 2000, quick: 200].
     #[arg(long, env = "SALLYPORT_BENCH_COURIER_MESSAGES")]
     courier_messages: Option<usize>,
+    /// Identities in the Kratos database the import section copies [full: 50000, quick: 2000].
+    #[arg(long, env = "SALLYPORT_BENCH_IMPORT_IDENTITIES")]
+    import_identities: Option<usize>,
     /// Load generator for whoami.
     #[arg(long, value_enum, default_value = "auto", env = "SALLYPORT_BENCH_LOADGEN")]
     loadgen: LoadgenChoice,
@@ -120,6 +127,7 @@ pub struct Params {
     pub code_identities: usize,
     pub code_flows: usize,
     pub courier_messages: usize,
+    pub import_identities: usize,
     pub loadgen: LoadgenChoice,
     pub rebuild: bool,
 }
@@ -144,6 +152,10 @@ impl Params {
             code_identities: o.code_identities.unwrap_or(if q { 200 } else { 2000 }).max(1),
             code_flows: o.code_flows.unwrap_or(if q { 400 } else { 4000 }).max(1),
             courier_messages: o.courier_messages.unwrap_or(if q { 200 } else { 2000 }).max(1),
+            import_identities: o
+                .import_identities
+                .unwrap_or(if q { 2000 } else { 50_000 })
+                .max(1),
             loadgen: o.loadgen,
             rebuild: o.rebuild,
         }
@@ -209,6 +221,7 @@ fn main() -> ExitCode {
             Section::Ratelimit => {
                 ratelimit::run(&p, &server_rt, &client_rt, metrics.clone()).map(|r| report.ratelimit(&p, r))
             }
+            Section::Import => import::run(&p, &server_rt).map(|r| report.import(&p, r)),
         };
         if let Err(e) = outcome {
             failed = true;

@@ -337,6 +337,25 @@ impl Report {
         }
     }
 
+    pub fn import(&mut self, _p: &Params, r: crate::import::ImportResult) {
+        println!(
+            "== 7. import kratos: PostgreSQL → PostgreSQL, identities with password, identifier, 2 addresses =="
+        );
+        println!(
+            "  {} identities imported in {:.2} s = {:.0} identities/s; --dry-run (read + convert, no writes) {:.2} s = {:.0} identities/s",
+            r.identities, r.secs, r.rate, r.dry_secs, r.dry_rate
+        );
+        println!();
+        self.rows.push(Row {
+            metric: format!("import identities/s PG→PG (N={})", r.identities),
+            sallyport: format!("{:.0}", r.rate),
+            baseline: format!("{:.0}", r.dry_rate),
+            ratio: format!("{:.2}", r.rate / r.dry_rate),
+            target: ">= 20000".into(),
+            result: if r.rate >= 20_000.0 { "PASS" } else { "FAIL" }.into(),
+        });
+    }
+
     pub fn error(&mut self, s: Section, e: &anyhow::Error) {
         println!("== {s:?}: ERROR ==\n{e:#}\n");
         self.rows.push(Row {

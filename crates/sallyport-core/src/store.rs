@@ -133,6 +133,35 @@ pub trait MigrationStore: Send + Sync {
     async fn migrate_down(&self, steps: u32) -> StoreResult<()>;
 }
 
+/// Copying another server's data in (`sallyport import kratos`): upserts keyed by the source's ids,
+/// so a rerun replaces what it copied before instead of duplicating it.
+#[async_trait]
+pub trait ImportStore: Send + Sync {
+    /// Takes (or, for the same `owner`, refreshes) the import lock. Refused (`false`) while another
+    /// owner holds it with a heartbeat newer than `stale_before`: a crashed run's lock expires.
+    async fn acquire_import_lock(
+        &self,
+        owner: &str,
+        now: OffsetDateTime,
+        stale_before: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    async fn release_import_lock(&self, owner: &str) -> StoreResult<()>;
+    async fn import_mark(&self, key: &str) -> StoreResult<Option<String>>;
+    async fn set_import_mark(&self, key: &str, value: &str, now: OffsetDateTime) -> StoreResult<()>;
+    /// Inserts each identity or replaces its row, credentials, identifiers and addresses (its sessions
+    /// stay), all in one transaction.
+    async fn upsert_identities(&self, identities: &[Identity]) -> StoreResult<()>;
+    /// Inserts each session or replaces it, in one transaction.
+    async fn upsert_sessions(&self, sessions: &[Session]) -> StoreResult<()>;
+    /// Inserts the messages whose id is not stored yet (one already there, perhaps sent, is left
+    /// alone); returns how many were new.
+    async fn insert_missing_messages(&self, messages: &[crate::courier::Message]) -> StoreResult<u64>;
+    /// Ids of the rows of `kind` (`identity` or `session`) an import wrote (kept in the same
+    /// transaction as the rows): the only ones `--prune` may delete.
+    async fn imported_ids(&self, kind: &str) -> StoreResult<Vec<Uuid>>;
+    async fn forget_imported(&self, id: Uuid) -> StoreResult<()>;
+}
+
 pub trait Store:
     IdentityStore
     + SessionStore
@@ -142,6 +171,7 @@ pub trait Store:
     + crate::courier::CourierStore
     + crate::code::CodeStore
     + crate::rate_limit::RateLimitStore
+    + ImportStore
 {
 }
 
@@ -153,7 +183,8 @@ impl<
         + MigrationStore
         + crate::courier::CourierStore
         + crate::code::CodeStore
-        + crate::rate_limit::RateLimitStore,
+        + crate::rate_limit::RateLimitStore
+        + ImportStore,
 > Store for T
 {
 }

@@ -16,6 +16,11 @@ pub enum Arg {
     Ts(Ts),
     Bool(bool),
     Int(i64),
+    Json(serde_json::Value),
+    OptUuid(Option<Uuid>),
+    OptText(Option<String>),
+    OptTs(Option<Ts>),
+    OptJson(Option<serde_json::Value>),
 }
 
 impl From<Uuid> for Arg {
@@ -104,6 +109,11 @@ where
     Ts: Encode<'q, DB> + Type<DB>,
     bool: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
+    sqlx::types::Json<serde_json::Value>: Encode<'q, DB> + Type<DB>,
+    Option<Uuid>: Encode<'q, DB> + Type<DB>,
+    Option<String>: Encode<'q, DB> + Type<DB>,
+    Option<Ts>: Encode<'q, DB> + Type<DB>,
+    Option<sqlx::types::Json<serde_json::Value>>: Encode<'q, DB> + Type<DB>,
 {
     for arg in args {
         query = match arg {
@@ -112,6 +122,11 @@ where
             Arg::Ts(v) => query.bind(v),
             Arg::Bool(v) => query.bind(v),
             Arg::Int(v) => query.bind(v),
+            Arg::Json(v) => query.bind(sqlx::types::Json(v)),
+            Arg::OptUuid(v) => query.bind(v),
+            Arg::OptText(v) => query.bind(v),
+            Arg::OptTs(v) => query.bind(v),
+            Arg::OptJson(v) => query.bind(v.map(sqlx::types::Json)),
         };
     }
     query
@@ -129,6 +144,11 @@ where
     Ts: Encode<'q, DB> + Type<DB>,
     bool: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
+    sqlx::types::Json<serde_json::Value>: Encode<'q, DB> + Type<DB>,
+    Option<Uuid>: Encode<'q, DB> + Type<DB>,
+    Option<String>: Encode<'q, DB> + Type<DB>,
+    Option<Ts>: Encode<'q, DB> + Type<DB>,
+    Option<sqlx::types::Json<serde_json::Value>>: Encode<'q, DB> + Type<DB>,
 {
     for arg in args {
         query = match arg {
@@ -137,6 +157,11 @@ where
             Arg::Ts(v) => query.bind(v),
             Arg::Bool(v) => query.bind(v),
             Arg::Int(v) => query.bind(v),
+            Arg::Json(v) => query.bind(sqlx::types::Json(v)),
+            Arg::OptUuid(v) => query.bind(v),
+            Arg::OptText(v) => query.bind(v),
+            Arg::OptTs(v) => query.bind(v),
+            Arg::OptJson(v) => query.bind(v.map(sqlx::types::Json)),
         };
     }
     query

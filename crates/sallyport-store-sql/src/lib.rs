@@ -20,6 +20,7 @@ mod courier;
 mod error;
 mod flow;
 mod identity;
+mod import;
 mod migration;
 mod rate_limit;
 mod rows;
@@ -47,6 +48,7 @@ pub mod __private {
     pub use crate::courier::{DispatchRow, MessageRow, sql as courier_sql};
     pub use crate::flow::sql as flow_sql;
     pub use crate::identity::{ID_CHUNK, sql as identity_sql};
+    pub use crate::import::sql as import_sql;
     pub use crate::migration::{sql as migration_sql, undo_target};
     pub use crate::rate_limit::sql as rate_limit_sql;
     pub use crate::rows::*;
@@ -93,6 +95,7 @@ macro_rules! impl_sql_store {
             $crate::__impl_code_store!($store);
             $crate::__impl_rate_limit_store!($store);
             $crate::__impl_migration_store!($store, $migrator);
+            $crate::__impl_import_store!($store);
         };
     };
 }

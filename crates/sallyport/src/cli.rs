@@ -128,6 +128,25 @@ pub enum ImportWhat {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Copy a Kratos database (identities, credentials, addresses, sessions, unsent mail) into the
+    /// database of the config's `dsn`. Reruns copy only what changed.
+    Kratos {
+        /// The Kratos database: postgres://…, cockroach://…, sqlite://<path>.
+        #[arg(long = "from")]
+        from: String,
+        #[arg(short = 'c', long = "config")]
+        config: Vec<PathBuf>,
+        /// Read and check everything, write nothing, print what would be imported.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+        /// The Kratos network to copy (needed only when the database holds several).
+        #[arg(long = "nid")]
+        nid: Option<uuid::Uuid>,
+        /// Also delete from Sallyport the identities and sessions Kratos no longer has (for the
+        /// final sync: deleted users, revoked sessions Kratos removed).
+        #[arg(long = "prune")]
+        prune: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -186,6 +205,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import {
             what: ImportWhat::Identities { files, client },
         } => import_identities(files, client).await,
+        Command::Import {
+            what:
+                ImportWhat::Kratos {
+                    from,
+                    config,
+                    dry_run,
+                    nid,
+                    prune,
+                },
+        } => {
+            crate::import::run(crate::import::Options {
+                from,
+                config,
+                dry_run,
+                nid,
+                prune,
+            })
+            .await
+        }
         Command::Get {
             what:
                 GetWhat::Identity {

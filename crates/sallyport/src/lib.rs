@@ -8,6 +8,7 @@ pub mod courier;
 pub mod courier_worker;
 pub mod http;
 pub mod identities;
+pub mod import;
 pub mod pagination;
 pub mod public;
 pub mod rate_limit;

@@ -13,6 +13,7 @@ mod frontend_messages;
 mod frontend_mfa;
 mod hostile_input;
 mod input_bounds;
+mod kratos_import;
 mod native_flows;
 mod nul_bytes;
 mod oidc_flows;

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS import_state;
+DROP TABLE IF EXISTS imported_rows;

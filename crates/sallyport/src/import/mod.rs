@@ -1,0 +1,745 @@
+//! `sallyport import kratos`: copies a Kratos database (identities with every credential and
+//! address, sessions, courier messages) into Sallyport's store, so users keep their passwords,
+//! second factors and sessions. Reruns copy only what changed since the last complete run.
+
+mod convert;
+mod report;
+mod source;
+mod source_postgres;
+mod source_sqlite;
+mod version;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use sallyport_core::identity::Identity;
+use sallyport_core::session::Session;
+use sallyport_core::store::Store;
+
+use report::{Progress, TableReport, print_summary};
+use source::KratosSource;
+
+pub use version::{NEWEST_KNOWN_VERSION, OLDEST_KNOWN_VERSION};
+
+const BATCH: usize = 1000;
+/// A lock whose heartbeat is older than this belonged to a run that died.
+const LOCK_STALE: time::Duration = time::Duration::minutes(2);
+/// Rows written while a run read (long transactions, clock skew) are read again by the next one.
+const OVERLAP: time::Duration = time::Duration::minutes(5);
+
+pub struct Options {
+    pub from: String,
+    pub config: Vec<std::path::PathBuf>,
+    pub dry_run: bool,
+    pub nid: Option<Uuid>,
+    /// Delete from Sallyport the identities and sessions Kratos no longer has.
+    pub prune: bool,
+}
+
+struct Run<'a> {
+    src: &'a dyn KratosSource,
+    target: Option<Arc<dyn Store>>,
+    nid: String,
+    since: Option<String>,
+    schemas: HashSet<String>,
+    lookup_key: String,
+    seal_secret: String,
+    lock_owner: String,
+}
+
+pub async fn run(opts: Options) -> anyhow::Result<()> {
+    let cfg = crate::config_loader::load(&opts.config, false).context("loading the configuration")?;
+    let settings = crate::config_loader::settings(&cfg, false)?;
+    let src = source::open(&opts.from).await?;
+    let found = version::check(&*src).await?;
+    eprintln!(
+        "Kratos database ({}) at schema version {found}: supported.",
+        src.dialect()
+    );
+    let nid = pick_network(&*src, opts.nid).await?;
+    let schemas: HashSet<String> = settings.schemas.iter().map(|(id, _)| id.clone()).collect();
+    let missing = missing_schemas(&*src, &nid, &schemas).await?;
+    if !missing.is_empty() && !opts.dry_run {
+        bail!(
+            "identity schemas used in the Kratos database are missing from the config's identity.schemas: {}. \
+             Add them (same ids) and run again; nothing was written",
+            missing.join(", ")
+        );
+    }
+    let lookup_key = settings
+        .cookie_secrets
+        .first()
+        .cloned()
+        .context("the config has no secrets.cookie (or secrets.default) to hash lookup secrets with")?;
+    let lock_owner = format!("{}:{}", std::process::id(), Uuid::new_v4());
+    let target = if opts.dry_run {
+        None
+    } else {
+        let store = crate::server::open_store(&settings.dsn).await?;
+        let pending: Vec<_> = store
+            .migration_status()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .into_iter()
+            .filter(|m| !m.applied)
+            .collect();
+        if !pending.is_empty() {
+            bail!("Sallyport's database is not migrated: run `sallyport migrate sql -e --yes -c …` first");
+        }
+        let now = OffsetDateTime::now_utc();
+        let took = store
+            .acquire_import_lock(&lock_owner, now, now - LOCK_STALE)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if !took {
+            bail!(
+                "another import into this Sallyport database is running; wait for it to finish \
+                 (a crashed run's lock expires {} minutes after its last progress)",
+                LOCK_STALE.whole_minutes()
+            );
+        }
+        Some(store)
+    };
+    let mark_key = format!("watermark:kratos:{nid}");
+    let since = match &target {
+        Some(t) => t
+            .import_mark(&mark_key)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => None,
+    };
+    let since = since
+        .and_then(|s| convert::timestamp(&s, "watermark").ok())
+        .map(|t| convert::timestamp_param(t - OVERLAP));
+    match &since {
+        Some(s) => eprintln!("Copying what changed in network {nid} since {s} (UTC)."),
+        None => eprintln!("Copying network {nid} in full."),
+    }
+    let started = src
+        .rows(source::now_sql(src.dialect()), &[])
+        .await?
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .context("reading the Kratos database's clock")?;
+    let run = Run {
+        src: &*src,
+        target: target.clone(),
+        nid,
+        since,
+        schemas,
+        lookup_key,
+        seal_secret: settings.cipher_secrets.first().cloned().unwrap_or_default(),
+        lock_owner,
+    };
+    let result = run.copy_all(&missing).await;
+    if let Some(t) = &target {
+        let _ = t.release_import_lock(&run.lock_owner).await;
+    }
+    let mut reports = result?;
+    if !opts.dry_run || opts.prune {
+        let store = match &target {
+            Some(t) => t.clone(),
+            None => crate::server::open_store(&settings.dsn).await?,
+        };
+        let write = if opts.dry_run { None } else { target.as_ref() };
+        reports.extend(prune(&*src, &run.nid, &*store, write, opts.prune).await?);
+    }
+    let named: Vec<(&str, &TableReport)> = reports.iter().map(|(n, r)| (*n, r)).collect();
+    print_summary(&named, opts.dry_run);
+    let rejected: usize = reports.iter().map(|(_, r)| r.rejected.len()).sum();
+    if let Some(t) = &target {
+        if rejected == 0 {
+            t.set_import_mark(&mark_key, &started, OffsetDateTime::now_utc())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        } else {
+            eprintln!(
+                "Some rows were rejected, so the next run copies everything since the last clean run again."
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Imported identities and sessions that Kratos no longer has (deleted after the bulk copy):
+/// counted always, deleted with `--prune`. Rows Sallyport created itself are never candidates.
+/// Sessions of a pruned identity go with it.
+async fn prune(
+    src: &dyn KratosSource,
+    nid: &str,
+    store: &dyn Store,
+    write: Option<&Arc<dyn Store>>,
+    prune: bool,
+) -> anyhow::Result<Vec<(&'static str, TableReport)>> {
+    let ids = |table: &str| {
+        format!(
+            "SELECT {} FROM {table} WHERE {}",
+            src.text("id"),
+            src.uuid_eq("nid", 1)
+        )
+    };
+    let mut out = vec![];
+    for (table, kind, name) in [
+        ("identities", "identity", "identities gone from Kratos"),
+        ("sessions", "session", "sessions gone from Kratos"),
+    ] {
+        let target_ids = store
+            .imported_ids(kind)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let source: HashSet<Uuid> = src
+            .rows(&ids(table), &[nid.to_owned()])
+            .await?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .filter_map(|id| Uuid::parse_str(&id).ok())
+            .collect();
+        let mut report = TableReport::default();
+        for id in target_ids.into_iter().filter(|id| !source.contains(id)) {
+            report.read += 1;
+            if !prune {
+                continue;
+            }
+            let deleted = match write {
+                None => Ok(()),
+                // A session of an identity pruned just before is gone already (NotFound).
+                Some(t) if table == "identities" => t.delete_identity(id).await,
+                Some(t) => t.delete_session(id).await,
+            };
+            let deleted = match deleted {
+                Ok(()) | Err(sallyport_core::store::StoreError::NotFound) => match write {
+                    Some(t) => t.forget_imported(id).await,
+                    None => Ok(()),
+                },
+                Err(e) => Err(e),
+            };
+            match deleted {
+                Ok(()) => report.imported += 1,
+                Err(e) => report
+                    .rejected
+                    .push((id.to_string(), format!("could not delete: {e}"))),
+            }
+        }
+        if report.read > 0 && !prune {
+            eprintln!(
+                "{} {table} exist in Sallyport but no longer in Kratos; rerun with --prune to delete them.",
+                report.read
+            );
+        }
+        out.push((name, report));
+    }
+    Ok(out)
+}
+
+type Written = (u64, Vec<(String, String)>);
+
+/// Writes a batch in one transaction; if the store refuses it, finds the offending identities one by
+/// one so the rest still goes in. Answers how many went in and which were refused, why.
+async fn write_identities(target: Option<Arc<dyn Store>>, batch: Vec<Identity>) -> Written {
+    let Some(t) = target else {
+        return (batch.len() as u64, vec![]);
+    };
+    if t.upsert_identities(&batch).await.is_ok() {
+        return (batch.len() as u64, vec![]);
+    }
+    let mut written = (0, vec![]);
+    for identity in &batch {
+        match t.upsert_identities(std::slice::from_ref(identity)).await {
+            Ok(()) => written.0 += 1,
+            Err(e) => written.1.push((
+                identity.id.to_string(),
+                format!("refused by Sallyport's database: {e}"),
+            )),
+        }
+    }
+    written
+}
+
+async fn settle(task: tokio::task::JoinHandle<Written>, report: &mut TableReport) -> anyhow::Result<()> {
+    let (imported, rejected) = task.await.context("writing identities")?;
+    report.imported += imported;
+    report.rejected.extend(rejected);
+    Ok(())
+}
+
+async fn pick_network(src: &dyn KratosSource, wanted: Option<Uuid>) -> anyhow::Result<String> {
+    let sql = format!("SELECT {} FROM networks ORDER BY created_at", src.text("id"));
+    let ids: Vec<String> = src
+        .rows(&sql, &[])
+        .await?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    match wanted {
+        Some(nid) => {
+            let nid = nid.to_string();
+            if ids.iter().any(|i| i.eq_ignore_ascii_case(&nid)) {
+                Ok(nid)
+            } else {
+                bail!(
+                    "--nid {nid}: no such network in the Kratos database (found: {})",
+                    ids.join(", ")
+                )
+            }
+        }
+        None => match ids.as_slice() {
+            [] => bail!("the Kratos database has no network (table networks is empty): nothing to import"),
+            [one] => Ok(one.to_lowercase()),
+            many => bail!(
+                "the Kratos database holds {} networks; pick one with --nid (found: {})",
+                many.len(),
+                many.join(", ")
+            ),
+        },
+    }
+}
+
+async fn missing_schemas(
+    src: &dyn KratosSource,
+    nid: &str,
+    schemas: &HashSet<String>,
+) -> anyhow::Result<Vec<String>> {
+    let sql = format!(
+        "SELECT DISTINCT schema_id FROM identities WHERE {}",
+        src.uuid_eq("nid", 1)
+    );
+    let used: BTreeSet<String> = src
+        .rows(&sql, &[nid.to_owned()])
+        .await?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    Ok(used.into_iter().filter(|s| !schemas.contains(s)).collect())
+}
+
+fn select(src: &dyn KratosSource, columns: &[&str]) -> String {
+    columns.iter().map(|c| src.text(c)).collect::<Vec<_>>().join(", ")
+}
+
+impl Run<'_> {
+    async fn copy_all(&self, missing: &[String]) -> anyhow::Result<Vec<(&'static str, TableReport)>> {
+        let _ = missing;
+        let (identities, rejected_ids) = self.copy_identities().await?;
+        let sessions = self.copy_sessions(&rejected_ids).await?;
+        let messages = self.copy_messages().await?;
+        Ok(vec![
+            ("identities (with credentials, addresses)", identities),
+            ("sessions (with devices)", sessions),
+            ("courier_messages", messages),
+        ])
+    }
+
+    async fn heartbeat(&self) -> anyhow::Result<()> {
+        if let Some(t) = &self.target {
+            let now = OffsetDateTime::now_utc();
+            if !t
+                .acquire_import_lock(&self.lock_owner, now, now - LOCK_STALE)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
+                bail!("the import lock was taken over by another import; stopping");
+            }
+        }
+        Ok(())
+    }
+
+    async fn count(&self, table: &str, id_set: Option<usize>) -> anyhow::Result<u64> {
+        if let Some(n) = id_set {
+            return Ok(n as u64);
+        }
+        let mut sql = format!(
+            "SELECT COUNT(*) FROM {table} WHERE {}",
+            self.src.uuid_eq("nid", 1)
+        );
+        let mut args = vec![self.nid.clone()];
+        if let Some(since) = &self.since {
+            sql.push_str(&format!(" AND {}", self.src.newer("updated_at", 2)));
+            args.push(since.clone());
+        }
+        let sql = sql.replace("COUNT(*)", &self.src.text("COUNT(*)"));
+        Ok(self
+            .src
+            .rows(&sql, &args)
+            .await?
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Identities changed since the watermark: their row, a credential, an identifier or an address.
+    async fn changed_identity_ids(&self, since: &str) -> anyhow::Result<Vec<String>> {
+        let mut ids = BTreeSet::new();
+        for (table, column) in [
+            ("identities", "id"),
+            ("identity_credentials", "identity_id"),
+            ("identity_credential_identifiers", "identity_id"),
+            ("identity_verifiable_addresses", "identity_id"),
+            ("identity_recovery_addresses", "identity_id"),
+        ] {
+            let sql = format!(
+                "SELECT DISTINCT {} FROM {table} WHERE {} AND {}",
+                self.src.text(column),
+                self.src.uuid_eq("nid", 1),
+                self.src.newer("updated_at", 2)
+            );
+            for row in self.src.rows(&sql, &[self.nid.clone(), since.to_owned()]).await? {
+                if let Some(id) = row.into_iter().next().flatten() {
+                    ids.insert(id.to_lowercase());
+                }
+            }
+        }
+        Ok(ids.into_iter().collect())
+    }
+
+    async fn next_identity_ids(&self, after: &str) -> anyhow::Result<Vec<String>> {
+        let sql = format!(
+            "SELECT {} FROM identities WHERE {} AND {} ORDER BY id LIMIT {BATCH}",
+            self.src.text("id"),
+            self.src.uuid_eq("nid", 1),
+            self.src.uuid_cmp("id", ">", 2)
+        );
+        Ok(self
+            .src
+            .rows(&sql, &[self.nid.clone(), after.to_owned()])
+            .await?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect())
+    }
+
+    /// The rows of one part of a batch: `(columns, table or join, id column, nid column, order)`.
+    async fn part_rows(
+        &self,
+        (columns, from, id_column, nid_column, order): (&[&str], &str, &str, &str, &str),
+        ids: &[String],
+        contiguous: bool,
+    ) -> anyhow::Result<Vec<source::TextRow>> {
+        let mut args = Vec::with_capacity(ids.len() + 1);
+        args.push(self.nid.clone());
+        // A full run reads identities in id order, so a batch is every id between its first and
+        // last: a range scan, cheaper to plan and run than a list of a thousand ids.
+        let which = match (contiguous, ids.first(), ids.last()) {
+            (true, Some(first), Some(last)) => {
+                args.push(first.clone());
+                args.push(last.clone());
+                format!(
+                    "{} AND {}",
+                    self.src.uuid_cmp(id_column, ">=", 2),
+                    self.src.uuid_cmp(id_column, "<=", 3)
+                )
+            }
+            _ => {
+                args.extend(ids.iter().cloned());
+                format!("{id_column} IN {}", self.src.uuid_list(2, ids.len()))
+            }
+        };
+        let sql = format!(
+            "SELECT {} FROM {from} WHERE {} AND {which} ORDER BY {order}",
+            select(self.src, columns),
+            self.src.uuid_eq(nid_column, 1),
+        );
+        self.src.rows(&sql, &args).await
+    }
+
+    async fn load_identities(
+        &self,
+        ids: &[String],
+        contiguous: bool,
+        report: &mut TableReport,
+    ) -> anyhow::Result<Vec<Identity>> {
+        use convert::*;
+        let rows = self
+            .part_rows(
+                (IDENTITY_COLUMNS, "identities", "id", "nid", "id"),
+                ids,
+                contiguous,
+            )
+            .await?;
+        let creds = self
+            .part_rows(
+                (
+                    CREDENTIAL_COLUMNS,
+                    "identity_credentials c JOIN identity_credential_types t ON t.id = c.identity_credential_type_id",
+                    "c.identity_id",
+                    "c.nid",
+                    "c.created_at, c.id",
+                ),
+                ids,
+                contiguous,
+            )
+            .await?;
+        let identifiers = self
+            .part_rows(
+                (
+                    &["i.identity_credential_id", "i.identifier"],
+                    "identity_credential_identifiers i JOIN identity_credentials c ON c.id = i.identity_credential_id",
+                    "c.identity_id",
+                    "c.nid",
+                    "i.created_at, i.id",
+                ),
+                ids,
+                contiguous,
+            )
+            .await?;
+        let verifiable = self
+            .part_rows(
+                (
+                    VERIFIABLE_COLUMNS,
+                    "identity_verifiable_addresses",
+                    "identity_id",
+                    "nid",
+                    "created_at, id",
+                ),
+                ids,
+                contiguous,
+            )
+            .await?;
+        let recovery = self
+            .part_rows(
+                (
+                    RECOVERY_COLUMNS,
+                    "identity_recovery_addresses",
+                    "identity_id",
+                    "nid",
+                    "created_at, id",
+                ),
+                ids,
+                contiguous,
+            )
+            .await?;
+        let key =
+            |r: &source::TextRow, i: usize| r.get(i).cloned().flatten().unwrap_or_default().to_lowercase();
+        let mut parts: HashMap<String, Parts> = HashMap::new();
+        for c in creds {
+            parts.entry(key(&c, 1)).or_default().credentials.push(c);
+        }
+        let owner: HashMap<String, String> = parts
+            .iter()
+            .flat_map(|(identity, p)| p.credentials.iter().map(move |c| (key(c, 0), identity.clone())))
+            .collect();
+        for i in identifiers {
+            let cred = key(&i, 0);
+            if let (Some(identity), Some(value)) = (owner.get(&cred), i.get(1).cloned().flatten()) {
+                let p = parts.entry(identity.clone()).or_default();
+                p.identifiers.entry(cred).or_default().push(value);
+            }
+        }
+        for a in verifiable {
+            parts.entry(key(&a, 1)).or_default().verifiable.push(a);
+        }
+        for a in recovery {
+            parts.entry(key(&a, 1)).or_default().recovery.push(a);
+        }
+        // Credential ids are looked up as the source wrote them; normalise to lower case.
+        for p in parts.values_mut() {
+            let ids: BTreeMap<String, Vec<String>> = std::mem::take(&mut p.identifiers);
+            p.identifiers = ids;
+            for c in &mut p.credentials {
+                if let Some(Some(id)) = c.get_mut(0) {
+                    *id = id.to_lowercase();
+                }
+            }
+        }
+        let rules = CredentialRules {
+            lookup_key: &self.lookup_key,
+            seal_secret: &self.seal_secret,
+        };
+        let empty = Parts::default();
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            report.read += 1;
+            let id = key(&row, 0);
+            match identity(&row, parts.get(&id).unwrap_or(&empty), &self.schemas, &rules) {
+                Ok(i) => out.push(i),
+                Err(why) => report.rejected.push((id, why)),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn copy_identities(&self) -> anyhow::Result<(TableReport, HashSet<String>)> {
+        let mut report = TableReport::default();
+        let changed = match &self.since {
+            Some(since) => Some(self.changed_identity_ids(since).await?),
+            None => None,
+        };
+        let total = self.count("identities", changed.as_ref().map(Vec::len)).await?;
+        let mut progress = Progress::new("identities", total);
+        let mut after = Uuid::nil().to_string();
+        let mut chunks = changed.as_ref().map(|c| c.chunks(BATCH));
+        let mut writing = None;
+        loop {
+            let ids: Vec<String> = match &mut chunks {
+                Some(chunks) => match chunks.next() {
+                    Some(c) => c.to_vec(),
+                    None => break,
+                },
+                None => {
+                    let ids = self.next_identity_ids(&after).await?;
+                    match ids.last() {
+                        Some(last) => after = last.clone(),
+                        None => break,
+                    }
+                    ids
+                }
+            };
+            let batch = self.load_identities(&ids, chunks.is_none(), &mut report).await?;
+            self.heartbeat().await?;
+            // The next batch is read while this one is written.
+            if let Some(previous) = writing.take() {
+                settle(previous, &mut report).await?;
+            }
+            writing = Some(tokio::spawn(write_identities(self.target.clone(), batch)));
+            progress.advance(ids.len() as u64);
+        }
+        if let Some(previous) = writing.take() {
+            settle(previous, &mut report).await?;
+        }
+        progress.finish();
+        let rejected = report.rejected.iter().map(|(id, _)| id.clone()).collect();
+        Ok((report, rejected))
+    }
+
+    async fn copy_sessions(&self, rejected_identities: &HashSet<String>) -> anyhow::Result<TableReport> {
+        use convert::{DEVICE_COLUMNS, SESSION_COLUMNS};
+        let mut report = TableReport::default();
+        let total = self.count("sessions", None).await?;
+        let mut progress = Progress::new("sessions", total);
+        let mut after = Uuid::nil().to_string();
+        loop {
+            let mut sql = format!(
+                "SELECT {} FROM sessions WHERE {} AND {}",
+                select(self.src, SESSION_COLUMNS),
+                self.src.uuid_eq("nid", 1),
+                self.src.uuid_cmp("id", ">", 2)
+            );
+            let mut args = vec![self.nid.clone(), after.clone()];
+            if let Some(since) = &self.since {
+                sql.push_str(&format!(" AND {}", self.src.newer("updated_at", 3)));
+                args.push(since.clone());
+            }
+            sql.push_str(&format!(" ORDER BY id LIMIT {BATCH}"));
+            let rows = self.src.rows(&sql, &args).await?;
+            let Some(last) = rows.last().and_then(|r| r.first().cloned().flatten()) else {
+                break;
+            };
+            after = last;
+            let ids: Vec<String> = rows.iter().filter_map(|r| r.first().cloned().flatten()).collect();
+            let mut devices: HashMap<String, Vec<sallyport_core::session::Device>> = HashMap::new();
+            for d in self
+                .part_rows(
+                    (
+                        DEVICE_COLUMNS,
+                        "session_devices",
+                        "session_id",
+                        "nid",
+                        "created_at, id",
+                    ),
+                    &ids,
+                    self.since.is_none(),
+                )
+                .await?
+            {
+                let session = d.get(1).cloned().flatten().unwrap_or_default().to_lowercase();
+                if let Ok(device) = convert::device(&d) {
+                    devices.entry(session).or_default().push(device);
+                }
+            }
+            let mut batch: Vec<Session> = vec![];
+            for row in &rows {
+                report.read += 1;
+                let id = row.first().cloned().flatten().unwrap_or_default().to_lowercase();
+                let identity = row.get(1).cloned().flatten().unwrap_or_default().to_lowercase();
+                if rejected_identities.contains(&identity) {
+                    report
+                        .rejected
+                        .push((id, format!("its identity {identity} was rejected")));
+                    continue;
+                }
+                match convert::session(row, devices.remove(&id).unwrap_or_default()) {
+                    Ok(s) => batch.push(s),
+                    Err(why) => report.rejected.push((id, why)),
+                }
+            }
+            self.heartbeat().await?;
+            match &self.target {
+                None => report.imported += batch.len() as u64,
+                Some(t) => {
+                    if t.upsert_sessions(&batch).await.is_ok() {
+                        report.imported += batch.len() as u64;
+                    } else {
+                        for s in &batch {
+                            match t.upsert_sessions(std::slice::from_ref(s)).await {
+                                Ok(()) => report.imported += 1,
+                                Err(e) => report.rejected.push((
+                                    s.id.to_string(),
+                                    format!(
+                                        "refused by Sallyport's database (is its identity imported?): {e}"
+                                    ),
+                                )),
+                            }
+                        }
+                    }
+                }
+            }
+            progress.advance(rows.len() as u64);
+        }
+        progress.finish();
+        Ok(report)
+    }
+
+    async fn copy_messages(&self) -> anyhow::Result<TableReport> {
+        use convert::MESSAGE_COLUMNS;
+        let mut report = TableReport::default();
+        let total = self.count("courier_messages", None).await?;
+        let mut progress = Progress::new("courier_messages", total);
+        let mut after = Uuid::nil().to_string();
+        loop {
+            let mut sql = format!(
+                "SELECT {} FROM courier_messages WHERE {} AND {}",
+                select(self.src, MESSAGE_COLUMNS),
+                self.src.uuid_eq("nid", 1),
+                self.src.uuid_cmp("id", ">", 2)
+            );
+            let mut args = vec![self.nid.clone(), after.clone()];
+            if let Some(since) = &self.since {
+                sql.push_str(&format!(" AND {}", self.src.newer("updated_at", 3)));
+                args.push(since.clone());
+            }
+            sql.push_str(&format!(" ORDER BY id LIMIT {BATCH}"));
+            let rows = self.src.rows(&sql, &args).await?;
+            let Some(last) = rows.last().and_then(|r| r.first().cloned().flatten()) else {
+                break;
+            };
+            after = last;
+            let mut batch = vec![];
+            for row in &rows {
+                report.read += 1;
+                match convert::message(row) {
+                    Ok(m) => batch.push(m),
+                    Err(why) => report
+                        .rejected
+                        .push((row.first().cloned().flatten().unwrap_or_default(), why)),
+                }
+            }
+            self.heartbeat().await?;
+            match &self.target {
+                None => report.imported += batch.len() as u64,
+                Some(t) => {
+                    report.imported += t
+                        .insert_missing_messages(&batch)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("writing courier messages: {e}"))?;
+                }
+            }
+            progress.advance(rows.len() as u64);
+        }
+        progress.finish();
+        Ok(report)
+    }
+}

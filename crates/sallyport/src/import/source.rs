@@ -1,0 +1,69 @@
+//! Reading a Kratos database: one [`KratosSource`] per database engine. Every value is selected as
+//! text (`CAST(… AS TEXT)`), so the readers differ only in how they connect, bind uuids and compare
+//! timestamps, and the conversion (`convert.rs`) is written once.
+
+use async_trait::async_trait;
+
+use super::source_postgres::PostgresSource;
+use super::source_sqlite::SqliteSource;
+
+/// A row with every column as text, NULL as `None`, in select order.
+pub type TextRow = Vec<Option<String>>;
+
+#[async_trait]
+pub trait KratosSource: Send + Sync {
+    /// `postgres` or `sqlite`, for messages.
+    fn dialect(&self) -> &'static str;
+    /// `column` as text.
+    fn text(&self, column: &str) -> String {
+        format!("CAST({column} AS TEXT)")
+    }
+    /// A condition: uuid `column` equals parameter `$n`.
+    fn uuid_eq(&self, column: &str, n: usize) -> String;
+    /// A condition: uuid `column` compares with parameter `$n` by `op` (`>`, `>=`, `<=`).
+    fn uuid_cmp(&self, column: &str, op: &str, n: usize) -> String;
+    /// A condition: timestamp `column` is later than parameter `$n` (`YYYY-MM-DD HH:MM:SS.ffffff`, UTC).
+    fn newer(&self, column: &str, n: usize) -> String;
+    /// A uuid parameter list `($first, …)` of `count` parameters.
+    fn uuid_list(&self, first: usize, count: usize) -> String;
+    async fn rows(&self, sql: &str, args: &[String]) -> anyhow::Result<Vec<TextRow>>;
+}
+
+/// Opens the Kratos database a DSN names, read-only where the engine allows it.
+pub async fn open(dsn: &str) -> anyhow::Result<Box<dyn KratosSource>> {
+    let scheme = dsn.split("://").next().unwrap_or_default();
+    match scheme {
+        "postgres" | "postgresql" => Ok(Box::new(PostgresSource::connect(dsn).await?)),
+        // CockroachDB speaks PostgreSQL's wire protocol; Kratos names it by its own scheme.
+        "cockroach" | "cockroachdb" | "crdb" => {
+            let rest = &dsn[scheme.len()..];
+            Ok(Box::new(
+                PostgresSource::connect(&format!("postgres{rest}")).await?,
+            ))
+        }
+        "sqlite" | "sqlite3" => Ok(Box::new(SqliteSource::open(dsn).await?)),
+        _ if dsn.starts_with("file:") => Ok(Box::new(SqliteSource::open(dsn).await?)),
+        "mysql" => anyhow::bail!(
+            "reading a MySQL/MariaDB Kratos database is not supported yet: dump it and load it into \
+             PostgreSQL, or import from PostgreSQL or SQLite"
+        ),
+        _ => anyhow::bail!(
+            "--from {:?}: use postgres://…, cockroach://…, sqlite://<path> or file:<path>",
+            crate::server::redact_dsn(dsn)
+        ),
+    }
+}
+
+/// `($first, $first+1, …)` with each placeholder wrapped by `wrap`.
+pub fn placeholders(first: usize, count: usize, wrap: impl Fn(usize) -> String) -> String {
+    let list: Vec<String> = (first..first + count).map(wrap).collect();
+    format!("({})", list.join(", "))
+}
+
+/// The source database's clock, as the text `convert::timestamp` reads.
+pub fn now_sql(dialect: &str) -> &'static str {
+    match dialect {
+        "sqlite" => "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')",
+        _ => "SELECT CAST(timezone('UTC', now()) AS TEXT)",
+    }
+}
