@@ -372,7 +372,9 @@ async fn rate_limits_in_effect_are_logged_at_debug_level() {
         .args(["serve", "--dev", "-c", cfg.to_str().unwrap()])
         .env_remove("SALLYPORT_LOG")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        // A file, not a pipe: nobody reads a pipe until the end, and a full one (debug logs of the
+        // migrations) would block the server and its shutdown.
+        .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap())
         .spawn()
         .unwrap();
     let (st, _) = wait_for(
@@ -383,8 +385,7 @@ async fn rate_limits_in_effect_are_logged_at_debug_level() {
     .await;
     assert_eq!(st, 200);
     assert!(terminate(&mut child));
-    let mut logs = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut logs).unwrap();
+    let logs = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
     let line = logs
         .lines()
         .find(|l| l.contains("rate limits in effect"))
