@@ -67,3 +67,32 @@ pub fn now_sql(dialect: &str) -> &'static str {
         _ => "SELECT CAST(timezone('UTC', now()) AS TEXT)",
     }
 }
+
+/// Runs `sql` with text arguments and reads every column of every row as optional text: the one
+/// row shape both source backends hand to the converters.
+pub async fn text_rows<DB>(pool: &sqlx::Pool<DB>, sql: &str, args: &[String]) -> anyhow::Result<Vec<TextRow>>
+where
+    DB: sqlx::Database,
+    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'r> Option<String>: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    use sqlx::Row as _;
+    let mut q = sqlx::query::<DB>(sql);
+    for a in args {
+        q = q.bind(a.as_str());
+    }
+    let rows = q
+        .fetch_all(pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the Kratos database: {e}"))?;
+    rows.iter()
+        .map(|r| {
+            (0..r.len())
+                .map(|i| r.try_get::<Option<String>, _>(i).map_err(anyhow::Error::from))
+                .collect()
+        })
+        .collect()
+}

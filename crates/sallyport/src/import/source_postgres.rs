@@ -1,10 +1,9 @@
 //! PostgreSQL (and CockroachDB) source.
 
 use async_trait::async_trait;
-use sqlx::Row as _;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use super::source::{KratosSource, TextRow, placeholders};
+use super::source::{KratosSource, TextRow, placeholders, text_rows};
 
 pub struct PostgresSource {
     pool: PgPool,
@@ -39,20 +38,6 @@ impl KratosSource for PostgresSource {
         placeholders(first, count, |n| format!("CAST(${n} AS uuid)"))
     }
     async fn rows(&self, sql: &str, args: &[String]) -> anyhow::Result<Vec<TextRow>> {
-        let mut q = sqlx::query(sql);
-        for a in args {
-            q = q.bind(a.as_str());
-        }
-        let rows = q
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| anyhow::anyhow!("reading the Kratos database: {e}"))?;
-        rows.iter()
-            .map(|r| {
-                (0..r.len())
-                    .map(|i| r.try_get::<Option<String>, _>(i).map_err(anyhow::Error::from))
-                    .collect()
-            })
-            .collect()
+        text_rows(&self.pool, sql, args).await
     }
 }

@@ -2,10 +2,9 @@
 //! they are compared through `julianday`, which reads all of them.
 
 use async_trait::async_trait;
-use sqlx::Row as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
-use super::source::{KratosSource, TextRow, placeholders};
+use super::source::{KratosSource, TextRow, placeholders, text_rows};
 
 pub struct SqliteSource {
     pool: SqlitePool,
@@ -51,20 +50,6 @@ impl KratosSource for SqliteSource {
         placeholders(first, count, |n| format!("${n}"))
     }
     async fn rows(&self, sql: &str, args: &[String]) -> anyhow::Result<Vec<TextRow>> {
-        let mut q = sqlx::query(sql);
-        for a in args {
-            q = q.bind(a.as_str());
-        }
-        let rows = q
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| anyhow::anyhow!("reading the Kratos database: {e}"))?;
-        rows.iter()
-            .map(|r| {
-                (0..r.len())
-                    .map(|i| r.try_get::<Option<String>, _>(i).map_err(anyhow::Error::from))
-                    .collect()
-            })
-            .collect()
+        text_rows(&self.pool, sql, args).await
     }
 }
