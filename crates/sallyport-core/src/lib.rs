@@ -13,4 +13,5 @@ pub mod session;
 pub mod store;
 pub mod text;
 pub mod time_fmt;
+pub mod token_exchange;
 pub mod ui;

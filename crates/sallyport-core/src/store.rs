@@ -171,6 +171,7 @@ pub trait Store:
     + crate::courier::CourierStore
     + crate::code::CodeStore
     + crate::rate_limit::RateLimitStore
+    + crate::token_exchange::TokenExchangeStore
     + ImportStore
 {
 }
@@ -184,6 +185,7 @@ impl<
         + crate::courier::CourierStore
         + crate::code::CodeStore
         + crate::rate_limit::RateLimitStore
+        + crate::token_exchange::TokenExchangeStore
         + ImportStore,
 > Store for T
 {

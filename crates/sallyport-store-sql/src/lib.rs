@@ -26,6 +26,7 @@ mod rate_limit;
 mod rows;
 mod session;
 pub mod story;
+mod token_exchange;
 mod ts;
 
 pub use args::{Arg, Sql, bind_all, bind_all_query};
@@ -53,6 +54,7 @@ pub mod __private {
     pub use crate::rate_limit::sql as rate_limit_sql;
     pub use crate::rows::*;
     pub use crate::session::sql as session_sql;
+    pub use crate::token_exchange::{ExchangerRow, sql as token_exchange_sql};
 }
 
 /// Implements every trait of `sallyport_core::store::Store` for `$store`, whose `writer` and `reader`
@@ -96,6 +98,7 @@ macro_rules! impl_sql_store {
             $crate::__impl_rate_limit_store!($store);
             $crate::__impl_migration_store!($store, $migrator);
             $crate::__impl_import_store!($store);
+            $crate::__impl_token_exchange_store!($store);
         };
     };
 }

@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS sallyport_session_token_exchanges;
