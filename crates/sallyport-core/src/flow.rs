@@ -82,6 +82,10 @@ pub struct Flow {
     /// and settings flows only.
     #[serde(default)]
     pub continue_with: Vec<Value>,
+    /// Kratos `session_token_exchange_code`: shown once, in the answer that creates a native flow
+    /// with `return_session_token_exchange_code`; never stored (only its digest is).
+    #[serde(skip)]
+    pub session_token_exchange_code: Option<String>,
 }
 
 impl Flow {
@@ -124,6 +128,7 @@ impl Flow {
             internal_context: Value::Object(Default::default()),
             submit_count: 0,
             continue_with: vec![],
+            session_token_exchange_code: None,
         }
     }
 

@@ -155,5 +155,8 @@ pub fn flow(f: &Flow, csrf: &str) -> Value {
         o.insert("identity_schema".into(), json!(s));
     }
     o.insert("state".into(), json!(f.state));
+    if let Some(c) = &f.session_token_exchange_code {
+        o.insert("session_token_exchange_code".into(), json!(c));
+    }
     Value::Object(o)
 }

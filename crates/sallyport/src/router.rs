@@ -124,6 +124,10 @@ pub fn public_router(app: AppState) -> Router {
             "/sessions",
             get(public::sessions::list_my_sessions).delete(public::sessions::disable_my_other_sessions),
         )
+        .route(
+            "/sessions/token-exchange",
+            get(crate::selfservice::token_exchange::exchange_session_token),
+        )
         .route("/sessions/{id}", delete(public::sessions::disable_my_session))
         .route("/schemas", get(public::schemas::list_identity_schemas))
         .route("/schemas/{id}", get(public::schemas::get_identity_schema))

@@ -311,7 +311,7 @@ impl PasswordAttempt {
     }
 }
 
-/// Deletes ended counters now and then, so the table holds only live budgets.
+/// Deletes ended counters (and expired token exchangers) now and then, so the tables hold only live rows.
 pub fn spawn_cleanup(app: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -320,6 +320,12 @@ pub fn spawn_cleanup(app: AppState, every: Duration) -> tokio::task::JoinHandle<
                 Ok(n) if n > 0 => tracing::debug!(deleted = n, "deleted ended rate-limit counters"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "could not delete ended rate-limit counters"),
+            }
+            // Native apps' session token exchangers that were never collected (same cadence, same kind of row).
+            match app.store.delete_expired_exchangers(time_fmt::now()).await {
+                Ok(n) if n > 0 => tracing::debug!(deleted = n, "deleted expired session token exchangers"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not delete expired session token exchangers"),
             }
         }
     })

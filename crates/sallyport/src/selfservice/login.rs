@@ -25,6 +25,7 @@ use crate::selfservice::common::{
     with_headers, write_flow_error,
 };
 use crate::selfservice::method::{Cx, LoginNeeds, LoginStep};
+use crate::selfservice::token_exchange;
 use crate::session_manager::{self, Authenticated, check_aal};
 use crate::state::{App, AppState};
 
@@ -34,6 +35,7 @@ pub struct InitQuery {
     pub aal: Option<String>,
     pub return_to: Option<String>,
     pub via: Option<String>,
+    pub return_session_token_exchange_code: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -167,6 +169,13 @@ async fn create_flow(app: &App, req: &ReqInfo, flow_type: FlowType, q: InitQuery
     let mut flow = build_flow(app, flow_type, &params, csrf, auth.as_ref());
     if let Err(e) = app.store.create_flow(&flow).await {
         return fail(store_error(e)).await;
+    }
+    if flow_type == FlowType::Api
+        && auth.is_none()
+        && token_exchange::requested(q.return_session_token_exchange_code.as_deref())
+        && let Err(e) = token_exchange::start(app, &mut flow).await
+    {
+        return fail(e).await;
     }
     if let Some(a) = &auth {
         match code::login::fast_2fa(app, &mut flow, a, params.via.as_deref()).await {
@@ -434,6 +443,11 @@ pub(crate) async fn finish_login(
     );
     let identity_json = crate::render::identity(app, &identity, &crate::render::PUBLIC);
     if flow.flow_type == FlowType::Api {
+        if let Some(res) =
+            token_exchange::maybe_redirect(app, &flow, method, session.id, token.as_deref()).await
+        {
+            return res;
+        }
         let ident = aal_ok.is_ok().then_some(identity_json);
         let mut body = Map::new();
         body.insert("session".into(), crate::render::session(&session, ident, now));

@@ -32,6 +32,7 @@ use crate::state::{App, AppState};
 pub struct InitQuery {
     pub return_to: Option<String>,
     pub identity_schema: Option<String>,
+    pub return_session_token_exchange_code: Option<String>,
 }
 
 fn already_logged_in() -> ApiError {
@@ -146,7 +147,7 @@ async fn create_flow(app: &App, req: &ReqInfo, flow_type: FlowType, q: InitQuery
         Err(e) => return fail(e).await,
     }
     let (csrf, set_cookie) = new_flow_csrf(app, req, flow_type);
-    let flow = build_flow(
+    let mut flow = build_flow(
         app,
         flow_type,
         req.request_url(&s.public_base_url),
@@ -156,6 +157,12 @@ async fn create_flow(app: &App, req: &ReqInfo, flow_type: FlowType, q: InitQuery
     );
     if let Err(e) = app.store.create_flow(&flow).await {
         return fail(store_error(e)).await;
+    }
+    if flow_type == FlowType::Api
+        && crate::selfservice::token_exchange::requested(q.return_session_token_exchange_code.as_deref())
+        && let Err(e) = crate::selfservice::token_exchange::start(app, &mut flow).await
+    {
+        return fail(e).await;
     }
     respond_new_flow(app, req, &flow, set_cookie)
 }
@@ -385,6 +392,18 @@ pub(crate) async fn finish_registration(
     }
     let identity_json = crate::render::identity(app, &identity, &crate::render::PUBLIC);
     if flow.flow_type == FlowType::Api {
+        if let Some(n) = &issued
+            && let Some(res) = crate::selfservice::token_exchange::maybe_redirect(
+                app,
+                &flow,
+                method,
+                n.session.id,
+                Some(&n.token),
+            )
+            .await
+        {
+            return res;
+        }
         let mut continue_with = verification.clone();
         let body = match &issued {
             Some(n) => {

@@ -766,3 +766,94 @@ both_backends!(a_provider_that_is_down_is_no_500, |backend: Backend| async move 
     assert_eq!(whoami(&s, &c).await.0, 401);
     s.shutdown().await;
 });
+
+/// Kratos' native social sign-in through the system browser: the app starts an API flow with
+/// `return_session_token_exchange_code`, the browser does the provider round trip and lands on
+/// `return_to?code=…`, and the app trades both codes for the session token — once.
+both_backends!(
+    native_app_exchanges_codes_after_the_browser_round_trip,
+    |backend: Backend| async move {
+        let Some((op, s)) = setup(backend).await else {
+            return;
+        };
+        let app = crate::support::client::api();
+        let exchange = |init: &str, back: &str| {
+            app.get(s.public_url("sessions/token-exchange"))
+                .query(&[("init_code", init), ("return_to_code", back)])
+        };
+        // Only API flows that ask get a code; browser flows never.
+        let (_, plain) = send(app.get(s.public_url("self-service/login/api"))).await;
+        assert!(plain.get("session_token_exchange_code").is_none(), "{plain}");
+        let (_, browser_flow) = send(
+            browser()
+                .get(s.public_url("self-service/login/browser?return_session_token_exchange_code=true"))
+                .header("Accept", "application/json"),
+        )
+        .await;
+        assert!(
+            browser_flow.get("session_token_exchange_code").is_none(),
+            "{browser_flow}"
+        );
+        let (st, missing) = send(app.get(s.public_url("sessions/token-exchange"))).await;
+        assert_eq!(st, 400, "{missing}");
+
+        // First sign-in of an unknown subject: the login flow continues as a registration, and the
+        // exchange code follows it.
+        for (kind, round) in [("login", "registers"), ("registration", "signs in")] {
+            let (st, flow) = send(app.get(s.public_url(&format!(
+                "self-service/{kind}/api?return_session_token_exchange_code=true&return_to=http://app.test/native-done?x=1"
+            ))))
+            .await;
+            assert_eq!(st, 200, "{flow}");
+            let init = flow["session_token_exchange_code"].as_str().unwrap().to_owned();
+            assert_eq!(init.len(), 64, "{flow}");
+            assert!(init.chars().all(|c| c.is_ascii_alphanumeric()), "{init}");
+            let (st, err) = send(
+                app.post(flow["ui"]["action"].as_str().unwrap())
+                    .json(&json!({"method": "oidc", "provider": "op"})),
+            )
+            .await;
+            assert_eq!(st, 422, "{err}");
+            assert_eq!(err["error"]["id"], "browser_location_change_required", "{err}");
+            let to = url::Url::parse(err["redirect_browser_to"].as_str().unwrap()).unwrap();
+            // Nothing to collect before the browser comes back.
+            let (st, early) = send(exchange(&init, "not-yet")).await;
+            assert_eq!(st, 404, "{round}: {early}");
+
+            let params = op::browse(&to, Person::SignsInAndConsents("ann")).await;
+            let res = browser().get(callback_url(&s, &params)).send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::SEE_OTHER, "{round}");
+            let back = url::Url::parse(&location(&res)).unwrap();
+            assert_eq!(back.path(), "/native-done", "{round}: {back}");
+            let pairs: std::collections::HashMap<_, _> = back.query_pairs().into_owned().collect();
+            assert_eq!(pairs.get("x").map(String::as_str), Some("1"), "{back}");
+            let code = pairs.get("code").expect("return_to code").clone();
+            assert_ne!(code, init);
+
+            // Both halves are needed; a wrong one reveals nothing.
+            let (st, _) = send(exchange(&init, &init)).await;
+            assert_eq!(st, 404, "{round}");
+            let (st, _) = send(exchange(&code, &code)).await;
+            assert_eq!(st, 404, "{round}");
+            let (st, got) = send(exchange(&init, &code)).await;
+            assert_eq!(st, 200, "{round}: {got}");
+            let token = got["session_token"].as_str().unwrap();
+            assert_eq!(got["session"]["active"], true, "{got}");
+            assert_eq!(
+                got["session"]["authentication_methods"][0]["method"], "oidc",
+                "{got}"
+            );
+            let (st, who) = send(
+                app.get(s.public_url("sessions/whoami"))
+                    .header("X-Session-Token", token),
+            )
+            .await;
+            assert_eq!(st, 200, "{who}");
+            assert_eq!(who["identity"]["id"], got["session"]["identity"]["id"]);
+            // Used once.
+            let (st, again) = send(exchange(&init, &code)).await;
+            assert_eq!(st, 404, "{round}: {again}");
+        }
+        s.shutdown().await;
+    }
+);

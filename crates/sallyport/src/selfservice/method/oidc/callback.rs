@@ -197,6 +197,8 @@ async fn switch(app: &App, req: &ReqInfo, old: &Flow, kind: FlowKind) -> Result<
         _ => login::replacement(app, req, &like),
     };
     app.store.create_flow(&new).await?;
+    // A native app's exchange code follows its flow (Kratos `MoveToNewFlow`).
+    app.store.move_exchanger(old.id, new.id).await?;
     Ok(new)
 }
 
