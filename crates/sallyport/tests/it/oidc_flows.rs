@@ -767,13 +767,13 @@ both_backends!(a_provider_that_is_down_is_no_500, |backend: Backend| async move 
     s.shutdown().await;
 });
 
-/// Kratos' native social sign-in through the system browser: the app starts an API flow with
-/// `return_session_token_exchange_code`, the browser does the provider round trip and lands on
-/// `return_to?code=…`, and the app trades both codes for the session token — once.
+// Kratos' native social sign-in through the system browser: the app starts an API flow with
+// `return_session_token_exchange_code`, the browser does the provider round trip and lands on
+// `return_to?code=…`, and the app trades both codes for the session token — once.
 both_backends!(
     native_app_exchanges_codes_after_the_browser_round_trip,
     |backend: Backend| async move {
-        let Some((op, s)) = setup(backend).await else {
+        let Some((_op, s)) = setup(backend).await else {
             return;
         };
         let app = crate::support::client::api();
