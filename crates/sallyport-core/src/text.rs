@@ -96,6 +96,10 @@ pub fn registration_with_provider(label: &str, provider_id: &str) -> Message {
 pub fn registration_sign_up() -> Message {
     info(1040001, "Sign up")
 }
+/// 1040003: the button that continues a social sign-up whose traits need completing.
+pub fn registration_continue() -> Message {
+    info(1040003, "Continue")
+}
 pub fn registration_back() -> Message {
     info(1040008, "Back")
 }

@@ -471,6 +471,41 @@ both_backends!(
         )
         .await;
         assert_eq!(list.as_array().unwrap().len(), 0, "{list}");
+        // Kratos' completion form: only the traits, filled with what the provider gave, and
+        // "Continue" (1040003) with the same provider.
+        let nodes = shown["ui"]["nodes"].as_array().unwrap();
+        let named = |n: &str| nodes.iter().find(|x| x["attributes"]["name"] == n);
+        let cont = named("provider").expect("continue button");
+        assert_eq!(cont["attributes"]["value"], "op", "{cont}");
+        assert_eq!(cont["meta"]["label"]["id"], 1040003, "{cont}");
+        assert_eq!(
+            named("traits.email").unwrap()["attributes"]["value"],
+            "ann@example.org"
+        );
+        assert!(named("traits.name.first").is_some(), "{shown}");
+        assert!(named("password").is_none(), "{shown}");
+        // Continuing goes through the provider again; the typed traits win over the provider's.
+        let res = c
+            .post(shown["ui"]["action"].as_str().unwrap())
+            .form(&[
+                ("csrf_token", csrf(&shown).as_str()),
+                ("provider", "op"),
+                ("traits.email", "ann@example.org"),
+                ("traits.name.first", "Ann"),
+                ("traits.name.last", "Typed"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let to = url::Url::parse(&location(&res)).unwrap();
+        let params = op::browse(&to, Person::SignsInAndConsents("ann")).await;
+        let res = c.get(callback_url(&s, &params)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let (st, who) = whoami(&s, &c).await;
+        assert_eq!(st, 200, "{who}");
+        assert_eq!(who["identity"]["traits"]["name"]["last"], "Typed", "{who}");
+        assert_eq!(who["identity"]["traits"]["email"], "ann@example.org", "{who}");
         s.shutdown().await;
     }
 );

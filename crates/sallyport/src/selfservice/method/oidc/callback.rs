@@ -270,8 +270,15 @@ async fn register(
         .identity_schema
         .clone()
         .unwrap_or_else(|| app.settings.default_schema_id.clone());
+    // Traits the person typed on the form that continues a sign-up override the provider's (Kratos `merge`).
+    let traits = super::traits::merge(
+        Value::Object(mapped.traits.clone()),
+        flow.internal_context.get(super::SUBMITTED_TRAITS),
+    );
     let mut identity = Identity::new(&schema_id, Value::Null, now);
-    if let Err(e) = apply_traits(app, &mut identity, Value::Object(mapped.traits.clone())) {
+    if let Err(e) = apply_traits(app, &mut identity, traits.clone()) {
+        let mut flow = flow;
+        super::traits::completion_form(app, &mut flow, &provider_id, &schema_id, &traits);
         return fail(app, req, flow, FlowFailure::Ui(trait_errors(e))).await;
     }
     for a in &mut identity.verifiable_addresses {

@@ -5,6 +5,7 @@
 
 pub mod callback;
 mod settings;
+mod traits;
 
 use async_trait::async_trait;
 use axum::http::StatusCode;
@@ -29,6 +30,8 @@ use crate::state::App;
 pub const ID: &str = "oidc";
 /// Where the pending sign-in waits on the flow: the internal context, never rendered to clients.
 pub(crate) const PENDING: &str = "oidc_pending";
+/// Traits submitted with the form that continues a sign-up (Kratos keeps them in its continuity container).
+pub(crate) const SUBMITTED_TRAITS: &str = "oidc_traits";
 
 pub struct Oidc {
     pub(crate) providers: Providers,
@@ -92,6 +95,7 @@ impl Oidc {
             .map_err(api_error)?;
         flow.internal_context[PENDING] =
             serde_json::to_value(&request.pending).map_err(|_| FlowFailure::Api(ApiError::internal()))?;
+        traits::keep_submitted(flow, body);
         flow.updated_at = time_fmt::now();
         cx.app.store.update_flow(flow).await?;
         let to = request.url.to_string();
@@ -112,6 +116,8 @@ impl Oidc {
         id_token: &str,
     ) -> Result<Response, FlowFailure> {
         ensure_csrf(cx.app, cx.req, flow, str_field(body, "csrf_token"))?;
+        let mut flow = flow.clone();
+        traits::keep_submitted(&mut flow, body);
         let provider = self
             .providers
             .get(str_field(body, "provider").unwrap_or(""))
@@ -120,7 +126,7 @@ impl Oidc {
             .verify_id_token_submission(id_token, str_field(body, "id_token_nonce"))
             .await
             .map_err(api_error)?;
-        Ok(callback::finish(cx.app, cx.req, self, flow.clone(), &provider, authenticated).await)
+        Ok(callback::finish(cx.app, cx.req, self, flow, &provider, authenticated).await)
     }
 
     /// The credential config as the admin API shows it with `include_credential=oidc`: tokens decrypted

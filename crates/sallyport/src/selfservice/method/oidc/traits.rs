@@ -1,0 +1,109 @@
+//! Completing a social sign-up whose mapped traits the identity schema refuses (Kratos' oidc
+//! `handleError` for registration flows): the flow is shown again with only the trait fields — filled
+//! with what the provider gave, each with the schema's message — and a "Continue" button for the same
+//! provider. Submitting it goes through the provider once more, and the typed traits override the
+//! provider's.
+
+use serde_json::Value;
+
+use sallyport_core::flow::{Flow, FlowKind};
+use sallyport_core::text;
+use sallyport_core::ui::{Group, Node};
+
+use super::{Body, SUBMITTED_TRAITS};
+use crate::state::App;
+
+/// Keeps the traits a registration form sent with the provider, for the callback to merge.
+pub(super) fn keep_submitted(flow: &mut Flow, body: &Body) {
+    if flow.kind != FlowKind::Registration {
+        return;
+    }
+    match body.get("traits") {
+        Some(t @ Value::Object(_)) => flow.internal_context[SUBMITTED_TRAITS] = t.clone(),
+        _ => {
+            if let Some(o) = flow.internal_context.as_object_mut() {
+                o.remove(SUBMITTED_TRAITS);
+            }
+        }
+    }
+}
+
+/// The provider's traits with the submitted ones laid over them: a submitted leaf wins unless it is
+/// empty (`""` or null), objects merge key by key (Kratos: mergo with override).
+pub(super) fn merge(provider: Value, submitted: Option<&Value>) -> Value {
+    match submitted {
+        Some(Value::Object(s)) => {
+            let mut p = match provider {
+                Value::Object(p) => p,
+                _ => serde_json::Map::new(),
+            };
+            for (k, v) in s {
+                let merged = merge(p.remove(k).unwrap_or(Value::Null), Some(v));
+                if !is_empty(&merged) {
+                    p.insert(k.clone(), merged);
+                }
+            }
+            Value::Object(p)
+        }
+        Some(s) if !is_empty(s) => s.clone(),
+        _ => provider,
+    }
+}
+
+fn is_empty(v: &Value) -> bool {
+    matches!(v, Value::Null) || v.as_str() == Some("")
+}
+
+/// Replaces the flow's form with the trait fields (filled with `traits`) and the provider's
+/// "Continue" button.
+pub(super) fn completion_form(
+    app: &App,
+    flow: &mut Flow,
+    provider_id: &str,
+    schema_id: &str,
+    traits: &Value,
+) {
+    flow.ui.nodes.clear();
+    flow.ui.push(Node::csrf(""));
+    flow.ui.push(Node::submit(
+        Group::Oidc,
+        "provider",
+        provider_id,
+        text::registration_continue(),
+    ));
+    if let Some(schema) = app.schemas.get(schema_id) {
+        flow.ui
+            .nodes
+            .extend(schema.trait_nodes(Group::Default, Some(traits)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::merge;
+
+    #[test]
+    fn submitted_leaves_win_unless_empty() {
+        let provider = json!({"email": "p@example.org", "name": {"first": "P", "last": "Q"}, "age": 3});
+        let submitted = json!({"email": "", "name": {"first": "Typed"}, "nick": "n", "age": null});
+        assert_eq!(
+            merge(provider, Some(&submitted)),
+            json!({"email": "p@example.org", "name": {"first": "Typed", "last": "Q"}, "nick": "n", "age": 3})
+        );
+    }
+
+    #[test]
+    fn nothing_submitted_keeps_the_provider_traits() {
+        let provider = json!({"email": "p@example.org"});
+        assert_eq!(merge(provider.clone(), None), provider);
+        assert_eq!(
+            merge(
+                json!({"name": "Ann Example"}),
+                Some(&json!({"name": {"first": "Ann"}}))
+            ),
+            json!({"name": {"first": "Ann"}})
+        );
+    }
+}
