@@ -41,6 +41,12 @@ pub struct AuthenticationMethod {
     pub completed_at: OffsetDateTime,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
+    /// The upstream provider's `acr` claim, for social sign-in (Kratos `upstream_acr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_acr: Option<String>,
+    /// The upstream provider's `amr` claim, for social sign-in (Kratos `upstream_amr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_amr: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,22 +121,32 @@ impl Session {
             aal,
             completed_at: now,
             provider: None,
+            upstream_acr: None,
+            upstream_amr: None,
         });
         self.authenticated_at = now;
         self.aal = compute_aal(&self.authentication_methods);
     }
 }
 
-/// Kratos `SetAuthenticatorAssuranceLevel`: aal2 needs one first and one second factor.
+/// Kratos `SetAuthenticatorAssuranceLevel`: aal2 needs one first and one second factor; a federated
+/// sign-in (oidc, saml) the upstream provider vouched for at aal2 counts as both.
 /// Beyond Kratos (kratos#4317): two second-class factors of the same class never add up to aal2,
 /// because only an aal1 entry counts as the first factor.
 pub fn compute_aal(methods: &[AuthenticationMethod]) -> Aal {
     if methods.is_empty() {
         return Aal::Aal0;
     }
+    let federated_aal2 = methods
+        .iter()
+        .any(|m| m.aal == Aal::Aal2 && matches!(m.method.as_str(), "oidc" | "saml"));
     let first = methods.iter().any(|m| m.aal == Aal::Aal1);
     let second = methods.iter().any(|m| m.aal == Aal::Aal2);
-    if first && second { Aal::Aal2 } else { Aal::Aal1 }
+    if federated_aal2 || (first && second) {
+        Aal::Aal2
+    } else {
+        Aal::Aal1
+    }
 }
 
 #[cfg(test)]
@@ -143,6 +159,8 @@ mod tests {
             aal,
             completed_at: OffsetDateTime::UNIX_EPOCH,
             provider: None,
+            upstream_acr: None,
+            upstream_amr: None,
         }
     }
 
@@ -152,5 +170,16 @@ mod tests {
         assert_eq!(compute_aal(&[m(Aal::Aal1)]), Aal::Aal1);
         assert_eq!(compute_aal(&[m(Aal::Aal1), m(Aal::Aal2)]), Aal::Aal2);
         assert_eq!(compute_aal(&[m(Aal::Aal2), m(Aal::Aal2)]), Aal::Aal1);
+    }
+
+    #[test]
+    fn an_upstream_aal2_sign_in_is_both_factors() {
+        let federated = |method: &str, aal| AuthenticationMethod {
+            method: method.into(),
+            ..m(aal)
+        };
+        assert_eq!(compute_aal(&[federated("oidc", Aal::Aal2)]), Aal::Aal2);
+        assert_eq!(compute_aal(&[federated("oidc", Aal::Aal1)]), Aal::Aal1);
+        assert_eq!(compute_aal(&[federated("totp", Aal::Aal2)]), Aal::Aal1);
     }
 }

@@ -168,6 +168,9 @@ pub struct ProviderConfig {
     pub pkce: PkceMode,
     pub aal2_acr_values: Vec<String>,
     pub aal2_amr_values: Vec<String>,
+    /// `update_identity_on_login: automatic`: the mapper runs again on every login and the identity
+    /// takes what changed.
+    pub update_identity_on_login: bool,
 }
 
 impl fmt::Debug for ProviderConfig {
@@ -344,7 +347,6 @@ struct RawProvider {
     net_id_token_origin_header: Option<String>,
     #[allow(dead_code)]
     account_linking_mode: Option<String>,
-    #[allow(dead_code)]
     update_identity_on_login: Option<String>,
 }
 
@@ -514,6 +516,16 @@ fn parse_provider(path: &str, item: &Value) -> Result<ProviderConfig, ConfigErro
             ));
         }
     };
+    let update_identity_on_login = match raw.update_identity_on_login.as_deref() {
+        None | Some("") | Some("never") => false,
+        Some("automatic") => true,
+        Some(other) => {
+            return Err(ConfigError::new(
+                field("update_identity_on_login"),
+                format!("\"{other}\" is not one of never, automatic"),
+            ));
+        }
+    };
     let claims_source = match raw.claims_source.as_deref() {
         None | Some("") | Some("id_token") => ClaimsSource::IdToken,
         Some("userinfo") => ClaimsSource::UserInfo,
@@ -567,6 +579,7 @@ fn parse_provider(path: &str, item: &Value) -> Result<ProviderConfig, ConfigErro
         pkce,
         aal2_acr_values: raw.aal2_acr_values.unwrap_or_default(),
         aal2_amr_values: raw.aal2_amr_values.unwrap_or_default(),
+        update_identity_on_login,
     })
 }
 

@@ -384,6 +384,11 @@ pub fn session(row: &TextRow, devices: Vec<Device>) -> Result<Session, Reject> {
                     .and_then(|t| timestamp(t, "completed_at").ok())
                     .unwrap_or(authenticated_at),
                 provider: m.get("provider").and_then(Value::as_str).map(str::to_owned),
+                upstream_acr: m.get("upstream_acr").and_then(Value::as_str).map(str::to_owned),
+                upstream_amr: m
+                    .get("upstream_amr")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect()),
             }
         })
         .collect();

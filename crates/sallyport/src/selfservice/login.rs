@@ -345,6 +345,13 @@ pub fn code_sent_response(app: &App, req: &ReqInfo, flow: &Flow, json_status: St
     crate::selfservice::common::flow_json(app, req, flow, json_status)
 }
 
+/// The provider a federated sign-in came through, and what it said about how the person authenticated.
+pub(crate) struct Federated<'a> {
+    pub provider: &'a str,
+    pub acr: &'a str,
+    pub amr: &'a [String],
+}
+
 /// Kratos `PostLoginHook` for a completed (method, AAL, provider): activate the session, run the `after` hooks, answer per client kind.
 pub(crate) async fn finish_login(
     app: &App,
@@ -352,7 +359,7 @@ pub(crate) async fn finish_login(
     mut flow: Flow,
     identity: Identity,
     auth: Option<Authenticated>,
-    (method, aal, provider): (&str, Aal, Option<&str>),
+    (method, aal, federated): (&str, Aal, Option<Federated<'_>>),
 ) -> Response {
     let now = time_fmt::now();
     let replace = |old: &Flow| replacement(app, req, old);
@@ -378,9 +385,11 @@ pub(crate) async fn finish_login(
         }
     };
     session.complete_method(method, aal, now);
-    if let Some(m) = session.authentication_methods.last_mut() {
-        // Kratos names the provider of a social sign-in in the session's authentication methods.
-        m.provider = provider.map(str::to_owned);
+    if let (Some(m), Some(f)) = (session.authentication_methods.last_mut(), &federated) {
+        // Kratos names the provider of a social sign-in, and its acr/amr, in the session's authentication methods.
+        m.provider = Some(f.provider.to_owned());
+        m.upstream_acr = (!f.acr.is_empty()).then(|| f.acr.to_owned());
+        m.upstream_amr = (!f.amr.is_empty()).then(|| f.amr.to_vec());
     }
     if is_new {
         session.devices.push(Device {

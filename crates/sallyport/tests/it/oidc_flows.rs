@@ -892,3 +892,120 @@ both_backends!(
         s.shutdown().await;
     }
 );
+
+// `aal2_acr_values` / `aal2_amr_values`: a sign-in the provider says was multi-factor makes an aal2
+// session by itself, and the session names the upstream acr/amr (Kratos `upstream_acr`/`upstream_amr`).
+both_backends!(
+    upstream_mfa_claims_make_an_aal2_session,
+    |backend: Backend| async move {
+        let Some((op, s)) = setup_full(
+            backend,
+            MAPPER,
+            json!({}),
+            json!({"aal2_acr_values": ["silver"], "aal2_amr_values": ["mfa"]}),
+        )
+        .await
+        else {
+            return;
+        };
+        let api = crate::support::client::api();
+        let sign_in = |extra: Value| {
+            let (s, op, api) = (&s, &op, api.clone());
+            async move {
+                let mut claims = json!({"iss": op.issuer(), "sub": "dee", "aud": op::CLIENT_ID,
+                "iat": unix_now(), "exp": unix_now() + 300, "nonce": "n1", "email": "dee@example.org"});
+                crate::support::deep_merge(&mut claims, extra);
+                let (_, flow) = send(api.get(s.public_url("self-service/login/api"))).await;
+                send(api.post(flow["ui"]["action"].as_str().unwrap()).json(&json!({
+                    "method": "oidc", "provider": "op", "id_token": op.sign(claims, false).await,
+                    "id_token_nonce": "n1",
+                })))
+                .await
+            }
+        };
+        // Registers dee (aal1: no upstream claim), then three logins.
+        let (st, first) = sign_in(json!({})).await;
+        assert_eq!(st, 200, "{first}");
+        for (extra, aal) in [
+            (json!({}), "aal1"),
+            (json!({"amr": ["pwd", "mfa"]}), "aal2"),
+            (json!({"acr": "silver"}), "aal2"),
+            (json!({"acr": "bronze", "amr": ["pwd"]}), "aal1"),
+        ] {
+            let (st, got) = sign_in(extra.clone()).await;
+            assert_eq!(st, 200, "{extra}: {got}");
+            assert_eq!(
+                got["session"]["authenticator_assurance_level"], aal,
+                "{extra}: {got}"
+            );
+            let m = &got["session"]["authentication_methods"][0];
+            assert_eq!(m["method"], "oidc", "{got}");
+            assert_eq!(m["provider"], "op", "{got}");
+            if let Some(amr) = extra.get("amr") {
+                assert_eq!(&m["upstream_amr"], amr, "{got}");
+            }
+            if let Some(acr) = extra.get("acr") {
+                assert_eq!(&m["upstream_acr"], acr, "{got}");
+            }
+        }
+        s.shutdown().await;
+    }
+);
+
+// `update_identity_on_login: automatic` (Kratos `UpdateIdentityFromClaims`): each login runs the mapper
+// again; what it outputs wins, stored traits it does not output stay. `never` (the default) leaves the
+// identity alone.
+both_backends!(
+    update_identity_on_login_takes_the_providers_changes,
+    |backend: Backend| async move {
+        const NAMES: &str = r#"
+local claims = std.extVar('claims');
+{ identity: { traits: { email: claims.email, name: { first: claims.given_name } } } }
+"#;
+        for (mode, follows) in [("automatic", true), ("never", false)] {
+            let Some((op, s)) = setup_full(
+                backend,
+                NAMES,
+                json!({}),
+                json!({"update_identity_on_login": mode}),
+            )
+            .await
+            else {
+                return;
+            };
+            let api = crate::support::client::api();
+            let sign_in = |given: &'static str| {
+                let (s, op, api) = (&s, &op, api.clone());
+                async move {
+                    let claims = json!({"iss": op.issuer(), "sub": "eve", "aud": op::CLIENT_ID,
+                    "iat": unix_now(), "exp": unix_now() + 300, "nonce": "n1",
+                    "email": "eve@example.org", "given_name": given});
+                    let (_, flow) = send(api.get(s.public_url("self-service/login/api"))).await;
+                    send(api.post(flow["ui"]["action"].as_str().unwrap()).json(&json!({
+                        "method": "oidc", "provider": "op", "id_token": op.sign(claims, false).await,
+                        "id_token_nonce": "n1",
+                    })))
+                    .await
+                }
+            };
+            let (st, first) = sign_in("Eve").await;
+            assert_eq!(st, 200, "{first}");
+            let id: uuid::Uuid = first["identity"]["id"].as_str().unwrap().parse().unwrap();
+            // A trait the mapper never outputs, set by the application.
+            let mut stored = s.app.store.get_identity(id).await.unwrap();
+            stored.traits["name"]["last"] = json!("Kept");
+            s.app.store.update_identity(&stored).await.unwrap();
+            let (st, second) = sign_in("Evelyn").await;
+            assert_eq!(st, 200, "{mode}: {second}");
+            let after = s.app.store.get_identity(id).await.unwrap();
+            let want = if follows { "Evelyn" } else { "Eve" };
+            assert_eq!(after.traits["name"]["first"], want, "{mode}: {:?}", after.traits);
+            assert_eq!(after.traits["name"]["last"], "Kept", "{mode}: {:?}", after.traits);
+            assert_eq!(
+                second["session"]["identity"]["traits"]["name"]["first"], want,
+                "{mode}: {second}"
+            );
+            s.shutdown().await;
+        }
+    }
+);

@@ -228,9 +228,31 @@ pub(super) async fn finish(
                     Err(e) => return fail(app, req, flow, store_error(e).into()).await,
                 }
             };
+            let mut identity = identity;
+            if provider.config().update_identity_on_login {
+                match super::traits::update_from_claims(app, provider, &authenticated, &mut identity).await {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        if let Err(e) = app.store.update_identity(&identity).await {
+                            return fail(app, req, flow, store_error(e).into()).await;
+                        }
+                    }
+                    Err(f) => return fail(app, req, flow, f).await,
+                }
+            }
             let auth = session_manager::fetch(app, &req.headers).await.ok().flatten();
-            let completed = (super::ID, Aal::Aal1, Some(provider.config().id.as_str()));
-            login::finish_login(app, req, flow, identity, auth, completed).await
+            // An upstream sign-in the provider says was multi-factor (`aal2_acr_values`/`aal2_amr_values`) is aal2.
+            let aal = if authenticated.upstream_aal2 {
+                Aal::Aal2
+            } else {
+                Aal::Aal1
+            };
+            let federated = login::Federated {
+                provider: provider.config().id.as_str(),
+                acr: &authenticated.claims.acr,
+                amr: &authenticated.claims.amr,
+            };
+            login::finish_login(app, req, flow, identity, auth, (super::ID, aal, Some(federated))).await
         }
         Err(StoreError::NotFound) => {
             let flow = if flow.kind == FlowKind::Registration {

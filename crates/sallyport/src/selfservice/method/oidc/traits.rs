@@ -7,10 +7,15 @@
 use serde_json::Value;
 
 use sallyport_core::flow::{Flow, FlowKind};
+use sallyport_core::identity::Identity;
 use sallyport_core::text;
+use sallyport_core::time_fmt;
 use sallyport_core::ui::{Group, Node};
+use sallyport_oidc::{Authenticated, IdentityContext, Provider};
 
-use super::{Body, SUBMITTED_TRAITS};
+use super::{Body, SUBMITTED_TRAITS, api_error};
+use crate::identities::{apply_traits, trait_errors};
+use crate::selfservice::common::FlowFailure;
 use crate::state::App;
 
 /// Keeps the traits a registration form sent with the provider, for the callback to merge.
@@ -76,6 +81,75 @@ pub(super) fn completion_form(
             .nodes
             .extend(schema.trait_nodes(Group::Default, Some(traits)));
     }
+}
+
+/// Kratos `UpdateIdentityFromClaims` (`update_identity_on_login: automatic`): the mapper runs again
+/// with the identity as it is; its traits win over the stored ones (stored traits it does not output
+/// stay), metadata changes only when the mapper outputs it, addresses keep their verification state,
+/// and the ones the provider vouches for now become verified. Returns whether anything changed.
+pub(super) async fn update_from_claims(
+    app: &App,
+    provider: &Provider,
+    authenticated: &Authenticated,
+    identity: &mut Identity,
+) -> Result<bool, FlowFailure> {
+    let context = IdentityContext {
+        traits: identity.traits.clone(),
+        metadata_public: identity.metadata_public.clone().unwrap_or(Value::Null),
+        metadata_admin: identity.metadata_admin.clone().unwrap_or(Value::Null),
+    };
+    let mapped = provider
+        .map_claims(&authenticated.claims, Some(&context))
+        .await
+        .map_err(api_error)?;
+    let before = fingerprint(identity);
+    let traits = merge(identity.traits.clone(), Some(&Value::Object(mapped.traits)));
+    apply_traits(app, identity, traits).map_err(|e| FlowFailure::Ui(trait_errors(e)))?;
+    if let Some(m) = mapped.metadata_public {
+        identity.metadata_public = Some(m);
+    }
+    if let Some(m) = mapped.metadata_admin {
+        identity.metadata_admin = Some(m);
+    }
+    let now = time_fmt::now();
+    for a in &mut identity.verifiable_addresses {
+        let vouched = mapped
+            .verified_addresses
+            .iter()
+            .any(|v| v.via == a.via && v.value.eq_ignore_ascii_case(&a.value));
+        if vouched && !a.verified {
+            a.verified = true;
+            a.status = "completed".into();
+            a.verified_at = Some(now);
+        }
+    }
+    let changed = fingerprint(identity) != before;
+    if changed {
+        identity.updated_at = now;
+    }
+    Ok(changed)
+}
+
+/// What a login may change, to tell whether it did.
+fn fingerprint(i: &Identity) -> Value {
+    let addresses = |list: Vec<(String, String, bool)>| serde_json::json!(list);
+    serde_json::json!([
+        i.traits,
+        i.metadata_public,
+        i.metadata_admin,
+        addresses(
+            i.verifiable_addresses
+                .iter()
+                .map(|a| (a.via.clone(), a.value.clone(), a.verified))
+                .collect()
+        ),
+        addresses(
+            i.recovery_addresses
+                .iter()
+                .map(|a| (a.via.clone(), a.value.clone(), false))
+                .collect()
+        ),
+    ])
 }
 
 #[cfg(test)]
