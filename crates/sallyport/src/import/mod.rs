@@ -5,6 +5,7 @@
 mod convert;
 mod report;
 mod source;
+mod source_mysql;
 mod source_postgres;
 mod source_sqlite;
 mod version;

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 
+use super::source_mysql::MysqlSource;
 use super::source_postgres::PostgresSource;
 use super::source_sqlite::SqliteSource;
 
@@ -12,7 +13,7 @@ pub type TextRow = Vec<Option<String>>;
 
 #[async_trait]
 pub trait KratosSource: Send + Sync {
-    /// `postgres` or `sqlite`, for messages.
+    /// `postgres`, `mysql` or `sqlite`, for messages.
     fn dialect(&self) -> &'static str;
     /// `column` as text.
     fn text(&self, column: &str) -> String {
@@ -43,12 +44,12 @@ pub async fn open(dsn: &str) -> anyhow::Result<Box<dyn KratosSource>> {
         }
         "sqlite" | "sqlite3" => Ok(Box::new(SqliteSource::open(dsn).await?)),
         _ if dsn.starts_with("file:") => Ok(Box::new(SqliteSource::open(dsn).await?)),
-        "mysql" => anyhow::bail!(
-            "reading a MySQL/MariaDB Kratos database is not supported yet: dump it and load it into \
-             PostgreSQL, or import from PostgreSQL or SQLite"
-        ),
+        "mysql" | "mariadb" => {
+            let rest = &dsn[scheme.len()..];
+            Ok(Box::new(MysqlSource::connect(&format!("mysql{rest}")).await?))
+        }
         _ => anyhow::bail!(
-            "--from {:?}: use postgres://…, cockroach://…, sqlite://<path> or file:<path>",
+            "--from {:?}: use postgres://…, cockroach://…, mysql://…, sqlite://<path> or file:<path>",
             crate::server::redact_dsn(dsn)
         ),
     }
@@ -64,6 +65,7 @@ pub fn placeholders(first: usize, count: usize, wrap: impl Fn(usize) -> String) 
 pub fn now_sql(dialect: &str) -> &'static str {
     match dialect {
         "sqlite" => "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')",
+        "mysql" => "SELECT CAST(UTC_TIMESTAMP(6) AS CHAR)",
         _ => "SELECT CAST(timezone('UTC', now()) AS TEXT)",
     }
 }

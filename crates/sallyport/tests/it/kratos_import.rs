@@ -64,6 +64,8 @@ fn session_token() -> String {
 pub enum Source {
     Sqlite,
     Postgres,
+    /// MySQL or MariaDB at `TEST_MYSQL_DSN` (`mysql://user:password@host:port`, no database).
+    Mysql,
 }
 
 /// A throwaway Kratos database: Kratos' schema, its sample rows and the generated ones.
@@ -79,6 +81,7 @@ impl KratosDb {
         let (schema, sample) = match kind {
             Source::Sqlite => ("sqlite.schema.sql", "sqlite.sample.sql"),
             Source::Postgres => ("postgres.schema.sql", "postgres.sample.sql"),
+            Source::Mysql => ("mysql.schema.sql", "mysql.sample.sql"),
         };
         let db = match kind {
             Source::Sqlite => {
@@ -100,12 +103,30 @@ impl KratosDb {
                     _pg: Some(pg),
                 }
             }
+            Source::Mysql => {
+                let base = std::env::var("TEST_MYSQL_DSN").expect("TEST_MYSQL_DSN");
+                let base = base.trim_end_matches('/').to_owned();
+                let name = format!("kratos_{}", uuid::Uuid::new_v4().simple());
+                let mut c = <sqlx::MySqlConnection as sqlx::Connection>::connect(&base)
+                    .await
+                    .unwrap();
+                sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                KratosDb {
+                    dsn: format!("{base}/{name}"),
+                    kind,
+                    _dir: None,
+                    _pg: None,
+                }
+            }
         };
         let schema = std::fs::read_to_string(reference(schema)).unwrap();
         let sample = std::fs::read_to_string(reference(sample)).unwrap();
         let script = match kind {
             Source::Sqlite => format!("{schema}\nPRAGMA foreign_keys=ON;\n{sample}"),
-            Source::Postgres => format!("{schema}\n{sample}"),
+            Source::Postgres | Source::Mysql => format!("{schema}\n{sample}"),
         };
         db.exec(&script).await;
         db.exec(&generated_rows()).await;
@@ -128,6 +149,12 @@ impl KratosDb {
             }
             Source::Postgres => {
                 let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&self.dsn)
+                    .await
+                    .unwrap();
+                sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+            }
+            Source::Mysql => {
+                let mut c = <sqlx::MySqlConnection as sqlx::Connection>::connect(&self.dsn)
                     .await
                     .unwrap();
                 sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
@@ -536,6 +563,34 @@ mod takeover_from_postgres {
             return;
         }
         takeover(Backend::Postgres, Source::Postgres).await;
+    }
+}
+
+/// Kratos on MySQL/MariaDB (CI starts MariaDB; `TEST_MYSQL_DSN` names the server).
+mod takeover_from_mysql {
+    use super::*;
+
+    fn available() -> bool {
+        if std::env::var("TEST_MYSQL_DSN").is_ok() {
+            return true;
+        }
+        assert!(std::env::var("CI").is_err(), "CI must set TEST_MYSQL_DSN");
+        eprintln!("skipped: TEST_MYSQL_DSN is not set");
+        false
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn into_sqlite() {
+        if available() {
+            takeover(Backend::Sqlite, Source::Mysql).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn into_postgres() {
+        if available() && std::env::var("TEST_POSTGRES_DSN").is_ok() {
+            takeover(Backend::Postgres, Source::Mysql).await;
+        }
     }
 }
 
