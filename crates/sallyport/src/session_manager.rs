@@ -30,10 +30,15 @@ pub fn extract_token(app: &App, headers: &HeaderMap) -> Option<String> {
         return Some(t.to_owned());
     }
     let name = &app.settings.session_cookie.name;
-    if let Some(sealed) = csrf::request_cookie(headers, name)
-        && let Some(t) = app.cookie_keys.open(name, &sealed)
-    {
-        return Some(t);
+    if let Some(sealed) = csrf::request_cookie(headers, name) {
+        // Sallyport's own cookie, else one Kratos issued before the takeover (same secrets).
+        if let Some(t) = app
+            .cookie_keys
+            .open(name, &sealed)
+            .or_else(|| app.cookie_keys.open_kratos_session(name, &sealed))
+        {
+            return Some(t);
+        }
     }
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok())?;
     let (scheme, token) = auth.split_once(' ')?;

@@ -10,6 +10,8 @@ use crate::settings::{CookieSettings, SameSite};
 
 pub struct CookieKeys {
     keys: Vec<Key>,
+    /// Session cookies a Kratos server issued with the same secrets (read after a takeover).
+    kratos: crate::http::kratos_cookie::KratosCookies,
 }
 
 impl CookieKeys {
@@ -21,7 +23,15 @@ impl CookieKeys {
                 Key::from(d.as_slice())
             })
             .collect();
-        CookieKeys { keys }
+        CookieKeys {
+            keys,
+            kratos: crate::http::kratos_cookie::KratosCookies::new(secrets),
+        }
+    }
+
+    /// The session token in a session cookie Kratos issued (gorilla/securecookie), if it is one.
+    pub fn open_kratos_session(&self, name: &str, value: &str) -> Option<String> {
+        self.kratos.session_token(name, value)
     }
 
     pub fn seal(&self, name: &str, value: &str) -> String {

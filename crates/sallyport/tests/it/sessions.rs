@@ -141,3 +141,52 @@ both_backends!(health_version_metrics_schemas, |b: Backend| async move {
     );
     s.shutdown().await;
 });
+
+// After a takeover, the session cookies browsers got from Kratos (gorilla/securecookie, made with the
+// same `secrets.cookie`) keep working: the cookie names a session imported from Kratos' database.
+both_backends!(kratos_session_cookies_are_read, |b: Backend| async move {
+    const SECRET: &str = "kratos-cookie-secret-for-tests-0";
+    const TOKEN: &str = "ory_st_kratosissuedcookietoken000000000";
+    let vectors = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kratos-db/kratos-cookies.txt"),
+    )
+    .unwrap();
+    let cookie = |name: &str| {
+        vectors
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap()
+            .to_owned()
+    };
+    let s = TestServer::spawn_with(b, json!({"secrets": {"cookie": [SECRET]}})).await;
+    let id: uuid::Uuid = create_identity(&s, "kratos-user@example.org", "a-strong-passw0rd!")
+        .await
+        .parse()
+        .unwrap();
+    let now = sallyport_core::time_fmt::now();
+    let mut imported = sallyport_core::session::Session::issue(id, time::Duration::HOUR, now).session;
+    imported.token_digest = sallyport_core::secret::token_digest(TOKEN);
+    imported.complete_method("password", sallyport_core::session::Aal::Aal1, now);
+    s.app.store.create_session(&imported).await.unwrap();
+    for generation in ["current", "signed_only"] {
+        let (st, who) = send(
+            api()
+                .get(s.public_url("sessions/whoami"))
+                .header("Cookie", format!("ory_kratos_session={}", cookie(generation))),
+        )
+        .await;
+        assert_eq!(st, 200, "{generation}: {who}");
+        assert_eq!(who["id"], imported.id.to_string(), "{generation}");
+    }
+    // Revoked in the database: the cookie no longer signs anyone in.
+    imported.active = false;
+    s.app.store.update_session(&imported).await.unwrap();
+    let (st, _) = send(
+        api()
+            .get(s.public_url("sessions/whoami"))
+            .header("Cookie", format!("ory_kratos_session={}", cookie("current"))),
+    )
+    .await;
+    assert_eq!(st, 401);
+    s.shutdown().await;
+});
