@@ -27,6 +27,31 @@ use source::KratosSource;
 pub use version::{NEWEST_KNOWN_VERSION, OLDEST_KNOWN_VERSION};
 
 const BATCH: usize = 1000;
+/// The `import_state` row that holds the lock (its value is the holder: `host:pid:run id`).
+const LOCK_KEY: &str = "lock";
+
+/// The machine's name, to tell this machine's import runs from others'.
+fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().replace(':', "_"))
+        .unwrap_or_else(|_| "unknown-host".into())
+}
+
+/// Whether `holder` (`host:pid:run id`) ran on this machine and its process no longer exists.
+fn held_by_dead_process_here(holder: &str, host: &str) -> bool {
+    let mut parts = holder.splitn(3, ':');
+    let (Some(h), Some(pid)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    h == host
+        && pid != std::process::id()
+        && std::path::Path::new("/proc/self").exists()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// A lock whose heartbeat is older than this belonged to a run that died.
 const LOCK_STALE: time::Duration = time::Duration::minutes(2);
 /// Rows written while a run read (long transactions, clock skew) are read again by the next one.
@@ -76,7 +101,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .first()
         .cloned()
         .context("the config has no secrets.cookie (or secrets.default) to hash lookup secrets with")?;
-    let lock_owner = format!("{}:{}", std::process::id(), Uuid::new_v4());
+    let host = this_host();
+    let lock_owner = format!("{host}:{}:{}", std::process::id(), Uuid::new_v4());
     let target = if opts.dry_run {
         None
     } else {
@@ -92,10 +118,29 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             bail!("Sallyport's database is not migrated: run `sallyport migrate sql -e --yes -c …` first");
         }
         let now = OffsetDateTime::now_utc();
-        let took = store
+        let mut took = store
             .acquire_import_lock(&lock_owner, now, now - LOCK_STALE)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        // A run that died on this machine (kill -9, power loss) holds the lock until it goes stale;
+        // when its process is gone, waiting for that helps nobody.
+        if !took
+            && let Some(holder) = store
+                .import_mark(LOCK_KEY)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            && held_by_dead_process_here(&holder, &host)
+        {
+            eprintln!("taking over the lock of an import that died on this machine ({holder})");
+            store
+                .release_import_lock(&holder)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            took = store
+                .acquire_import_lock(&lock_owner, now, now - LOCK_STALE)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
         if !took {
             bail!(
                 "another import into this Sallyport database is running; wait for it to finish \

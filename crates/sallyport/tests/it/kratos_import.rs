@@ -736,3 +736,79 @@ async fn refusals(target: Backend) {
 }
 
 both_backends!(refuses_what_it_cannot_take, refusals);
+
+// kill -9 in the middle of a run loses nothing: each batch is one transaction, the watermark moves only
+// after a clean run, and the rerun takes over the dead run's lock at once (same machine, process gone)
+// and copies everything.
+async fn crash(target: Backend) {
+    const N: usize = 6000;
+    let mail = MailServer::start().await;
+    let s = server(target, &mail).await;
+    let kratos = KratosDb::new(Source::Sqlite).await;
+    let mut sql = String::from("BEGIN;\n");
+    for i in 0..N {
+        let id = format!("2c000000-0000-4000-8000-{i:012}");
+        sql += &identity_sql(&id, &format!("bulk{i}@example.org"), "2025-01-01 10:00:00");
+    }
+    sql += "COMMIT;\n";
+    kratos.exec(&sql).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), s.dsn());
+    let store = sallyport::server::open_store(s.dsn()).await.unwrap();
+
+    let mut run = tokio::process::Command::new(BIN)
+        .args(["import", "kratos", "--from", &kratos.dsn, "-c"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if store.count_identities().await.unwrap() > 0 {
+            break;
+        }
+        assert!(
+            run.try_wait().unwrap().is_none(),
+            "the import ended before a batch was seen"
+        );
+        assert!(std::time::Instant::now() < deadline, "no batch within 120 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    run.start_kill().unwrap();
+    run.wait().await.unwrap();
+    let partial = store.count_identities().await.unwrap();
+    let total = (N + 20) as u64;
+    assert!(
+        partial > 0 && partial < total,
+        "killed mid-run: {partial} of {total} copied (raise N if the run finished first)"
+    );
+
+    let (ok, out, err) = import(&kratos.dsn, &cfg, &[]).await;
+    assert!(ok, "{out}{err}");
+    assert!(
+        err.contains("taking over the lock of an import that died"),
+        "{err}"
+    );
+    assert_eq!(
+        counts(&out, "identities (with credentials, addresses)"),
+        (total, total, 0),
+        "{out}"
+    );
+    let fresh = sallyport::server::open_store(s.dsn()).await.unwrap();
+    assert_eq!(fresh.count_identities().await.unwrap(), total);
+    let last = fresh
+        .get_identity(format!("2c000000-0000-4000-8000-{:012}", N - 1).parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        last.verifiable_addresses.len(),
+        1,
+        "whole identities, addresses included"
+    );
+    assert_eq!(last.recovery_addresses.len(), 1);
+    s.shutdown().await;
+}
+
+both_backends!(a_killed_import_is_completed_by_the_next_run, crash);
