@@ -8,6 +8,7 @@ mod builtin_ui;
 mod cli;
 mod code_login;
 mod courier;
+mod error_catalogue;
 mod frontend_csrf;
 mod frontend_messages;
 mod frontend_mfa;
