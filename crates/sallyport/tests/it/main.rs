@@ -12,6 +12,7 @@ mod error_catalogue;
 mod frontend_csrf;
 mod frontend_messages;
 mod frontend_mfa;
+mod guides;
 mod hostile_input;
 mod input_bounds;
 mod kratos_import;
