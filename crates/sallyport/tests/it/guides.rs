@@ -104,7 +104,10 @@ fn parse(name: &str, md: &str) -> Result<Guide, Vec<String>> {
             i += 1;
         }
         let Some((expect, next)) = comment(&lines, i, "expect") else {
-            errors.push(format!("{name}:{}: run block without <!-- expect: STATUS [jq filter] -->", start + 1));
+            errors.push(format!(
+                "{name}:{}: run block without <!-- expect: STATUS [jq filter] -->",
+                start + 1
+            ));
             continue;
         };
         i = next;
@@ -119,7 +122,10 @@ fn parse(name: &str, md: &str) -> Result<Guide, Vec<String>> {
                 status,
                 filter: filter.filter(|f| !f.is_empty()),
             }),
-            Err(_) => errors.push(format!("{name}:{}: expect needs a status first, got {expect:?}", start + 1)),
+            Err(_) => errors.push(format!(
+                "{name}:{}: expect needs a status first, got {expect:?}",
+                start + 1
+            )),
         }
     }
     if errors.is_empty() { Ok(guide) } else { Err(errors) }
@@ -174,10 +180,10 @@ __check() {{
 }
 
 async fn run_guide(name: &str, guide: Guide) -> Result<usize, String> {
-    let cfg_text = guide
-        .config
-        .to_string()
-        .replace("$FIXTURES", &fixture("").display().to_string().trim_end_matches('/').to_owned());
+    let cfg_text = guide.config.to_string().replace(
+        "$FIXTURES",
+        fixture("").display().to_string().trim_end_matches('/'),
+    );
     let cfg: Value = serde_json::from_str(&cfg_text).unwrap();
     let s = TestServer::spawn_with(Backend::Sqlite, cfg).await;
     let tmp = tempfile::tempdir().unwrap();
@@ -254,8 +260,15 @@ async fn every_curl_in_the_guides_runs_and_answers_as_documented() {
             Err(e) => failures.push(e),
         }
     }
-    assert!(failures.is_empty(), "guides that drifted:\n{}", failures.join("\n\n"));
-    assert!(ran >= 5, "only {ran} blocks ran: the walkthroughs are no longer marked `sh run`?");
+    assert!(
+        failures.is_empty(),
+        "guides that drifted:\n{}",
+        failures.join("\n\n")
+    );
+    assert!(
+        ran >= 5,
+        "only {ran} blocks ran: the walkthroughs are no longer marked `sh run`?"
+    );
 }
 
 #[test]
@@ -270,6 +283,10 @@ fn parser_reads_blocks_expectations_and_config() {
     assert_eq!(g.blocks[1].status, 400);
     assert_eq!(g.blocks[1].filter.as_deref(), Some(".state == \"sent_email\""));
 
-    let errs = parse("t.md", "```sh\ncurl -s x\n```\n```sh run\ncurl y\n```\nno expectation\n").unwrap_err();
+    let errs = parse(
+        "t.md",
+        "```sh\ncurl -s x\n```\n```sh run\ncurl y\n```\nno expectation\n",
+    )
+    .unwrap_err();
     assert_eq!(errs.len(), 2, "{errs:?}");
 }
