@@ -11,4 +11,5 @@ pub mod profile;
 pub mod recovery;
 pub mod registration;
 pub mod settings;
+pub mod status_mode;
 pub mod verification;

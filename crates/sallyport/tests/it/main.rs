@@ -25,4 +25,5 @@ mod recovery_flows;
 mod sessions;
 mod settings_mfa;
 mod spa_flows;
+mod status_mode;
 mod verification_flows;
