@@ -84,6 +84,7 @@ fn default_message(code: u16) -> &'static str {
         401 => "The request could not be authorized",
         403 => "The requested action was forbidden",
         404 => "The requested resource could not be found",
+        405 => "The requested HTTP method is not allowed for this resource",
         409 => "The resource could not be created due to a conflict",
         410 => {
             "The requested resource is no longer available because it has expired or is otherwise invalid."

@@ -191,3 +191,13 @@ pub async fn disable_my_session(
         Err(e) => HttpError::from(e).into_response(),
     }
 }
+
+/// `GET /sessions/token-exchange` (operationId `exchangeSessionToken`). Sallyport does not yet hand out the
+/// `init_code` this exchanges (social sign-in's native token exchange), so no code can match: Kratos' answer for an
+/// unknown code, a 404 envelope — never the empty 405 the `/sessions/{id}` route would give.
+pub async fn exchange_session_token() -> Response {
+    HttpError(ApiError::not_found(
+        "No session was found for this init_code and return_to_code: the session token exchange is not supported yet.",
+    ))
+    .into_response()
+}

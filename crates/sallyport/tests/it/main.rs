@@ -26,4 +26,5 @@ mod sessions;
 mod settings_mfa;
 mod spa_flows;
 mod status_mode;
+mod unimplemented;
 mod verification_flows;
