@@ -240,7 +240,7 @@ async fn around(State(app): State<AppState>, req: Request, next: Next, public: b
     let mut res = if let Some(e) = crate::http::request::uri_problem(req.uri()) {
         HttpError(e).into_response()
     } else if health || app.migrations_applied.load(std::sync::atomic::Ordering::Relaxed) {
-        observe(req, next).await
+        crate::http::error::envelope_for_plain_rejection(observe(req, next).await).await
     } else {
         HttpError(
             ApiError::new(503)

@@ -1,5 +1,6 @@
-//! Found by schemathesis against Kratos' OpenAPI document: an endpoint Sallyport does not implement, or a method a
-//! path does not serve, answers Kratos' JSON error envelope — never an empty body.
+//! Found by schemathesis against Kratos' OpenAPI document: an endpoint Sallyport does not implement, a method a
+//! path does not serve, or a query string the framework cannot read answers Kratos' JSON error envelope — never an
+//! empty or plain-text body.
 
 use crate::both_backends;
 use crate::support::client::api;
@@ -19,6 +20,13 @@ both_backends!(
             ("PUT", s.public_url("self-service/login/api"), 405),
             ("POST", s.public_url("sessions/whoami/nothing-here"), 404),
             ("PATCH", s.admin_url("admin/courier/messages"), 405),
+            // axum's own query rejection (a repeated field) was a text/plain body.
+            (
+                "GET",
+                s.admin_url("admin/courier/messages?page_size=1&page_size=2"),
+                400,
+            ),
+            ("GET", s.public_url("sessions?page_size=1&page_size=2"), 400),
         ] {
             let res = c.request(method.parse().unwrap(), &url).send().await.unwrap();
             assert_eq!(res.status(), status, "{method} {url}");
