@@ -290,3 +290,15 @@ fn parser_reads_blocks_expectations_and_config() {
     .unwrap_err();
     assert_eq!(errs.len(), 2, "{errs:?}");
 }
+
+/// The README is where people look first: it links every guide and the error catalogue.
+#[test]
+fn the_readme_links_every_guide() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let missing: Vec<String> = guide_files()
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| name.starts_with("docs/") && !readme.contains(&format!("]({name})")))
+        .collect();
+    assert!(missing.is_empty(), "README.md does not link {missing:?}");
+}
