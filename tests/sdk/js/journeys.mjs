@@ -194,7 +194,9 @@ function cookieFetch() {
     const headers = new Headers(init.headers)
     if (jar.size) headers.set('cookie', [...jar].map(([k, v]) => `${k}=${v}`).join('; '))
     const res = await fetch(url, { ...init, headers, redirect: 'manual' })
-    for (const c of res.headers.getSetCookie()) {
+    // Headers.getSetCookie is missing from older Node releases (Debian's); split the joined header there.
+    const setCookies = res.headers.getSetCookie?.() ?? (res.headers.get('set-cookie') ?? '').split(/,(?=\s*[^;,=\s]+=)/).filter(Boolean)
+    for (const c of setCookies) {
       const [kv] = c.split(';')
       const i = kv.indexOf('=')
       const [k, v] = [kv.slice(0, i).trim(), kv.slice(i + 1)]
