@@ -4,57 +4,58 @@
 
 use serde_json::{Map, Value};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorId {
-    SessionAlreadyAvailable,
-    SessionAal1Required,
-    SessionAal2Required,
-    SessionInactive,
-    SessionRefreshRequired,
-    SessionVerifiedAddressRequired,
-    SecurityCsrfViolation,
-    SecurityIdentityMismatch,
-    SelfServiceFlowExpired,
-    SelfServiceFlowReplaced,
-    SelfServiceFlowDisabled,
-    SelfServiceFlowReturnToForbidden,
-    BrowserLocationChangeRequired,
-    IdentityDisabled,
-    /// Sallyport's own: a policy requires this identity to enrol a second factor first.
-    SessionMfaEnrollmentRequired,
-    /// Sallyport's own rate limits (`sallyport.rate_limits`), all answered with 429.
-    RateLimitedCodesSent,
-    RateLimitedCodeGuesses,
-    RateLimitedPassword,
-    RateLimitedSecondFactor,
-    RateLimitedClientIp,
+/// Declares [`ErrorId`] with its wire name and HTTP status in one row, so the list of every id
+/// ([`ErrorId::ALL`], which `docs/errors.md` is checked against) cannot miss a variant.
+macro_rules! error_ids {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal, $code:literal;)+) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorId {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl ErrorId {
+            /// Every error id Sallyport can answer with, in declaration order.
+            pub const ALL: &'static [ErrorId] = &[$(ErrorId::$variant,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorId::$variant => $name,)+
+                }
+            }
+
+            /// The HTTP status the JSON envelope carrying this id has (herodot's `code`).
+            pub fn status(self) -> u16 {
+                match self {
+                    $(ErrorId::$variant => $code,)+
+                }
+            }
+        }
+    };
 }
 
-impl ErrorId {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorId::SessionAlreadyAvailable => "session_already_available",
-            ErrorId::SessionAal1Required => "session_aal1_required",
-            ErrorId::SessionAal2Required => "session_aal2_required",
-            ErrorId::SessionInactive => "session_inactive",
-            ErrorId::SessionRefreshRequired => "session_refresh_required",
-            ErrorId::SessionVerifiedAddressRequired => "session_verified_address_required",
-            ErrorId::SecurityCsrfViolation => "security_csrf_violation",
-            ErrorId::SecurityIdentityMismatch => "security_identity_mismatch",
-            ErrorId::SelfServiceFlowExpired => "self_service_flow_expired",
-            ErrorId::SelfServiceFlowReplaced => "self_service_flow_replaced",
-            ErrorId::SelfServiceFlowDisabled => "self_service_flow_disabled",
-            ErrorId::SelfServiceFlowReturnToForbidden => "self_service_flow_return_to_forbidden",
-            ErrorId::BrowserLocationChangeRequired => "browser_location_change_required",
-            ErrorId::IdentityDisabled => "identity_disabled",
-            ErrorId::SessionMfaEnrollmentRequired => "session_mfa_enrollment_required",
-            ErrorId::RateLimitedCodesSent => "sallyport_rate_limited_codes_sent",
-            ErrorId::RateLimitedCodeGuesses => "sallyport_rate_limited_code_guesses",
-            ErrorId::RateLimitedPassword => "sallyport_rate_limited_password",
-            ErrorId::RateLimitedSecondFactor => "sallyport_rate_limited_second_factor",
-            ErrorId::RateLimitedClientIp => "sallyport_rate_limited_client_ip",
-        }
-    }
+error_ids! {
+    SessionAlreadyAvailable => "session_already_available", 400;
+    SessionAal1Required => "session_aal1_required", 401;
+    SessionAal2Required => "session_aal2_required", 403;
+    SessionInactive => "session_inactive", 401;
+    SessionRefreshRequired => "session_refresh_required", 403;
+    SessionVerifiedAddressRequired => "session_verified_address_required", 403;
+    SecurityCsrfViolation => "security_csrf_violation", 403;
+    SecurityIdentityMismatch => "security_identity_mismatch", 403;
+    SelfServiceFlowExpired => "self_service_flow_expired", 410;
+    SelfServiceFlowReplaced => "self_service_flow_replaced", 410;
+    SelfServiceFlowDisabled => "self_service_flow_disabled", 400;
+    SelfServiceFlowReturnToForbidden => "self_service_flow_return_to_forbidden", 400;
+    BrowserLocationChangeRequired => "browser_location_change_required", 422;
+    IdentityDisabled => "identity_disabled", 400;
+    /// Sallyport's own: a policy requires this identity to enrol a second factor first.
+    SessionMfaEnrollmentRequired => "session_mfa_enrollment_required", 403;
+    /// Sallyport's own rate limits (`sallyport.rate_limits`), all answered with 429.
+    RateLimitedCodesSent => "sallyport_rate_limited_codes_sent", 429;
+    RateLimitedCodeGuesses => "sallyport_rate_limited_code_guesses", 429;
+    RateLimitedPassword => "sallyport_rate_limited_password", 429;
+    RateLimitedSecondFactor => "sallyport_rate_limited_second_factor", 429;
+    RateLimitedClientIp => "sallyport_rate_limited_client_ip", 429;
 }
 
 pub fn status_text(code: u16) -> &'static str {
@@ -83,6 +84,7 @@ fn default_message(code: u16) -> &'static str {
         401 => "The request could not be authorized",
         403 => "The requested action was forbidden",
         404 => "The requested resource could not be found",
+        405 => "The requested HTTP method is not allowed for this resource",
         409 => "The resource could not be created due to a conflict",
         410 => {
             "The requested resource is no longer available because it has expired or is otherwise invalid."
@@ -412,6 +414,36 @@ mod tests {
         assert_eq!(body["error"]["status"], "Too Many Requests");
         assert_eq!(body["error"]["details"]["retry_after_seconds"], 42);
         assert!(body["error"]["reason"].is_string() && body["error"]["message"].is_string());
+    }
+
+    /// The status declared next to each id is the one its constructor answers with.
+    #[test]
+    fn constructors_travel_with_their_ids_status() {
+        let now = time::OffsetDateTime::now_utc();
+        let built = [
+            ApiError::session_already_available(),
+            ApiError::session_aal1_required(),
+            ApiError::session_aal2_required("x"),
+            ApiError::session_inactive(),
+            ApiError::csrf_violation(None, None),
+            ApiError::identity_mismatch(),
+            ApiError::flow_expired(now, now),
+            ApiError::registration_disabled(),
+            ApiError::return_to_forbidden("x"),
+            ApiError::browser_location_change_required("x"),
+            ApiError::session_refresh_required("x"),
+            ApiError::mfa_enrollment_required("x"),
+            ApiError::identity_disabled(),
+            ApiError::rate_limited(ErrorId::RateLimitedClientIp, 1),
+        ];
+        for e in built {
+            let id = e.id.unwrap();
+            assert_eq!(e.code, id.status(), "{}", id.as_str());
+        }
+        let mut names: Vec<&str> = ErrorId::ALL.iter().map(|i| i.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ErrorId::ALL.len(), "error ids are unique");
     }
 
     #[test]

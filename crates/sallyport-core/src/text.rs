@@ -5,6 +5,33 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+/// Every UI message id Sallyport can put on a flow (`ui.messages`, node messages and labels), Kratos' and its
+/// own: the constructors here, the schema validator's (`sallyport-schema`), the password policy's
+/// (`sallyport-password`) and social sign-in's (`sallyport-oidc`). `docs/errors.md` is checked against this
+/// list, and the integration suite checks that no id in the sources is missing from it.
+pub const MESSAGE_IDS: &[u32] = &[
+    // login
+    1010001, 1010002, 1010003, 1010004, 1010006, 1010007, 1010009, 1010010, 1010014, 1010015, 1010016,
+    1010017, 1010018, 1010022, 1010023, 1010025, // registration
+    1040001, 1040002, 1040003, 1040005, 1040006, 1040008, 1040009, // settings
+    1050001, 1050002, 1050003, 1050004, 1050005, 1050006, 1050007, 1050008, 1050009, 1050010, 1050011,
+    1050014, 1050015, 1050016, 1050017, // recovery
+    1060001, 1060002, 1060003, // node labels
+    1070001, 1070002, 1070003, 1070004, 1070005, 1070006, 1070007, 1070008, 1070009, 1070010, 1070011,
+    1070012, 1070013, // verification
+    1080001, 1080002, 1080003, 1080004, 1080005, // validation
+    4000001, 4000002, 4000003, 4000004, 4000005, 4000006, 4000007, 4000008, 4000009, 4000010, 4000011,
+    4000012, 4000014, 4000016, 4000017, 4000018, 4000019, 4000020, 4000021, 4000022, 4000023, 4000024,
+    4000025, 4000026, 4000027, 4000028, 4000029, 4000030, 4000031, 4000032, 4000033, 4000034, 4000035,
+    4000036, 4000039, 4000040, 4000041, // login errors
+    4010001, 4010002, 4010003, 4010008, 4010011, // registration errors
+    4040001, 4040003, // settings errors
+    4050001, // recovery errors
+    4060001, 4060004, 4060005, 4060006, // verification errors
+    4070001, 4070002, 4070003, 4070005, 4070006, // Sallyport's rate limits
+    4900001, 4900002, 4900003, 4900004, 4900005,
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageType {
@@ -712,6 +739,16 @@ mod tests {
             lookup_none(),
             lookup_invalid(),
         ];
+        for m in &ours {
+            assert!(
+                MESSAGE_IDS.contains(&m.id),
+                "{} is missing from MESSAGE_IDS",
+                m.id
+            );
+        }
+        for id in MESSAGE_IDS.iter().filter(|i| **i / 10000 != 490) {
+            assert!(catalogue.iter().any(|e| e["id"] == *id), "{id} is not Kratos'");
+        }
         for m in ours {
             let entry = catalogue
                 .iter()
@@ -733,6 +770,11 @@ mod tests {
             rate_limited_client_ip(1),
         ] {
             assert!((4900000..4910000).contains(&m.id), "{}", m.id);
+            assert!(
+                MESSAGE_IDS.contains(&m.id),
+                "{} is missing from MESSAGE_IDS",
+                m.id
+            );
             assert!(catalogue.iter().all(|e| e["id"] != m.id), "{} is Kratos'", m.id);
             assert!(
                 catalogue.iter().all(|e| e["id"].as_u64().unwrap() / 10000 != 490),

@@ -190,6 +190,7 @@ pub fn settings(cfg: &Config, dev: bool) -> anyhow::Result<Settings> {
         rate_limits: crate::rate_limit::RateLimitSettings::from_config(&cfg.sallyport.rate_limits),
         ui: ui_settings(cfg)?,
         use_continue_with_transitions: cfg.feature_flags.use_continue_with_transitions,
+        http_correct_status: cfg.sallyport.http_correct_status,
         legacy_require_verified_login_error: cfg.feature_flags.legacy_require_verified_login_error,
         expose_message_bodies: dev,
         courier: cfg.courier.clone(),

@@ -144,7 +144,9 @@ pub fn public_router(app: AppState) -> Router {
         .route("/admin/{*rest}", any(to_admin))
         .route("/recovery/code", post(to_admin))
         .route("/recovery/link", post(to_admin));
-    let r = crate::ui::mount(r, &app).fallback(not_found);
+    let r = crate::ui::mount(r, &app)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
     let r = with_cors(r, &app);
     finish(r, app, "public")
 }
@@ -210,7 +212,8 @@ pub fn admin_router(app: AppState) -> Router {
         .route("/self-service/{*rest}", any(to_public))
         .route("/schemas", get(public::schemas::list_identity_schemas))
         .route("/schemas/{id}", get(public::schemas::get_identity_schema))
-        .fallback(not_found);
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
     finish(r, app, "admin")
 }
 
@@ -237,7 +240,7 @@ async fn around(State(app): State<AppState>, req: Request, next: Next, public: b
     let mut res = if let Some(e) = crate::http::request::uri_problem(req.uri()) {
         HttpError(e).into_response()
     } else if health || app.migrations_applied.load(std::sync::atomic::Ordering::Relaxed) {
-        observe(req, next).await
+        crate::http::error::envelope_for_plain_rejection(observe(req, next).await).await
     } else {
         HttpError(
             ApiError::new(503)
@@ -291,6 +294,13 @@ fn with_cors(r: Router<AppState>, app: &AppState) -> Router<AppState> {
         layer = layer.max_age(std::time::Duration::from_secs(age));
     }
     r.layer(layer)
+}
+
+/// A known path with a method it does not serve: the JSON envelope, as every other refusal (axum's default is an
+/// empty body without a content type).
+async fn method_not_allowed() -> Response {
+    HttpError(ApiError::new(405).with_reason("This endpoint does not accept this HTTP method."))
+        .into_response()
 }
 
 async fn not_found() -> Response {

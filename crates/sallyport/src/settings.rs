@@ -150,6 +150,8 @@ pub struct Settings {
     /// `sallyport.ui`: branding and overrides of the built-in pages.
     pub ui: sallyport_config::model::UiBranding,
     pub use_continue_with_transitions: bool,
+    /// `sallyport.http_correct_status`: the deployment's default for [`crate::selfservice::status_mode`].
+    pub http_correct_status: bool,
     pub legacy_require_verified_login_error: bool,
     pub courier: sallyport_config::model::Courier,
     /// SHA-256 of the effective config, for `/admin/health/config` (Kratos' e2e suite polls it).

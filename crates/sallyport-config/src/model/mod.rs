@@ -486,6 +486,9 @@ impl Default for CleanupSleep {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Extensions {
+    /// Answer successful intermediate steps ("code sent", "choose a method", recovery → settings) to JSON
+    /// clients with 200 instead of Kratos' 400 / 422 (kratos#4052). Off by default: Kratos' statuses.
+    pub http_correct_status: bool,
     pub mfa_policy: MfaPolicy,
     pub rate_limits: RateLimits,
     pub ui: UiBranding,

@@ -149,3 +149,26 @@ pub async fn forward(app: &App, is_json: bool, e: ApiError) -> Response {
     res.extensions_mut().insert(RefusalNote::of(&e));
     res
 }
+
+/// axum's extractor rejections (a query string it cannot deserialize, a bad path parameter) answer 4xx with a
+/// `text/plain` body; every refusal must be Kratos' JSON envelope instead, with that text as the reason.
+pub async fn envelope_for_plain_rejection(res: Response) -> Response {
+    let plain = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/plain"));
+    if !res.status().is_client_error() || !plain {
+        return res;
+    }
+    let status = res.status();
+    let text = match axum::body::to_bytes(res.into_body(), 64 * 1024).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let mut e = ApiError::new(status.as_u16());
+    if !text.is_empty() {
+        e = e.with_reason(text);
+    }
+    HttpError(e).into_response()
+}

@@ -335,16 +335,6 @@ async fn require_verified_address(app: &App, req: &ReqInfo, flow: Flow, identity
 
 /// After codes went out: browsers back to the UI, JSON clients get the flow — with 400, because the
 /// login is not complete yet (Kratos: "SPAs need to be informed that the login has not yet completed").
-pub fn code_sent_response(app: &App, req: &ReqInfo, flow: &Flow, json_status: StatusCode) -> Response {
-    if flow.is_browser() && !req.is_json {
-        return redirect(
-            StatusCode::SEE_OTHER,
-            &crate::selfservice::common::ui_redirect_url(app, flow.kind, flow.id),
-        );
-    }
-    crate::selfservice::common::flow_json(app, req, flow, json_status)
-}
-
 /// The provider a federated sign-in came through, and what it said about how the person authenticated.
 pub(crate) struct Federated<'a> {
     pub provider: &'a str,

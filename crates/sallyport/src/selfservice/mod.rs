@@ -12,4 +12,5 @@ pub mod recovery;
 pub mod registration;
 pub mod settings;
 pub mod token_exchange;
+pub mod status_mode;
 pub mod verification;

@@ -23,6 +23,7 @@ use crate::identities::{AddressKind, find_by_address};
 use crate::selfservice::address_flow::{self, respond, write_error};
 use crate::selfservice::code::{self, Address};
 use crate::selfservice::common::{FieldMessage, FlowFailure, ensure_csrf, flow_id, ui_redirect_url};
+use crate::selfservice::status_mode::{self, Answer, Step};
 use crate::session_manager;
 use crate::state::{App, AppState};
 
@@ -409,9 +410,8 @@ async fn issue_session(app: &App, req: &ReqInfo, mut flow: Flow, used: &OneTimeC
     let mut settings = crate::selfservice::settings::new_flow(app, csrf, &identity, flow.flow_type);
     settings.ui.messages = vec![text::recovery_success(privileged_until, now)];
     let settings_url = ui_redirect_url(app, FlowKind::Settings, settings.id);
-    let show_settings =
-        app.settings.use_continue_with_transitions && (flow.flow_type == FlowType::Api || req.is_json);
-    if show_settings {
+    let answer = status_mode::answer(app, req, flow.flow_type, Step::RecoveryToSettings);
+    if matches!(answer, Answer::Flow(_)) {
         flow.continue_with
             .push(json!({"action": "show_settings_ui", "flow": {"id": settings.id, "url": settings_url}}));
     }
@@ -423,12 +423,12 @@ async fn issue_session(app: &App, req: &ReqInfo, mut flow: Flow, used: &OneTimeC
     if let Err(e) = saved.await {
         return HttpError::from(e).into_response();
     }
-    let res = if show_settings {
-        crate::selfservice::common::flow_json(app, req, &flow, StatusCode::OK)
-    } else if req.is_json && !app.settings.use_continue_with_transitions {
-        HttpError(ApiError::browser_location_change_required(&settings_url)).into_response()
-    } else {
-        redirect(StatusCode::SEE_OTHER, &settings_url)
+    let res = match answer {
+        Answer::Flow(status) => crate::selfservice::common::flow_json(app, req, &flow, status),
+        Answer::LocationChange => {
+            HttpError(ApiError::browser_location_change_required(&settings_url)).into_response()
+        }
+        Answer::Redirect => redirect(StatusCode::SEE_OTHER, &settings_url),
     };
     crate::selfservice::common::with_headers(res, cookies)
 }

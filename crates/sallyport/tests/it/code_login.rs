@@ -428,3 +428,52 @@ both_backends!(browser_and_spa_registration_by_code, |b: Backend| async move {
     assert_eq!(location(&res), crate::support::RETURN);
     s.shutdown().await;
 });
+
+// Kratos' `loginSendCode` narrows the identity's code addresses to the one typed: a login with the email must not
+// also text the phone (it did before: every code address got a code).
+both_backends!(code_goes_only_to_the_typed_address, |b: Backend| async move {
+    let s = TestServer::spawn_with(
+        b,
+        json!({
+            "selfservice": {"methods": {"code": {"enabled": true, "passwordless_enabled": true}}},
+            "identity": {"schemas": [{"id": "default", "url": format!("file://{}", crate::support::fixture("code-email-phone.schema.json").display())}]},
+        }),
+    )
+    .await;
+    let c = api();
+    let (st, _) = send(c.post(s.admin_url("admin/identities")).json(
+        &json!({"schema_id": "default", "traits": {"email": "ann@example.org", "phone": "+14155552671"}}),
+    ))
+    .await;
+    assert_eq!(st, 201);
+    let recipients = || async {
+        let (_, list) = send(c.get(s.admin_url("admin/courier/messages"))).await;
+        let mut r: Vec<String> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["recipient"].as_str().unwrap().to_owned())
+            .collect();
+        r.sort();
+        r
+    };
+    for (typed, expected) in [
+        ("ann@example.org", vec!["ann@example.org"]),
+        ("+14155552671", vec!["+14155552671", "ann@example.org"]),
+    ] {
+        let (_, flow) = send(c.get(s.public_url("self-service/login/api"))).await;
+        let (st, sent) = send(
+            c.post(flow["ui"]["action"].as_str().unwrap())
+                .json(&json!({"method": "code", "identifier": typed})),
+        )
+        .await;
+        assert_eq!(st, 400, "{sent}");
+        assert_eq!(sent["state"], "sent_email");
+        assert_eq!(
+            recipients().await,
+            expected,
+            "after asking for a code for {typed}"
+        );
+    }
+    s.shutdown().await;
+});

@@ -161,6 +161,15 @@ pub fn responsible(app: &App, flow: &Flow, body: &Map<String, Value>) -> bool {
     }
 }
 
+/// The code goes to the address the user typed when it is one of the identity's (Kratos' `loginSendCode`): a login
+/// with the email must not also text the phone. Only a fallback identifier that matched no address keeps them all.
+fn only_the_typed_address(all: Vec<Address>, identifier: &str) -> Vec<Address> {
+    match all.iter().find(|a| a.to == identifier) {
+        Some(a) => vec![a.clone()],
+        None => all,
+    }
+}
+
 async fn find_identity(app: &App, identifier: &str) -> Result<(Identity, Vec<Address>), FlowFailure> {
     let unknown = || FlowFailure::Ui(vec![FieldMessage::flow(text::validation_no_code_user())]);
     match app
@@ -272,7 +281,8 @@ pub async fn submit(
                 }
                 (a.identity.clone(), chosen)
             } else {
-                find_identity(app, &identifier).await?
+                let (identity, all) = find_identity(app, &identifier).await?;
+                (identity, only_the_typed_address(all, &identifier))
             };
             if flow.refresh && auth.is_some_and(|a| a.identity.id != identity.id) {
                 return Err(FlowFailure::Ui(vec![FieldMessage::flow(

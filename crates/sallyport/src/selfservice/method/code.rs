@@ -1,7 +1,6 @@
 //! The `code` method as a plug-in: one-time codes for login (first factor or 2FA) and registration.
 
 use async_trait::async_trait;
-use axum::http::StatusCode;
 use serde_json::Value;
 
 use sallyport_core::flow::Flow;
@@ -11,7 +10,7 @@ use super::{Body, Cx, LoginMethod, LoginNeeds, LoginStep, RegistrationMethod, Re
 use crate::http::body::str_field;
 use crate::selfservice::code;
 use crate::selfservice::common::FlowFailure;
-use crate::selfservice::login::code_sent_response;
+use crate::selfservice::status_mode::{Step, respond_with_flow};
 use crate::state::App;
 
 pub struct Code;
@@ -34,11 +33,11 @@ impl LoginMethod for Code {
 
     async fn submit(&self, cx: &Cx<'_>, flow: &mut Flow, body: &Body) -> Result<LoginStep, FlowFailure> {
         match code::login::submit(cx.app, cx.req, flow, body, cx.auth).await? {
-            code::login::Outcome::Sent => Ok(LoginStep::Respond(code_sent_response(
+            code::login::Outcome::Sent => Ok(LoginStep::Respond(respond_with_flow(
                 cx.app,
                 cx.req,
                 flow,
-                StatusCode::BAD_REQUEST,
+                Step::CodeSent,
             ))),
             code::login::Outcome::Authenticated(identity) => Ok(LoginStep::Authenticated {
                 identity,
@@ -79,11 +78,11 @@ impl RegistrationMethod for Code {
         schema_id: &str,
     ) -> Result<RegistrationStep, FlowFailure> {
         match code::registration::submit(cx.app, cx.req, flow, body, schema_id).await? {
-            code::registration::Outcome::Sent => Ok(RegistrationStep::Respond(code_sent_response(
+            code::registration::Outcome::Sent => Ok(RegistrationStep::Respond(respond_with_flow(
                 cx.app,
                 cx.req,
                 flow,
-                StatusCode::BAD_REQUEST,
+                Step::CodeSent,
             ))),
             code::registration::Outcome::Verified(identity) => {
                 Ok(RegistrationStep::Registered { identity, method: ID })

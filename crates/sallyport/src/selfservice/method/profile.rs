@@ -1,11 +1,10 @@
 //! The `profile` method as a plug-in: the traits screen of two-step registration, and traits in settings.
 
 use async_trait::async_trait;
-use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Map, Value};
 
-use sallyport_core::flow::{Flow, FlowKind, FlowType};
+use sallyport_core::flow::Flow;
 use sallyport_core::identity::Identity;
 use sallyport_core::store::StoreError;
 use sallyport_core::text;
@@ -16,10 +15,11 @@ use super::{
     Body, Cx, RegistrationMethod, RegistrationStep, Screen, SettingsFailure, SettingsMethod, SettingsStep,
 };
 use crate::http::body::str_field;
-use crate::http::error::{HttpError, redirect, store_error};
+use crate::http::error::{HttpError, store_error};
 use crate::identities::{apply_traits, set_trait_values, trait_errors};
-use crate::selfservice::common::{FieldMessage, FlowFailure, flow_json, ui_redirect_url};
+use crate::selfservice::common::{FieldMessage, FlowFailure};
 use crate::selfservice::profile;
+use crate::selfservice::status_mode::{Step, respond_with_flow};
 use crate::session_manager::Authenticated;
 use crate::state::App;
 
@@ -62,16 +62,12 @@ impl RegistrationMethod for Profile {
                 HttpError(store_error(e)).into_response(),
             ));
         }
-        Ok(RegistrationStep::Respond(
-            if flow.flow_type == FlowType::Browser && !req.is_json {
-                redirect(
-                    StatusCode::SEE_OTHER,
-                    &ui_redirect_url(app, FlowKind::Registration, flow.id),
-                )
-            } else {
-                flow_json(app, req, flow, StatusCode::BAD_REQUEST)
-            },
-        ))
+        Ok(RegistrationStep::Respond(respond_with_flow(
+            app,
+            req,
+            flow,
+            Step::ChooseMethod,
+        )))
     }
 }
 
