@@ -100,7 +100,16 @@ pub async fn build_app(
     // takes no longer than any other.
     let warm = hasher.clone();
     tokio::spawn(async move { warm.verify_dummy(b"warm-up").await });
+    let wh = &settings.web_hooks;
+    let web_hooks = crate::webhook::WebHooks::new(
+        wh.table.clone(),
+        wh.http.clone(),
+        wh.timeout,
+        wh.max_response_bytes,
+        wh.max_attempts,
+    )?;
     Ok(Arc::new(App {
+        web_hooks,
         cookie_keys: CookieKeys::new(&settings.cookie_secrets),
         csrf_cookie_name: csrf::cookie_name(settings.public_base_url.as_str()),
         methods: crate::selfservice::method::Methods::from_settings(&settings)?,
