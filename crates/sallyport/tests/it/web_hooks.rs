@@ -253,3 +253,163 @@ both_backends!(
         s.shutdown().await;
     }
 );
+
+both_backends!(every_hook_point_of_every_flow_fires, |b: Backend| async move {
+    use crate::support::mail::{MailServer, code_in};
+    let rx = HttpReceiver::start().await;
+    let mail = MailServer::start().await;
+    let h = |p: &str| hook(&rx, p, json!({}));
+    let flows = ["login", "registration", "settings", "recovery", "verification"];
+    let mut cfg = json!({"selfservice": {
+        "methods": {"code": {"enabled": true}},
+        "flows": {
+            "verification": {"enabled": true, "use": "code", "ui_url": format!("{UI}/verification"), "after": {"hooks": [h("/after/verification")]}},
+            "recovery": {"enabled": true, "use": "code", "ui_url": format!("{UI}/recovery"), "after": {"hooks": [h("/after/recovery")]}},
+            "registration": {"enable_legacy_one_step": true, "after": {"password": {"hooks": [h("/after/registration/password"), {"hook": "session"}]}}},
+            "login": {"after": {"hooks": [h("/after/login")], "password": {"hooks": [h("/after/login/password")]}}},
+            "settings": {"privileged_session_max_age": "1h", "after": {
+                "hooks": [h("/after/settings")],
+                "password": {"hooks": [hook(&rx, "/after/settings/password", json!({"can_interrupt": true}))]}
+            }},
+        }
+    }});
+    for f in flows {
+        crate::support::deep_merge(
+            &mut cfg,
+            json!({"selfservice": {"flows": {f: {"before": {"hooks": [h(&format!("/before/{f}"))]}}}}}),
+        );
+    }
+    let s = TestServer::spawn_with(b, mail.config(cfg)).await;
+    let paths = || rx.requests().into_iter().map(|r| r.path).collect::<Vec<_>>();
+
+    let (st, reg) = native_register(&s, "pat@example.org", json!({})).await;
+    assert_eq!(st, 200, "{reg}");
+    assert_eq!(paths(), ["/before/registration", "/after/registration/password"]);
+    rx.clear();
+
+    // Verification: the flow the registration made; its success runs the after hooks.
+    let vflow = reg["continue_with"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["action"] == "show_verification_ui")
+        .unwrap()["flow"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = code_in(&mail.next_to("pat@example.org").await.text_body);
+    let c = api();
+    let (_, f) = send(c.get(s.public_url(&format!("self-service/verification/flows?id={vflow}")))).await;
+    let (st, ok) = send(
+        c.post(f["ui"]["action"].as_str().unwrap())
+            .json(&json!({"method": "code", "code": code})),
+    )
+    .await;
+    assert_eq!(st, 200, "{ok}");
+    assert_eq!(ok["state"], "passed_challenge");
+    let (_, _) = send(c.get(s.public_url("self-service/verification/api"))).await;
+    assert_eq!(paths(), ["/after/verification", "/before/verification"]);
+    let v = rx.requests()[0].json().unwrap();
+    assert_eq!(v["identity"]["verifiable_addresses"][0]["verified"], true);
+    rx.clear();
+
+    // Login: the per-method list replaces the flow's list.
+    let (st, login) = native_login(&s, "pat@example.org", "a-strong-passw0rd!").await;
+    assert_eq!(st, 200, "{login}");
+    assert_eq!(paths(), ["/before/login", "/after/login/password"]);
+    rx.clear();
+    let token = login["session_token"].as_str().unwrap().to_owned();
+
+    // Settings: before; profile runs the flow's (post-persist) list; password's interrupting hook vetoes.
+    let (st, sf) = send(
+        c.get(s.public_url("self-service/settings/api"))
+            .header("X-Session-Token", &token),
+    )
+    .await;
+    assert_eq!(st, 200, "{sf}");
+    let action = sf["ui"]["action"].as_str().unwrap().to_owned();
+    let (st, saved) = send(
+        c.post(&action)
+            .header("X-Session-Token", &token)
+            .json(&json!({"method": "profile", "traits": {"email": "pat@example.org"}})),
+    )
+    .await;
+    assert_eq!(st, 200, "{saved}");
+    rx.set_answer_for_path(
+        "/after/settings/password",
+        403,
+        json!({"messages": [{"instance_ptr": "#/password", "messages": [{"id": 4000500, "text": "Passwords are managed elsewhere.", "type": "error"}]}]}).to_string(),
+        &[],
+    );
+    let (st, vetoed) = send(
+        c.post(&action)
+            .header("X-Session-Token", &token)
+            .json(&json!({"method": "password", "password": "another-strong-passw0rd"})),
+    )
+    .await;
+    assert_eq!(st, 400, "{vetoed}");
+    assert_eq!(node_message_ids(&vetoed, "password"), vec![4000500]);
+    assert_eq!(
+        paths(),
+        ["/before/settings", "/after/settings", "/after/settings/password"]
+    );
+    let (st, _) = native_login(&s, "pat@example.org", "another-strong-passw0rd").await;
+    assert_eq!(st, 400, "the vetoed password was not stored");
+    rx.clear();
+
+    // Recovery by code: before and after.
+    let (_, rf) = send(c.get(s.public_url("self-service/recovery/api"))).await;
+    let action = rf["ui"]["action"].as_str().unwrap().to_owned();
+    let (st, sent) = send(
+        c.post(&action)
+            .json(&json!({"method": "code", "email": "pat@example.org"})),
+    )
+    .await;
+    assert_eq!(st, 200, "{sent}");
+    let code = code_in(&mail.next_to("pat@example.org").await.text_body);
+    let (st, done) = send(c.post(&action).json(&json!({"method": "code", "code": code}))).await;
+    assert!(st == 200 || st == 422, "{st} {done}");
+    let p = paths();
+    assert_eq!(p[0], "/before/recovery");
+    assert!(p.contains(&"/after/recovery".to_string()), "{p:?}");
+    let after = rx
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/after/recovery")
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(after["identity"]["traits"]["email"], "pat@example.org");
+    assert!(after["session"]["id"].is_string(), "{after}");
+    s.shutdown().await;
+});
+
+both_backends!(before_hook_interrupt_and_cancel, |b: Backend| async move {
+    let rx = HttpReceiver::start().await;
+    rx.set_answer_for_path("/before", 400, veto_answer().to_string(), &[]);
+    let cfg = json!({"selfservice": {"flows": {
+        "login": {"before": {"hooks": [hook(&rx, "/before", json!({"can_interrupt": true}))]}},
+        // `error 'cancel'` skips the hook (Kratos `request.ErrCancel`).
+        "registration": {"before": {"hooks": [hook(&rx, "/never", json!({"body": jsonnet("function(ctx) error 'cancel'")}))]}},
+    }}});
+    let s = TestServer::spawn_with(b, cfg).await;
+    let (st, e) = send(api().get(s.public_url("self-service/login/api"))).await;
+    assert_eq!(st, 400, "{e}");
+    assert_eq!(e["error"]["details"]["messages"][0]["message"]["id"], 4000123);
+    let c = browser();
+    let res = c
+        .get(s.public_url("self-service/login/browser"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(
+        location(&res).starts_with(&format!("{UI}/error?id=")),
+        "{}",
+        location(&res)
+    );
+    let (st, f) = send(api().get(s.public_url("self-service/registration/api"))).await;
+    assert_eq!(st, 200, "{f}");
+    assert!(rx.requests().iter().all(|r| r.path != "/never"));
+    s.shutdown().await;
+});
