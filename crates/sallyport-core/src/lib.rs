@@ -14,3 +14,4 @@ pub mod store;
 pub mod text;
 pub mod time_fmt;
 pub mod ui;
+pub mod web_hook;

@@ -172,6 +172,7 @@ pub trait Store:
     + crate::code::CodeStore
     + crate::rate_limit::RateLimitStore
     + ImportStore
+    + crate::web_hook::WebHookOutboxStore
 {
 }
 
@@ -184,7 +185,8 @@ impl<
         + crate::courier::CourierStore
         + crate::code::CodeStore
         + crate::rate_limit::RateLimitStore
-        + ImportStore,
+        + ImportStore
+        + crate::web_hook::WebHookOutboxStore,
 > Store for T
 {
 }

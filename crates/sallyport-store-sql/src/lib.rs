@@ -27,6 +27,7 @@ mod rows;
 mod session;
 pub mod story;
 mod ts;
+mod web_hook;
 
 pub use args::{Arg, Sql, bind_all, bind_all_query};
 pub use cache::ReadCache;
@@ -53,6 +54,7 @@ pub mod __private {
     pub use crate::rate_limit::sql as rate_limit_sql;
     pub use crate::rows::*;
     pub use crate::session::sql as session_sql;
+    pub use crate::web_hook::{ClaimedRow as WebHookRow, item as web_hook_item, sql as web_hook_sql};
 }
 
 /// Implements every trait of `sallyport_core::store::Store` for `$store`, whose `writer` and `reader`
@@ -96,6 +98,7 @@ macro_rules! impl_sql_store {
             $crate::__impl_rate_limit_store!($store);
             $crate::__impl_migration_store!($store, $migrator);
             $crate::__impl_import_store!($store);
+            $crate::__impl_web_hook_store!($store, $row_lock);
         };
     };
 }

@@ -122,6 +122,8 @@ pub fn settings(cfg: &Config, dev: bool) -> anyhow::Result<Settings> {
         timeout: wh.timeout,
         max_response_bytes: wh.max_response_bytes,
         max_attempts: wh.max_attempts,
+        retry_initial: wh.retry_initial,
+        poll_interval: wh.poll_interval,
     };
     Ok(Settings {
         web_hooks,

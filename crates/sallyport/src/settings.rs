@@ -180,6 +180,8 @@ pub struct WebHookSettings {
     pub timeout: Option<Duration>,
     pub max_response_bytes: Option<usize>,
     pub max_attempts: Option<u32>,
+    pub retry_initial: Option<Duration>,
+    pub poll_interval: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]

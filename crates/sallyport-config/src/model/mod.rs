@@ -505,6 +505,12 @@ pub struct WebHooks {
     pub timeout: Option<std::time::Duration>,
     /// Largest answer read from a receiver (default 1 MiB; Kratos reads 5 MB).
     pub max_response_bytes: Option<usize>,
+    /// Wait before the first retry of an undelivered `response.ignore` hook; doubles each time (default `1s`).
+    #[serde(deserialize_with = "crate::duration::opt_go_duration")]
+    pub retry_initial: Option<std::time::Duration>,
+    /// How often each node's outbox worker looks for due deliveries (default `1s`).
+    #[serde(deserialize_with = "crate::duration::opt_go_duration")]
+    pub poll_interval: Option<std::time::Duration>,
 }
 
 /// `sallyport.ui`: the built-in self-service pages under `/ui/` (used wherever a flow names no `ui_url`).

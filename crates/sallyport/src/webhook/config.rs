@@ -228,6 +228,20 @@ impl WebHookTable {
             .unwrap_or_else(|| Arc::from(vec![]))
     }
 
+    /// Every configured hook (a hook listed at several points appears several times).
+    pub fn all(&self) -> impl Iterator<Item = &WebHook> {
+        self.before
+            .values()
+            .chain(self.after.values())
+            .chain(self.after_method.values())
+            .flat_map(|l| l.iter())
+    }
+
+    /// Whether any hook goes through the outbox.
+    pub fn has_async(&self) -> bool {
+        self.all().any(|h| h.ignore)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.before
             .values()

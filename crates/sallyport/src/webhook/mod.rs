@@ -48,24 +48,27 @@ pub struct WebHooks {
     pub table: WebHookTable,
     pub http: sallyport_oidc::HttpClient,
     pub max_attempts: u32,
+    /// The first retry's wait; each later one doubles it.
+    pub retry_initial: Duration,
+    /// How often the outbox worker looks for due rows (a queued row on this node wakes it at once).
+    pub poll_interval: Duration,
+    pub wake: tokio::sync::Notify,
 }
 
 impl WebHooks {
-    pub fn new(
-        table: WebHookTable,
-        mut policy: sallyport_oidc::HttpPolicy,
-        timeout: Option<Duration>,
-        max_response_bytes: Option<usize>,
-        max_attempts: Option<u32>,
-    ) -> anyhow::Result<WebHooks> {
-        policy.timeout = timeout.unwrap_or(Duration::from_secs(10));
+    pub fn new(s: &crate::settings::WebHookSettings) -> anyhow::Result<WebHooks> {
+        let mut policy = s.http.clone();
+        policy.timeout = s.timeout.unwrap_or(Duration::from_secs(10));
         policy.connect_timeout = policy.connect_timeout.min(policy.timeout);
-        policy.max_response_bytes = max_response_bytes.unwrap_or(1024 * 1024);
+        policy.max_response_bytes = s.max_response_bytes.unwrap_or(1024 * 1024);
         let http = sallyport_oidc::HttpClient::new(policy).map_err(|e| anyhow::anyhow!("web hooks: {e}"))?;
         Ok(WebHooks {
-            table,
+            table: s.table.clone(),
             http,
-            max_attempts: max_attempts.unwrap_or(10).max(1),
+            max_attempts: s.max_attempts.unwrap_or(10).max(1),
+            retry_initial: s.retry_initial.unwrap_or(Duration::from_secs(1)),
+            poll_interval: s.poll_interval.unwrap_or(Duration::from_secs(1)),
+            wake: tokio::sync::Notify::new(),
         })
     }
 }

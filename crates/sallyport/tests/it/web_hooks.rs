@@ -413,3 +413,89 @@ both_backends!(before_hook_interrupt_and_cancel, |b: Backend| async move {
     assert!(rx.requests().iter().all(|r| r.path != "/never"));
     s.shutdown().await;
 });
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// `sallyport.web_hooks` with fast retries, so outbox tests take seconds.
+fn fast_outbox(extra: Value) -> Value {
+    let mut v = json!({"sallyport": {"web_hooks": {
+        "retry_initial": "100ms", "poll_interval": "100ms", "max_attempts": 50, "signing_secret": SECRET
+    }}});
+    crate::support::deep_merge(&mut v, extra);
+    v
+}
+
+fn webhook_ids(rx: &HttpReceiver) -> Vec<String> {
+    rx.requests()
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap_or("").to_string())
+        .collect()
+}
+
+both_backends!(
+    ignored_hook_is_queued_retried_and_delivered_once,
+    |b: Backend| async move {
+        let rx = HttpReceiver::start().await;
+        rx.set_status_for_path("/async", 503);
+        let cfg = fast_outbox(registration_hooks(vec![
+            hook(&rx, "/async", json!({"response": {"ignore": true}})),
+            json!({"hook": "session"}),
+        ]));
+        let s = TestServer::spawn_with(b, cfg).await;
+        // The receiver is down: the sign-up does not wait for it.
+        let (st, ok) = native_register(&s, "ada@example.org", json!({})).await;
+        assert_eq!(st, 200, "{ok}");
+        let tries = rx.wait_for(3, Duration::from_secs(10)).await;
+        assert!(tries.len() >= 3, "retried: {}", tries.len());
+        let ids = webhook_ids(&rx);
+        assert!(
+            ids[0].starts_with("msg_") && ids.iter().all(|i| *i == ids[0]),
+            "one webhook-id across attempts: {ids:?}"
+        );
+        assert_eq!(tries[0].json().unwrap()["identity"]["id"], ok["identity"]["id"]);
+        // Back up: delivered exactly once, then never again.
+        rx.clear();
+        rx.set_status_for_path("/async", 200);
+        let got = rx.wait_for(1, Duration::from_secs(10)).await;
+        assert_eq!(got.len(), 1);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(rx.requests().len(), 1, "delivered once");
+        assert_eq!(s.app.store.web_hook_outbox_depth().await.unwrap(), 0);
+        s.shutdown().await;
+    }
+);
+
+both_backends!(two_nodes_deliver_each_hook_once, |b: Backend| async move {
+    let rx = HttpReceiver::start().await;
+    rx.set_delay_for_path("/async", Duration::from_millis(150));
+    let cfg = fast_outbox(registration_hooks(vec![
+        hook(&rx, "/async", json!({"response": {"ignore": true}})),
+        json!({"hook": "session"}),
+    ]));
+    let a = TestServer::spawn_with(b, cfg.clone()).await;
+    let node_b = TestServer::spawn_sharing(&a, cfg).await;
+    let n = 12;
+    for i in 0..n {
+        let s = if i % 2 == 0 { &a } else { &node_b };
+        let (st, ok) = native_register(s, &format!("user{i}@example.org"), json!({})).await;
+        assert_eq!(st, 200, "{ok}");
+    }
+    let got = rx.wait_for(n, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), n);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut ids = webhook_ids(&rx);
+    assert_eq!(ids.len(), n, "no duplicates: {ids:?}");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "one delivery per hook");
+    let mut who: Vec<String> = rx
+        .requests()
+        .iter()
+        .map(|r| r.json().unwrap()["identity"]["id"].as_str().unwrap().to_string())
+        .collect();
+    who.sort();
+    who.dedup();
+    assert_eq!(who.len(), n, "every registration delivered once");
+    node_b.shutdown().await;
+    a.shutdown().await;
+});
