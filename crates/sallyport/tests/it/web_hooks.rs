@@ -499,3 +499,82 @@ both_backends!(two_nodes_deliver_each_hook_once, |b: Backend| async move {
     node_b.shutdown().await;
     a.shutdown().await;
 });
+
+both_backends!(
+    queued_hook_survives_kill_9_of_the_binary,
+    |b: Backend| async move {
+        use crate::cli::{BIN, free_port, run, wait_for};
+        use std::process::{Command, Stdio};
+        let rx = HttpReceiver::start().await;
+        rx.set_status_for_path("/async", 503);
+        let db = crate::support::TestDb::new(b).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (public, admin) = (free_port(), free_port());
+        let mut cfg = json!({
+            "dsn": db.dsn,
+            "serve": {
+                "public": {"base_url": format!("http://127.0.0.1:{public}/"), "host": "127.0.0.1", "port": public},
+                "admin": {"base_url": format!("http://127.0.0.1:{admin}/"), "host": "127.0.0.1", "port": admin},
+            },
+            "selfservice": {
+                "default_browser_return_url": "http://127.0.0.1:4455/",
+                "methods": {"password": {"enabled": true, "config": {"haveibeenpwned_enabled": false}}},
+                "flows": {"registration": {"after": {"password": {"hooks": [hook(&rx, "/async", json!({"response": {"ignore": true}}))]}}}},
+            },
+            "identity": {"default_schema_id": "default", "schemas": [{"id": "default", "url": format!("file://{}", crate::support::fixture("email-password.schema.json").display())}]},
+            "secrets": {"cookie": ["a-very-secret-cookie-secret-for-tests"]},
+            "hashers": {"algorithm": "bcrypt", "bcrypt": {"cost": 4}},
+        });
+        crate::support::deep_merge(&mut cfg, fast_outbox(json!({})));
+        let path = dir.path().join("kratos.yml");
+        std::fs::write(&path, cfg.to_string()).unwrap();
+        let cfg_s = path.to_str().unwrap();
+        let (ok, out, err) = run(&["migrate", "sql", "-e", "--yes", "-c", cfg_s], &[]);
+        assert!(ok, "{out}{err}");
+        let start = || {
+            Command::new(BIN)
+                .args(["serve", "-c", cfg_s])
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap())
+                .spawn()
+                .unwrap()
+        };
+        let ready = format!("http://127.0.0.1:{public}/health/ready");
+        let mut child = start();
+        assert_eq!(wait_for(&ready, 200, Duration::from_secs(20)).await.0, 200);
+        let c = api();
+        let (_, flow) = send(c.get(format!("http://127.0.0.1:{public}/self-service/registration/api"))).await;
+        let (st, reg) = send(c.post(flow["ui"]["action"].as_str().unwrap()).json(
+        &json!({"method": "password", "traits": {"email": "kim@example.org"}, "password": "a-strong-passw0rd!"}),
+    ))
+    .await;
+        assert_eq!(st, 200, "{reg}");
+        assert_eq!(
+            rx.wait_for(1, Duration::from_secs(10)).await.len(),
+            1,
+            "a first attempt failed"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        child.kill().unwrap(); // SIGKILL: no shutdown code runs
+        child.wait().unwrap();
+        let first_id = webhook_ids(&rx)[0].clone();
+
+        rx.clear();
+        rx.set_status_for_path("/async", 200);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            rx.requests().is_empty(),
+            "nobody delivers while the server is down"
+        );
+        let mut child = start();
+        assert_eq!(wait_for(&ready, 200, Duration::from_secs(20)).await.0, 200);
+        let got = rx.wait_for(1, Duration::from_secs(15)).await;
+        assert_eq!(got.len(), 1, "delivered after the restart");
+        assert_eq!(got[0].header("webhook-id"), Some(first_id.as_str()));
+        assert_eq!(got[0].json().unwrap()["identity"]["id"], reg["identity"]["id"]);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(rx.requests().len(), 1, "exactly once");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+);
