@@ -3,15 +3,16 @@
 //! receiver verifies with any Standard Webhooks library and rejects stale timestamps (replays).
 
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 /// `whsec_<base64>` (the prefix is optional), at least 16 bytes once decoded.
 pub fn decode_secret(secret: &str) -> Result<Vec<u8>, String> {
     let b64 = secret.strip_prefix("whsec_").unwrap_or(secret);
-    let key = STANDARD
-        .decode(b64.trim())
+    // Reference libraries accept the base64 with or without padding.
+    let key = STANDARD_NO_PAD
+        .decode(b64.trim().trim_end_matches('='))
         .map_err(|_| "sallyport.web_hooks.signing_secret must be whsec_ followed by base64".to_string())?;
     if key.len() < 16 {
         return Err("sallyport.web_hooks.signing_secret must decode to at least 16 bytes".into());

@@ -578,3 +578,83 @@ both_backends!(
         child.wait().unwrap();
     }
 );
+
+/// The interpreter with PyPI `standardwebhooks` (`.ci/run` installs it and sets the variable).
+fn python_with_standardwebhooks() -> Option<String> {
+    let py = std::env::var("SALLYPORT_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(&py)
+        .args(["-c", "import standardwebhooks"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(py);
+    }
+    assert!(
+        std::env::var("CI").is_err(),
+        "CI is set but {py} cannot import standardwebhooks (pip install standardwebhooks)"
+    );
+    eprintln!("SKIPPED: {py} cannot import standardwebhooks; set SALLYPORT_TEST_PYTHON");
+    None
+}
+
+both_backends!(
+    signatures_verify_with_the_reference_library,
+    |b: Backend| async move {
+        let Some(py) = python_with_standardwebhooks() else {
+            return;
+        };
+        let rx = HttpReceiver::start().await;
+        let mut cfg = fast_outbox(registration_hooks(vec![
+            hook(&rx, "/blocking", json!({"can_interrupt": true})),
+            hook(&rx, "/async", json!({"response": {"ignore": true}})),
+            json!({"hook": "session"}),
+        ]));
+        crate::support::deep_merge(
+            &mut cfg,
+            json!({"selfservice": {"flows": {"login": {"before": {"hooks": [hook(&rx, "/get", json!({"method": "GET"}))]}}}}}),
+        );
+        let s = TestServer::spawn_with(b, cfg).await;
+        let (st, ok) = native_register(&s, "sig@example.org", json!({})).await;
+        assert_eq!(st, 200, "{ok}");
+        let (st, _) = send(api().get(s.public_url("self-service/login/api"))).await;
+        assert_eq!(st, 200);
+        let got = rx.wait_for(3, Duration::from_secs(10)).await;
+        assert_eq!(got.len(), 3);
+        let mut cases = vec![];
+        for r in &got {
+            let headers: serde_json::Map<String, Value> =
+                r.headers.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            assert!(
+                r.header("webhook-signature").unwrap().starts_with("v1,"),
+                "{:?}",
+                r.path
+            );
+            cases.push(json!({"headers": headers, "body": r.body_str(), "expect": "valid"}));
+            // The same request with a changed body or an old timestamp must not verify.
+            cases
+                .push(json!({"headers": headers, "body": format!("{} ", r.body_str()), "expect": "invalid"}));
+            let mut old = headers.clone();
+            let ts: i64 = r.header("webhook-timestamp").unwrap().parse().unwrap();
+            old.insert("webhook-timestamp".into(), json!((ts - 600).to_string()));
+            cases.push(json!({"headers": old, "body": r.body_str(), "expect": "invalid"}));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("requests.json");
+        std::fs::write(&file, serde_json::to_vec(&cases).unwrap()).unwrap();
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/webhooks/verify_signature.py");
+        let out = std::process::Command::new(&py)
+            .arg(&script)
+            .arg(SECRET)
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        s.shutdown().await;
+    }
+);
