@@ -658,3 +658,116 @@ both_backends!(
         s.shutdown().await;
     }
 );
+
+both_backends!(
+    bad_receivers_and_templates_fail_the_flow_cleanly,
+    |b: Backend| async move {
+        let rx = HttpReceiver::start().await;
+        // A redirect loop.
+        rx.set_answer_for_path("/loop", 302, "", &[("location", "/loop")]);
+        rx.set_answer_for_path(
+            "/garbage",
+            200,
+            "<html>not json",
+            &[("content-type", "text/html")],
+        );
+        rx.set_answer_for_path("/huge", 200, vec![b' '; 300 * 1024], &[]);
+        rx.set_answer_for_path("/bad-interrupt", 422, "{\"messages\": 7}", &[]);
+        rx.set_delay_for_path("/slow", Duration::from_secs(3));
+        let cases: Vec<(&str, Value, u16)> = vec![
+            (
+                "/ok",
+                json!({"body": jsonnet("function(ctx) error 'boom: ' + ctx.identity.traits.email")}),
+                502,
+            ),
+            ("/ok", json!({"body": "file:///nonexistent/body.jsonnet"}), 502),
+            ("/loop", json!({}), 502),
+            ("/garbage", json!({"response": {"parse": true}}), 502),
+            ("/huge", json!({"response": {"parse": true}}), 502),
+            ("/bad-interrupt", json!({"can_interrupt": true}), 502),
+            ("/slow", json!({"can_interrupt": true}), 504),
+        ];
+        for (path, extra, want) in cases {
+            let mut config = json!({"can_interrupt": true});
+            crate::support::deep_merge(&mut config, extra.clone());
+            let cfg = json!({
+                "sallyport": {"web_hooks": {"timeout": "1s", "max_response_bytes": 100_000}},
+                "selfservice": {"flows": {"registration": {"after": {"password": {"hooks": [
+                    hook(&rx, path, config), {"hook": "session"}
+                ]}}}}},
+            });
+            let s = TestServer::spawn_with(b, cfg).await;
+            let (st, e) = native_register(&s, "bad@example.org", json!({})).await;
+            assert_eq!(st.as_u16(), want, "{path} {extra}: {e}");
+            assert!(
+                e["error"]["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("third-party upstream service"),
+                "{e}"
+            );
+            assert!(identities(&s).await.is_empty(), "{path}: nothing persisted");
+            // Browsers land on the error page, not a 500.
+            let c = browser();
+            let res = c
+                .get(s.public_url("self-service/registration/browser"))
+                .send()
+                .await
+                .unwrap();
+            let id = crate::support::client::flow_id_from(&location(&res));
+            let (_, flow) =
+                send(c.get(s.public_url(&format!("self-service/registration/flows?id={id}")))).await;
+            let res = c
+                .post(flow["ui"]["action"].as_str().unwrap())
+                .form(&[
+                    ("method", "password"),
+                    ("traits.email", "bad@example.org"),
+                    ("password", "a-strong-passw0rd!"),
+                    ("csrf_token", &csrf(&flow)),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 303, "{path}");
+            assert!(
+                location(&res).starts_with(&format!("{UI}/error?id=")),
+                "{}",
+                location(&res)
+            );
+            s.shutdown().await;
+        }
+    }
+);
+
+both_backends!(
+    private_targets_are_refused_when_configured,
+    |b: Backend| async move {
+        let rx = HttpReceiver::start().await;
+        let cfg = fast_outbox(json!({
+            "clients": {"http": {"disallow_private_ip_ranges": true}},
+            "sallyport": {"web_hooks": {"max_attempts": 2}},
+            "selfservice": {"flows": {
+                "registration": {"after": {"password": {"hooks": [hook(&rx, "/async", json!({"response": {"ignore": true}})), {"hook": "session"}]}}},
+                "login": {"after": {"hooks": [hook(&rx, "/blocking", json!({}))]}},
+            }},
+        }));
+        let s = TestServer::spawn_with(b, cfg).await;
+        // The async hook never reaches the loopback receiver; the sign-up itself succeeds.
+        let (st, ok) = native_register(&s, "priv@example.org", json!({})).await;
+        assert_eq!(st, 200, "{ok}");
+        let (st, e) = native_login(&s, "priv@example.org", "a-strong-passw0rd!").await;
+        assert_eq!(st, 502, "{e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains("private IP"),
+            "{e}"
+        );
+        // Given up after max_attempts: the outbox empties without a single request.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while s.app.store.web_hook_outbox_depth().await.unwrap() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(s.app.store.web_hook_outbox_depth().await.unwrap(), 0);
+        assert!(rx.requests().is_empty());
+        s.shutdown().await;
+    }
+);
