@@ -10,6 +10,7 @@ mod migrations;
 pub mod races;
 mod rate_limits;
 mod sessions;
+mod web_hooks;
 
 use std::fmt::Debug;
 
@@ -26,6 +27,7 @@ pub async fn run(store: &dyn Store) {
     courier::run(store).await;
     codes::run(store).await;
     rate_limits::run(store).await;
+    web_hooks::run(store).await;
     identities::delete_cascades(store, &cast.ada, &ada_session).await;
     migrations::down_and_up(store).await;
 }

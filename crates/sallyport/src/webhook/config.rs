@@ -160,6 +160,8 @@ pub struct WebHookTable {
     after_method: HashMap<(FlowKind, String), Arc<[WebHook]>>,
     /// The signing secret (`sallyport.web_hooks.signing_secret`), decoded.
     pub signing_key: Option<Arc<Vec<u8>>>,
+    /// `clients.web_hook.header_allowlist`: the request headers `ctx.request_headers` shows.
+    pub header_allowlist: Arc<[String]>,
 }
 
 const FLOWS: [FlowKind; 5] = [
@@ -205,6 +207,15 @@ impl WebHookTable {
                 }
             }
         }
+        t.header_allowlist = match cfg.raw().pointer("/clients/web_hook/header_allowlist") {
+            Some(serde_json::Value::Array(a)) => {
+                a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
+            }
+            _ => crate::webhook::ctx::HEADER_ALLOW_LIST
+                .iter()
+                .map(|h| h.to_string())
+                .collect(),
+        };
         if let Some(secret) = &cfg.sallyport.web_hooks.signing_secret {
             t.signing_key = Some(Arc::new(crate::webhook::sign::decode_secret(secret)?));
         }

@@ -11,8 +11,8 @@ use sallyport_core::session::Session;
 use crate::http::request::ReqInfo;
 use crate::state::App;
 
-/// Kratos `RequestHeaderAllowList`: the only request headers a hook sees.
-const HEADER_ALLOW_LIST: &[&str] = &[
+/// Kratos `RequestHeaderAllowList`, the default of `clients.web_hook.header_allowlist`.
+pub const HEADER_ALLOW_LIST: &[&str] = &[
     "Accept",
     "Accept-Encoding",
     "Accept-Language",
@@ -47,15 +47,18 @@ impl HookCtx {
     /// `method` is the HTTP method of the request that reached the hook point.
     pub fn new(app: &App, req: &ReqInfo, method: &str, flow: &Flow) -> HookCtx {
         let mut headers = Map::new();
-        for name in HEADER_ALLOW_LIST {
+        for name in app.web_hooks.table.header_allowlist.iter() {
+            let Ok(name_h) = axum::http::HeaderName::from_bytes(name.as_bytes()) else {
+                continue;
+            };
             let values: Vec<Value> = req
                 .headers
-                .get_all(*name)
+                .get_all(name_h)
                 .iter()
                 .filter_map(|v| v.to_str().ok().map(|s| json!(s)))
                 .collect();
             if !values.is_empty() {
-                headers.insert((*name).to_string(), Value::Array(values));
+                headers.insert(name.clone(), Value::Array(values));
             }
         }
         let mut cookies = Map::new();

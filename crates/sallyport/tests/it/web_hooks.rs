@@ -238,6 +238,12 @@ both_backends!(
         assert_eq!(got[1].path, "/login");
         let ctx = got[1].json().unwrap();
         assert_eq!(ctx["session"]["id"], login["session"]["id"]);
+        let headers = ctx["request_headers"].as_object().unwrap();
+        assert!(headers.contains_key("Content-Type"), "{headers:?}");
+        assert!(
+            !headers.keys().any(|k| k.eq_ignore_ascii_case("host")),
+            "only allow-listed headers: {headers:?}"
+        );
         assert_eq!(ctx["identity"]["traits"]["email"], "sam@example.org");
         assert_eq!(ctx["flow"]["type"], "api");
 
