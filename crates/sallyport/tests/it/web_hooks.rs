@@ -777,3 +777,84 @@ both_backends!(
         s.shutdown().await;
     }
 );
+
+both_backends!(
+    login_hook_interrupts_browser_and_spa_logins,
+    |b: Backend| async move {
+        let rx = HttpReceiver::start().await;
+        rx.set_answer_for_path(
+        "/login",
+        403,
+        json!({"messages": [{"instance_ptr": "#/", "messages": [{"id": 4000777, "text": "Logins are paused.", "type": "error"}]}]}).to_string(),
+        &[],
+    );
+        let cfg = json!({"selfservice": {"flows": {"login": {"after": {"password": {"hooks": [hook(&rx, "/login", json!({"can_interrupt": true}))]}}}}}});
+        let s = TestServer::spawn_with(b, cfg).await;
+        crate::support::client::create_identity(&s, "liz@example.org", "a-strong-passw0rd!").await;
+
+        // SPA: 400 with the flow and the message on the flow; no session cookie.
+        let c = browser();
+        let (_, flow) = send(
+            c.get(s.public_url("self-service/login/browser"))
+                .header("Accept", "application/json"),
+        )
+        .await;
+        let res = c
+        .post(flow["ui"]["action"].as_str().unwrap())
+        .json(&json!({"method": "password", "identifier": "liz@example.org", "password": "a-strong-passw0rd!", "csrf_token": csrf(&flow)}))
+        .send()
+        .await
+        .unwrap();
+        assert!(
+            res.headers()
+                .get_all("set-cookie")
+                .iter()
+                .all(|v| !v.to_str().unwrap().starts_with("ory_kratos_session="))
+        );
+        let (st, f) = crate::support::client::body(res).await;
+        assert_eq!(st, 400, "{f}");
+        assert_eq!(f["ui"]["messages"][0]["id"], 4000777);
+        let (st, _) = send(c.get(s.public_url("sessions/whoami"))).await;
+        assert_eq!(st, 401);
+
+        // Browser form: back to the login UI with the message.
+        let c = browser();
+        let res = c
+            .get(s.public_url("self-service/login/browser"))
+            .send()
+            .await
+            .unwrap();
+        let id = crate::support::client::flow_id_from(&location(&res));
+        let (_, flow) = send(c.get(s.public_url(&format!("self-service/login/flows?id={id}")))).await;
+        let res = c
+            .post(flow["ui"]["action"].as_str().unwrap())
+            .form(&[
+                ("method", "password"),
+                ("identifier", "liz@example.org"),
+                ("password", "a-strong-passw0rd!"),
+                ("csrf_token", &csrf(&flow)),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+        assert!(
+            location(&res).starts_with(&format!("{UI}/login?flow=")),
+            "{}",
+            location(&res)
+        );
+        let (_, f) = send(c.get(s.public_url(&format!("self-service/login/flows?id={id}")))).await;
+        assert_eq!(f["ui"]["messages"][0]["id"], 4000777, "{f}");
+        let (st, _) = send(c.get(s.public_url("sessions/whoami"))).await;
+        assert_eq!(st, 401);
+
+        // Native: the same 400; the receiver saw three logins.
+        let (st, f) = native_login(&s, "liz@example.org", "a-strong-passw0rd!").await;
+        assert_eq!(st, 400, "{f}");
+        assert_eq!(rx.requests().len(), 3);
+        let (st, list) = send(api().get(s.admin_url("admin/sessions"))).await;
+        assert_eq!(st, 200, "{list}");
+        assert_eq!(list.as_array().unwrap().len(), 0, "no session stored: {list}");
+        s.shutdown().await;
+    }
+);
