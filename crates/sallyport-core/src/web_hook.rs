@@ -39,4 +39,6 @@ pub trait WebHookOutboxStore: Send + Sync {
     async fn finish_web_hook(&self, id: Uuid, outcome: &OutboxOutcome, now_ms: i64) -> StoreResult<()>;
     /// Rows not yet delivered or abandoned.
     async fn web_hook_outbox_depth(&self) -> StoreResult<i64>;
+    /// Deletes delivered and abandoned rows last touched before `before_ms`; returns how many.
+    async fn prune_web_hooks(&self, before_ms: i64) -> StoreResult<u64>;
 }

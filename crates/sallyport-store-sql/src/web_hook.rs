@@ -22,6 +22,9 @@ pub mod sql {
          next_attempt_ms = COALESCE($3, next_attempt_ms), lease_until_ms = NULL, last_error = $4, updated_ms = $5 \
          WHERE id = $1 AND status = 'processing'";
 
+    pub const PRUNE: &str = "DELETE FROM sallyport_web_hook_outbox \
+         WHERE status IN ('delivered', 'abandoned') AND updated_ms < $1";
+
     pub const DEPTH: &str =
         "SELECT COUNT(*) FROM sallyport_web_hook_outbox WHERE status IN ('queued', 'processing')";
 }
@@ -115,6 +118,16 @@ macro_rules! __impl_web_hook_store {
                     return Err(StoreError::NotFound);
                 }
                 Ok(())
+            }
+
+            #[tracing::instrument(level = "debug", skip_all)]
+            async fn prune_web_hooks(&self, before_ms: i64) -> StoreResult<u64> {
+                let done = sqlx::query($crate::__private::web_hook_sql::PRUNE)
+                    .bind(before_ms)
+                    .execute(&self.writer)
+                    .await
+                    .map_err($crate::db_err)?;
+                Ok(done.rows_affected())
             }
 
             #[tracing::instrument(level = "debug", skip_all)]

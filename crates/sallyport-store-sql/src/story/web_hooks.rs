@@ -73,4 +73,25 @@ pub async fn run(store: &dyn Store) {
     assert!(store.claim_web_hooks(10, 500, 100_000).await.unwrap().is_empty());
     assert_eq!(store.web_hook_outbox_depth().await.unwrap(), depth0);
     assert!(store.claim_web_hooks(0, 500, 100_000).await.unwrap().is_empty());
+
+    // Finished rows are pruned once old enough; queued ones never.
+    let c = item(3);
+    store.enqueue_web_hook(&c, 1_003).await.unwrap();
+    assert_eq!(
+        store.prune_web_hooks(5_600).await.unwrap(),
+        1,
+        "a, delivered at 2_200"
+    );
+    assert_eq!(
+        store.prune_web_hooks(1_000_000).await.unwrap(),
+        1,
+        "b, abandoned at 5_600"
+    );
+    assert_eq!(store.web_hook_outbox_depth().await.unwrap(), depth0 + 1);
+    let got = store.claim_web_hooks(10, 500, 1_000_000).await.unwrap();
+    assert_eq!(got.iter().map(|i| i.id).collect::<Vec<_>>(), [c.id]);
+    store
+        .finish_web_hook(c.id, &OutboxOutcome::Delivered, 1_000_001)
+        .await
+        .unwrap();
 }

@@ -18,6 +18,9 @@ use crate::state::App;
 
 /// Rows one poll leases.
 const BATCH: u32 = 16;
+/// Delivered and abandoned rows are kept this long (for inspection in the database), then deleted.
+const KEEP_FINISHED: Duration = Duration::from_secs(7 * 24 * 3600);
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
@@ -84,7 +87,15 @@ pub async fn run(app: Arc<App>, shutdown: impl std::future::Future<Output = ()>)
     // Longer than any attempt can take, so a live worker never loses its lease.
     let lease_ms = (app.web_hooks.http.policy().timeout.as_millis() as i64 + 30_000).max(30_000);
     tokio::pin!(shutdown);
+    let mut last_prune: Option<std::time::Instant> = None;
     loop {
+        if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            last_prune = Some(std::time::Instant::now());
+            let before = now_ms() - KEEP_FINISHED.as_millis() as i64;
+            if let Err(e) = app.store.prune_web_hooks(before).await {
+                tracing::warn!(error = %e, "finished web hook deliveries not pruned");
+            }
+        }
         match app.store.web_hook_outbox_depth().await {
             Ok(d) => metrics::gauge!("sallyport_web_hook_outbox_depth").set(d as f64),
             Err(e) => tracing::warn!(error = %e, "web hook outbox depth unknown"),
