@@ -84,8 +84,9 @@ pub fn backoff(initial: Duration, attempts: i32) -> Duration {
 /// Delivers due rows until `shutdown` resolves. Every serving node runs one.
 pub async fn run(app: Arc<App>, shutdown: impl std::future::Future<Output = ()>) {
     let poll = app.web_hooks.poll_interval;
-    // Longer than any attempt can take, so a live worker never loses its lease.
-    let lease_ms = (app.web_hooks.http.policy().timeout.as_millis() as i64 + 30_000).max(30_000);
+    // Longer than any attempt can take (the body is rendered already; the request is bounded by the
+    // timeout), so a live worker keeps its lease, and short enough that a dead node's rows move on soon.
+    let lease_ms = app.web_hooks.http.policy().timeout.as_millis() as i64 + 10_000;
     tokio::pin!(shutdown);
     let mut last_prune: Option<std::time::Instant> = None;
     loop {

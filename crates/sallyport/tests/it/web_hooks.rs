@@ -531,7 +531,11 @@ both_backends!(
             "secrets": {"cookie": ["a-very-secret-cookie-secret-for-tests"]},
             "hashers": {"algorithm": "bcrypt", "bcrypt": {"cost": 4}},
         });
-        crate::support::deep_merge(&mut cfg, fast_outbox(json!({})));
+        // A short timeout keeps the lease short: were the kill to land mid-attempt, the row moves on within 12s.
+        crate::support::deep_merge(
+            &mut cfg,
+            fast_outbox(json!({"sallyport": {"web_hooks": {"timeout": "2s"}}})),
+        );
         let path = dir.path().join("kratos.yml");
         std::fs::write(&path, cfg.to_string()).unwrap();
         let cfg_s = path.to_str().unwrap();
@@ -574,7 +578,7 @@ both_backends!(
         );
         let mut child = start();
         assert_eq!(wait_for(&ready, 200, Duration::from_secs(20)).await.0, 200);
-        let got = rx.wait_for(1, Duration::from_secs(15)).await;
+        let got = rx.wait_for(1, Duration::from_secs(30)).await;
         assert_eq!(got.len(), 1, "delivered after the restart");
         assert_eq!(got[0].header("webhook-id"), Some(first_id.as_str()));
         assert_eq!(got[0].json().unwrap()["identity"]["id"], reg["identity"]["id"]);
