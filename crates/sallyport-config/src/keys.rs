@@ -87,6 +87,8 @@ pub const IMPLEMENTED_KEYS: &[&str] = &[
     "feature_flags",
     "security.account_enumeration.mitigate",
     "clients.http.disallow_private_ip_ranges",
+    "clients.http.private_ip_exception_urls",
+    "clients.web_hook.header_allowlist",
     "database.cleanup",
 ];
 

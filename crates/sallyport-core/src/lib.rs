@@ -15,3 +15,4 @@ pub mod text;
 pub mod time_fmt;
 pub mod token_exchange;
 pub mod ui;
+pub mod web_hook;

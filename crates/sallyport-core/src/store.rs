@@ -173,6 +173,7 @@ pub trait Store:
     + crate::rate_limit::RateLimitStore
     + crate::token_exchange::TokenExchangeStore
     + ImportStore
+    + crate::web_hook::WebHookOutboxStore
 {
 }
 
@@ -186,7 +187,8 @@ impl<
         + crate::code::CodeStore
         + crate::rate_limit::RateLimitStore
         + crate::token_exchange::TokenExchangeStore
-        + ImportStore,
+        + ImportStore
+        + crate::web_hook::WebHookOutboxStore,
 > Store for T
 {
 }

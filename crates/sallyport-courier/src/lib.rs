@@ -20,3 +20,21 @@ pub use channels::Channels;
 pub use dispatcher::{Dispatcher, DispatcherConfig};
 pub use error::{CourierError, DeliveryError};
 pub use templates::{Rendered, Templates, sanitize_header_value};
+
+/// Evaluates a Jsonnet template with `ctx` (as top-level argument and `std.extVar('ctx')`) on a thread
+/// of its own with a large stack and a timeout; web hooks share the courier's evaluator.
+pub async fn evaluate_jsonnet(
+    name: String,
+    code: String,
+    ctx: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    jsonnet::evaluate(name, code, ctx).await
+}
+
+/// Loads a `file://` or `base64://` template.
+pub fn load_local_template(uri: &str) -> Result<String, String> {
+    if uri.starts_with("http://") || uri.starts_with("https://") {
+        return Err("not a local URI".into());
+    }
+    fetch::load_blocking(uri, false)
+}

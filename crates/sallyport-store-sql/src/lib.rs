@@ -28,6 +28,7 @@ mod session;
 pub mod story;
 mod token_exchange;
 mod ts;
+mod web_hook;
 
 pub use args::{Arg, Sql, bind_all, bind_all_query};
 pub use cache::ReadCache;
@@ -55,6 +56,7 @@ pub mod __private {
     pub use crate::rows::*;
     pub use crate::session::sql as session_sql;
     pub use crate::token_exchange::{ExchangerRow, sql as token_exchange_sql};
+    pub use crate::web_hook::{ClaimedRow as WebHookRow, item as web_hook_item, sql as web_hook_sql};
 }
 
 /// Implements every trait of `sallyport_core::store::Store` for `$store`, whose `writer` and `reader`
@@ -99,6 +101,7 @@ macro_rules! impl_sql_store {
             $crate::__impl_migration_store!($store, $migrator);
             $crate::__impl_import_store!($store);
             $crate::__impl_token_exchange_store!($store);
+            $crate::__impl_web_hook_store!($store, $row_lock);
         };
     };
 }

@@ -44,11 +44,16 @@ impl ReceivedRequest {
     }
 }
 
+/// A programmed answer: status, body, extra headers.
+type Answer = (u16, Vec<u8>, Vec<(String, String)>);
+
 struct ReceiverState {
     requests: Mutex<Vec<ReceivedRequest>>,
     status: AtomicU16,
     path_status: Mutex<HashMap<String, u16>>,
     path_delay: Mutex<HashMap<String, Duration>>,
+    /// Programmed answers: status, body and extra headers per path.
+    path_answer: Mutex<HashMap<String, Answer>>,
 }
 
 /// An HTTP server on `127.0.0.1:<random port>` recording every request (any method, any path).
@@ -70,6 +75,7 @@ impl HttpReceiver {
             status: AtomicU16::new(200),
             path_status: Mutex::new(HashMap::new()),
             path_delay: Mutex::new(HashMap::new()),
+            path_answer: Mutex::new(HashMap::new()),
         });
         let app = axum::Router::new().fallback(record).with_state(state.clone());
         let task = tokio::spawn(async move {
@@ -125,6 +131,31 @@ impl HttpReceiver {
             .insert(path.to_string(), delay);
     }
 
+    /// Answers requests to `path` with this status and body (JSON content type unless `headers` say
+    /// otherwise). Overrides [`set_status`](Self::set_status) and [`set_status_for_path`](Self::set_status_for_path).
+    pub fn set_answer_for_path(
+        &self,
+        path: &str,
+        status: u16,
+        body: impl Into<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) {
+        let headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.state
+            .path_answer
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), (status, body.into(), headers));
+    }
+
+    /// Forgets everything received so far.
+    pub fn clear(&self) {
+        self.state.requests.lock().unwrap().clear();
+    }
+
     /// Stops serving.
     pub fn stop(&self) {
         self.task.abort();
@@ -164,6 +195,22 @@ async fn record(State(state): State<Arc<ReceiverState>>, request: Request) -> Re
     let delay = state.path_delay.lock().unwrap().get(&path).copied();
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
+    }
+    let answer = state.path_answer.lock().unwrap().get(&path).cloned();
+    if let Some((status, body, headers)) = answer {
+        let mut b = Response::builder().status(status);
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            b = b.header("content-type", "application/json");
+        }
+        for (k, v) in headers {
+            b = b.header(k, v);
+        }
+        return b
+            .body(Body::from(body))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
     }
     let status = state
         .path_status

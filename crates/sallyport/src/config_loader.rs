@@ -115,7 +115,18 @@ pub fn settings(cfg: &Config, dev: bool) -> anyhow::Result<Settings> {
     } else {
         None
     };
+    let wh = &cfg.sallyport.web_hooks;
+    let web_hooks = crate::settings::WebHookSettings {
+        table: crate::webhook::WebHookTable::from_config(cfg).map_err(|e| anyhow::anyhow!(e))?,
+        http: sallyport_oidc::HttpPolicy::from_config(cfg.raw()),
+        timeout: wh.timeout,
+        max_response_bytes: wh.max_response_bytes,
+        max_attempts: wh.max_attempts,
+        retry_initial: wh.retry_initial,
+        poll_interval: wh.poll_interval,
+    };
     Ok(Settings {
+        web_hooks,
         oidc,
         dev,
         dsn: cfg.dsn.clone(),

@@ -100,7 +100,9 @@ pub async fn build_app(
     // takes no longer than any other.
     let warm = hasher.clone();
     tokio::spawn(async move { warm.verify_dummy(b"warm-up").await });
+    let web_hooks = crate::webhook::WebHooks::new(&settings.web_hooks)?;
     Ok(Arc::new(App {
+        web_hooks,
         cookie_keys: CookieKeys::new(&settings.cookie_secrets),
         csrf_cookie_name: csrf::cookie_name(settings.public_base_url.as_str()),
         methods: crate::selfservice::method::Methods::from_settings(&settings)?,
@@ -195,14 +197,25 @@ impl Server {
         .with_graceful_shutdown(async move {
             let _ = rx2.recv().await;
         });
+        let tx_outbox = tx.clone();
         let trigger = tokio::spawn(async move {
             shutdown.await;
             let _ = tx.send(());
         });
         let cleanup = crate::rate_limit::spawn_cleanup(self.app.clone(), COUNTER_CLEANUP_EVERY);
+        // Every node delivers queued `response.ignore` hooks; leases keep them from delivering one twice.
+        let outbox = self.app.web_hooks.table.has_async().then(|| {
+            let mut rx = tx_outbox.subscribe();
+            tokio::spawn(crate::webhook::outbox::run(self.app.clone(), async move {
+                let _ = rx.recv().await;
+            }))
+        });
         let (a, b) = tokio::join!(public.into_future(), admin.into_future());
         trigger.abort();
         cleanup.abort();
+        if let Some(o) = outbox {
+            let _ = o.await;
+        }
         if let Some(c) = courier {
             let _ = c.await;
         }

@@ -171,6 +171,19 @@ pub struct Settings {
     pub default_schema_id: String,
     pub cors: Option<CorsSettings>,
     pub disable_api_flow_enforcement: bool,
+    /// Every `web_hook` of the configuration and `sallyport.web_hooks`.
+    pub web_hooks: WebHookSettings,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WebHookSettings {
+    pub table: crate::webhook::WebHookTable,
+    pub http: sallyport_oidc::HttpPolicy,
+    pub timeout: Option<Duration>,
+    pub max_response_bytes: Option<usize>,
+    pub max_attempts: Option<u32>,
+    pub retry_initial: Option<Duration>,
+    pub poll_interval: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]

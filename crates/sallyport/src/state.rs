@@ -26,6 +26,7 @@ pub struct App {
     pub password_gate: Arc<tokio::sync::Semaphore>,
     /// The self-service methods the configuration enables, built once.
     pub methods: crate::selfservice::method::Methods,
+    pub web_hooks: crate::webhook::WebHooks,
 }
 
 pub type AppState = Arc<App>;

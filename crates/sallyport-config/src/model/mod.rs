@@ -492,6 +492,28 @@ pub struct Extensions {
     pub mfa_policy: MfaPolicy,
     pub rate_limits: RateLimits,
     pub ui: UiBranding,
+    pub web_hooks: WebHooks,
+}
+
+/// `sallyport.web_hooks`: what Sallyport adds to Kratos' `web_hook` action.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebHooks {
+    /// `whsec_<base64>`: signs every hook request with Standard Webhooks headers.
+    pub signing_secret: Option<String>,
+    /// Attempts for `response.ignore` hooks before the outbox gives a delivery up (default 10).
+    pub max_attempts: Option<u32>,
+    /// Whole-request timeout of one hook call (default `10s`).
+    #[serde(deserialize_with = "crate::duration::opt_go_duration")]
+    pub timeout: Option<std::time::Duration>,
+    /// Largest answer read from a receiver (default 1 MiB; Kratos reads 5 MB).
+    pub max_response_bytes: Option<usize>,
+    /// Wait before the first retry of an undelivered `response.ignore` hook; doubles each time (default `1s`).
+    #[serde(deserialize_with = "crate::duration::opt_go_duration")]
+    pub retry_initial: Option<std::time::Duration>,
+    /// How often each node's outbox worker looks for due deliveries (default `1s`).
+    #[serde(deserialize_with = "crate::duration::opt_go_duration")]
+    pub poll_interval: Option<std::time::Duration>,
 }
 
 /// `sallyport.ui`: the built-in self-service pages under `/ui/` (used wherever a flow names no `ui_url`).

@@ -11,6 +11,7 @@ pub mod races;
 mod rate_limits;
 mod sessions;
 mod token_exchanges;
+mod web_hooks;
 
 use std::fmt::Debug;
 
@@ -28,6 +29,7 @@ pub async fn run(store: &dyn Store) {
     codes::run(store).await;
     rate_limits::run(store).await;
     token_exchanges::run(store).await;
+    web_hooks::run(store).await;
     identities::delete_cascades(store, &cast.ada, &ada_session).await;
     migrations::down_and_up(store).await;
 }

@@ -172,6 +172,9 @@ pub async fn init(
         return_to,
         csrf,
     );
+    if let Err(e) = crate::webhook::before(app, req, &flow).await {
+        return fail(e).await;
+    }
     if let Err(e) = app.store.create_flow(&flow).await {
         return fail(crate::http::error::store_error(e)).await;
     }

@@ -167,6 +167,9 @@ async fn create_flow(app: &App, req: &ReqInfo, flow_type: FlowType, q: InitQuery
         via: q.via,
     };
     let mut flow = build_flow(app, flow_type, &params, csrf, auth.as_ref());
+    if let Err(e) = crate::webhook::before(app, req, &flow).await {
+        return fail(e).await;
+    }
     if let Err(e) = app.store.create_flow(&flow).await {
         return fail(store_error(e)).await;
     }
@@ -272,6 +275,7 @@ pub async fn update_login_flow(
         Err(e) => return write_flow_error(app, &req, Some(flow), e.into(), replace).await,
     };
     let mut flow = flow;
+    crate::webhook::keep_transient_payload(app, &mut flow, &body);
     let Some(method) = app.methods.find_login(app, &flow, &body) else {
         let failure = if app.methods.login_disabled(&body) {
             FlowFailure::Api(ApiError::not_found(
@@ -391,10 +395,48 @@ pub(crate) async fn finish_login(
     }
     session.updated_at = now;
     let hooks = app.settings.login.after.hooks_for(method).to_vec();
-    if hooks.iter().any(|h| h == "require_verified_address")
-        && !identity.verifiable_addresses.iter().any(|a| a.verified)
+    // Kratos runs the list in order: web hooks listed before `require_verified_address` run first.
+    let web_hooks = app.web_hooks.table.after(FlowKind::Login, method);
+    let rva = hooks.iter().position(|h| h == "require_verified_address");
+    let split = rva.map_or(web_hooks.len(), |at| {
+        hooks[..at]
+            .iter()
+            .filter(|h| *h == "web_hook")
+            .count()
+            .min(web_hooks.len())
+    });
+    let mut hook_identity = identity.clone();
+    let (early, late) = web_hooks.split_at(split);
+    if let Err(f) = crate::webhook::run_list(
+        app,
+        req,
+        &flow,
+        early,
+        crate::webhook::Point::After,
+        &mut hook_identity,
+        Some(&session),
+        false,
+    )
+    .await
     {
+        return write_flow_error(app, req, Some(flow), f, replace).await;
+    }
+    if rva.is_some() && !identity.verifiable_addresses.iter().any(|a| a.verified) {
         return require_verified_address(app, req, flow, &identity).await;
+    }
+    if let Err(f) = crate::webhook::run_list(
+        app,
+        req,
+        &flow,
+        late,
+        crate::webhook::Point::After,
+        &mut hook_identity,
+        Some(&session),
+        false,
+    )
+    .await
+    {
+        return write_flow_error(app, req, Some(flow), f, replace).await;
     }
     let stored = if is_new {
         app.store.create_session(&session).await

@@ -386,6 +386,20 @@ async fn issue_session(app: &App, req: &ReqInfo, mut flow: Flow, used: &OneTimeC
     if let Err(e) = app.store.create_session(&issued.session).await {
         return write_error(app, req, Some(flow), e.into()).await;
     }
+    if let Err(f) = crate::webhook::after(
+        app,
+        req,
+        &flow,
+        "",
+        crate::webhook::Point::After,
+        &mut identity,
+        Some(&issued.session),
+        false,
+    )
+    .await
+    {
+        return write_error(app, req, Some(flow), f).await;
+    }
     flow.state = FlowState::PassedChallenge;
     flow.ui.reset_messages();
     let mut cookies = vec![];

@@ -27,6 +27,7 @@ use crate::selfservice::login::FlowQuery;
 use crate::selfservice::method::{Cx, RegistrationStep, Screen};
 use crate::session_manager;
 use crate::state::{App, AppState};
+use crate::webhook::{self, Point};
 
 #[derive(Debug, Deserialize, Default)]
 pub struct InitQuery {
@@ -155,6 +156,9 @@ async fn create_flow(app: &App, req: &ReqInfo, flow_type: FlowType, q: InitQuery
         q.identity_schema,
         csrf,
     );
+    if let Err(e) = crate::webhook::before(app, req, &flow).await {
+        return fail(e).await;
+    }
     if let Err(e) = app.store.create_flow(&flow).await {
         return fail(store_error(e)).await;
     }
@@ -244,6 +248,7 @@ pub async fn update_registration_flow(
         Ok(b) => b,
         Err(e) => return write_flow_error(app, &req, Some(flow), e.into(), replace).await,
     };
+    crate::webhook::keep_transient_payload(app, &mut flow, &body);
     let Some(method) = app.methods.find_registration(app, &flow, &body) else {
         let m = FieldMessage::flow(text::registration_no_strategy());
         return write_flow_error(app, &req, Some(flow), FlowFailure::Ui(vec![m]), replace).await;
@@ -316,12 +321,27 @@ pub(crate) async fn finish_registration(
     app: &App,
     req: &ReqInfo,
     mut flow: Flow,
-    identity: Identity,
+    mut identity: Identity,
     (method, provider): (&str, Option<&str>),
     on_duplicate: OnDuplicate,
 ) -> Response {
     let now = time_fmt::now();
     let replace = |old: &Flow| replacement(app, req, old);
+    // Kratos' pre-persist hooks: a `web_hook` that may interrupt or parse runs before anything is stored.
+    if let Err(f) = webhook::after(
+        app,
+        req,
+        &flow,
+        method,
+        Point::PrePersist,
+        &mut identity,
+        None,
+        true,
+    )
+    .await
+    {
+        return write_flow_error(app, req, Some(flow), f, replace).await;
+    }
     let hooks = app.settings.registration.after.hooks_for(method);
     let issued = hooks.iter().any(|h| h == "session").then(|| {
         let mut n = session_manager::issue(app, identity.id, now);
@@ -384,6 +404,21 @@ pub(crate) async fn finish_registration(
             Err(f) => return write_flow_error(app, req, Some(flow), f, replace).await,
         };
     let show_verification = hooks.iter().any(|h| h == "show_verification_ui");
+    // The other web hooks run after persisting, between Kratos' `verification` and `session` hooks.
+    if let Err(f) = webhook::after(
+        app,
+        req,
+        &flow,
+        method,
+        Point::PostPersist,
+        &mut identity,
+        None,
+        false,
+    )
+    .await
+    {
+        return write_flow_error(app, req, Some(flow), f, replace).await;
+    }
     flow.state = FlowState::PassedChallenge;
     flow.active = Some(method.to_owned());
     flow.updated_at = now;

@@ -134,6 +134,12 @@ async fn create(app: &App, req: &ReqInfo, flow_type: FlowType, return_to: Option
     flow.request_url = here;
     flow.return_to = return_to;
     flow.session_id = Some(auth.session.id);
+    if let Err(e) = crate::webhook::before(app, req, &flow).await {
+        if flow_type == FlowType::Browser {
+            return forward(app, req.is_json, e).await;
+        }
+        return HttpError(e).into_response();
+    }
     if let Err(e) = app.store.create_flow(&flow).await {
         return HttpError(store_error(e)).into_response();
     }
@@ -239,6 +245,7 @@ pub async fn update_settings_flow(
     if let Some(o) = flow.internal_context.as_object_mut() {
         o.remove("pending_update");
     }
+    crate::webhook::keep_transient_payload(app, &mut flow, &body);
     let outcome = match app.methods.find_settings(&body) {
         Some(m) => {
             let cx = Cx {
@@ -255,7 +262,16 @@ pub async fn update_settings_flow(
         )]))),
     };
     match outcome {
-        Ok(Outcome::Saved(identity)) => saved(app, &req, flow, &identity).await,
+        Ok(Outcome::Saved(mut identity)) => {
+            let method = str_field(&body, "method").unwrap_or("profile").to_owned();
+            let point = crate::webhook::Point::PostPersist;
+            let session = Some(&auth.session);
+            match crate::webhook::after(app, &req, &flow, &method, point, &mut identity, session, false).await
+            {
+                Ok(()) => saved(app, &req, flow, &identity).await,
+                Err(f) => finish_error(app, &req, flow, f).await,
+            }
+        }
         Ok(Outcome::Respond(res)) => res,
         Ok(Outcome::Shown) => {
             flow.updated_at = time_fmt::now();

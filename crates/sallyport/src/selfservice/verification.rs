@@ -164,7 +164,7 @@ pub async fn send(app: &App, flow: &mut Flow, address: &Address, use_link: bool)
 }
 
 /// Marks the address the code/token went to as verified and finishes the flow.
-async fn complete(app: &App, flow: &mut Flow, used: &OneTimeCode) -> Result<(), FlowFailure> {
+async fn complete(app: &App, req: &ReqInfo, flow: &mut Flow, used: &OneTimeCode) -> Result<(), FlowFailure> {
     let Some(identity_id) = used.identity_id else {
         return Err(FlowFailure::Ui(vec![FieldMessage::flow(
             text::verification_code_invalid(),
@@ -183,6 +183,17 @@ async fn complete(app: &App, flow: &mut Flow, used: &OneTimeCode) -> Result<(), 
         a.updated_at = now;
         app.store.update_identity(&identity).await?;
     }
+    crate::webhook::after(
+        app,
+        req,
+        flow,
+        "",
+        crate::webhook::Point::After,
+        &mut identity,
+        None,
+        false,
+    )
+    .await?;
     let to = flow
         .return_to
         .clone()
@@ -288,7 +299,7 @@ pub async fn update_verification_flow(
             flow.csrf_token = crate::http::csrf::encode_cookie(&csrf);
         }
         let result = match used.filter(|u| u.flow_id == flow.id) {
-            Some(u) => complete(app, &mut flow, &u).await,
+            Some(u) => complete(app, &req, &mut flow, &u).await,
             None => Err(FlowFailure::Ui(vec![FieldMessage::flow(
                 text::verification_token_invalid(),
             )])),
@@ -350,7 +361,7 @@ async fn submit(
             app.store.update_flow(flow).await?;
             return Ok(());
         };
-        return complete(app, flow, &used).await;
+        return complete(app, req, flow, &used).await;
     }
     let email = str_field(body, "email").unwrap_or("").trim();
     if email.is_empty() {

@@ -28,3 +28,4 @@ mod spa_flows;
 mod status_mode;
 mod unimplemented;
 mod verification_flows;
+mod web_hooks;

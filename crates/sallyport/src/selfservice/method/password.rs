@@ -175,7 +175,7 @@ impl SettingsMethod for Password {
         &self,
         cx: &Cx<'_>,
         auth: &Authenticated,
-        _flow: &mut Flow,
+        flow: &mut Flow,
         body: &Body,
     ) -> Result<SettingsStep, SettingsFailure> {
         let app = cx.app;
@@ -216,6 +216,8 @@ impl SettingsMethod for Password {
             .unwrap_or_default();
         password::set_password(app, &mut identity, identifiers, new).await?;
         identity.available_aal = identity.compute_available_aal(app.settings.code_mfa_enabled);
+        let point = crate::webhook::Point::PrePersist;
+        crate::webhook::after(app, cx.req, flow, "password", point, &mut identity, None, true).await?;
         identity.updated_at = time_fmt::now();
         app.store.update_identity(&identity).await?;
         Ok(SettingsStep::Saved(Box::new(identity)))

@@ -134,6 +134,8 @@ impl SettingsMethod for Profile {
         {
             return Err(SettingsFailure::ReAuth);
         }
+        let point = crate::webhook::Point::PrePersist;
+        crate::webhook::after(app, cx.req, flow, "profile", point, &mut identity, None, true).await?;
         identity.updated_at = time_fmt::now();
         match app.store.update_identity(&identity).await {
             Ok(()) => {}

@@ -1,0 +1,1 @@
+DROP TABLE sallyport_web_hook_outbox;
