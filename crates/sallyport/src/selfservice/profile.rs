@@ -63,7 +63,7 @@ fn show_credentials(app: &App, flow: &mut Flow, traits: &Value) {
     set_trait_values(&mut flow.ui, traits);
     flow.ui
         .nodes
-        .retain(|n| n.group != Group::Password && n.group != Group::Profile);
+        .retain(|n| n.group != Group::Password && n.group != Group::Profile && n.group != Group::Passkey);
     for n in &mut flow.ui.nodes {
         if n.group == Group::Default
             && n.name() != "csrf_token"
@@ -74,7 +74,7 @@ fn show_credentials(app: &App, flow: &mut Flow, traits: &Value) {
     }
     let mut nodes = vec![];
     for m in app.methods.registration() {
-        m.populate(app, &mut nodes, Screen::Credentials);
+        m.populate_flow(app, flow, &mut nodes, Screen::Credentials);
     }
     flow.ui.nodes.extend(nodes);
     flow.ui.push(previous_screen());

@@ -17,6 +17,7 @@ mod kratos_import;
 mod native_flows;
 mod nul_bytes;
 mod oidc_flows;
+mod passkeys;
 mod password_policy;
 mod rate_limits;
 mod recovery_flows;

@@ -6,6 +6,7 @@
 mod code;
 mod mfa;
 pub mod oidc;
+mod passkey;
 mod password;
 mod profile;
 
@@ -30,6 +31,7 @@ use crate::state::App;
 pub use code::Code;
 pub use mfa::{LookupSecret, Totp};
 pub use oidc::Oidc;
+pub use passkey::Passkey;
 pub use password::Password;
 pub use profile::Profile;
 
@@ -100,6 +102,11 @@ pub trait RegistrationMethod: Send + Sync {
     fn id(&self) -> &'static str;
     /// Adds this method's nodes to `nodes` (the schema's trait nodes come first).
     fn populate(&self, app: &App, nodes: &mut Vec<Node>, screen: Screen);
+    /// Like `populate`, for methods whose nodes depend on the flow or keep state in it (a WebAuthn
+    /// challenge in the internal context, script nodes on browser flows only).
+    fn populate_flow(&self, app: &App, _flow: &mut Flow, nodes: &mut Vec<Node>, screen: Screen) {
+        self.populate(app, nodes, screen);
+    }
     fn handles(&self, app: &App, flow: &Flow, body: &Body) -> bool;
     async fn submit(
         &self,
@@ -210,6 +217,14 @@ impl Methods {
             m.login.push(Arc::new(LookupSecret));
         }
         m.settings.push(Arc::new(LookupSecret));
+        if let Some(p) = &s.passkey {
+            let passkey = Arc::new(Passkey::new(p)?);
+            m.login.push(passkey.clone());
+            m.registration.push(passkey.clone());
+            m.settings.push(passkey);
+        } else {
+            m.disabled_login.push("passkey");
+        }
         Ok(m)
     }
 
