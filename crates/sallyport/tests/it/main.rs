@@ -25,3 +25,4 @@ mod sessions;
 mod settings_mfa;
 mod spa_flows;
 mod verification_flows;
+mod webauthn_mfa;

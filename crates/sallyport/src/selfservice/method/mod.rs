@@ -9,6 +9,7 @@ pub mod oidc;
 mod passkey;
 mod password;
 mod profile;
+mod webauthn;
 
 use std::sync::Arc;
 
@@ -34,6 +35,7 @@ pub use oidc::Oidc;
 pub use passkey::Passkey;
 pub use password::Password;
 pub use profile::Profile;
+pub use webauthn::{WebAuthn, mfa_keys as webauthn_mfa_keys};
 
 pub type Body = Map<String, Value>;
 
@@ -224,6 +226,11 @@ impl Methods {
             m.settings.push(passkey);
         } else {
             m.disabled_login.push("passkey");
+        }
+        if let Some(w) = &s.webauthn {
+            let webauthn = Arc::new(WebAuthn::new(w)?);
+            m.login.push(webauthn.clone());
+            m.settings.push(webauthn);
         }
         Ok(m)
     }
