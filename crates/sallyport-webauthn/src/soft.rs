@@ -25,6 +25,8 @@ pub struct SoftAuthenticator {
     pub credentials: Vec<SoftCredential>,
     /// Sets the backup-eligible and backed-up flags, as synced passkeys do.
     pub backup: bool,
+    /// Claims this attestation format (with an empty statement) instead of `none`.
+    pub attestation_format: Option<String>,
 }
 
 fn random<const N: usize>() -> [u8; N] {
@@ -91,7 +93,10 @@ impl SoftAuthenticator {
         auth_data.extend(&id);
         auth_data.extend(cose);
         let attestation = serde_cbor_2::to_vec(&Cbor::Map(BTreeMap::from([
-            (Cbor::Text("fmt".into()), Cbor::Text("none".into())),
+            (
+                Cbor::Text("fmt".into()),
+                Cbor::Text(self.attestation_format.clone().unwrap_or_else(|| "none".into())),
+            ),
             (Cbor::Text("attStmt".into()), Cbor::Map(BTreeMap::new())),
             (Cbor::Text("authData".into()), Cbor::Bytes(auth_data)),
         ])))

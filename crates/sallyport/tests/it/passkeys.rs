@@ -289,6 +289,15 @@ both_backends!(
         })))
         .await;
         assert_eq!(st, 200, "{v}");
+        // The challenge answers once: the same assertion on the same flow again is refused.
+        let (st, again) = send(c.post(flow["ui"]["action"].as_str().unwrap()).json(&json!({
+            "method": "passkey",
+            "passkey_login": assertion.to_string(),
+        })))
+        .await;
+        assert_eq!(st, 400, "{again}");
+        assert_eq!(message_ids(&again), vec![4000043]);
+        assert!(again.get("session_token").is_none());
         let token = v["session_token"].as_str().unwrap();
         let (st, who) = send(
             c.get(s.public_url("sessions/whoami"))
@@ -407,6 +416,156 @@ both_backends!(
         .await;
         assert_eq!(st, 403, "{v}");
         assert_eq!(v["error"]["id"], "session_refresh_required");
+        s.shutdown().await;
+    }
+);
+
+/// Replaces the assertion's user handle (not covered by the signature) with `handle`.
+fn with_user_handle(mut assertion: Value, handle: &[u8]) -> Value {
+    use base64::Engine;
+    assertion["response"]["userHandle"] =
+        json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(handle));
+    assertion
+}
+
+both_backends!(
+    bad_assertions_get_kratos_messages_and_no_session,
+    |b: Backend| async move {
+        let s = spawn(b).await;
+        let mut a = SoftAuthenticator::new();
+        let id = spa_register(&s, &browser(), &mut a, "amy@example.org").await;
+        let mut other = SoftAuthenticator::new();
+        spa_register(&s, &browser(), &mut other, "ben@example.org").await;
+        let refused = |st: reqwest::StatusCode, v: &Value, cookie: bool, want: i64| {
+            assert_eq!(st, 400, "{v}");
+            assert_eq!(message_ids(v), vec![want], "{v}");
+            assert!(!cookie);
+        };
+
+        // Wrong origin, and a wrong RP id (options naming another RP).
+        let (st, v, c) = spa_login_with(&s, |o| a.get(o, "https://evil.example", None)).await;
+        refused(st, &v, c, 4000043);
+        let (st, v, c) = spa_login_with(&s, |o| {
+            let mut o = o.clone();
+            o["publicKey"]["rpId"] = json!("evil.example");
+            a.get(&o, ORIGIN, None)
+        })
+        .await;
+        refused(st, &v, c, 4000043);
+
+        // A challenge from another flow.
+        let c0 = browser();
+        let foreign = value_json(&spa_flow(&s, &c0, "login").await, "passkey_challenge");
+        let (st, v, c) = spa_login_with(&s, |_| a.get(&foreign, ORIGIN, None)).await;
+        refused(st, &v, c, 4000043);
+
+        // Another account's user handle with this credential; an unknown user handle; none at all.
+        let ben_handle = other.credentials[0].user_handle.clone();
+        let (st, v, c) = spa_login_with(&s, |o| with_user_handle(a.get(o, ORIGIN, None), &ben_handle)).await;
+        refused(st, &v, c, 4000043);
+        let (st, v, c) = spa_login_with(&s, |o| with_user_handle(a.get(o, ORIGIN, None), b"nobody")).await;
+        refused(st, &v, c, 4000015);
+        let (st, v, c) = spa_login_with(&s, |o| with_user_handle(a.get(o, ORIGIN, None), b"")).await;
+        refused(st, &v, c, 4000015);
+
+        // An unknown credential: a fresh key claiming Amy's user handle.
+        let mut stranger = SoftAuthenticator::new();
+        stranger.create(
+            &json!({"publicKey": {"rp": {"id": "id.example.org"}, "challenge": "AA", "user": {"id": "AA"}}}),
+            ORIGIN,
+        );
+        let amy_handle = a.credentials[0].user_handle.clone();
+        let (st, v, c) = spa_login_with(&s, |o| {
+            with_user_handle(stranger.get(o, ORIGIN, None), &amy_handle)
+        })
+        .await;
+        refused(st, &v, c, 4000043);
+
+        // Malformed JSON: Kratos' 400, no session, never a 500.
+        for junk in ["{", "[]", "{\"id\":1}", "null", "\u{0}"] {
+            let (st, v, c) = spa_login_with(&s, |_| Value::String(junk.into())).await;
+            assert_eq!(st, 400, "{junk:?}: {v}");
+            assert!(!c);
+        }
+
+        // A replayed assertion: refused on its own (now used) flow, and on any other.
+        let cl = browser();
+        let flow = spa_flow(&s, &cl, "login").await;
+        let assertion = a.get(&value_json(&flow, "passkey_challenge"), ORIGIN, None);
+        let (st, v) = send(
+            cl.post(flow["ui"]["action"].as_str().unwrap())
+                .json(&json!({"csrf_token": csrf(&flow), "passkey_login": assertion.to_string()})),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        // A second browser replays it on the same flow (the CSRF check is the first one's, so use that).
+        let res = cl
+            .post(flow["ui"]["action"].as_str().unwrap())
+            .json(&json!({"csrf_token": csrf(&flow), "passkey_login": assertion.to_string()}))
+            .send()
+            .await
+            .unwrap();
+        assert!(!has_session_cookie(&res));
+        assert_ne!(res.status(), 200);
+        assert!(res.status().as_u16() < 500);
+        let (st, v, c) = spa_login_with(&s, |_| assertion.clone()).await;
+        refused(st, &v, c, 4000043);
+
+        // A sign counter that does not advance still signs in (as Kratos), and marks a clone warning.
+        a.credentials[0].counter = 0;
+        let (st, v, c) = spa_login_with(&s, |o| a.get(o, ORIGIN, None)).await;
+        assert_eq!(st, 200, "{v}");
+        assert!(c);
+        let cfg = passkey_config(&s, &id).await["config"].clone();
+        assert_eq!(cfg["credentials"][0]["authenticator"]["clone_warning"], true);
+        s.shutdown().await;
+    }
+);
+
+both_backends!(
+    bad_registrations_are_refused_without_an_identity,
+    |b: Backend| async move {
+        let s = spawn(b).await;
+        let c = browser();
+        let flow = spa_flow(&s, &c, "registration").await;
+        let create = value_json(&flow, "passkey_create_data");
+        let mut a = SoftAuthenticator::new();
+        let action = flow["ui"]["action"].as_str().unwrap().to_owned();
+        let post = |register: String| {
+            c.post(&action).json(&json!({
+                "csrf_token": csrf(&flow),
+                "traits": {"email": "eve@example.org"},
+                "passkey_register": register,
+            }))
+        };
+        // Malformed JSON and CBOR: 400.
+        let (st, v) = send(post("{".into())).await;
+        assert_eq!(st, 400, "{v}");
+        let mut bad_cbor = a.create(&create["credentialOptions"], ORIGIN);
+        bad_cbor["response"]["attestationObject"] = json!("AAAA");
+        let (st, v) = send(post(bad_cbor.to_string())).await;
+        assert_eq!(st, 400, "{v}");
+        // Wrong origin; an attestation format whose statement does not verify: a message on the flow.
+        let (st, v) = send(post(
+            a.create(&create["credentialOptions"], "https://evil.example")
+                .to_string(),
+        ))
+        .await;
+        assert_eq!(st, 400, "{v}");
+        assert_eq!(message_ids(&v), vec![4000001]);
+        let mut packed = SoftAuthenticator {
+            attestation_format: Some("packed".into()),
+            ..Default::default()
+        };
+        let (st, v) = send(post(
+            packed.create(&create["credentialOptions"], ORIGIN).to_string(),
+        ))
+        .await;
+        assert_eq!(st, 400, "{v}");
+        assert_eq!(message_ids(&v), vec![4000001]);
+        let (st, list) = send(api().get(s.admin_url("admin/identities"))).await;
+        assert_eq!(st, 200);
+        assert_eq!(list.as_array().unwrap().len(), 0, "{list}");
         s.shutdown().await;
     }
 );
