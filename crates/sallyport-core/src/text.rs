@@ -614,6 +614,9 @@ pub fn login_passkey() -> Message {
 pub fn login_webauthn() -> Message {
     info(1010008, "Sign in with a hardware key")
 }
+pub fn login_continue() -> Message {
+    info(1010013, "Continue")
+}
 pub fn login_webauthn_passwordless() -> Message {
     info(
         1010012,

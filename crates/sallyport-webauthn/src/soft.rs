@@ -18,6 +18,8 @@ pub struct SoftCredential {
     pub user_handle: Vec<u8>,
     key: SigningKey,
     pub counter: u32,
+    /// The COSE_Key of the public key, as an authenticator reports it at registration.
+    pub cose: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -91,7 +93,7 @@ impl SoftAuthenticator {
         auth_data.extend([0u8; 16]);
         auth_data.extend((id.len() as u16).to_be_bytes());
         auth_data.extend(&id);
-        auth_data.extend(cose);
+        auth_data.extend(&cose);
         let attestation = serde_cbor_2::to_vec(&Cbor::Map(BTreeMap::from([
             (
                 Cbor::Text("fmt".into()),
@@ -107,6 +109,7 @@ impl SoftAuthenticator {
             user_handle: b64(&pk["user"]["id"]),
             key,
             counter: 0,
+            cose,
         });
         json!({
             "id": B64URL.encode(&id),

@@ -569,3 +569,49 @@ both_backends!(
         s.shutdown().await;
     }
 );
+
+both_backends!(
+    a_passkey_row_as_kratos_wrote_it_signs_in,
+    |b: Backend| async move {
+        use base64::Engine;
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        let s = spawn(b).await;
+        // The user handle and the row of the Kratos sample database (a synced iCloud passkey), with the
+        // key pair of this software authenticator.
+        let handle = "aJruyTil7eW59lJUXevVvMjGgaZQ5xi1grduuanGHL8Dh7LVTJCEPqRD21LvDvZf";
+        let mut a = SoftAuthenticator {
+            backup: true,
+            ..Default::default()
+        };
+        a.create(
+            &json!({"publicKey": {"rp": {"id": "id.example.org"}, "challenge": "AA",
+            "user": {"id": URL_SAFE_NO_PAD.encode(handle)}}}),
+            ORIGIN,
+        );
+        let k = &a.credentials[0];
+        let config = json!({"credentials": [{
+        "id": STANDARD.encode(&k.id), "public_key": STANDARD.encode(&k.cose), "attestation_type": "none",
+        "authenticator": {"aaguid": "+/wwBxVOTsyMC24CBVfXvQ==", "sign_count": 0, "clone_warning": false},
+        "display_name": "iCloud Keychain", "added_at": "2025-11-20T09:16:00Z", "is_passwordless": true,
+        "flags": {"user_present": true, "user_verified": true, "backup_eligible": true, "backup_state": true},
+        "transport": ["hybrid", "internal"]
+    }], "user_handle": STANDARD.encode(handle)});
+        let now = time::OffsetDateTime::now_utc();
+        let mut identity =
+            sallyport_core::identity::Identity::new("default", json!({"email": "kim@example.org"}), now);
+        identity.set_credential("passkey", vec![handle.into()], config.clone(), now);
+        identity.available_aal = identity.compute_available_aal(false);
+        s.app.store.create_identity(&identity, None).await.unwrap();
+
+        let (st, v, cookie) = spa_login_with(&s, |o| a.get(o, ORIGIN, None)).await;
+        assert_eq!(st, 200, "{v}");
+        assert!(cookie);
+        assert_eq!(v["session"]["identity"]["id"], identity.id.to_string());
+        // Only the counter moved; everything else Kratos wrote is as it was.
+        let mut want = config;
+        want["credentials"][0]["authenticator"]["sign_count"] = json!(1);
+        assert_eq!(passkey_config(&s, &identity.id.to_string()).await["config"], want);
+
+        s.shutdown().await;
+    }
+);

@@ -225,3 +225,80 @@ both_backends!(the_mfa_policy_counts_security_keys, |b: Backend| async move {
     assert_eq!(st, 400, "{v}");
     s.shutdown().await;
 });
+
+both_backends!(
+    legacy_passwordless_keys_sign_in_after_the_identifier,
+    |b: Backend| async move {
+        let mut cfg = config("aal1");
+        crate::support::deep_merge(
+            &mut cfg,
+            json!({"selfservice": {"methods": {"webauthn": {"config": {"passwordless": true}}}}}),
+        );
+        let s = TestServer::spawn_with(b, cfg).await;
+        let id = new_identity(&s, "lee@example.org", Value::Null).await;
+        let mut a = SoftAuthenticator::new();
+        let c = browser();
+        assert_eq!(
+            browser_login(&s, &c, "lee@example.org", PASSWORD).await.status(),
+            303
+        );
+        enrol(&s, &c, &mut a).await;
+        let (_, i) =
+            send(api().get(s.admin_url(&format!("admin/identities/{id}?include_credential=webauthn")))).await;
+        assert_eq!(
+            i["credentials"]["webauthn"]["config"]["credentials"][0]["is_passwordless"],
+            true
+        );
+
+        let c = browser();
+        let flow = spa_get(&s, &c, "self-service/login/browser").await;
+        let method = flow["ui"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["group"] == "webauthn" && n["attributes"]["value"] == "webauthn")
+            .expect("a method=webauthn button");
+        assert_eq!(method["meta"]["label"]["id"], 1010008);
+        let action = flow["ui"]["action"].as_str().unwrap().to_owned();
+        // An identifier nobody has: 4000015.
+        let (st, v) = send(c.post(&action).json(&json!({
+            "csrf_token": csrf(&flow), "method": "webauthn", "identifier": "nobody@example.org"
+        })))
+        .await;
+        assert_eq!(st, 400, "{v}");
+        assert_eq!(message_ids(&v), vec![4000015]);
+        // The identifier first: the flow now offers the account's keys.
+        let (st, v) = send(c.post(&action).json(&json!({
+            "csrf_token": csrf(&flow), "method": "webauthn", "identifier": "lee@example.org"
+        })))
+        .await;
+        assert_eq!(st, 422, "{v}");
+        assert_eq!(v["error"]["id"], "browser_location_change_required");
+        let flow = spa_get(
+            &s,
+            &c,
+            &format!("self-service/login/flows?id={}", flow["id"].as_str().unwrap()),
+        )
+        .await;
+        assert_eq!(message_ids(&flow), vec![1010012]);
+        assert_eq!(
+            node(&flow, "identifier").unwrap()["attributes"]["value"],
+            "lee@example.org"
+        );
+        let options = trigger_options(&flow, "webauthn_login_trigger");
+        assert_eq!(
+            options["publicKey"]["allowCredentials"].as_array().unwrap().len(),
+            1
+        );
+        let (st, v) = send(c.post(&action).json(&json!({
+            "csrf_token": csrf(&flow),
+            "identifier": "lee@example.org",
+            "webauthn_login": a.get(&options, ORIGIN, None).to_string(),
+        })))
+        .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["session"]["authenticator_assurance_level"], "aal1");
+        assert_eq!(v["session"]["authentication_methods"][0]["method"], "webauthn");
+        s.shutdown().await;
+    }
+);

@@ -229,7 +229,7 @@ fn register_value(body: &Body) -> Option<&str> {
 }
 
 /// Kratos answers a submission that only chose the method by showing the passkey form again.
-fn show_again(app: &App, cx: &Cx<'_>, flow: &Flow) -> Response {
+pub(super) fn show_again(app: &App, cx: &Cx<'_>, flow: &Flow) -> Response {
     let to = ui_redirect_url(app, flow.kind, flow.id);
     if flow.flow_type == FlowType::Browser && !cx.req.is_json {
         return redirect(StatusCode::SEE_OTHER, &to);

@@ -1,6 +1,8 @@
-//! The `webauthn` method as a plug-in (Kratos `selfservice/strategy/webauthn`), as a second factor:
-//! security keys added in settings, then used on `aal=aal2` login flows. Browser flows only, as in
-//! Kratos: on API flows its nodes are not shown and its submissions are not taken.
+//! The `webauthn` method as a plug-in (Kratos `selfservice/strategy/webauthn`): security keys added
+//! in settings, then used on `aal=aal2` login flows as a second factor, or — with
+//! `config.passwordless` — to sign in at aal1 after naming the account (Kratos' legacy passwordless
+//! mode). Browser flows only, as in Kratos: on API flows its nodes are not shown and its submissions
+//! are not taken.
 
 use async_trait::async_trait;
 use serde_json::json;
@@ -52,6 +54,128 @@ pub fn mfa_keys(identity: &Identity) -> Vec<StoredCredential> {
         .collect()
 }
 
+impl WebAuthn {
+    /// Request options naming `allowed`, kept on the flow, and the trigger and result nodes.
+    fn push_login_trigger(
+        &self,
+        app: &App,
+        flow: &mut Flow,
+        allowed: &[StoredCredential],
+        uv: UserVerification,
+        label: text::Message,
+    ) -> bool {
+        let Ok((options, state)) = self.ceremonies.begin_login(allowed, uv) else {
+            return false;
+        };
+        CEREMONY.save(flow, state, None);
+        let options = options.to_string();
+        keys::push_script(app, flow);
+        flow.ui.push(
+            keys::trigger(
+                Group::Webauthn,
+                "webauthn_login_trigger",
+                flow.flow_type,
+                "oryWebAuthnLogin",
+                &options,
+                label,
+            )
+            .with_value(json!(options)),
+        );
+        flow.ui
+            .push(keys::hidden(Group::Webauthn, "webauthn_login", None));
+        true
+    }
+
+    /// Kratos' legacy passwordless login: the account by its WebAuthn identifier, then its
+    /// passwordless keys at aal1.
+    async fn login_passwordless(
+        &self,
+        cx: &Cx<'_>,
+        flow: &mut Flow,
+        body: &Body,
+    ) -> Result<LoginStep, FlowFailure> {
+        let app = cx.app;
+        let identifier = str_field(body, "identifier").map(str::trim).unwrap_or_default();
+        if identifier.is_empty() {
+            return Err(FlowFailure::Api(ApiError::bad_request("identifier is required")));
+        }
+        let normalized = sallyport_schema::normalize_identifier(identifier, None);
+        let no_user = || ui(text::webauthn_no_user());
+        let Ok(mut identity) = app.store.find_identity_by_identifier(ID, &normalized).await else {
+            return Err(no_user());
+        };
+        let allowed: Vec<StoredCredential> = keys::config(&identity, ID)
+            .credentials
+            .into_iter()
+            .filter(|c| c.is_passwordless)
+            .collect();
+        if allowed.is_empty() {
+            return Err(no_user());
+        }
+        let raw = str_field(body, "webauthn_login").unwrap_or_default();
+        if raw.is_empty() {
+            flow.ui.nodes.retain(|n| n.name() == "csrf_token");
+            if !self.push_login_trigger(app, flow, &allowed, PASSWORDLESS_UV, text::login_continue()) {
+                return Err(no_user());
+            }
+            flow.ui.messages = vec![text::login_webauthn_passwordless()];
+            flow.ui.push(
+                Node::input(Group::Default, "identifier", "hidden")
+                    .required()
+                    .with_value(json!(identifier)),
+            );
+            app.store.update_flow(flow).await?;
+            return Ok(LoginStep::Respond(super::passkey::show_again(app, cx, flow)));
+        }
+        self.verify(app, flow, &mut identity, raw, &allowed, PASSWORDLESS_UV)
+            .await?;
+        Ok(LoginStep::Authenticated {
+            identity: Box::new(identity),
+            method: ID,
+            aal: Aal::Aal1,
+        })
+    }
+
+    /// Checks the assertion against `allowed` and stores the updated counter.
+    async fn verify(
+        &self,
+        app: &App,
+        flow: &mut Flow,
+        identity: &mut Identity,
+        raw: &str,
+        allowed: &[StoredCredential],
+        uv: UserVerification,
+    ) -> Result<(), FlowFailure> {
+        let assertion = sallyport_webauthn::parse_assertion(raw).map_err(keys::login_failure)?;
+        let Some(state) = CEREMONY.state(flow) else {
+            return Err(ui(text::webauthn_verifier_wrong()));
+        };
+        let outcome = self
+            .ceremonies
+            .finish_login(&state, &assertion, allowed, uv)
+            .map_err(keys::login_failure)?;
+        let mut cfg = keys::config(identity, ID);
+        for c in cfg.credentials.iter_mut() {
+            if let Some(u) = outcome.credentials.iter().find(|u| u.id == c.id) {
+                *c = u.clone();
+            }
+        }
+        let identifiers = identity
+            .credentials
+            .get(ID)
+            .map(|c| c.identifiers.clone())
+            .unwrap_or_default();
+        keys::store_config(identity, ID, &cfg, identifiers);
+        identity.updated_at = time_fmt::now();
+        app.store.update_identity(identity).await?;
+        CEREMONY.forget(flow);
+        Ok(())
+    }
+}
+
+/// Passwordless keys are asked for user verification, as passkeys are.
+const PASSWORDLESS_UV: UserVerification = UserVerification::Preferred;
+
 fn ui(message: text::Message) -> FlowFailure {
     FlowFailure::Ui(vec![FieldMessage::flow(message)])
 }
@@ -63,7 +187,29 @@ impl LoginMethod for WebAuthn {
     }
 
     fn populate(&self, app: &App, flow: &mut Flow, needs: &LoginNeeds<'_>) {
-        if flow.flow_type != FlowType::Browser || needs.aal < Aal::Aal2 {
+        if flow.flow_type != FlowType::Browser {
+            return;
+        }
+        if self.passwordless && needs.aal == Aal::Aal1 && !needs.refresh {
+            match flow.ui.node_mut("identifier").and_then(Node::input_mut) {
+                Some(a) => a.autocomplete = Some("username webauthn".into()),
+                None => flow.ui.push(
+                    Node::input(Group::Default, "identifier", "text")
+                        .required()
+                        .with_value(json!(""))
+                        .with_autocomplete("username webauthn")
+                        .with_label(crate::selfservice::password::identifier_label(app, flow)),
+                ),
+            }
+            flow.ui.push(Node::submit(
+                Group::Webauthn,
+                "method",
+                ID,
+                text::login_webauthn(),
+            ));
+            return;
+        }
+        if needs.aal < Aal::Aal2 || self.passwordless {
             return;
         }
         let Some(auth) = needs.auth else {
@@ -103,6 +249,9 @@ impl LoginMethod for WebAuthn {
     async fn submit(&self, cx: &Cx<'_>, flow: &mut Flow, body: &Body) -> Result<LoginStep, FlowFailure> {
         let app = cx.app;
         ensure_csrf(app, cx.req, flow, str_field(body, "csrf_token"))?;
+        if self.passwordless && flow.requested_aal == Aal::Aal1 {
+            return self.login_passwordless(cx, flow, body).await;
+        }
         let Some(auth) = cx.auth.filter(|_| flow.requested_aal >= Aal::Aal2) else {
             return Err(ui(text::login_no_strategy()));
         };
@@ -118,29 +267,7 @@ impl LoginMethod for WebAuthn {
                 text::validation_required("webauthn_login"),
             )]));
         }
-        let assertion = sallyport_webauthn::parse_assertion(raw).map_err(keys::login_failure)?;
-        let Some(state) = CEREMONY.state(flow) else {
-            return Err(ui(text::webauthn_verifier_wrong()));
-        };
-        let outcome = self
-            .ceremonies
-            .finish_login(&state, &assertion, &allowed, UV)
-            .map_err(keys::login_failure)?;
-        let mut cfg = keys::config(&identity, ID);
-        for c in cfg.credentials.iter_mut() {
-            if let Some(u) = outcome.credentials.iter().find(|u| u.id == c.id) {
-                *c = u.clone();
-            }
-        }
-        let identifiers = identity
-            .credentials
-            .get(ID)
-            .map(|c| c.identifiers.clone())
-            .unwrap_or_default();
-        keys::store_config(&mut identity, ID, &cfg, identifiers);
-        identity.updated_at = time_fmt::now();
-        app.store.update_identity(&identity).await?;
-        CEREMONY.forget(flow);
+        self.verify(app, flow, &mut identity, raw, &allowed, UV).await?;
         Ok(LoginStep::Authenticated {
             identity: Box::new(identity),
             method: ID,
