@@ -615,3 +615,39 @@ both_backends!(
         s.shutdown().await;
     }
 );
+
+both_backends!(
+    two_step_registration_offers_passkeys_on_the_second_screen,
+    |b: Backend| async move {
+        let mut cfg = config();
+        crate::support::deep_merge(
+            &mut cfg,
+            json!({"selfservice": {"flows": {"registration": {"style": "profile_first"}}}}),
+        );
+        let s = TestServer::spawn_with(b, cfg).await;
+        let c = api();
+        let (_, flow) = send(c.get(s.public_url("self-service/registration/api"))).await;
+        assert!(
+            node(&flow, "passkey_create_data").is_none(),
+            "not on the traits screen"
+        );
+        let action = flow["ui"]["action"].as_str().unwrap().to_owned();
+        let (st, step2) = send(
+            c.post(&action)
+                .json(&json!({"method": "profile", "traits": {"email": "two@example.org"}})),
+        )
+        .await;
+        assert_eq!(st, 400, "{step2}");
+        let create = value_json(&step2, "passkey_create_data");
+        assert!(node(&step2, "passkey_register_trigger").is_some());
+        let mut a = SoftAuthenticator::new();
+        let (st, v) = send(c.post(&action).json(&json!({
+            "traits": {"email": "two@example.org"},
+            "passkey_register": a.create(&create["credentialOptions"], ORIGIN).to_string(),
+        })))
+        .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["identity"]["traits"]["email"], "two@example.org");
+        s.shutdown().await;
+    }
+);
