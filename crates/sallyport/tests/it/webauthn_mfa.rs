@@ -302,3 +302,32 @@ both_backends!(
         s.shutdown().await;
     }
 );
+
+both_backends!(
+    a_changed_identifier_trait_moves_the_key_identifier,
+    |b: Backend| async move {
+        let mut cfg = config("aal1");
+        crate::support::deep_merge(
+            &mut cfg,
+            json!({"selfservice": {"methods": {"webauthn": {"config": {"passwordless": true}}}}}),
+        );
+        let s = TestServer::spawn_with(b, cfg).await;
+        let id = new_identity(&s, "old@example.org", Value::Null).await;
+        let c = browser();
+        browser_login(&s, &c, "old@example.org", PASSWORD).await;
+        enrol(&s, &c, &mut SoftAuthenticator::new()).await;
+        let flow = spa_get(&s, &c, "self-service/settings/browser").await;
+        let (st, v) = send(c.post(flow["ui"]["action"].as_str().unwrap()).json(&json!({
+            "csrf_token": csrf(&flow), "method": "profile", "traits": {"email": "new@example.org"}
+        })))
+        .await;
+        assert_eq!(st, 200, "{v}");
+        let (_, i) =
+            send(api().get(s.admin_url(&format!("admin/identities/{id}?include_credential=webauthn")))).await;
+        assert_eq!(
+            i["credentials"]["webauthn"]["identifiers"],
+            json!(["new@example.org"])
+        );
+        s.shutdown().await;
+    }
+);
