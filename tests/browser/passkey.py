@@ -59,7 +59,8 @@ def serve_ui(port, public):
     return srv
 
 
-def start_sallyport(binary, work, public_port, admin_port, ui):
+def start_sallyport(binary, work, public_port, admin_port, ui, builtin=False):
+    """With `builtin`, no ui_url is set: Sallyport's own pages under /ui/ are the front end."""
     public = f"http://localhost:{public_port}/"
     schema = os.path.join(REPO, "crates/sallyport/tests/fixtures/passkey.schema.json")
     cfg = {
@@ -89,6 +90,13 @@ def start_sallyport(binary, work, public_port, admin_port, ui):
         "secrets": {"cookie": ["a-browser-test-cookie-secret-xyz"]},
         "log": {"level": "debug", "format": "text"},
     }
+    if builtin:
+        cfg["serve"]["public"].pop("cors")
+        cfg["selfservice"]["default_browser_return_url"] = public + "ui/welcome"
+        cfg["selfservice"]["allowed_return_urls"] = [public]
+        cfg["selfservice"]["methods"]["passkey"]["config"]["rp"]["origins"] = [public.rstrip("/")]
+        for f in list(cfg["selfservice"]["flows"].values()):
+            f.pop("ui_url", None)
     path = os.path.join(work, "kratos.yml")
     with open(path, "w") as f:
         json.dump(cfg, f)  # JSON is YAML
@@ -189,6 +197,47 @@ def run(binary):
         raise
     finally:
         srv.shutdown()
+        proc.terminate()
+        proc.wait(timeout=10)
+    run_builtin(binary)
+
+
+def run_builtin(binary):
+    """The built-in pages (/ui/) load the script node too and bind trigger buttons to its functions."""
+    work = tempfile.mkdtemp(prefix="sallyport-passkey-builtin-")
+    public_port, admin_port = free_port(), free_port()
+    proc, public = start_sallyport(binary, work, public_port, admin_port, "", builtin=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            context = browser.new_context()
+            page = context.new_page()
+            cdp = context.new_cdp_session(page)
+            cdp.send("WebAuthn.enable")
+            cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
+                "protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
+                "hasUserVerification": True, "isUserVerified": True,
+                "automaticPresenceSimulation": True,
+            }})
+            page.goto(public + "/ui/registration")
+            page.wait_for_url(lambda u: "/ui/registration?flow=" in u, timeout=TIMEOUT_MS)
+            page.locator("input[name='traits.email']").fill("una@example.org")
+            with page.expect_navigation(url=lambda u: "/ui/welcome" in u, timeout=TIMEOUT_MS):
+                page.locator("button[name='passkey_register_trigger']").click()
+            assert "una@example.org" in page.locator("body").inner_text()
+            print("ok: built-in pages: sign up with a passkey")
+            context.clear_cookies()
+            page.goto(public + "/ui/login")
+            page.wait_for_url(lambda u: "/ui/login?flow=" in u, timeout=TIMEOUT_MS)
+            with page.expect_navigation(url=lambda u: "/ui/welcome" in u, timeout=TIMEOUT_MS):
+                page.locator("button[name='passkey_login_trigger']").click()
+            assert "una@example.org" in page.locator("body").inner_text()
+            print("ok: built-in pages: sign in with the passkey button")
+            browser.close()
+    except Exception:
+        print(open(os.path.join(work, "server.log")).read()[-6000:], file=sys.stderr)
+        raise
+    finally:
         proc.terminate()
         proc.wait(timeout=10)
 
