@@ -336,6 +336,44 @@ mod tests {
     }
 
     #[test]
+    fn passkey_and_webauthn_join_the_registry_when_enabled() {
+        let rp = json!({"rp": {"id": "app.test", "display_name": "App", "origins": ["http://app.test"]}});
+        let m = methods(json!({"selfservice": {"methods": {
+            "passkey": {"enabled": true, "config": rp.clone()},
+            "webauthn": {"enabled": true, "config": rp},
+        }}}));
+        assert_eq!(
+            ids(m.login().map(|m| m.id())),
+            ["password", "passkey", "webauthn"]
+        );
+        assert_eq!(
+            ids(m.registration().map(|m| m.id())),
+            ["profile", "password", "passkey"]
+        );
+        assert_eq!(
+            ids(m.settings().map(|m| m.id())),
+            [
+                "profile",
+                "password",
+                "totp",
+                "lookup_secret",
+                "passkey",
+                "webauthn"
+            ]
+        );
+        let find = |v: Value| m.find_settings(v.as_object().unwrap()).map(|m| m.id());
+        assert_eq!(find(json!({"passkey_remove": "00"})), Some("passkey"));
+        assert_eq!(find(json!({"webauthn_register": "{}"})), Some("webauthn"));
+        let mut body = Map::new();
+        body.insert("method".into(), json!("passkey"));
+        assert!(!m.login_disabled(&body));
+        assert!(
+            methods(json!({})).login_disabled(&body),
+            "a disabled passkey method answers 404"
+        );
+    }
+
+    #[test]
     fn a_disabled_password_is_known_but_not_offered() {
         let m = methods(json!({"selfservice": {"methods": {"password": {"enabled": false}}}}));
         assert!(!m.login().any(|m| m.id() == "password"));
