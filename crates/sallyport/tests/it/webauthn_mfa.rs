@@ -331,3 +331,45 @@ both_backends!(
         s.shutdown().await;
     }
 );
+
+both_backends!(
+    legacy_passwordless_sign_up_with_a_security_key,
+    |b: Backend| async move {
+        let mut cfg = config("aal1");
+        crate::support::deep_merge(
+            &mut cfg,
+            json!({"selfservice": {
+                "methods": {"webauthn": {"config": {"passwordless": true}}},
+                "flows": {"registration": {"style": "unified", "after": {"webauthn": {"hooks": [{"hook": "session"}]}}}},
+            }}),
+        );
+        let s = TestServer::spawn_with(b, cfg).await;
+        let c = browser();
+        let flow = spa_get(&s, &c, "self-service/registration/browser").await;
+        let trigger = node(&flow, "webauthn_register_trigger").expect("sign up with security key");
+        assert_eq!(trigger["meta"]["label"]["id"], 1040004);
+        let options = trigger_options(&flow, "webauthn_register_trigger");
+        let mut a = SoftAuthenticator::new();
+        let (st, v) = send(c.post(flow["ui"]["action"].as_str().unwrap()).json(&json!({
+            "csrf_token": csrf(&flow),
+            "traits": {"email": "sue@example.org"},
+            "webauthn_register_displayname": "Yubi",
+            "webauthn_register": a.create(&options, ORIGIN).to_string(),
+        })))
+        .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["session"]["authentication_methods"][0]["method"], "webauthn");
+        let id = v["identity"]["id"].as_str().unwrap();
+        let (_, i) =
+            send(api().get(s.admin_url(&format!("admin/identities/{id}?include_credential=webauthn")))).await;
+        let cred = &i["credentials"]["webauthn"];
+        assert_eq!(cred["identifiers"], json!(["sue@example.org"]));
+        assert_eq!(cred["config"]["credentials"][0]["is_passwordless"], true);
+        assert_eq!(cred["config"]["credentials"][0]["display_name"], "Yubi");
+
+        // Not on API flows.
+        let (_, api_flow) = send(api().get(s.public_url("self-service/registration/api"))).await;
+        assert!(node(&api_flow, "webauthn_register_trigger").is_none());
+        s.shutdown().await;
+    }
+);

@@ -230,6 +230,9 @@ impl Methods {
         if let Some(w) = &s.webauthn {
             let webauthn = Arc::new(WebAuthn::new(w)?);
             m.login.push(webauthn.clone());
+            if w.passwordless {
+                m.registration.push(webauthn.clone());
+            }
             m.settings.push(webauthn);
         }
         Ok(m)

@@ -16,8 +16,12 @@ use sallyport_core::time_fmt;
 use sallyport_core::ui::{Group, Node};
 use sallyport_webauthn::{Ceremonies, StoredCredential, UserVerification};
 
-use super::{Body, Cx, LoginMethod, LoginNeeds, LoginStep, SettingsFailure, SettingsMethod, SettingsStep};
+use super::{
+    Body, Cx, LoginMethod, LoginNeeds, LoginStep, RegistrationMethod, RegistrationStep, Screen,
+    SettingsFailure, SettingsMethod, SettingsStep,
+};
 use crate::http::body::str_field;
+use crate::identities::{apply_traits, set_trait_values, trait_errors};
 use crate::selfservice::common::{FieldMessage, FlowFailure, ensure_csrf};
 use crate::selfservice::keys::{self, Ceremony};
 use crate::session_manager::Authenticated;
@@ -428,5 +432,116 @@ impl SettingsMethod for WebAuthn {
         identity.updated_at = now;
         app.store.update_identity(&identity).await?;
         Ok(SettingsStep::Saved(Box::new(identity)))
+    }
+}
+
+/// Kratos' legacy passwordless sign-up (browser flows, `config.passwordless` only): the traits and a
+/// security key; the new identity's key has a random 16-byte user handle.
+#[async_trait]
+impl RegistrationMethod for WebAuthn {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn populate(&self, _app: &App, _nodes: &mut Vec<Node>, _screen: Screen) {}
+
+    fn populate_flow(&self, app: &App, flow: &mut Flow, nodes: &mut Vec<Node>, screen: Screen) {
+        if !self.passwordless || flow.flow_type != FlowType::Browser || screen == Screen::Profile {
+            return;
+        }
+        let options = match CEREMONY.options(flow) {
+            Some(o) => o,
+            None => {
+                let handle = uuid::Uuid::new_v4().as_bytes().to_vec();
+                let Ok((options, state)) =
+                    self.ceremonies
+                        .begin_registration(&handle, "", false, PASSWORDLESS_UV, &[])
+                else {
+                    return;
+                };
+                CEREMONY.save(flow, state, Some(&handle));
+                CEREMONY.save_options(flow, options.clone());
+                options
+            }
+        };
+        let options = options.to_string();
+        nodes.push(
+            Node::input(Group::Webauthn, "webauthn_register_displayname", "text")
+                .with_label(text::settings_webauthn_display_name()),
+        );
+        nodes.push(
+            keys::trigger(
+                Group::Webauthn,
+                "webauthn_register_trigger",
+                flow.flow_type,
+                "oryWebAuthnRegistration",
+                &options,
+                text::registration_webauthn(),
+            )
+            .with_value(json!(options)),
+        );
+        let is_script = crate::public::webauthn::is_script_node;
+        if !flow.ui.nodes.iter().any(is_script) && !nodes.iter().any(is_script) {
+            nodes.push(crate::public::webauthn::script_node(
+                &app.settings.public_base_url,
+            ));
+        }
+        nodes.push(keys::hidden(Group::Webauthn, "webauthn_register", None));
+    }
+
+    fn handles(&self, _app: &App, flow: &Flow, body: &Body) -> bool {
+        self.passwordless
+            && flow.flow_type == FlowType::Browser
+            && str_field(body, "webauthn_register").is_some_and(|s| !s.is_empty())
+    }
+
+    async fn submit(
+        &self,
+        cx: &Cx<'_>,
+        flow: &mut Flow,
+        body: &Body,
+        schema_id: &str,
+    ) -> Result<RegistrationStep, FlowFailure> {
+        let app = cx.app;
+        ensure_csrf(app, cx.req, flow, str_field(body, "csrf_token"))?;
+        let raw = str_field(body, "webauthn_register").unwrap_or_default();
+        let traits = body
+            .get("traits")
+            .cloned()
+            .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+        let now = time_fmt::now();
+        let mut identity = Identity::new(schema_id, serde_json::Value::Null, now);
+        let extracted =
+            apply_traits(app, &mut identity, traits).map_err(|e| FlowFailure::Ui(trait_errors(e)))?;
+        if extracted.webauthn_identifiers.is_empty() {
+            return Err(ui(text::validation_identifier_missing()));
+        }
+        let (Some(state), Some(handle)) = (CEREMONY.state(flow), CEREMONY.user_handle(flow)) else {
+            return Err(keys::registration_failure(sallyport_webauthn::Error::NoCeremony));
+        };
+        let mut cred = self
+            .ceremonies
+            .finish_registration(&state, raw, true, now)
+            .map_err(keys::registration_failure)?;
+        cred.display_name = str_field(body, "webauthn_register_displayname")
+            .unwrap_or_default()
+            .to_owned();
+        let cfg = sallyport_webauthn::WebAuthnConfig {
+            credentials: vec![cred],
+            user_handle: handle,
+        };
+        keys::store_config(&mut identity, ID, &cfg, extracted.webauthn_identifiers);
+        identity.available_aal = identity.compute_available_aal(app.settings.code_mfa_enabled);
+        CEREMONY.forget(flow);
+        Ok(RegistrationStep::Registered {
+            identity: Box::new(identity),
+            method: ID,
+        })
+    }
+
+    fn keep_input(&self, flow: &mut Flow, body: &Body) {
+        if let Some(t) = body.get("traits") {
+            set_trait_values(&mut flow.ui, t);
+        }
     }
 }
