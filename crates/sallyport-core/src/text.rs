@@ -637,6 +637,69 @@ fn flow_expired_context(expired_at: time::OffsetDateTime) -> Value {
     })
 }
 
+// --- passkeys and WebAuthn (Kratos `text/message_*.go`) ---
+
+pub fn login_passkey() -> Message {
+    info(1010021, "Sign in with passkey")
+}
+pub fn login_webauthn() -> Message {
+    info(1010008, "Sign in with a hardware key")
+}
+pub fn login_continue() -> Message {
+    info(1010013, "Continue")
+}
+pub fn login_webauthn_passwordless() -> Message {
+    info(
+        1010012,
+        "Prepare your WebAuthn device (e.g. security key, biometrics scanner, ...) and press continue.",
+    )
+}
+pub fn registration_passkey() -> Message {
+    info(1040007, "Sign up with passkey")
+}
+pub fn registration_webauthn() -> Message {
+    info(1040004, "Sign up with security key")
+}
+pub fn settings_add_webauthn() -> Message {
+    info(1050012, "Add security key")
+}
+pub fn settings_webauthn_display_name() -> Message {
+    info(1050013, "Name of the security key")
+}
+pub fn settings_add_passkey() -> Message {
+    info(1050019, "Add passkey")
+}
+
+fn remove_key(id: u32, kind: &str, display_name: &str, added_at: time::OffsetDateTime) -> Message {
+    let at = added_at.to_offset(time::UtcOffset::UTC);
+    info(id, format!("Remove {kind} \"{display_name}\"")).with_context(json!({
+        "added_at": crate::time_fmt::rfc3339(at),
+        "added_at_unix": at.unix_timestamp(),
+        "display_name": display_name,
+    }))
+}
+pub fn settings_remove_webauthn(display_name: &str, added_at: time::OffsetDateTime) -> Message {
+    remove_key(1050018, "security key", display_name, added_at)
+}
+pub fn settings_remove_passkey(display_name: &str, added_at: time::OffsetDateTime) -> Message {
+    remove_key(1050020, "passkey", display_name, added_at)
+}
+pub fn webauthn_no_device() -> Message {
+    error(4000013, "You have no WebAuthn device set up.")
+}
+pub fn webauthn_no_user() -> Message {
+    error(
+        4000015,
+        "This account does not exist or has no security key set up.",
+    )
+}
+pub fn webauthn_verifier_wrong() -> Message {
+    error(
+        4000043,
+        "The provided web authn login is invalid, please try again.",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

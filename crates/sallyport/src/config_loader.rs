@@ -125,9 +125,23 @@ pub fn settings(cfg: &Config, dev: bool) -> anyhow::Result<Settings> {
         retry_initial: wh.retry_initial,
         poll_interval: wh.poll_interval,
     };
+    let passkey = ss
+        .methods
+        .passkey
+        .enabled
+        .then(|| webauthn_settings(cfg, &ss.methods.passkey.config))
+        .transpose()?;
+    let webauthn = ss
+        .methods
+        .webauthn
+        .enabled
+        .then(|| webauthn_settings(cfg, &ss.methods.webauthn.config))
+        .transpose()?;
     Ok(Settings {
         web_hooks,
         oidc,
+        passkey,
+        webauthn,
         dev,
         dsn: cfg.dsn.clone(),
         public_base_url: cfg.public_base_url(),
@@ -283,4 +297,37 @@ fn ui_settings(cfg: &Config) -> anyhow::Result<model::UiBranding> {
         }
     }
     Ok(ui)
+}
+
+/// `config.rp` (`id`, `display_name`, `origins`, or the older single `origin`) and `passwordless`.
+/// Without origins the public base URL's origin is the only one, as a same-site front end needs.
+fn webauthn_settings(
+    cfg: &Config,
+    raw: &serde_json::Value,
+) -> anyhow::Result<crate::settings::WebAuthnSettings> {
+    let rp = &raw["rp"];
+    let base = cfg.public_base_url();
+    let id = rp["id"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| base.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    let mut origins: Vec<url::Url> = vec![];
+    let listed = rp["origins"].as_array().cloned().unwrap_or_default();
+    for o in listed.iter().chain(rp.get("origin")) {
+        if let Some(s) = o.as_str() {
+            origins.push(url::Url::parse(s).map_err(|e| anyhow::anyhow!("webauthn rp origin {s:?}: {e}"))?);
+        }
+    }
+    if origins.is_empty() {
+        origins.push(url::Url::parse(&base.origin().ascii_serialization())?);
+    }
+    Ok(crate::settings::WebAuthnSettings {
+        rp: sallyport_webauthn::RelyingParty {
+            id,
+            display_name: rp["display_name"].as_str().unwrap_or_default().to_owned(),
+            origins,
+        },
+        passwordless: raw["passwordless"].as_bool().unwrap_or(false),
+    })
 }

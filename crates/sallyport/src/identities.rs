@@ -41,6 +41,12 @@ pub fn apply_traits(app: &App, identity: &mut Identity, traits: Value) -> Result
     if let Some(c) = identity.credentials.get_mut(credential_type::PASSWORD) {
         c.identifiers = extracted.password_identifiers.clone();
     }
+    // Kratos' credentials extension: security keys are found by the traits marked webauthn identifiers.
+    if let Some(c) = identity.credentials.get_mut(credential_type::WEBAUTHN)
+        && !extracted.webauthn_identifiers.is_empty()
+    {
+        c.identifiers = extracted.webauthn_identifiers.clone();
+    }
     if extracted.code_identifiers.is_empty() {
         identity.credentials.remove(credential_type::CODE);
     } else {

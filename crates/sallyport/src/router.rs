@@ -139,6 +139,7 @@ pub fn public_router(app: AppState) -> Router {
             "/.well-known/change-password",
             get(public::health::change_password),
         )
+        .route(public::webauthn::PATH, get(public::webauthn::script))
         .route("/identities", any(to_admin))
         .route("/identities/{*rest}", any(to_admin))
         .route("/admin/{*rest}", any(to_admin))

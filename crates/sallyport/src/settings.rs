@@ -145,6 +145,10 @@ pub struct Settings {
     pub totp_enabled: bool,
     pub totp_issuer: String,
     pub lookup_enabled: bool,
+    /// `selfservice.methods.passkey`, when enabled.
+    pub passkey: Option<WebAuthnSettings>,
+    /// `selfservice.methods.webauthn`, when enabled.
+    pub webauthn: Option<WebAuthnSettings>,
     pub mfa_policy: sallyport_config::model::MfaPolicy,
     pub rate_limits: crate::rate_limit::RateLimitSettings,
     /// `sallyport.ui`: branding and overrides of the built-in pages.
@@ -205,6 +209,14 @@ impl Settings {
             _ => None,
         }
     }
+}
+
+/// `config` of the `passkey` and `webauthn` methods.
+#[derive(Debug, Clone)]
+pub struct WebAuthnSettings {
+    pub rp: sallyport_webauthn::RelyingParty,
+    /// `webauthn.config.passwordless`: security keys sign in on their own (aal1) instead of as a second factor.
+    pub passwordless: bool,
 }
 
 /// What the `oidc` method needs from the configuration.

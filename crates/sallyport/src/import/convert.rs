@@ -333,6 +333,13 @@ fn credential(row: &TextRow, parts: &Parts, rules: &CredentialRules<'_>) -> Resu
             .collect();
         version = 1;
     }
+    if cred_type == credential_type::WEBAUTHN && version == 0 {
+        // Kratos' v0 → v1 upgrade on read: the user handle is the identity id's 16 bytes (what a
+        // passwordless key returns at sign-in) and every key is a second factor.
+        let identity = uuid(col(row, 1, "identity id")?, "identity id")?;
+        upgrade_webauthn_v0(&mut config, identity);
+        version = 1;
+    }
     Ok(Credential {
         id,
         identifiers,
@@ -342,6 +349,28 @@ fn credential(row: &TextRow, parts: &Parts, rules: &CredentialRules<'_>) -> Resu
         created_at: timestamp(col(row, 5, "created_at")?, "created_at")?,
         updated_at: timestamp(col(row, 6, "updated_at")?, "updated_at")?,
     })
+}
+
+fn upgrade_webauthn_v0(config: &mut Value, identity: Uuid) {
+    use base64::Engine;
+    if !config.is_object() {
+        *config = serde_json::json!({});
+    }
+    if config
+        .get("user_handle")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        config["user_handle"] =
+            Value::String(base64::engine::general_purpose::STANDARD.encode(identity.as_bytes()));
+    }
+    if let Some(creds) = config.get_mut("credentials").and_then(Value::as_array_mut) {
+        for c in creds.iter_mut().filter(|c| c.is_object()) {
+            if c.get("is_passwordless").is_none() {
+                c["is_passwordless"] = Value::Bool(false);
+            }
+        }
+    }
 }
 
 /// A Kratos session: its tokens become digests, as Sallyport keeps its own.
@@ -479,6 +508,19 @@ fn decode_template_data(text: &str) -> Result<Value, Reject> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn webauthn_v0_rows_get_kratos_v1_user_handle_and_mfa_flag() {
+        let id: Uuid = "4d64fa08-20fc-450d-bebd-ebd7c7b6e249".parse().unwrap();
+        let mut config = serde_json::json!({"credentials": [{"id": "AQ==", "public_key": "AQ==", "display_name": "asdf"}]});
+        upgrade_webauthn_v0(&mut config, id);
+        // The value Kratos' own upgrade produces (snapshot TestUpgradeCredentials-type=webauthn-from=v0).
+        assert_eq!(config["user_handle"], "TWT6CCD8RQ2+vevXx7biSQ==");
+        assert_eq!(config["credentials"][0]["is_passwordless"], false);
+        let mut kept = serde_json::json!({"credentials": [], "user_handle": "AQI="});
+        upgrade_webauthn_v0(&mut kept, id);
+        assert_eq!(kept["user_handle"], "AQI=");
+    }
+
     use super::*;
 
     #[test]

@@ -3,3 +3,4 @@ pub mod health;
 pub mod logout;
 pub mod schemas;
 pub mod sessions;
+pub mod webauthn;

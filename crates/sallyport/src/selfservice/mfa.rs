@@ -101,6 +101,8 @@ pub fn has_second_factor(app: &App, identity: &Identity) -> bool {
         || (app.settings.lookup_enabled && has_lookup(identity))
         || (app.settings.code_mfa_enabled
             && !crate::selfservice::code::login::code_addresses(identity).is_empty())
+        || (app.settings.webauthn.is_some()
+            && !crate::selfservice::method::webauthn_mfa_keys(identity).is_empty())
 }
 
 // ---------------- settings ----------------
@@ -253,7 +255,7 @@ fn ui(messages: Vec<FieldMessage>) -> SettingsError {
 }
 
 /// Removing `removed` must not leave a policy-bound identity without any second factor.
-fn guard_last_factor(app: &App, before: &Identity, after: &Identity) -> Result<(), SettingsError> {
+pub(crate) fn guard_last_factor(app: &App, before: &Identity, after: &Identity) -> Result<(), SettingsError> {
     if requires_mfa(app, before) && has_second_factor(app, before) && !has_second_factor(app, after) {
         return Err(ui(vec![FieldMessage::flow(text::validation_generic(
             "Your account requires a second factor; set up another one before removing this one.",

@@ -2,6 +2,7 @@ pub mod address_flow;
 pub mod code;
 pub mod common;
 pub mod hooks;
+pub mod keys;
 pub mod link;
 pub mod login;
 pub mod method;

@@ -61,9 +61,12 @@ fn show_credentials(app: &App, flow: &mut Flow, traits: &Value) {
     flow.active = None;
     flow.state = sallyport_core::flow::FlowState::ChooseMethod;
     set_trait_values(&mut flow.ui, traits);
-    flow.ui
-        .nodes
-        .retain(|n| n.group != Group::Password && n.group != Group::Profile);
+    flow.ui.nodes.retain(|n| {
+        !matches!(
+            n.group,
+            Group::Password | Group::Profile | Group::Passkey | Group::Webauthn
+        )
+    });
     for n in &mut flow.ui.nodes {
         if n.group == Group::Default
             && n.name() != "csrf_token"
@@ -74,7 +77,7 @@ fn show_credentials(app: &App, flow: &mut Flow, traits: &Value) {
     }
     let mut nodes = vec![];
     for m in app.methods.registration() {
-        m.populate(app, &mut nodes, Screen::Credentials);
+        m.populate_flow(app, flow, &mut nodes, Screen::Credentials);
     }
     flow.ui.nodes.extend(nodes);
     flow.ui.push(previous_screen());

@@ -89,7 +89,7 @@ pub fn populate_form(app: &App, flow: &mut Flow, traits: Option<&Value>, screen:
         .map(|s| s.trait_nodes(Group::Default, traits))
         .unwrap_or_default();
     for m in app.methods.registration() {
-        m.populate(app, &mut nodes, screen);
+        m.populate_flow(app, flow, &mut nodes, screen);
     }
     flow.ui.nodes.extend(nodes);
 }

@@ -6,8 +6,10 @@
 mod code;
 mod mfa;
 pub mod oidc;
+mod passkey;
 mod password;
 mod profile;
+mod webauthn;
 
 use std::sync::Arc;
 
@@ -30,8 +32,10 @@ use crate::state::App;
 pub use code::Code;
 pub use mfa::{LookupSecret, Totp};
 pub use oidc::Oidc;
+pub use passkey::Passkey;
 pub use password::Password;
 pub use profile::Profile;
+pub use webauthn::{WebAuthn, mfa_keys as webauthn_mfa_keys};
 
 pub type Body = Map<String, Value>;
 
@@ -100,6 +104,11 @@ pub trait RegistrationMethod: Send + Sync {
     fn id(&self) -> &'static str;
     /// Adds this method's nodes to `nodes` (the schema's trait nodes come first).
     fn populate(&self, app: &App, nodes: &mut Vec<Node>, screen: Screen);
+    /// Like `populate`, for methods whose nodes depend on the flow or keep state in it (a WebAuthn
+    /// challenge in the internal context, script nodes on browser flows only).
+    fn populate_flow(&self, app: &App, _flow: &mut Flow, nodes: &mut Vec<Node>, screen: Screen) {
+        self.populate(app, nodes, screen);
+    }
     fn handles(&self, app: &App, flow: &Flow, body: &Body) -> bool;
     async fn submit(
         &self,
@@ -210,6 +219,22 @@ impl Methods {
             m.login.push(Arc::new(LookupSecret));
         }
         m.settings.push(Arc::new(LookupSecret));
+        if let Some(p) = &s.passkey {
+            let passkey = Arc::new(Passkey::new(p)?);
+            m.login.push(passkey.clone());
+            m.registration.push(passkey.clone());
+            m.settings.push(passkey);
+        } else {
+            m.disabled_login.push("passkey");
+        }
+        if let Some(w) = &s.webauthn {
+            let webauthn = Arc::new(WebAuthn::new(w)?);
+            m.login.push(webauthn.clone());
+            if w.passwordless {
+                m.registration.push(webauthn.clone());
+            }
+            m.settings.push(webauthn);
+        }
         Ok(m)
     }
 
@@ -311,6 +336,44 @@ mod tests {
         );
         assert!(m.oidc().is_some());
         assert!(!m.login_disabled(&Map::new()));
+    }
+
+    #[test]
+    fn passkey_and_webauthn_join_the_registry_when_enabled() {
+        let rp = json!({"rp": {"id": "app.test", "display_name": "App", "origins": ["http://app.test"]}});
+        let m = methods(json!({"selfservice": {"methods": {
+            "passkey": {"enabled": true, "config": rp.clone()},
+            "webauthn": {"enabled": true, "config": rp},
+        }}}));
+        assert_eq!(
+            ids(m.login().map(|m| m.id())),
+            ["password", "passkey", "webauthn"]
+        );
+        assert_eq!(
+            ids(m.registration().map(|m| m.id())),
+            ["profile", "password", "passkey"]
+        );
+        assert_eq!(
+            ids(m.settings().map(|m| m.id())),
+            [
+                "profile",
+                "password",
+                "totp",
+                "lookup_secret",
+                "passkey",
+                "webauthn"
+            ]
+        );
+        let find = |v: Value| m.find_settings(v.as_object().unwrap()).map(|m| m.id());
+        assert_eq!(find(json!({"passkey_remove": "00"})), Some("passkey"));
+        assert_eq!(find(json!({"webauthn_register": "{}"})), Some("webauthn"));
+        let mut body = Map::new();
+        body.insert("method".into(), json!("passkey"));
+        assert!(!m.login_disabled(&body));
+        assert!(
+            methods(json!({})).login_disabled(&body),
+            "a disabled passkey method answers 404"
+        );
     }
 
     #[test]
