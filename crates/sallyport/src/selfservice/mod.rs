@@ -12,6 +12,6 @@ pub mod profile;
 pub mod recovery;
 pub mod registration;
 pub mod settings;
-pub mod token_exchange;
 pub mod status_mode;
+pub mod token_exchange;
 pub mod verification;
