@@ -144,6 +144,10 @@ macro_rules! __impl_session_store {
                 Ok(session)
             }
 
+            fn read_generation(&self) -> Option<u64> {
+                self.cache.current()
+            }
+
             #[tracing::instrument(level = "debug", skip_all)]
             async fn get_session_by_logout_token_digest(&self, digest: &str) -> StoreResult<Session> {
                 let sql = $crate::__private::session_sql::by_logout_token_digest(digest);

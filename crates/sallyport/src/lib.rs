@@ -21,3 +21,4 @@ pub mod session_manager;
 pub mod settings;
 pub mod state;
 pub mod ui;
+pub mod whoami_cache;

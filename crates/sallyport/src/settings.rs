@@ -146,6 +146,8 @@ pub struct Settings {
     pub totp_issuer: String,
     pub lookup_enabled: bool,
     pub mfa_policy: sallyport_config::model::MfaPolicy,
+    /// `sallyport.cache.whoami_max_bytes`.
+    pub whoami_cache_bytes: usize,
     pub rate_limits: crate::rate_limit::RateLimitSettings,
     /// `sallyport.ui`: branding and overrides of the built-in pages.
     pub ui: sallyport_config::model::UiBranding,

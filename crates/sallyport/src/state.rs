@@ -26,6 +26,8 @@ pub struct App {
     pub password_gate: Arc<tokio::sync::Semaphore>,
     /// The self-service methods the configuration enables, built once.
     pub methods: crate::selfservice::method::Methods,
+    /// Finished whoami answers, bounded by `sallyport.cache.whoami_max_bytes`.
+    pub whoami_cache: crate::whoami_cache::WhoamiCache,
 }
 
 pub type AppState = Arc<App>;

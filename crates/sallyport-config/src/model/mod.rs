@@ -489,6 +489,24 @@ pub struct Extensions {
     pub mfa_policy: MfaPolicy,
     pub rate_limits: RateLimits,
     pub ui: UiBranding,
+    pub cache: CacheLimits,
+}
+
+/// `sallyport.cache`: memory the in-process caches may hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheLimits {
+    /// Finished `GET /sessions/whoami` answers (about 1.3 KB each for a typical identity); `"0B"` turns
+    /// the cache off. Used on SQLite only: with PostgreSQL every answer is read from the database.
+    pub whoami_max_bytes: crate::bytesize::ByteSize,
+}
+
+impl Default for CacheLimits {
+    fn default() -> Self {
+        CacheLimits {
+            whoami_max_bytes: crate::bytesize::ByteSize(16 * crate::bytesize::ByteSize::MB),
+        }
+    }
 }
 
 /// `sallyport.ui`: the built-in self-service pages under `/ui/` (used wherever a flow names no `ui_url`).

@@ -24,3 +24,4 @@ mod sessions;
 mod settings_mfa;
 mod spa_flows;
 mod verification_flows;
+mod whoami_cache;
