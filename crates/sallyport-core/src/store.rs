@@ -93,7 +93,8 @@ pub trait SessionStore: Send + Sync {
     async fn get_session_by_token_digest(&self, digest: &str) -> StoreResult<Session>;
     async fn get_session_by_logout_token_digest(&self, digest: &str) -> StoreResult<Session>;
     /// A counter that changes after every committed change to an existing session or identity, when
-    /// this process sees every such change (SQLite); None when other processes may write (PostgreSQL).
+    /// this process learns of every such change (SQLite; PostgreSQL while its change listener is
+    /// connected); None otherwise.
     /// Anything derived from a session and its identity may be kept while the counter stays the same.
     fn read_generation(&self) -> Option<u64> {
         None

@@ -1,7 +1,8 @@
 //! A read cache for the two lookups every authenticated request makes (session by token digest, identity
-//! by id). Every write to sessions or identities goes through this process and drops the whole cache, so
-//! it is exact as long as one process writes the database — which is what the SQLite backend assumes.
-//! PostgreSQL deployments run several nodes against one database, so there the cache stays off.
+//! by id). Every write to sessions or identities drops the whole cache. On SQLite every write goes
+//! through this process, so that is exact. PostgreSQL deployments run several nodes against one
+//! database: there every write also sends a notification (`announce_sql`) and each node's listener
+//! drops its cache when one arrives (`shared`); while the listener is not connected the cache is off.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -84,6 +85,9 @@ struct State {
 
 pub struct ReadCache {
     enabled: bool,
+    /// Shared database: whether the change listener is connected (always true otherwise).
+    live: std::sync::atomic::AtomicBool,
+    announce: Option<&'static str>,
     /// Bumped (under the lock) by every invalidation; read without it by `current`.
     generation: AtomicU64,
     state: Mutex<State>,
@@ -95,6 +99,8 @@ impl ReadCache {
         let off = std::env::var("SALLYPORT_DISABLE_READ_CACHE").is_ok_and(|v| v == "1" || v == "true");
         ReadCache {
             enabled: !off,
+            live: true.into(),
+            announce: None,
             generation: AtomicU64::new(0),
             state: Mutex::default(),
         }
@@ -103,9 +109,39 @@ impl ReadCache {
     pub fn disabled() -> ReadCache {
         ReadCache {
             enabled: false,
+            live: true.into(),
+            announce: None,
             generation: AtomicU64::new(0),
             state: Mutex::default(),
         }
+    }
+
+    /// For a database other processes write: `announce` (a statement) tells them about a change; the
+    /// cache stays off until [`set_live`](Self::set_live) says this node hears theirs.
+    pub fn shared(announce: &'static str) -> ReadCache {
+        let off = std::env::var("SALLYPORT_DISABLE_READ_CACHE").is_ok_and(|v| v == "1" || v == "true");
+        ReadCache {
+            enabled: !off,
+            live: false.into(),
+            announce: Some(announce),
+            generation: AtomicU64::new(0),
+            state: Mutex::default(),
+        }
+    }
+
+    /// Whether changes made by other processes are being heard; a gap drops everything.
+    pub fn set_live(&self, live: bool) {
+        self.invalidate();
+        self.live.store(live, Ordering::Release);
+        self.invalidate();
+    }
+
+    pub fn announce_sql(&self) -> Option<&'static str> {
+        self.announce.filter(|_| self.enabled)
+    }
+
+    fn usable(&self) -> bool {
+        self.enabled && self.live.load(Ordering::Acquire)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -119,11 +155,11 @@ impl ReadCache {
 
     /// The generation when this process sees every write (the cache is on), for caches built on top.
     pub fn current(&self) -> Option<u64> {
-        self.enabled.then(|| self.generation())
+        self.usable().then(|| self.generation())
     }
 
     pub fn session(&self, digest: &str) -> Option<Session> {
-        if !self.enabled {
+        if !self.usable() {
             return None;
         }
         self.lock().sessions.map.get(digest).map(|(s, _)| s.clone())
@@ -142,7 +178,7 @@ impl ReadCache {
     }
 
     pub fn identity(&self, id: Uuid) -> Option<Identity> {
-        if !self.enabled {
+        if !self.usable() {
             return None;
         }
         self.lock().identities.map.get(&id).map(|(i, _)| i.clone())

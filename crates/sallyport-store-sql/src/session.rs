@@ -173,7 +173,7 @@ macro_rules! __impl_session_store {
                     .execute(&self.writer)
                     .await
                     .map_err($crate::db_err)?;
-                self.cache.invalidate();
+                self.cache_changed().await;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound);
                 }
@@ -213,7 +213,7 @@ macro_rules! __impl_session_store {
                 let sql = $crate::__private::session_sql::revoke(identity_id, except, now);
                 let query = $crate::bind_all_query(sqlx::query::<Db>(&sql.text), sql.args);
                 let done = query.execute(&self.writer).await.map_err($crate::db_err)?;
-                self.cache.invalidate();
+                self.cache_changed().await;
                 Ok(done.rows_affected())
             }
 
@@ -227,7 +227,7 @@ macro_rules! __impl_session_store {
                     .execute(&self.writer)
                     .await
                     .map_err($crate::db_err)?;
-                self.cache.invalidate();
+                self.cache_changed().await;
                 Ok(done.rows_affected())
             }
 
@@ -238,7 +238,7 @@ macro_rules! __impl_session_store {
                     .execute(&self.writer)
                     .await
                     .map_err($crate::db_err)?;
-                self.cache.invalidate();
+                self.cache_changed().await;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound);
                 }

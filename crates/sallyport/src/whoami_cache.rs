@@ -5,7 +5,7 @@
 //! the one read *before* the session and identity were loaded: any committed change to an existing
 //! session or identity (logout, revocation, settings, admin edits, deletion) moves the generation and
 //! so retires every entry at once. Expiry is checked on every hit. A store without a generation
-//! (PostgreSQL, written by several nodes) gets no caching here. Memory is bounded by
+//! (PostgreSQL while its change listener is disconnected) gets no caching here. Memory is bounded by
 //! `sallyport.cache.whoami_max_bytes`, split over shards so the lock is rarely contended.
 
 use std::collections::HashMap;

@@ -497,7 +497,8 @@ pub struct Extensions {
 #[serde(default, deny_unknown_fields)]
 pub struct CacheLimits {
     /// Finished `GET /sessions/whoami` answers (about 1.3 KB each for a typical identity); `"0B"` turns
-    /// the cache off. Used on SQLite only: with PostgreSQL every answer is read from the database.
+    /// the cache off. On PostgreSQL it is trusted only while this node hears the change notifications
+    /// every node sends (LISTEN/NOTIFY); otherwise every answer is read from the database.
     pub whoami_max_bytes: crate::bytesize::ByteSize,
 }
 

@@ -163,3 +163,54 @@ both_backends!(whoami_cache_can_be_turned_off, |b: Backend| async move {
     whoami_twice(&s, a["session_token"].as_str().unwrap()).await;
     s.shutdown().await;
 });
+
+/// Two nodes on one PostgreSQL database: a logout on one is refused by the other, which had cached
+/// the session, as soon as the change notification arrives (the time it took is printed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_logout_on_one_node_is_refused_on_the_other() {
+    if std::env::var("TEST_POSTGRES_DSN").is_err() {
+        eprintln!("skipped: TEST_POSTGRES_DSN is not set");
+        return;
+    }
+    let a = TestServer::spawn(Backend::Postgres).await;
+    let b = TestServer::spawn_sharing(&a, json!({})).await;
+    create_identity(&a, "nodes@example.org", "correct horse battery").await;
+    let (_, login) = native_login(&a, "nodes@example.org", "correct horse battery").await;
+    let t = login["session_token"].as_str().unwrap();
+    // Until b's listener is connected its answers are not cached; give it a moment, then cache.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while b.app.store.read_generation().is_none() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        b.app.store.read_generation().is_some(),
+        "node b never heard the change channel"
+    );
+    whoami_twice(&b, t).await;
+    let res = api()
+        .delete(a.public_url("self-service/logout/api"))
+        .json(&json!({"session_token": t}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let t0 = std::time::Instant::now();
+    loop {
+        let (st, _) = whoami(&b, t).await;
+        if st == 401 {
+            break;
+        }
+        assert_eq!(st, 200);
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(2),
+            "node b still answers 200"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    eprintln!(
+        "node b refused the session {:?} after node a's logout answered",
+        t0.elapsed()
+    );
+    b.shutdown().await;
+    a.shutdown().await;
+}
