@@ -16,7 +16,7 @@ use uuid::Uuid;
 /// Bounds memory: each of the two maps holds at most about this many bytes (estimated, see `approx_*`).
 /// The whoami answers themselves are cached above the store (`sallyport.cache`), so this one only needs
 /// to spare the database the lookups of the other authenticated routes.
-const MAX_BYTES_PER_MAP: usize = 4 << 20;
+const MAX_BYTES_PER_MAP: usize = 1 << 20;
 
 /// A map bounded in estimated bytes; past the bound an eighth of it (arbitrary entries) goes.
 struct Bounded<K, V> {

@@ -25,7 +25,7 @@ use crate::templates::sanitize_header_value;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle connections kept for reuse (as many as the dispatcher delivers at once by default).
-const POOL_SIZE: usize = 8;
+const POOL_SIZE: usize = 16;
 /// A connection idle longer than this is checked with NOOP before it carries a message.
 const CHECK_AFTER_IDLE: Duration = Duration::from_secs(5);
 /// Idle longer than this and it is closed rather than checked (servers drop idle clients).
