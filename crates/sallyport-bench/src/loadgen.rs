@@ -35,6 +35,9 @@ pub struct LoadResult {
     pub rps: f64,
     /// The first non-200 status seen, to name in the report.
     pub bad_status: Option<u16>,
+    /// Median and 99th percentile latency in ms (in-process client only; `wrk`'s are not parsed).
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
 }
 
 impl LoadResult {
@@ -79,7 +82,9 @@ impl Generator {
         shape: Shape,
     ) -> anyhow::Result<LoadResult> {
         match self {
-            Generator::InProcess => client_rt.block_on(inprocess(addr, request(addr, path, headers), shape)),
+            Generator::InProcess => {
+                client_rt.block_on(inprocess(addr, vec![request(addr, path, headers)], shape))
+            }
             Generator::Wrk(bin) => {
                 let url = format!("http://{addr}{path}");
                 if !shape.warmup.is_zero() {
@@ -89,6 +94,20 @@ impl Generator {
             }
         }
     }
+}
+
+/// Always the in-process client: each connection sends the next of `requests` in turn (starting at
+/// its own offset), so many distinct sessions are asked for; `wrk` would need a Lua script for that.
+pub fn run_rotating(
+    client_rt: &Runtime,
+    addr: SocketAddr,
+    requests: Vec<Vec<u8>>,
+    shape: Shape,
+) -> anyhow::Result<LoadResult> {
+    if requests.is_empty() {
+        bail!("no requests to rotate");
+    }
+    client_rt.block_on(inprocess(addr, requests, shape))
 }
 
 fn find_wrk() -> Option<PathBuf> {
@@ -200,7 +219,15 @@ impl Counters {
     }
 }
 
-async fn worker(addr: SocketAddr, req: Arc<Vec<u8>>, c: Arc<Counters>, stop: Arc<AtomicBool>) {
+async fn worker(
+    addr: SocketAddr,
+    reqs: Arc<Vec<Vec<u8>>>,
+    mut next: usize,
+    c: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+    measuring: Arc<AtomicBool>,
+) -> Vec<u32> {
+    let mut latencies_us = Vec::new();
     let mut buf = Vec::with_capacity(16 * 1024);
     'connect: while !stop.load(Ordering::Relaxed) {
         let mut s = match TcpStream::connect(addr).await {
@@ -214,12 +241,18 @@ async fn worker(addr: SocketAddr, req: Arc<Vec<u8>>, c: Arc<Counters>, stop: Arc
         let _ = s.set_nodelay(true);
         buf.clear();
         while !stop.load(Ordering::Relaxed) {
-            if s.write_all(&req).await.is_err() {
+            let req = &reqs[next % reqs.len()];
+            next = next.wrapping_add(1);
+            let sent = Instant::now();
+            if s.write_all(req).await.is_err() {
                 c.io_errors.fetch_add(1, Ordering::Relaxed);
                 continue 'connect;
             }
             match read_response(&mut s, &mut buf).await {
                 Ok(f) => {
+                    if measuring.load(Ordering::Relaxed) {
+                        latencies_us.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                    }
                     if f.status == 200 {
                         c.ok.fetch_add(1, Ordering::Relaxed);
                     } else {
@@ -243,31 +276,58 @@ async fn worker(addr: SocketAddr, req: Arc<Vec<u8>>, c: Arc<Counters>, stop: Arc
             }
         }
     }
+    latencies_us
 }
 
-async fn inprocess(addr: SocketAddr, req: Vec<u8>, shape: Shape) -> anyhow::Result<LoadResult> {
+/// The `q` quantile (0..=1) of sorted latencies, in ms.
+fn quantile_ms(sorted_us: &[u32], q: f64) -> Option<f64> {
+    if sorted_us.is_empty() {
+        return None;
+    }
+    let i = ((sorted_us.len() - 1) as f64 * q).round() as usize;
+    Some(sorted_us[i] as f64 / 1000.0)
+}
+
+async fn inprocess(addr: SocketAddr, reqs: Vec<Vec<u8>>, shape: Shape) -> anyhow::Result<LoadResult> {
     let Shape {
         concurrency,
         warmup,
         duration,
     } = shape;
-    let req = Arc::new(req);
+    let stride = (reqs.len() / concurrency).max(1);
+    let reqs = Arc::new(reqs);
     let c = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
+    let measuring = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..concurrency)
-        .map(|_| tokio::spawn(worker(addr, req.clone(), c.clone(), stop.clone())))
+        .map(|i| {
+            tokio::spawn(worker(
+                addr,
+                reqs.clone(),
+                i * stride,
+                c.clone(),
+                stop.clone(),
+                measuring.clone(),
+            ))
+        })
         .collect();
     tokio::time::sleep(warmup).await;
     let (ok0, bad0, err0) = c.snapshot();
+    measuring.store(true, Ordering::Relaxed);
     let t0 = Instant::now();
     tokio::time::sleep(duration).await;
     let (ok1, bad1, err1) = c.snapshot();
+    measuring.store(false, Ordering::Relaxed);
     let secs = t0.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
     for w in workers {
         // A worker stuck on a dead connection is cut off rather than waited for.
-        let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
+        if let Ok(Ok(l)) = tokio::time::timeout(Duration::from_secs(5), w).await {
+            latencies.extend(l);
+        }
     }
+    latencies.sort_unstable();
     let bad = c.bad_status.load(Ordering::Relaxed);
     Ok(LoadResult {
         ok: ok1 - ok0,
@@ -276,6 +336,8 @@ async fn inprocess(addr: SocketAddr, req: Vec<u8>, shape: Shape) -> anyhow::Resu
         secs,
         rps: (ok1 - ok0) as f64 / secs,
         bad_status: (bad != 0).then_some(bad as u16),
+        p50_ms: quantile_ms(&latencies, 0.50),
+        p99_ms: quantile_ms(&latencies, 0.99),
     })
 }
 
@@ -345,6 +407,8 @@ fn parse_wrk(text: &str) -> anyhow::Result<LoadResult> {
         secs: secs.unwrap_or(0.0),
         rps,
         bad_status: None,
+        p50_ms: None,
+        p99_ms: None,
     })
 }
 

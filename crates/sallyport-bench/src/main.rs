@@ -8,6 +8,7 @@
 //! 5. courier: queued emails delivered per second over SMTP to a loopback sink (reported as is);
 //! 6. rate limits: password logins and whoami per second with the limiter off, on (defaults) and on
 //!    with per-IP budgets, interleaved in the same run; the ratio is on/off;
+//! 8. memory: RSS of the release binary idle and after whoami rotating over 100,000 sessions;
 //! 7. `import kratos` PostgreSQL → PostgreSQL: identities per second against its own `--dry-run` (needs
 //!    `SALLYPORT_BENCH_POSTGRES_DSN` or `TEST_POSTGRES_DSN`; not in the default set).
 //!
@@ -18,6 +19,7 @@ mod courier;
 mod import;
 mod loadgen;
 mod login;
+mod memory;
 mod ratelimit;
 mod report;
 mod server;
@@ -40,6 +42,7 @@ pub enum Section {
     Courier,
     Ratelimit,
     Import,
+    Memory,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -73,6 +76,18 @@ struct Opts {
     /// Concurrent keep-alive connections hammering whoami and code login [32].
     #[arg(long, env = "SALLYPORT_BENCH_CONCURRENCY")]
     concurrency: Option<usize>,
+    /// Distinct sessions whoami rotates through, one per request [full: 10000, quick: 1000].
+    #[arg(long, env = "SALLYPORT_BENCH_WHOAMI_SESSIONS")]
+    whoami_sessions: Option<usize>,
+    /// Keep-alive connections for whoami [64].
+    #[arg(long, env = "SALLYPORT_BENCH_WHOAMI_CONNECTIONS")]
+    whoami_connections: Option<usize>,
+    /// Sessions seeded for the memory section, all rotated through [full: 100000, quick: 5000].
+    #[arg(long, env = "SALLYPORT_BENCH_MEMORY_SESSIONS")]
+    memory_sessions: Option<usize>,
+    /// Whoami requests the memory section sends (at least; in 5 s rounds) [full: 1000000, quick: 50000].
+    #[arg(long, env = "SALLYPORT_BENCH_MEMORY_REQUESTS")]
+    memory_requests: Option<u64>,
     /// Whoami and code send-code warm-up, seconds [full: 1, quick: 0.5].
     #[arg(long, env = "SALLYPORT_BENCH_WARMUP")]
     warmup: Option<f64>,
@@ -118,6 +133,10 @@ pub struct Params {
     pub identities: usize,
     pub sessions_per_identity: usize,
     pub concurrency: usize,
+    pub whoami_sessions: usize,
+    pub whoami_connections: usize,
+    pub memory_sessions: usize,
+    pub memory_requests: u64,
     pub warmup: Duration,
     pub duration: Duration,
     pub login_rounds: usize,
@@ -143,6 +162,13 @@ impl Params {
             identities: o.identities.unwrap_or(if q { 20 } else { 1000 }).max(1),
             sessions_per_identity: o.sessions_per_identity.unwrap_or(if q { 50 } else { 100 }).max(1),
             concurrency: o.concurrency.unwrap_or(32).max(1),
+            whoami_sessions: o.whoami_sessions.unwrap_or(if q { 1000 } else { 10_000 }).max(1),
+            whoami_connections: o.whoami_connections.unwrap_or(64).max(1),
+            memory_sessions: o.memory_sessions.unwrap_or(if q { 5000 } else { 100_000 }).max(1),
+            memory_requests: o
+                .memory_requests
+                .unwrap_or(if q { 50_000 } else { 1_000_000 })
+                .max(1),
             warmup: pick(o.warmup, 1.0, 0.5),
             duration: pick(o.duration, 5.0, 1.5).max(Duration::from_millis(100)),
             login_rounds: o.login_rounds.unwrap_or(if q { 3 } else { 7 }).max(1),
@@ -173,6 +199,7 @@ fn main() -> ExitCode {
             Section::Code,
             Section::Courier,
             Section::Ratelimit,
+            Section::Memory,
         ]
     } else {
         opts.only.clone()
@@ -222,6 +249,7 @@ fn main() -> ExitCode {
                 ratelimit::run(&p, &server_rt, &client_rt, metrics.clone()).map(|r| report.ratelimit(&p, r))
             }
             Section::Import => import::run(&p, &server_rt).map(|r| report.import(&p, r)),
+            Section::Memory => memory::run(&p, &server_rt, &client_rt).map(|r| report.memory(&p, r)),
         };
         if let Err(e) = outcome {
             failed = true;

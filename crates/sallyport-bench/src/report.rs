@@ -9,7 +9,10 @@ use crate::startup::StartupResult;
 use crate::whoami::WhoamiResult;
 use crate::{Params, Section};
 
-const WHOAMI_TARGET: f64 = 0.5;
+const WHOAMI_TARGET: f64 = 0.7;
+const WHOAMI_P99_TARGET: f64 = 1.5;
+const IDLE_RSS_TARGET_MIB: f64 = 20.0;
+const LOADED_RSS_TARGET_MIB: f64 = 60.0;
 const LOGIN_TARGET: f64 = 1.10;
 
 struct Row {
@@ -82,16 +85,24 @@ impl Report {
         );
         println!("load generator: {}", r.generator);
         println!(
-            "load: {} keep-alive connections, {:.1} s warm-up, {:.1} s measured; body {} bytes (baseline serves the same bytes)",
-            p.concurrency,
+            "load: {} keep-alive connections, {} distinct sessions rotated per request, {:.1} s warm-up, {:.1} s measured; body {} bytes (baseline serves the same bytes)",
+            r.connections,
+            r.rotated,
             p.warmup.as_secs_f64(),
             p.duration.as_secs_f64(),
             r.body_bytes
         );
-        for (name, l) in [("sallyport", &r.sallyport), ("baseline ", &r.baseline)] {
+        let ms = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
+        for (name, l) in [
+            ("sallyport (token) ", &r.sallyport),
+            ("sallyport (cookie)", &r.cookie),
+            ("baseline          ", &r.baseline),
+        ] {
             println!(
-                "  {name}: {:>10.1} req/s  ({} x 200 in {:.2} s; non-200: {}{}; I/O errors: {})",
+                "  {name}: {:>10.1} req/s  p50 {} ms  p99 {} ms  ({} x 200 in {:.2} s; non-200: {}{}; I/O errors: {})",
                 l.rps,
+                ms(l.p50_ms),
+                ms(l.p99_ms),
                 l.ok,
                 l.secs,
                 l.non200,
@@ -99,23 +110,76 @@ impl Report {
                 l.io_errors
             );
         }
-        let ratio = r.sallyport.rps / r.baseline.rps;
-        let errors = r.sallyport.errors() + r.baseline.errors();
+        let errors = r.sallyport.errors() + r.cookie.errors() + r.baseline.errors();
         if errors > 0 {
             println!("  ERRORS: {errors} failed requests (see above)");
         }
         println!();
-        self.rows.push(Row {
-            metric: format!("whoami req/s ({} conns)", p.concurrency),
-            sallyport: format!("{:.0}", r.sallyport.rps),
-            baseline: format!("{:.0}", r.baseline.rps),
-            ratio: format!("{ratio:.3}"),
-            target: format!(">= {WHOAMI_TARGET:.2}"),
-            result: if errors > 0 {
-                format!("{} +{errors} ERR", verdict(ratio >= WHOAMI_TARGET))
+        let with_errors = |pass: bool| {
+            if errors > 0 {
+                format!("{} +{errors} ERR", verdict(pass))
             } else {
-                verdict(ratio >= WHOAMI_TARGET)
-            },
+                verdict(pass)
+            }
+        };
+        for (what, l) in [("token", &r.sallyport), ("cookie", &r.cookie)] {
+            let ratio = l.rps / r.baseline.rps;
+            self.rows.push(Row {
+                metric: format!(
+                    "whoami {what} req/s ({} conns, {} sessions)",
+                    r.connections, r.rotated
+                ),
+                sallyport: format!("{:.0}", l.rps),
+                baseline: format!("{:.0}", r.baseline.rps),
+                ratio: format!("{ratio:.3}"),
+                target: format!(">= {WHOAMI_TARGET:.2}"),
+                result: with_errors(ratio >= WHOAMI_TARGET),
+            });
+            if let (Some(a), Some(b)) = (l.p99_ms, r.baseline.p99_ms) {
+                let ratio = a / b;
+                self.rows.push(Row {
+                    metric: format!("whoami {what} p99 ms"),
+                    sallyport: format!("{a:.2}"),
+                    baseline: format!("{b:.2}"),
+                    ratio: format!("{ratio:.3}"),
+                    target: format!("<= {WHOAMI_P99_TARGET:.2}"),
+                    result: with_errors(ratio <= WHOAMI_P99_TARGET),
+                });
+            }
+        }
+    }
+
+    pub fn memory(&mut self, _p: &Params, r: crate::memory::MemoryResult) {
+        println!("== 8. Memory of the release binary (file SQLite, default cache limits) ==");
+        println!(
+            "store: {} sessions (100 per identity), seeded in {:.1} s; whoami rotates over all of them",
+            r.sessions, r.seed_secs
+        );
+        println!("  idle RSS: {:.1} MiB", r.idle_mib);
+        for (n, rss) in &r.rounds {
+            println!("  after {n:>9} whoami: RSS {rss:.1} MiB");
+        }
+        println!(
+            "  peak RSS (VmHWM) {:.1} MiB; {:.0} whoami/s; errors: {}",
+            r.peak_mib, r.rps, r.errors
+        );
+        println!();
+        self.rows.push(Row {
+            metric: "idle RSS MiB (seeded store)".into(),
+            sallyport: format!("{:.1}", r.idle_mib),
+            baseline: "-".into(),
+            ratio: "-".into(),
+            target: format!("<= {IDLE_RSS_TARGET_MIB:.0}"),
+            result: verdict(r.idle_mib <= IDLE_RSS_TARGET_MIB),
+        });
+        let (n, last) = r.rounds.last().copied().unwrap_or((0, f64::NAN));
+        self.rows.push(Row {
+            metric: format!("RSS MiB after {n} whoami / {} sessions", r.sessions),
+            sallyport: format!("{last:.1}"),
+            baseline: "-".into(),
+            ratio: "-".into(),
+            target: format!("<= {LOADED_RSS_TARGET_MIB:.0}"),
+            result: verdict(last <= LOADED_RSS_TARGET_MIB && r.errors == 0),
         });
     }
 

@@ -117,7 +117,7 @@ fn one_start(
     })
 }
 
-fn wait_ready(child: &mut Child, port: u16, t0: Instant) -> anyhow::Result<Duration> {
+pub(crate) fn wait_ready(child: &mut Child, port: u16, t0: Instant) -> anyhow::Result<Duration> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     loop {
         if let Some(st) = child.try_wait()? {
@@ -148,7 +148,7 @@ fn health_ready(addr: SocketAddr) -> bool {
 }
 
 /// SIGTERM through `kill`, then up to 10 s for the exit. Returns the exit code and how long it took.
-fn terminate(child: &mut Child) -> anyhow::Result<(Option<i32>, f64)> {
+pub(crate) fn terminate(child: &mut Child) -> anyhow::Result<(Option<i32>, f64)> {
     let t0 = Instant::now();
     let st = Command::new("kill")
         .arg("-TERM")
@@ -173,7 +173,7 @@ fn terminate(child: &mut Child) -> anyhow::Result<(Option<i32>, f64)> {
     }
 }
 
-fn vm_rss_kib(pid: u32) -> anyhow::Result<u64> {
+pub(crate) fn vm_rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status =
         std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading /proc/<pid>/status")?;
     status
@@ -184,7 +184,7 @@ fn vm_rss_kib(pid: u32) -> anyhow::Result<u64> {
 }
 
 /// Binds port 0 and lets go; the port stays free until the server takes it.
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -193,7 +193,7 @@ fn q(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
 }
 
-fn kratos_yml(dsn: &str, public: u16, admin: u16) -> String {
+pub(crate) fn kratos_yml(dsn: &str, public: u16, admin: u16) -> String {
     let public_url = format!("http://127.0.0.1:{public}/");
     let admin_url = format!("http://127.0.0.1:{admin}/");
     format!(
@@ -243,7 +243,7 @@ log:
 }
 
 /// `target/release/sallyport` next to this binary's target dir; built with cargo when missing.
-fn binary(rebuild: bool) -> anyhow::Result<(PathBuf, String)> {
+pub(crate) fn binary(rebuild: bool) -> anyhow::Result<(PathBuf, String)> {
     let exe = std::env::current_exe()?;
     // target/<profile>/sallyport-bench → target
     let target = exe
@@ -276,7 +276,7 @@ fn binary(rebuild: bool) -> anyhow::Result<(PathBuf, String)> {
 }
 
 /// The last lines of the server's log, for error messages.
-fn tail(log: &Path) -> String {
+pub(crate) fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")

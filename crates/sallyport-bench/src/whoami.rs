@@ -20,20 +20,25 @@ use sallyport_core::session::{Aal, Device, Session};
 use sallyport_core::store::Store;
 
 use crate::Params;
-use crate::loadgen::{Generator, LoadResult, Shape, get_once};
-use crate::server::{Prepared, sqlite_dsn};
+use crate::loadgen::{LoadResult, Shape, get_once, request, run_rotating};
+use crate::server::{COOKIE_SECRET, Prepared, sqlite_dsn};
 
 /// A well-formed bcrypt hash; the seeded identities never log in.
 const SEED_HASH: &str = "$2b$04$atf9KHoKrTIsJZ1PpbLWu.LRY6qGB0CW6nfqgFWHTD5PfIG4hOaPq";
 const PATH: &str = "/sessions/whoami";
+/// The default `session.cookie.name`.
+const COOKIE_NAME: &str = "ory_kratos_session";
 
 pub struct WhoamiResult {
     pub sessions: usize,
     pub identities: usize,
     pub seed_secs: f64,
     pub body_bytes: usize,
+    pub rotated: usize,
+    pub connections: usize,
     pub generator: String,
     pub sallyport: LoadResult,
+    pub cookie: LoadResult,
     pub baseline: LoadResult,
 }
 
@@ -43,7 +48,6 @@ pub fn run(
     client_rt: &Runtime,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 ) -> anyhow::Result<WhoamiResult> {
-    let generator = Generator::choose(p.loadgen)?;
     let dir = tempfile::tempdir()?;
     let dsn = sqlite_dsn(dir.path());
     let total = p.identities * p.sessions_per_identity;
@@ -53,52 +57,71 @@ pub fn run(
         p.sessions_per_identity,
         dir.path().display()
     );
-    let (server, token, seed_secs) = server_rt.block_on(async {
+    let (server, tokens, seed_secs) = server_rt.block_on(async {
         let prepared = Prepared::new(&dsn, json!({"algorithm": "bcrypt", "bcrypt": {"cost": 12}})).await?;
         let t0 = Instant::now();
-        let token = seed(&prepared.store, p.identities, p.sessions_per_identity).await?;
+        let tokens = seed(&prepared.store, p.identities, p.sessions_per_identity).await?;
         let seed_secs = t0.elapsed().as_secs_f64();
         let server = prepared.start(metrics).await?;
-        anyhow::Ok((server, token, seed_secs))
+        anyhow::Ok((server, tokens, seed_secs))
     })?;
-    eprintln!(
-        "[whoami] seeded in {seed_secs:.1} s; load generator: {}",
-        generator.describe()
-    );
-    let headers = [("X-Session-Token", token.as_str())];
+    // Spread the rotated sessions over all identities: every identity's sessions are adjacent in `tokens`.
+    let rotated = p.whoami_sessions.min(tokens.len()).max(1);
+    let step = (tokens.len() / rotated).max(1);
+    let picked: Vec<&String> = tokens.iter().step_by(step).take(rotated).collect();
+    let rotated = picked.len();
+    let keys = sallyport::http::cookies::CookieKeys::new(&[COOKIE_SECRET.to_owned()]);
+    let by_token: Vec<Vec<u8>> = picked
+        .iter()
+        .map(|t| request(server.public, PATH, &[("X-Session-Token", t.as_str())]))
+        .collect();
+    let by_cookie: Vec<Vec<u8>> = picked
+        .iter()
+        .map(|t| {
+            let cookie = format!("{COOKIE_NAME}={}", keys.seal(COOKIE_NAME, t));
+            request(server.public, PATH, &[("Cookie", cookie.as_str())])
+        })
+        .collect();
+    eprintln!("[whoami] seeded in {seed_secs:.1} s; {rotated} sessions rotated per request");
     let shape = Shape {
-        concurrency: p.concurrency,
+        concurrency: p.whoami_connections,
         warmup: p.warmup,
         duration: p.duration,
     };
+    let first = [("X-Session-Token", picked[0].as_str())];
 
     let measured = (|| {
-        let (status, body) = client_rt.block_on(get_once(server.public, PATH, &headers))?;
+        let (status, body) = client_rt.block_on(get_once(server.public, PATH, &first))?;
         if status != 200 {
             bail!("whoami answered {status}: {}", String::from_utf8_lossy(&body));
         }
         eprintln!(
-            "[whoami] sallyport: {} connections, {:.1} s warm-up + {:.1} s",
-            p.concurrency,
+            "[whoami] sallyport: {} connections, {:.1} s warm-up + {:.1} s, token header then cookie",
+            p.whoami_connections,
             p.warmup.as_secs_f64(),
             p.duration.as_secs_f64()
         );
-        let sallyport = generator.run(client_rt, server.public, PATH, &headers, shape)?;
-        Ok((body, sallyport))
+        let sallyport = run_rotating(client_rt, server.public, by_token.clone(), shape)?;
+        let cookie = run_rotating(client_rt, server.public, by_cookie, shape)?;
+        Ok((body, sallyport, cookie))
     })();
     server_rt.block_on(server.stop())?;
-    let (body, sallyport) = measured?;
+    let (body, sallyport, cookie) = measured?;
 
     let body_bytes = body.len();
     let (addr, stop, handle) = server_rt.block_on(baseline(Bytes::from(body)))?;
     let baseline = (|| {
-        // The baseline gets the same request, token header included.
-        let (status, got) = client_rt.block_on(get_once(addr, PATH, &headers))?;
+        // The baseline gets the same requests, token headers included (only the Host differs).
+        let (status, got) = client_rt.block_on(get_once(addr, PATH, &first))?;
         if status != 200 || got.len() != body_bytes {
             bail!("baseline answered {status} with {} bytes", got.len());
         }
         eprintln!("[whoami] baseline: same client, concurrency and duration");
-        generator.run(client_rt, addr, PATH, &headers, shape)
+        let reqs = picked
+            .iter()
+            .map(|t| request(addr, PATH, &[("X-Session-Token", t.as_str())]))
+            .collect();
+        run_rotating(client_rt, addr, reqs, shape)
     })();
     let _ = stop.send(());
     server_rt.block_on(handle).context("baseline server task")??;
@@ -108,19 +131,21 @@ pub fn run(
         identities: p.identities,
         seed_secs,
         body_bytes,
-        generator: generator.describe(),
+        rotated,
+        connections: p.whoami_connections,
+        generator: "in-process HTTP/1.1 keep-alive client (own single-threaded tokio runtime), one request per rotated session in turn".into(),
         sallyport,
+        cookie,
         baseline: baseline?,
     })
 }
 
 /// Identities with a password credential and addresses, each with `per` active aal1 sessions carrying a
-/// device, inserted through the store API. Returns the token of one session from the middle.
-async fn seed(store: &Arc<dyn Store>, identities: usize, per: usize) -> anyhow::Result<String> {
+/// device, inserted through the store API. Returns every session's token, identity by identity.
+pub async fn seed(store: &Arc<dyn Store>, identities: usize, per: usize) -> anyhow::Result<Vec<String>> {
     let now = time::OffsetDateTime::now_utc();
     let lifespan = time::Duration::days(30);
-    let pick = (identities / 2, per / 2);
-    let mut token = None;
+    let mut tokens = Vec::with_capacity(identities * per);
     for i in 0..identities {
         let email = format!("user{i:07}@example.org");
         let mut ident = Identity::new("default", json!({"email": email}), now);
@@ -141,7 +166,7 @@ async fn seed(store: &Arc<dyn Store>, identities: usize, per: usize) -> anyhow::
         // The single writer connection serializes these anyway; keeping several queued hides the
         // round trip to its worker thread.
         let mut inserts = JoinSet::new();
-        for j in 0..per {
+        for _ in 0..per {
             let mut n = Session::issue(ident.id, lifespan, now);
             n.session.complete_method("password", Aal::Aal1, now);
             n.session.devices.push(Device {
@@ -150,9 +175,7 @@ async fn seed(store: &Arc<dyn Store>, identities: usize, per: usize) -> anyhow::
                 user_agent: Some("sallyport-bench/1.0".into()),
                 location: None,
             });
-            if (i, j) == pick {
-                token = Some(n.token.clone());
-            }
+            tokens.push(n.token.clone());
             let store = store.clone();
             inserts.spawn(async move { store.create_session(&n.session).await });
         }
@@ -160,7 +183,7 @@ async fn seed(store: &Arc<dyn Store>, identities: usize, per: usize) -> anyhow::
             r?.map_err(|e| anyhow::anyhow!("create_session: {e}"))?;
         }
     }
-    token.context("no session picked")
+    Ok(tokens)
 }
 
 type Baseline = (

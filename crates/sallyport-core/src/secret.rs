@@ -45,8 +45,17 @@ pub fn logout_token() -> String {
 
 /// Lower-case hex of SHA-256; on every authenticated request, so no per-byte formatting.
 pub fn token_digest(token: &str) -> String {
+    digest_hex(&token_digest_bytes(token))
+}
+
+/// The SHA-256 behind [`token_digest`], for in-memory keys that need no hex.
+pub fn token_digest_bytes(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// [`token_digest`] from the bytes [`token_digest_bytes`] gave.
+pub fn digest_hex(d: &[u8; 32]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let d = Sha256::digest(token.as_bytes());
     let mut out = Vec::with_capacity(64);
     for b in d {
         out.push(HEX[(b >> 4) as usize]);

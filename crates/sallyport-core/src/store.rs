@@ -92,6 +92,13 @@ pub trait SessionStore: Send + Sync {
     async fn get_session(&self, id: Uuid) -> StoreResult<Session>;
     async fn get_session_by_token_digest(&self, digest: &str) -> StoreResult<Session>;
     async fn get_session_by_logout_token_digest(&self, digest: &str) -> StoreResult<Session>;
+    /// A counter that changes after every committed change to an existing session or identity, when
+    /// this process learns of every such change (SQLite; PostgreSQL while its change listener is
+    /// connected); None otherwise.
+    /// Anything derived from a session and its identity may be kept while the counter stays the same.
+    fn read_generation(&self) -> Option<u64> {
+        None
+    }
     async fn update_session(&self, session: &Session) -> StoreResult<()>;
     /// Ordered by id.
     async fn list_sessions(&self, query: &SessionQuery) -> StoreResult<Vec<Session>>;

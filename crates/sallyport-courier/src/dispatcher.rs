@@ -47,7 +47,7 @@ impl Default for DispatcherConfig {
             pull_wait: Duration::from_secs(1),
             message_retries: 5,
             lease: Duration::from_secs(60),
-            concurrency: 8,
+            concurrency: 16,
             attempt_timeout: Duration::from_secs(30),
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(5 * 60),

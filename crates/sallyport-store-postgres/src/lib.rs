@@ -18,13 +18,63 @@ const POOL_PARAMS: [&str; 4] = [
     "max_conn_idle_time",
 ];
 
+/// Every node's change notifications; the payload is unused (any change drops everything).
+const CHANGES_CHANNEL: &str = "sallyport_session_changes";
+const ANNOUNCE: &str = "SELECT pg_notify('sallyport_session_changes', '')";
+
 /// The PostgreSQL store. Cloning shares the pool.
 #[derive(Clone)]
 pub struct PgStore {
     writer: PgPool,
     reader: PgPool,
-    /// Off: several nodes write one PostgreSQL database, so no node may trust its own copy.
+    /// Several nodes write one database: trusted only while `listen` hears the others' changes.
     cache: std::sync::Arc<sallyport_store_sql::ReadCache>,
+    /// Dropping the last clone stops the listener.
+    _listener: std::sync::Arc<ListenerGuard>,
+}
+
+struct ListenerGuard(Option<tokio::sync::oneshot::Sender<()>>);
+
+impl Drop for ListenerGuard {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Drops `cache` on every change any node announces. While not connected the cache is off, and it is
+/// dropped again on every reconnect: a notification sent in the gap is lost.
+async fn listen(
+    pool: PgPool,
+    cache: std::sync::Arc<sallyport_store_sql::ReadCache>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    loop {
+        let session = async {
+            let mut l = sqlx::postgres::PgListener::connect_with(&pool).await?;
+            l.listen(CHANGES_CHANNEL).await?;
+            cache.set_live(true);
+            // `try_recv` answers None when the connection dropped: the gap may have hidden changes.
+            while l.try_recv().await?.is_some() {
+                cache.invalidate();
+            }
+            Ok::<(), sqlx::Error>(())
+        };
+        tokio::select! {
+            _ = &mut stop => return,
+            r = session => {
+                cache.set_live(false);
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "session change listener disconnected; cache off until it is back");
+                }
+            }
+        }
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+        }
+    }
 }
 
 impl PgStore {
@@ -41,10 +91,16 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(other_err)?;
+        let cache = std::sync::Arc::new(sallyport_store_sql::ReadCache::shared(ANNOUNCE));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if cache.announce_sql().is_some() {
+            tokio::spawn(listen(pool.clone(), cache.clone(), rx));
+        }
         Ok(PgStore {
             writer: pool.clone(),
             reader: pool,
-            cache: std::sync::Arc::new(sallyport_store_sql::ReadCache::disabled()),
+            cache,
+            _listener: std::sync::Arc::new(ListenerGuard(Some(tx))),
         })
     }
 

@@ -1,27 +1,95 @@
 //! A read cache for the two lookups every authenticated request makes (session by token digest, identity
-//! by id). Every write to sessions or identities goes through this process and drops the whole cache, so
-//! it is exact as long as one process writes the database — which is what the SQLite backend assumes.
-//! PostgreSQL deployments run several nodes against one database, so there the cache stays off.
+//! by id). Every write to sessions or identities drops the whole cache. On SQLite every write goes
+//! through this process, so that is exact. PostgreSQL deployments run several nodes against one
+//! database: there every write also sends a notification (`announce_sql`) and each node's listener
+//! drops its cache when one arrives (`shared`); while the listener is not connected the cache is off.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sallyport_core::identity::Identity;
 use sallyport_core::session::Session;
 use uuid::Uuid;
 
-/// Bounds memory: past this many entries the cache starts over.
-const MAX_ENTRIES: usize = 50_000;
+/// Bounds memory: each of the two maps holds at most about this many bytes (estimated, see `approx_*`).
+/// The whoami answers themselves are cached above the store (`sallyport.cache`), so this one only needs
+/// to spare the database the lookups of the other authenticated routes.
+const MAX_BYTES_PER_MAP: usize = 1 << 20;
+
+/// A map bounded in estimated bytes; past the bound an eighth of it (arbitrary entries) goes.
+struct Bounded<K, V> {
+    map: HashMap<K, (V, usize)>,
+    bytes: usize,
+}
+
+impl<K: Hash + Eq + Clone, V> Default for Bounded<K, V> {
+    fn default() -> Self {
+        Bounded {
+            map: HashMap::new(),
+            bytes: 0,
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
+    fn insert(&mut self, k: K, v: V, size: usize) {
+        if let Some((_, old)) = self.map.insert(k, (v, size)) {
+            self.bytes -= old;
+        }
+        self.bytes += size;
+        if self.bytes > MAX_BYTES_PER_MAP {
+            let drop_n = (self.map.len() / 8).max(1);
+            let victims: Vec<K> = self.map.keys().take(drop_n).cloned().collect();
+            for k in victims {
+                if let Some((_, s)) = self.map.remove(&k) {
+                    self.bytes -= s;
+                }
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.map.clear();
+        self.bytes = 0;
+    }
+}
+
+fn approx_session(s: &Session) -> usize {
+    std::mem::size_of::<Session>()
+        + 2 * s.token_digest.len()
+        + s.logout_token_digest.len()
+        + s.authentication_methods.len() * 96
+        + s.devices.len() * 160
+        + 64
+}
+
+fn approx_identity(i: &Identity) -> usize {
+    // Traits and metadata dominate; their JSON length is a fair stand-in for their heap size.
+    let json = |v: &serde_json::Value| v.to_string().len() * 3;
+    std::mem::size_of::<Identity>()
+        + json(&i.traits)
+        + i.metadata_public.as_ref().map_or(0, json)
+        + i.metadata_admin.as_ref().map_or(0, json)
+        + i.credentials.len() * 512
+        + (i.verifiable_addresses.len() + i.recovery_addresses.len()) * 256
+        + 64
+}
 
 #[derive(Default)]
 struct State {
-    generation: u64,
-    sessions: HashMap<String, Session>,
-    identities: HashMap<Uuid, Identity>,
+    sessions: Bounded<String, Session>,
+    identities: Bounded<Uuid, Identity>,
 }
 
 pub struct ReadCache {
     enabled: bool,
+    /// Shared database: whether the change listener is connected (always true otherwise).
+    live: std::sync::atomic::AtomicBool,
+    announce: Option<&'static str>,
+    /// Bumped (under the lock) by every invalidation; read without it by `current`.
+    generation: AtomicU64,
     state: Mutex<State>,
 }
 
@@ -31,6 +99,9 @@ impl ReadCache {
         let off = std::env::var("SALLYPORT_DISABLE_READ_CACHE").is_ok_and(|v| v == "1" || v == "true");
         ReadCache {
             enabled: !off,
+            live: true.into(),
+            announce: None,
+            generation: AtomicU64::new(0),
             state: Mutex::default(),
         }
     }
@@ -38,8 +109,39 @@ impl ReadCache {
     pub fn disabled() -> ReadCache {
         ReadCache {
             enabled: false,
+            live: true.into(),
+            announce: None,
+            generation: AtomicU64::new(0),
             state: Mutex::default(),
         }
+    }
+
+    /// For a database other processes write: `announce` (a statement) tells them about a change; the
+    /// cache stays off until [`set_live`](Self::set_live) says this node hears theirs.
+    pub fn shared(announce: &'static str) -> ReadCache {
+        let off = std::env::var("SALLYPORT_DISABLE_READ_CACHE").is_ok_and(|v| v == "1" || v == "true");
+        ReadCache {
+            enabled: !off,
+            live: false.into(),
+            announce: Some(announce),
+            generation: AtomicU64::new(0),
+            state: Mutex::default(),
+        }
+    }
+
+    /// Whether changes made by other processes are being heard; a gap drops everything.
+    pub fn set_live(&self, live: bool) {
+        self.invalidate();
+        self.live.store(live, Ordering::Release);
+        self.invalidate();
+    }
+
+    pub fn announce_sql(&self) -> Option<&'static str> {
+        self.announce.filter(|_| self.enabled)
+    }
+
+    fn usable(&self) -> bool {
+        self.enabled && self.live.load(Ordering::Acquire)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -48,14 +150,19 @@ impl ReadCache {
 
     /// The generation to hand back to `put_*`: a value read before a concurrent write is never stored.
     pub fn generation(&self) -> u64 {
-        if self.enabled { self.lock().generation } else { 0 }
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The generation when this process sees every write (the cache is on), for caches built on top.
+    pub fn current(&self) -> Option<u64> {
+        self.usable().then(|| self.generation())
     }
 
     pub fn session(&self, digest: &str) -> Option<Session> {
-        if !self.enabled {
+        if !self.usable() {
             return None;
         }
-        self.lock().sessions.get(digest).cloned()
+        self.lock().sessions.map.get(digest).map(|(s, _)| s.clone())
     }
 
     pub fn put_session(&self, generation: u64, session: &Session) {
@@ -63,31 +170,28 @@ impl ReadCache {
             return;
         }
         let mut s = self.lock();
-        if s.generation == generation {
-            if s.sessions.len() >= MAX_ENTRIES {
-                s.sessions.clear();
-            }
-            s.sessions.insert(session.token_digest.clone(), session.clone());
+        if self.generation() == generation {
+            let size = approx_session(session);
+            s.sessions
+                .insert(session.token_digest.clone(), session.clone(), size);
         }
     }
 
     pub fn identity(&self, id: Uuid) -> Option<Identity> {
-        if !self.enabled {
+        if !self.usable() {
             return None;
         }
-        self.lock().identities.get(&id).cloned()
+        self.lock().identities.map.get(&id).map(|(i, _)| i.clone())
     }
 
     pub fn put_identity(&self, generation: u64, identity: &Identity) {
         if !self.enabled {
             return;
         }
+        let size = approx_identity(identity);
         let mut s = self.lock();
-        if s.generation == generation {
-            if s.identities.len() >= MAX_ENTRIES {
-                s.identities.clear();
-            }
-            s.identities.insert(identity.id, identity.clone());
+        if self.generation() == generation {
+            s.identities.insert(identity.id, identity.clone(), size);
         }
     }
 
@@ -97,8 +201,41 @@ impl ReadCache {
             return;
         }
         let mut s = self.lock();
-        s.generation += 1;
+        self.generation.fetch_add(1, Ordering::AcqRel);
         s.sessions.clear();
         s.identities.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_map_stays_under_its_byte_budget() {
+        let mut b: Bounded<u32, ()> = Bounded::default();
+        for i in 0..100_000 {
+            b.insert(i, (), 1024);
+            assert!(b.bytes <= MAX_BYTES_PER_MAP, "{} bytes after {i}", b.bytes);
+        }
+        assert_eq!(b.bytes, b.map.len() * 1024);
+        assert!(b.map.len() > MAX_BYTES_PER_MAP / 1024 / 2);
+    }
+
+    #[test]
+    fn a_value_read_before_an_invalidation_is_not_stored() {
+        let c = ReadCache::enabled();
+        let g = c.generation();
+        c.invalidate();
+        let s = sallyport_core::session::Session::issue(
+            Uuid::new_v4(),
+            time::Duration::HOUR,
+            time::OffsetDateTime::now_utc(),
+        )
+        .session;
+        c.put_session(g, &s);
+        assert!(c.session(&s.token_digest).is_none());
+        assert_eq!(c.current(), Some(g + 1));
+        assert_eq!(ReadCache::disabled().current(), None);
     }
 }

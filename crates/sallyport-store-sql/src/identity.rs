@@ -388,7 +388,7 @@ macro_rules! __impl_identity_store {
                 }
                 insert_identity_parts(&mut *tx, identity).await?;
                 tx.commit().await.map_err($crate::db_err)?;
-                self.cache.invalidate();
+                self.cache_changed().await;
                 Ok(())
             }
 
@@ -462,7 +462,7 @@ macro_rules! __impl_identity_store {
                     .execute(&self.writer)
                     .await
                     .map_err($crate::db_err)?;
-                self.cache.invalidate();
+                self.cache_changed().await;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound);
                 }

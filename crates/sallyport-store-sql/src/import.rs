@@ -315,7 +315,7 @@ macro_rules! __impl_import_store {
                         .map_err($crate::db_err)?;
                 }
                 tx.commit().await.map_err($crate::db_err)?;
-                self.cache.invalidate();
+                self.cache_changed().await;
                 Ok(())
             }
 
@@ -333,7 +333,7 @@ macro_rules! __impl_import_store {
                         .map_err($crate::db_err)?;
                 }
                 tx.commit().await.map_err($crate::db_err)?;
-                self.cache.invalidate();
+                self.cache_changed().await;
                 Ok(())
             }
 

@@ -90,6 +90,19 @@ macro_rules! impl_sql_store {
             type Conn = <$db as $crate::__private::sqlx::Database>::Connection;
             type DbPool = $crate::__private::sqlx::Pool<$db>;
 
+            impl $store {
+                /// After a committed change to sessions or identities: this node's caches forget, and
+                /// on a shared database (PostgreSQL) every other node is told to forget too.
+                async fn cache_changed(&self) {
+                    self.cache.invalidate();
+                    if let Some(sql) = self.cache.announce_sql() {
+                        if let Err(e) = sqlx::query(sql).execute(&self.writer).await {
+                            tracing::warn!(error = %e, "unable to announce a session change to other nodes");
+                        }
+                    }
+                }
+            }
+
             $crate::__identity_helpers!();
             $crate::__courier_helpers!();
             $crate::__impl_identity_store!($store);

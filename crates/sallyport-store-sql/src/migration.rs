@@ -82,7 +82,7 @@ macro_rules! __impl_migration_store {
 
             #[tracing::instrument(level = "debug", skip_all)]
             async fn migrate_down(&self, steps: u32) -> StoreResult<()> {
-                self.cache.invalidate();
+                self.cache_changed().await;
                 let applied = applied_versions(&self.writer).await?;
                 let Some(target) = $crate::__private::undo_target(&applied, steps) else {
                     return Ok(());

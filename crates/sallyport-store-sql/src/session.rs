@@ -144,6 +144,10 @@ macro_rules! __impl_session_store {
                 Ok(session)
             }
 
+            fn read_generation(&self) -> Option<u64> {
+                self.cache.current()
+            }
+
             #[tracing::instrument(level = "debug", skip_all)]
             async fn get_session_by_logout_token_digest(&self, digest: &str) -> StoreResult<Session> {
                 let sql = $crate::__private::session_sql::by_logout_token_digest(digest);
@@ -169,7 +173,7 @@ macro_rules! __impl_session_store {
                     .execute(&self.writer)
                     .await
                     .map_err($crate::db_err)?;
-                self.cache.invalidate();
+                self.cache_changed().await;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound);
                 }
@@ -209,7 +213,7 @@ macro_rules! __impl_session_store {
                 let sql = $crate::__private::session_sql::revoke(identity_id, except, now);
                 let query = $crate::bind_all_query(sqlx::query::<Db>(&sql.text), sql.args);
                 let done = query.execute(&self.writer).await.map_err($crate::db_err)?;
-                self.cache.invalidate();
+                self.cache_changed().await;
                 Ok(done.rows_affected())
             }
 
@@ -223,7 +227,7 @@ macro_rules! __impl_session_store {
                     .execute(&self.writer)
                     .await
                     .map_err($crate::db_err)?;
-                self.cache.invalidate();
+                self.cache_changed().await;
                 Ok(done.rows_affected())
             }
 
@@ -234,7 +238,7 @@ macro_rules! __impl_session_store {
                     .execute(&self.writer)
                     .await
                     .map_err($crate::db_err)?;
-                self.cache.invalidate();
+                self.cache_changed().await;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound);
                 }

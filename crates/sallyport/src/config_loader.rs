@@ -212,6 +212,7 @@ pub fn settings(cfg: &Config, dev: bool) -> anyhow::Result<Settings> {
         totp_issuer: cfg.totp_issuer(),
         lookup_enabled: ss.methods.lookup_secret.enabled,
         mfa_policy: cfg.sallyport.mfa_policy.clone(),
+        whoami_cache_bytes: usize::try_from(cfg.sallyport.cache.whoami_max_bytes.0).unwrap_or(usize::MAX),
         rate_limits: crate::rate_limit::RateLimitSettings::from_config(&cfg.sallyport.rate_limits),
         ui: ui_settings(cfg)?,
         use_continue_with_transitions: cfg.feature_flags.use_continue_with_transitions,

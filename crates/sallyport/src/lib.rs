@@ -22,3 +22,4 @@ pub mod settings;
 pub mod state;
 pub mod ui;
 pub mod webhook;
+pub mod whoami_cache;

@@ -64,6 +64,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
+    if let Some(h) = metrics.clone() {
+        // Histogram samples pile up until drained; without a scrape of /metrics they would grow
+        // memory by every request. Upkeep folds them into the bounded summaries.
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                h.run_upkeep();
+            }
+        });
+    }
     let store = open_store(&settings.dsn).await?;
     let dsn = redact_dsn(&settings.dsn);
     let pending = pending_migrations(&*store).await?;

@@ -106,6 +106,7 @@ pub async fn build_app(
         cookie_keys: CookieKeys::new(&settings.cookie_secrets),
         csrf_cookie_name: csrf::cookie_name(settings.public_base_url.as_str()),
         methods: crate::selfservice::method::Methods::from_settings(&settings)?,
+        whoami_cache: crate::whoami_cache::WhoamiCache::new(settings.whoami_cache_bytes),
         settings,
         store,
         hasher,

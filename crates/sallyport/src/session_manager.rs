@@ -1,5 +1,7 @@
 //! Finding the caller's session (Kratos `session/manager_http.go`) and handing sessions out.
 
+use std::borrow::Cow;
+
 use axum::http::{HeaderMap, HeaderValue};
 use time::OffsetDateTime;
 
@@ -22,12 +24,17 @@ pub struct Authenticated {
 
 /// Kratos' order: `X-Session-Token`, then the session cookie, then `Authorization: Bearer`.
 pub fn extract_token(app: &App, headers: &HeaderMap) -> Option<String> {
+    extract_token_ref(app, headers).map(Cow::into_owned)
+}
+
+/// [`extract_token`] without copying a token that travels in clear.
+pub fn extract_token_ref<'h>(app: &App, headers: &'h HeaderMap) -> Option<Cow<'h, str>> {
     if let Some(t) = headers
         .get("x-session-token")
         .and_then(|v| v.to_str().ok())
         .filter(|t| !t.is_empty())
     {
-        return Some(t.to_owned());
+        return Some(Cow::Borrowed(t));
     }
     let name = &app.settings.session_cookie.name;
     if let Some(sealed) = csrf::request_cookie(headers, name) {
@@ -37,20 +44,25 @@ pub fn extract_token(app: &App, headers: &HeaderMap) -> Option<String> {
             .open(name, &sealed)
             .or_else(|| app.cookie_keys.open_kratos_session(name, &sealed))
         {
-            return Some(t);
+            return Some(Cow::Owned(t));
         }
     }
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok())?;
     let (scheme, token) = auth.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim().to_owned())
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| Cow::Borrowed(token.trim()))
 }
 
 /// The active session of the request, if any. Revoked, expired or disabled-identity sessions count as none.
 pub async fn fetch(app: &App, headers: &HeaderMap) -> Result<Option<Authenticated>, ApiError> {
-    let Some(token) = extract_token(app, headers) else {
+    let Some(token) = extract_token_ref(app, headers) else {
         return Ok(None);
     };
-    let session = match app.store.get_session_by_token_digest(&token_digest(&token)).await {
+    fetch_by_digest(app, &token_digest(&token)).await
+}
+
+/// [`fetch`] for a token already digested.
+pub async fn fetch_by_digest(app: &App, digest: &str) -> Result<Option<Authenticated>, ApiError> {
+    let session = match app.store.get_session_by_token_digest(digest).await {
         Ok(s) => s,
         Err(StoreError::NotFound) => return Ok(None),
         Err(e) => return Err(store_error(e)),

@@ -150,6 +150,8 @@ pub struct Settings {
     /// `selfservice.methods.webauthn`, when enabled.
     pub webauthn: Option<WebAuthnSettings>,
     pub mfa_policy: sallyport_config::model::MfaPolicy,
+    /// `sallyport.cache.whoami_max_bytes`.
+    pub whoami_cache_bytes: usize,
     pub rate_limits: crate::rate_limit::RateLimitSettings,
     /// `sallyport.ui`: branding and overrides of the built-in pages.
     pub ui: sallyport_config::model::UiBranding,

@@ -493,6 +493,7 @@ pub struct Extensions {
     pub rate_limits: RateLimits,
     pub ui: UiBranding,
     pub web_hooks: WebHooks,
+    pub cache: CacheLimits,
 }
 
 /// `sallyport.web_hooks`: what Sallyport adds to Kratos' `web_hook` action.
@@ -514,6 +515,25 @@ pub struct WebHooks {
     /// How often each node's outbox worker looks for due deliveries (default `1s`).
     #[serde(deserialize_with = "crate::duration::opt_go_duration")]
     pub poll_interval: Option<std::time::Duration>,
+}
+
+
+/// `sallyport.cache`: memory the in-process caches may hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheLimits {
+    /// Finished `GET /sessions/whoami` answers (about 1.3 KB each for a typical identity); `"0B"` turns
+    /// the cache off. On PostgreSQL it is trusted only while this node hears the change notifications
+    /// every node sends (LISTEN/NOTIFY); otherwise every answer is read from the database.
+    pub whoami_max_bytes: crate::bytesize::ByteSize,
+}
+
+impl Default for CacheLimits {
+    fn default() -> Self {
+        CacheLimits {
+            whoami_max_bytes: crate::bytesize::ByteSize(16 * crate::bytesize::ByteSize::MB),
+        }
+    }
 }
 
 /// `sallyport.ui`: the built-in self-service pages under `/ui/` (used wherever a flow names no `ui_url`).

@@ -1,14 +1,15 @@
 //! The caller's own sessions (Kratos `session/handler.go`, public routes).
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use sallyport_core::error::ApiError;
 use sallyport_core::store::{SessionQuery, StoreError};
-use sallyport_core::time_fmt;
+use sallyport_core::{secret, time_fmt};
 
 use crate::http::error::{HttpError, json as json_res};
 use crate::http::request::ReqInfo;
@@ -30,9 +31,23 @@ async fn require(app: &App, req: &ReqInfo, on_missing: fn() -> ApiError) -> Resu
 }
 
 /// `GET /sessions/whoami` (and every other method) — operationId `toSession`. The hottest endpoint:
-/// it reads the headers in place instead of copying them into a `ReqInfo`.
+/// it reads the headers in place, and a session it answered before is answered from
+/// [`WhoamiCache`](crate::whoami_cache::WhoamiCache) while nothing changed in the store.
 pub async fn to_session(State(app): State<AppState>, request: axum::extract::Request) -> Response {
-    let auth = match session_manager::fetch(&app, request.headers()).await {
+    let Some(token) = session_manager::extract_token_ref(&app, request.headers()) else {
+        return HttpError(ApiError::whoami_unauthorized()).into_response();
+    };
+    let key = secret::token_digest_bytes(&token);
+    drop(token);
+    // Read before the store is: a change committed after this point retires what is built below.
+    let generation = app.store.read_generation();
+    let now = time_fmt::now();
+    if let Some(g) = generation
+        && let Some(hit) = app.whoami_cache.get(&key, g, now)
+    {
+        return whoami_response(hit.body.clone(), hit.identity_id.clone());
+    }
+    let auth = match session_manager::fetch_by_digest(&app, &secret::digest_hex(&key)).await {
         Ok(Some(a)) => a,
         Ok(None) => return HttpError(ApiError::whoami_unauthorized()).into_response(),
         Err(e) => return HttpError(e).into_response(),
@@ -46,12 +61,28 @@ pub async fn to_session(State(app): State<AppState>, request: axum::extract::Req
     ) {
         return HttpError(e).into_response();
     }
-    let now = time_fmt::now();
     let ident = render::identity(&app, &auth.identity, &render::PUBLIC);
-    let mut res = json_res(StatusCode::OK, &render::session(&auth.session, Some(ident), now));
-    if let Ok(v) = HeaderValue::from_str(&auth.identity.id.to_string()) {
-        res.headers_mut().insert("x-kratos-authenticated-identity-id", v);
+    let body = Bytes::from(
+        serde_json::to_vec(&render::session(&auth.session, Some(ident), now)).unwrap_or_default(),
+    );
+    let Ok(id) = HeaderValue::from_str(&auth.identity.id.to_string()) else {
+        return HttpError(ApiError::internal()).into_response();
+    };
+    if let Some(g) = generation {
+        app.whoami_cache
+            .put(key, g, auth.session.expires_at, body.clone(), id.clone());
     }
+    whoami_response(body, id)
+}
+
+fn whoami_response(body: Bytes, identity_id: HeaderValue) -> Response {
+    let mut res = Response::new(axum::body::Body::from(body));
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    h.insert("x-kratos-authenticated-identity-id", identity_id);
     res
 }
 

@@ -31,3 +31,4 @@ mod unimplemented;
 mod verification_flows;
 mod web_hooks;
 mod webauthn_mfa;
+mod whoami_cache;

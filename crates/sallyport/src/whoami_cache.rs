@@ -1,0 +1,172 @@
+//! Finished `GET /sessions/whoami` answers, keyed by the SHA-256 of the session token, so the hottest
+//! route answers a known session without cloning, rendering or serialising anything.
+//!
+//! An entry is only trusted while the store's read generation (see `SessionStore::read_generation`) is
+//! the one read *before* the session and identity were loaded: any committed change to an existing
+//! session or identity (logout, revocation, settings, admin edits, deletion) moves the generation and
+//! so retires every entry at once. Expiry is checked on every hit. A store without a generation
+//! (PostgreSQL while its change listener is disconnected) gets no caching here. Memory is bounded by
+//! `sallyport.cache.whoami_max_bytes`, split over shards so the lock is rarely contended.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::http::HeaderValue;
+use time::OffsetDateTime;
+
+const SHARDS: usize = 16;
+/// Map slot, `Arc` and allocation headers beyond the body, per entry.
+const OVERHEAD: usize = 160;
+
+pub struct Answer {
+    generation: u64,
+    expires_at: OffsetDateTime,
+    pub body: Bytes,
+    pub identity_id: HeaderValue,
+}
+
+impl Answer {
+    fn size(&self) -> usize {
+        self.body.len() + self.identity_id.len() + OVERHEAD
+    }
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<[u8; 32], Arc<Answer>>,
+    bytes: usize,
+}
+
+pub struct WhoamiCache {
+    shards: Vec<Mutex<Shard>>,
+    shard_budget: usize,
+}
+
+impl WhoamiCache {
+    /// `max_bytes` 0 turns the cache off.
+    pub fn new(max_bytes: usize) -> WhoamiCache {
+        WhoamiCache {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            shard_budget: max_bytes / SHARDS,
+        }
+    }
+
+    fn shard(&self, key: &[u8; 32]) -> std::sync::MutexGuard<'_, Shard> {
+        // The key is a SHA-256: any byte of it is uniformly spread.
+        self.shards[key[0] as usize % SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The answer for `key` if it was built at `generation` and the session has not expired by `now`.
+    pub fn get(&self, key: &[u8; 32], generation: u64, now: OffsetDateTime) -> Option<Arc<Answer>> {
+        if self.shard_budget == 0 {
+            return None;
+        }
+        let mut shard = self.shard(key);
+        let hit = shard.map.get(key)?;
+        if hit.generation == generation && hit.expires_at > now {
+            return Some(hit.clone());
+        }
+        let stale = shard.map.remove(key).map_or(0, |a| a.size());
+        shard.bytes -= stale;
+        None
+    }
+
+    pub fn put(
+        &self,
+        key: [u8; 32],
+        generation: u64,
+        expires_at: OffsetDateTime,
+        body: Bytes,
+        identity_id: HeaderValue,
+    ) {
+        let answer = Answer {
+            generation,
+            expires_at,
+            body,
+            identity_id,
+        };
+        let size = answer.size();
+        if size > self.shard_budget {
+            return;
+        }
+        let mut shard = self.shard(&key);
+        if let Some(old) = shard.map.insert(key, Arc::new(answer)) {
+            shard.bytes -= old.size();
+        }
+        shard.bytes += size;
+        if shard.bytes > self.shard_budget {
+            // Arbitrary victims (hash order) in a batch, so eviction stays cheap per insert.
+            let n = (shard.map.len() / 8).max(1);
+            let victims: Vec<[u8; 32]> = shard.map.keys().filter(|k| **k != key).take(n).copied().collect();
+            for k in victims {
+                if let Some(a) = shard.map.remove(&k) {
+                    shard.bytes -= a.size();
+                }
+            }
+        }
+    }
+
+    /// Estimated bytes held (for tests and diagnostics).
+    pub fn bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).bytes)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u32) -> [u8; 32] {
+        sallyport_core::secret::token_digest_bytes(&i.to_string())
+    }
+
+    #[test]
+    fn stays_within_its_budget() {
+        let c = WhoamiCache::new(1 << 20);
+        let later = OffsetDateTime::now_utc() + time::Duration::HOUR;
+        for i in 0..20_000 {
+            c.put(
+                key(i),
+                0,
+                later,
+                Bytes::from(vec![b'x'; 1000]),
+                HeaderValue::from_static("id"),
+            );
+            assert!(c.bytes() <= 1 << 20);
+        }
+        assert!(c.bytes() > (1 << 20) / 2);
+    }
+
+    #[test]
+    fn another_generation_or_expiry_misses() {
+        let c = WhoamiCache::new(1 << 20);
+        let now = OffsetDateTime::now_utc();
+        c.put(
+            key(1),
+            7,
+            now + time::Duration::SECOND,
+            Bytes::from_static(b"{}"),
+            HeaderValue::from_static("id"),
+        );
+        assert!(c.get(&key(1), 7, now).is_some());
+        assert!(c.get(&key(1), 8, now).is_none());
+        // The stale entry is gone for good, not only skipped.
+        assert!(c.get(&key(1), 7, now).is_none());
+        c.put(
+            key(2),
+            7,
+            now + time::Duration::SECOND,
+            Bytes::from_static(b"{}"),
+            HeaderValue::from_static("id"),
+        );
+        assert!(c.get(&key(2), 7, now + time::Duration::SECOND).is_none());
+        assert_eq!(c.bytes(), 0);
+        assert!(WhoamiCache::new(0).get(&key(1), 7, now).is_none());
+    }
+}
