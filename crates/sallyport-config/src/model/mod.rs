@@ -517,7 +517,6 @@ pub struct WebHooks {
     pub poll_interval: Option<std::time::Duration>,
 }
 
-
 /// `sallyport.cache`: memory the in-process caches may hold.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
