@@ -20,6 +20,7 @@ pub use extension::{
     CodeConfig, CredentialsConfig, ExtensionConfig, IdentifierFlag, OrganizationsConfig, PasskeyConfig,
     TotpConfig, ViaConfig,
 };
+pub use load::{RemoteGet, plain};
 pub use nodes::{keys_in_order, nodes_from_json_schema};
 pub use normalize::{is_valid_email, is_valid_phone, normalize_address, normalize_identifier};
 pub use registry::{IdentitySchema, SchemaRegistry};

@@ -10,7 +10,18 @@ pub(crate) const MAX_SCHEMA_BYTES: usize = 1 << 20;
 
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(crate) async fn fetch(url: &str, http: &reqwest::Client) -> Result<Vec<u8>, String> {
+/// Builds the GET for a remote schema: where the deployment's outgoing-request policy
+/// (`clients.http.disallow_private_ip_ranges`) is applied, or refuses the URL with the reason.
+pub type RemoteGet<'a> = dyn Fn(&str) -> Result<reqwest::RequestBuilder, String> + Send + Sync + 'a;
+
+/// Remote schemas fetched with `client` as it is, without an outgoing-request policy.
+pub fn plain(
+    client: &reqwest::Client,
+) -> impl Fn(&str) -> Result<reqwest::RequestBuilder, String> + Send + Sync + '_ {
+    move |url| Ok(client.get(url))
+}
+
+pub(crate) async fn fetch(url: &str, http: &RemoteGet<'_>) -> Result<Vec<u8>, String> {
     if let Some(encoded) = url.strip_prefix("base64://") {
         let raw = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
@@ -36,9 +47,9 @@ pub(crate) async fn fetch(url: &str, http: &reqwest::Client) -> Result<Vec<u8>, 
     within_limit(raw)
 }
 
-async fn fetch_http(url: &str, http: &reqwest::Client) -> Result<Vec<u8>, String> {
-    let mut response = http
-        .get(url)
+async fn fetch_http(url: &str, http: &RemoteGet<'_>) -> Result<Vec<u8>, String> {
+    let mut response = http(url)
+        .map_err(|e| format!("unable to fetch {url}: {e}"))?
         .timeout(HTTP_TIMEOUT)
         .send()
         .await

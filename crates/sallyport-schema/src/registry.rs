@@ -202,11 +202,12 @@ pub struct SchemaRegistry {
 
 impl SchemaRegistry {
     /// Loads and checks every `(id, url)` of `identity.schemas`. `url` is `file://…` (or a
-    /// plain path), `base64://…` or `http(s)://…` (fetched with `http`, 10 s timeout).
+    /// plain path), `base64://…` or `http(s)://…` (fetched through `http`, 10 s timeout; see
+    /// [`crate::load::plain`] for a client without an outgoing-request policy).
     pub async fn load(
         schemas: &[(String, String)],
         default_id: &str,
-        http: &reqwest::Client,
+        http: &crate::load::RemoteGet<'_>,
     ) -> Result<SchemaRegistry, SchemaError> {
         if schemas.is_empty() {
             return Err(SchemaError::Empty);

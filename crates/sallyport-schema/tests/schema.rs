@@ -58,7 +58,7 @@ async fn every_example_schema_loads_from_file_and_base64() {
         let encoded = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&path).unwrap());
         config.push((format!("{name}-b64"), format!("base64://{encoded}")));
     }
-    let registry = SchemaRegistry::load(&config, "email-password-file", &http)
+    let registry = SchemaRegistry::load(&config, "email-password-file", &sallyport_schema::plain(&http))
         .await
         .unwrap();
     let ids: Vec<&str> = registry.all().map(|s| s.id.as_str()).collect();
@@ -91,7 +91,9 @@ async fn relative_paths_are_accepted() {
             "tests/fixtures/identity-schemas/email-password.schema.json".to_string(),
         ),
     ];
-    let registry = SchemaRegistry::load(&config, "a", &http).await.unwrap();
+    let registry = SchemaRegistry::load(&config, "a", &sallyport_schema::plain(&http))
+        .await
+        .unwrap();
     assert_eq!(registry.all().count(), 2);
 }
 
@@ -99,7 +101,7 @@ async fn relative_paths_are_accepted() {
 async fn load_failures_name_the_schema() {
     let http = reqwest::Client::new();
     let missing = vec![("default".to_string(), "file:///does/not/exist.json".to_string())];
-    let err = SchemaRegistry::load(&missing, "default", &http)
+    let err = SchemaRegistry::load(&missing, "default", &sallyport_schema::plain(&http))
         .await
         .unwrap_err();
     assert!(
@@ -115,12 +117,14 @@ async fn load_failures_name_the_schema() {
             base64::engine::general_purpose::STANDARD.encode("{nope")
         ),
     )];
-    let err = SchemaRegistry::load(&not_json, "x", &http).await.unwrap_err();
+    let err = SchemaRegistry::load(&not_json, "x", &sallyport_schema::plain(&http))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("not valid JSON"), "{err}");
 
     let bad_b64 = vec![("x".to_string(), "base64://%%%".to_string())];
     assert!(matches!(
-        SchemaRegistry::load(&bad_b64, "x", &http).await,
+        SchemaRegistry::load(&bad_b64, "x", &sallyport_schema::plain(&http)).await,
         Err(SchemaError::Load { .. })
     ));
 
@@ -131,11 +135,11 @@ async fn load_failures_name_the_schema() {
             .to_string(),
     )];
     assert!(matches!(
-        SchemaRegistry::load(&ok, "y", &http).await,
+        SchemaRegistry::load(&ok, "y", &sallyport_schema::plain(&http)).await,
         Err(SchemaError::UnknownDefault(_))
     ));
     assert!(matches!(
-        SchemaRegistry::load(&[], "x", &http).await,
+        SchemaRegistry::load(&[], "x", &sallyport_schema::plain(&http)).await,
         Err(SchemaError::Empty)
     ));
 }
@@ -585,24 +589,36 @@ async fn http_schemas_are_fetched() {
 
     let http = reqwest::Client::new();
     let url = format!("http://{addr}/identity.schema.json");
-    let registry = SchemaRegistry::load(&[("default".into(), url.clone())], "default", &http)
-        .await
-        .unwrap();
+    let registry = SchemaRegistry::load(
+        &[("default".into(), url.clone())],
+        "default",
+        &sallyport_schema::plain(&http),
+    )
+    .await
+    .unwrap();
     assert_eq!(registry.default_schema().url, url);
     assert_eq!(
         registry.default_schema().raw,
         fixture("identity-schemas/email-password.schema.json")
     );
 
-    let err = SchemaRegistry::load(&[("m".into(), format!("http://{addr}/missing"))], "m", &http)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = SchemaRegistry::load(
+        &[("m".into(), format!("http://{addr}/missing"))],
+        "m",
+        &sallyport_schema::plain(&http),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("404"), "{err}");
-    let err = SchemaRegistry::load(&[("h".into(), format!("http://{addr}/huge"))], "h", &http)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = SchemaRegistry::load(
+        &[("h".into(), format!("http://{addr}/huge"))],
+        "h",
+        &sallyport_schema::plain(&http),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("exceeds"), "{err}");
     server.abort();
 }

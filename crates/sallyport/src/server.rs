@@ -75,7 +75,17 @@ pub async fn build_app(
         .timeout(std::time::Duration::from_secs(10))
         .build()
         .context("building the HTTP client")?;
-    let schemas = SchemaRegistry::load(&settings.schemas, &settings.default_schema_id, &http)
+    // Remote identity schemas go through the same outgoing-request policy as social sign-in and web
+    // hooks (`clients.http.disallow_private_ip_ranges`, `private_ip_exception_urls`).
+    let guarded = sallyport_oidc::HttpClient::new(settings.web_hooks.http.clone())
+        .map_err(|e| anyhow::anyhow!("building the HTTP client: {e}"))?;
+    let remote_get = |url: &str| {
+        let url = url::Url::parse(url).map_err(|e| e.to_string())?;
+        guarded
+            .request(reqwest::Method::GET, &url)
+            .map_err(|e| e.to_string())
+    };
+    let schemas = SchemaRegistry::load(&settings.schemas, &settings.default_schema_id, &remote_get)
         .await
         .context("loading identity schemas")?;
     // Hashing is CPU-bound: at most one hash per core runs at once, the rest queue.

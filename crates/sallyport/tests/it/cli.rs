@@ -403,3 +403,72 @@ async fn rate_limits_in_effect_are_logged_at_debug_level() {
     assert_eq!(f["per_ip_flow_creations"], "60 per 1m0s");
     assert_eq!(f["trusted_proxies"], "10.0.0.0/8");
 }
+
+// Remote identity schemas go through the outgoing-request policy: with
+// `clients.http.disallow_private_ip_ranges` a schema on a private address stops start-up with the reason,
+// unless its URL is in `private_ip_exception_urls`.
+#[tokio::test]
+async fn remote_schemas_follow_the_private_ip_policy() {
+    let schema = std::fs::read(fixture("email-password.schema.json")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/schema.json", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let Ok((mut c, _)) = listener.accept().await else {
+                return;
+            };
+            let schema = schema.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = c.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    schema.len()
+                );
+                let _ = c.write_all(head.as_bytes()).await;
+                let _ = c.write_all(&schema).await;
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (public, admin) = (free_port(), free_port());
+    let config = |exceptions: Vec<&str>| {
+        let p = dir.path().join("kratos.json");
+        let cfg = json!({
+            "dsn": "memory",
+            "serve": {"public": {"host": "127.0.0.1", "port": public}, "admin": {"host": "127.0.0.1", "port": admin}},
+            "identity": {"default_schema_id": "default", "schemas": [{"id": "default", "url": url}]},
+            "selfservice": {"default_browser_return_url": "http://app.test/"},
+            "clients": {"http": {"disallow_private_ip_ranges": true, "private_ip_exception_urls": exceptions}},
+        });
+        std::fs::write(&p, cfg.to_string()).unwrap();
+        p
+    };
+    let refused = config(vec![]);
+    let (ok, _, err) =
+        tokio::task::spawn_blocking(move || run(&["serve", "-c", refused.to_str().unwrap()], &[]))
+            .await
+            .unwrap();
+    assert!(!ok);
+    assert!(
+        err.contains("loading identity schemas") && err.contains("private IP ranges are disallowed"),
+        "{err}"
+    );
+    let allowed = config(vec![url.as_str()]);
+    let child = Command::new(BIN)
+        .args(["serve", "-c", allowed.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let (st, _) = wait_for(
+        &format!("http://127.0.0.1:{public}/health/alive"),
+        200,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(st, 200, "the exception lets the schema load");
+    assert!(terminate(&mut child.0));
+}
