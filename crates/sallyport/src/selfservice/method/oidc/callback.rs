@@ -303,17 +303,8 @@ async fn register(
         super::traits::completion_form(app, &mut flow, &provider_id, &schema_id, &traits);
         return fail(app, req, flow, FlowFailure::Ui(trait_errors(e))).await;
     }
-    for a in &mut identity.verifiable_addresses {
-        let vouched = mapped
-            .verified_addresses
-            .iter()
-            .any(|v| v.via == a.via && v.value.eq_ignore_ascii_case(&a.value));
-        if vouched {
-            a.verified = true;
-            a.status = "completed".into();
-            a.verified_at = Some(now);
-        }
-    }
+    // A new identity's addresses are all unverified until the provider vouches for them.
+    super::traits::verify_vouched(&mut identity, &mapped.verified_addresses, now);
     if let Some(m) = mapped.metadata_public.clone() {
         identity.metadata_public = Some(m);
     }

@@ -11,7 +11,8 @@ use sallyport_core::identity::Identity;
 use sallyport_core::text;
 use sallyport_core::time_fmt;
 use sallyport_core::ui::{Group, Node};
-use sallyport_oidc::{Authenticated, IdentityContext, Provider};
+use sallyport_oidc::{Authenticated, IdentityContext, Provider, VerifiedAddress};
+use time::OffsetDateTime;
 
 use super::{Body, SUBMITTED_TRAITS, api_error};
 use crate::identities::{apply_traits, trait_errors};
@@ -112,22 +113,27 @@ pub(super) async fn update_from_claims(
         identity.metadata_admin = Some(m);
     }
     let now = time_fmt::now();
-    for a in &mut identity.verifiable_addresses {
-        let vouched = mapped
-            .verified_addresses
-            .iter()
-            .any(|v| v.via == a.via && v.value.eq_ignore_ascii_case(&a.value));
-        if vouched && !a.verified {
-            a.verified = true;
-            a.status = "completed".into();
-            a.verified_at = Some(now);
-        }
-    }
+    verify_vouched(identity, &mapped.verified_addresses, now);
     let changed = fingerprint(identity) != before;
     if changed {
         identity.updated_at = now;
     }
     Ok(changed)
+}
+
+/// Marks verified the identity's addresses the provider vouches for (the mapper's `verified_addresses`),
+/// as Kratos does at sign-up and when it updates an identity on login.
+pub(super) fn verify_vouched(identity: &mut Identity, vouched: &[VerifiedAddress], now: OffsetDateTime) {
+    for a in &mut identity.verifiable_addresses {
+        let is_vouched = vouched
+            .iter()
+            .any(|v| v.via == a.via && v.value.eq_ignore_ascii_case(&a.value));
+        if is_vouched && !a.verified {
+            a.verified = true;
+            a.status = "completed".into();
+            a.verified_at = Some(now);
+        }
+    }
 }
 
 /// What a login may change, to tell whether it did.
