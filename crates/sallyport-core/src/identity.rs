@@ -88,6 +88,16 @@ pub struct VerifiableAddress {
     pub updated_at: OffsetDateTime,
 }
 
+impl VerifiableAddress {
+    /// Proof of control arrived (a verification or recovery code, a login code, a provider's word).
+    pub fn mark_verified(&mut self, now: OffsetDateTime) {
+        self.verified = true;
+        self.verified_at = Some(now);
+        self.status = "completed".into();
+        self.updated_at = now;
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecoveryAddress {
     pub id: Uuid,

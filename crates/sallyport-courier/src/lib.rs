@@ -14,11 +14,13 @@ mod error;
 mod fetch;
 mod gotmpl;
 mod jsonnet;
+mod outgoing;
 mod templates;
 
 pub use channels::Channels;
 pub use dispatcher::{Dispatcher, DispatcherConfig};
 pub use error::{CourierError, DeliveryError};
+pub use outgoing::{OutgoingHttp, Unrestricted};
 pub use templates::{Rendered, Templates, sanitize_header_value};
 
 /// Evaluates a Jsonnet template with `ctx` (as top-level argument and `std.extVar('ctx')`) on a thread
@@ -36,5 +38,5 @@ pub fn load_local_template(uri: &str) -> Result<String, String> {
     if uri.starts_with("http://") || uri.starts_with("https://") {
         return Err("not a local URI".into());
     }
-    fetch::load_blocking(uri, false)
+    fetch::load_local(uri, false)
 }

@@ -365,6 +365,15 @@ impl Templates {
     /// `http(s)://` URI) wins over a file in `courier.template_override_path`, which wins over the
     /// built-in text. Every template is parsed here, so broken overrides fail at startup.
     pub fn from_config(cfg: &Courier) -> Result<Templates, CourierError> {
+        let http = crate::Unrestricted::new().map_err(CourierError::Config)?;
+        Templates::from_config_with(cfg, &http)
+    }
+
+    /// [`Templates::from_config`] with `http(s)://` templates fetched under the caller's policy.
+    pub fn from_config_with(
+        cfg: &Courier,
+        http: &dyn crate::OutgoingHttp,
+    ) -> Result<Templates, CourierError> {
         let root = cfg
             .template_override_path
             .as_deref()
@@ -377,7 +386,7 @@ impl Templates {
                 parts.push(Part::Sms);
             }
             for part in parts {
-                if let Some(l) = load_part(cfg, root.as_deref(), info, part)? {
+                if let Some(l) = load_part(cfg, root.as_deref(), info, part, http)? {
                     loaded.insert((info.id, part), l);
                 }
             }
@@ -640,6 +649,7 @@ fn load_part(
     root: Option<&Path>,
     info: &Info,
     part: Part,
+    http: &dyn crate::OutgoingHttp,
 ) -> Result<Option<Loaded>, CourierError> {
     let file = part.file();
     let compile_err = |origin: &str| {
@@ -647,7 +657,7 @@ fn load_part(
         move |reason| CourierError::Parse { name: origin, reason }
     };
     if let Some(uri) = config_uri(&cfg.templates, info.dir, part) {
-        let text = crate::fetch::load_blocking(uri, false).map_err(|reason| CourierError::Load {
+        let text = crate::fetch::load_blocking(uri, false, http).map_err(|reason| CourierError::Load {
             uri: redact_uri(uri),
             reason,
         })?;

@@ -248,15 +248,21 @@ impl HttpClient {
         }
     }
 
-    /// Builds a request against the right client (the guard is applied here).
-    pub fn request(&self, method: reqwest::Method, url: &Url) -> Result<reqwest::RequestBuilder, HttpError> {
+    /// The client for requests to `url` (for callers that build requests themselves: the courier,
+    /// the breached-password check). Same checks as [`HttpClient::request`].
+    pub fn client_for_url(&self, url: &Url) -> Result<reqwest::Client, HttpError> {
         if url.scheme() != "http" && url.scheme() != "https" {
             return Err(HttpError::InvalidUrl(format!(
                 "{} (only http and https are allowed)",
                 url.scheme()
             )));
         }
-        Ok(self.client_for(url)?.request(method, url.clone()))
+        self.client_for(url).cloned()
+    }
+
+    /// Builds a request against the right client (the guard is applied here).
+    pub fn request(&self, method: reqwest::Method, url: &Url) -> Result<reqwest::RequestBuilder, HttpError> {
+        Ok(self.client_for_url(url)?.request(method, url.clone()))
     }
 
     /// Sends and reads the whole body, whatever the status.

@@ -103,6 +103,18 @@ pub fn check_max_length(password: &[u8], max: usize) -> Result<(), PolicyViolati
     Ok(())
 }
 
+impl PolicyConfig {
+    /// The Pwned Passwords range API address for a SHA-1 prefix (`haveibeenpwned_host` may carry a scheme).
+    pub fn range_url(&self, prefix: &str) -> String {
+        let host = self.haveibeenpwned_host.trim_end_matches('/');
+        if host.contains("://") {
+            format!("{host}/range/{prefix}")
+        } else {
+            format!("https://{host}/range/{prefix}")
+        }
+    }
+}
+
 pub struct PasswordPolicy {
     config: PolicyConfig,
     http: reqwest::Client,
@@ -164,12 +176,7 @@ impl PasswordPolicy {
     }
 
     fn range_url(&self, prefix: &str) -> String {
-        let host = self.config.haveibeenpwned_host.trim_end_matches('/');
-        if host.contains("://") {
-            format!("{host}/range/{prefix}")
-        } else {
-            format!("https://{host}/range/{prefix}")
-        }
+        self.config.range_url(prefix)
     }
 
     /// Uses the k-anonymity range API: only the first five hex characters of

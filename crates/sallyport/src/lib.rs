@@ -9,6 +9,7 @@ pub mod courier_worker;
 pub mod http;
 pub mod identities;
 pub mod import;
+pub mod outgoing;
 pub mod pagination;
 pub mod public;
 pub mod rate_limit;

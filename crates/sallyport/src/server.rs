@@ -71,12 +71,8 @@ pub async fn build_app(
     store: Arc<dyn Store>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 ) -> anyhow::Result<AppState> {
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .context("building the HTTP client")?;
-    // Remote identity schemas go through the same outgoing-request policy as social sign-in and web
-    // hooks (`clients.http.disallow_private_ip_ranges`, `private_ip_exception_urls`).
+    // Remote identity schemas, courier templates and the breached-password check go through the same
+    // outgoing-request policy as social sign-in and web hooks (see `outgoing.rs`).
     let guarded = sallyport_oidc::HttpClient::new(settings.web_hooks.http.clone())
         .map_err(|e| anyhow::anyhow!("building the HTTP client: {e}"))?;
     let remote_get = |url: &str| {
@@ -92,18 +88,26 @@ pub async fn build_app(
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let hasher = Hasher::new(hasher_config(&settings.hasher), cores);
     let p = &settings.password;
-    let policy = PasswordPolicy::new(
-        PolicyConfig {
-            min_length: p.min_length,
-            identifier_similarity_check_enabled: p.identifier_similarity_check_enabled,
-            haveibeenpwned_enabled: p.haveibeenpwned_enabled,
-            haveibeenpwned_host: p.haveibeenpwned_host.clone(),
-            max_breaches: p.max_breaches,
-            ignore_network_errors: p.ignore_network_errors,
-        },
-        http,
-    );
-    let templates = sallyport_courier::Templates::from_config(&settings.courier)
+    let policy_config = PolicyConfig {
+        min_length: p.min_length,
+        identifier_similarity_check_enabled: p.identifier_similarity_check_enabled,
+        haveibeenpwned_enabled: p.haveibeenpwned_enabled,
+        haveibeenpwned_host: p.haveibeenpwned_host.clone(),
+        max_breaches: p.max_breaches,
+        ignore_network_errors: p.ignore_network_errors,
+    };
+    let outgoing = crate::outgoing::Outgoing(guarded);
+    let hibp = match sallyport_courier::OutgoingHttp::client_for(&outgoing, &policy_config.range_url("00000"))
+    {
+        Ok(client) => client,
+        Err(e) if policy_config.haveibeenpwned_enabled => {
+            anyhow::bail!("selfservice.methods.password.config.haveibeenpwned_host: {e}")
+        }
+        // Never used while the check is off.
+        Err(_) => reqwest::Client::default(),
+    };
+    let policy = PasswordPolicy::new(policy_config, hibp);
+    let templates = sallyport_courier::Templates::from_config_with(&settings.courier, &outgoing)
         .map_err(|e| anyhow::anyhow!("loading courier templates: {e}"))?;
     let migrations_applied = pending_migrations(&*store).await.map(|p| p == 0).unwrap_or(false);
     // The dummy hash for unknown identifiers is computed once; do it now so the first such login

@@ -41,6 +41,9 @@ enum Auth {
     ApiKeyCookie { name: String, value: String },
 }
 
+/// Per delivery, whatever the policy client's own default.
+const DELIVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One `request_config`.
 pub(crate) struct HttpChannel {
     id: String,
@@ -50,6 +53,8 @@ pub(crate) struct HttpChannel {
     auth: Auth,
     body: Option<String>,
     client: reqwest::Client,
+    /// For a body template at an `http(s)://` URI, which the policy may send elsewhere than `url`.
+    body_client: reqwest::Client,
     cache: Mutex<HashMap<String, (Instant, String)>>,
 }
 
@@ -72,7 +77,7 @@ impl HttpChannel {
         id: &str,
         what: &str,
         rc: &Value,
-        client: reqwest::Client,
+        http: &dyn crate::OutgoingHttp,
     ) -> Result<HttpChannel, CourierError> {
         let err = |why: String| CourierError::Config(format!("{what}: {why}"));
         if !rc.is_object() {
@@ -109,6 +114,13 @@ impl HttpChannel {
         let body = str_field(rc, "body")
             .filter(|b| !b.is_empty())
             .map(str::to_string);
+        let client = http.client_for(url).map_err(|why| err(format!("url: {why}")))?;
+        let body_client = match &body {
+            Some(uri) if uri.starts_with("http://") || uri.starts_with("https://") => {
+                http.client_for(uri).map_err(|why| err(format!("body: {why}")))?
+            }
+            _ => client.clone(),
+        };
         Ok(HttpChannel {
             id: id.to_string(),
             url: url.to_string(),
@@ -117,6 +129,7 @@ impl HttpChannel {
             auth,
             body,
             client,
+            body_client,
             cache: Mutex::new(HashMap::new()),
         })
     }
@@ -135,9 +148,11 @@ impl HttpChannel {
         {
             return Ok((name, text.clone()));
         }
-        let text = crate::fetch::load(&self.client, uri, true).await.map_err(|e| {
-            DeliveryError::transient(format!("unable to load the request body template: {e}"))
-        })?;
+        let text = crate::fetch::load(&self.body_client, uri, true)
+            .await
+            .map_err(|e| {
+                DeliveryError::transient(format!("unable to load the request body template: {e}"))
+            })?;
         self.cache
             .lock()
             .unwrap()
@@ -189,6 +204,7 @@ impl HttpChannel {
         let mut request = self
             .client
             .request(self.method.clone(), &self.url)
+            .timeout(DELIVERY_TIMEOUT)
             .headers(headers);
         if self.method != Method::TRACE {
             let (name, code) = self.body_template().await?;
@@ -280,13 +296,13 @@ mod tests {
 
     #[test]
     fn parses_request_config() {
-        let client = reqwest::Client::new();
+        let client = crate::Unrestricted::new().unwrap();
         let c = HttpChannel::from_config(
             "sms",
             "courier.channels[0].request_config",
             &json!({"url": "https://api.example.org/send", "method": "put", "headers": {"X-A": "1"},
                     "auth": {"type": "api_key", "config": {"name": "X-Key", "value": "secret", "in": "header"}}}),
-            client.clone(),
+            &client,
         )
         .unwrap();
         assert_eq!(c.method, Method::PUT);
@@ -301,7 +317,7 @@ mod tests {
             json!({"url": "https://x", "auth": {"type": "basic_auth", "config": {"user": "u"}}}),
         ] {
             assert!(
-                HttpChannel::from_config("sms", "x", &bad, client.clone()).is_err(),
+                HttpChannel::from_config("sms", "x", &bad, &client).is_err(),
                 "{bad}"
             );
         }

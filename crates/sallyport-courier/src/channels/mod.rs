@@ -5,12 +5,12 @@ mod http;
 mod smtp;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use sallyport_config::model::{Courier, DeliveryStrategy};
 use sallyport_core::courier::{Message, MessageType};
 
 use crate::error::{CourierError, DeliveryError};
+use crate::outgoing::{OutgoingHttp, Unrestricted};
 use crate::templates::Templates;
 
 use self::http::HttpChannel;
@@ -50,17 +50,22 @@ impl std::fmt::Debug for Channels {
 impl Channels {
     /// Builds the channels and loads the templates (see [`Templates::from_config`]).
     pub fn from_config(cfg: &Courier) -> Result<Channels, CourierError> {
-        let templates = Arc::new(Templates::from_config(cfg)?);
-        Channels::with_templates(cfg, templates)
+        let http: Arc<dyn OutgoingHttp> = Arc::new(Unrestricted::new().map_err(CourierError::Config)?);
+        Channels::from_config_with(cfg, http)
+    }
+
+    /// [`Channels::from_config`] with every HTTP request (templates, deliveries) under the caller's policy.
+    pub fn from_config_with(cfg: &Courier, http: Arc<dyn OutgoingHttp>) -> Result<Channels, CourierError> {
+        let templates = Arc::new(Templates::from_config_with(cfg, &*http)?);
+        Channels::with_templates(cfg, templates, http)
     }
 
     /// Builds the channels around already loaded templates (used to render HTML bodies at delivery).
-    pub fn with_templates(cfg: &Courier, templates: Arc<Templates>) -> Result<Channels, CourierError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| CourierError::Config(format!("unable to build the HTTP client: {e}")))?;
+    pub fn with_templates(
+        cfg: &Courier,
+        templates: Arc<Templates>,
+        http: Arc<dyn OutgoingHttp>,
+    ) -> Result<Channels, CourierError> {
         let email = match cfg.delivery_strategy {
             DeliveryStrategy::Smtp => match SmtpChannel::from_config(&cfg.smtp)? {
                 Some(smtp) => Email::Smtp(Box::new(smtp)),
@@ -68,8 +73,7 @@ impl Channels {
             },
             DeliveryStrategy::Http => {
                 let rc = cfg.http.get("request_config").cloned().unwrap_or_default();
-                let http =
-                    HttpChannel::from_config("email", "courier.http.request_config", &rc, client.clone())?;
+                let http = HttpChannel::from_config("email", "courier.http.request_config", &rc, &*http)?;
                 Email::Http(Box::new(http))
             }
         };
@@ -89,7 +93,7 @@ impl Channels {
                 &channel.id,
                 &format!("{what}.request_config"),
                 &channel.request_config,
-                client.clone(),
+                &*http,
             )?;
             custom.push((channel.id.clone(), http));
         }

@@ -362,10 +362,7 @@ async fn issue_session(app: &App, req: &ReqInfo, mut flow: Flow, used: &OneTimeC
         .iter_mut()
         .find(|a| !a.verified && a.value == used.address && a.via == used.address_type)
     {
-        a.verified = true;
-        a.verified_at = Some(now);
-        a.status = "completed".into();
-        a.updated_at = now;
+        a.mark_verified(now);
         if let Err(e) = app.store.update_identity(&identity).await {
             return write_error(app, req, Some(flow), e.into()).await;
         }

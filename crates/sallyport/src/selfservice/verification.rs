@@ -177,10 +177,7 @@ async fn complete(app: &App, req: &ReqInfo, flow: &mut Flow, used: &OneTimeCode)
         .iter_mut()
         .find(|a| a.value == used.address && a.via == used.address_type)
     {
-        a.verified = true;
-        a.verified_at = Some(now);
-        a.status = "completed".into();
-        a.updated_at = now;
+        a.mark_verified(now);
         app.store.update_identity(&identity).await?;
     }
     crate::webhook::after(

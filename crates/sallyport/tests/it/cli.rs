@@ -472,3 +472,80 @@ async fn remote_schemas_follow_the_private_ip_policy() {
     assert_eq!(st, 200, "the exception lets the schema load");
     assert!(terminate(&mut child.0));
 }
+
+/// Courier templates, HTTP deliveries and the breached-password check obey the same policy as remote
+/// schemas: a private address stops start-up with the key to fix.
+#[tokio::test]
+async fn courier_and_breach_check_follow_the_private_ip_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = format!("file://{}", fixture("email-password.schema.json").display());
+    let cases = [
+        (
+            json!({"courier": {"templates": {"recovery_code": {"valid": {"email": {"subject": "http://127.0.0.1:9/subject.gotmpl"}}}}}}),
+            vec!["serve"],
+            "loading courier templates",
+        ),
+        (
+            json!({"selfservice": {"methods": {"password": {"config": {"haveibeenpwned_enabled": true, "haveibeenpwned_host": "http://10.1.2.3"}}}}}),
+            vec!["serve"],
+            "haveibeenpwned_host",
+        ),
+        (
+            json!({"courier": {"delivery_strategy": "http", "http": {"request_config": {"url": "http://192.168.7.7/send"}}}}),
+            vec!["serve", "--watch-courier"],
+            "courier.http.request_config: url",
+        ),
+    ];
+    for (extra, args, key) in cases {
+        let (public, admin) = (free_port(), free_port());
+        let mut cfg = json!({
+            "dsn": "memory",
+            "serve": {"public": {"host": "127.0.0.1", "port": public}, "admin": {"host": "127.0.0.1", "port": admin}},
+            "identity": {"default_schema_id": "default", "schemas": [{"id": "default", "url": schema}]},
+            "selfservice": {"default_browser_return_url": "http://app.test/"},
+            "clients": {"http": {"disallow_private_ip_ranges": true}},
+        });
+        merge(&mut cfg, extra);
+        let p = dir.path().join("kratos.json");
+        std::fs::write(&p, cfg.to_string()).unwrap();
+        // A server that starts despite the policy would never exit: give it 20 s.
+        let mut child = KillOnDrop(
+            Command::new(BIN)
+                .args(&args)
+                .args(["-c", p.to_str().unwrap()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{key}: started although the policy forbids it"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert!(!status.success(), "{key}: start-up must fail");
+        assert!(
+            err.contains(key) && err.contains("private IP ranges are disallowed"),
+            "{key}: {err}"
+        );
+    }
+}
+
+fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
+    match (into, from) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}

@@ -326,10 +326,7 @@ pub async fn submit(
                 .iter_mut()
                 .find(|a| !a.verified && a.value == used.address && a.via == used.address_type)
             {
-                a.verified = true;
-                a.verified_at = Some(now);
-                a.status = "completed".into();
-                a.updated_at = now;
+                a.mark_verified(now);
                 app.store.update_identity(&identity).await?;
             }
             flow.state = FlowState::PassedChallenge;

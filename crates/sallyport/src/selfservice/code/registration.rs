@@ -166,9 +166,7 @@ pub async fn submit(
             let now = time_fmt::now();
             for a in identity.verifiable_addresses.iter_mut() {
                 if a.value == used.address && a.via == used.address_type {
-                    a.verified = true;
-                    a.verified_at = Some(now);
-                    a.status = "completed".into();
+                    a.mark_verified(now);
                 }
             }
             flow.state = FlowState::PassedChallenge;

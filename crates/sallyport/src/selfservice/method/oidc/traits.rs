@@ -129,9 +129,7 @@ pub(super) fn verify_vouched(identity: &mut Identity, vouched: &[VerifiedAddress
             .iter()
             .any(|v| v.via == a.via && v.value.eq_ignore_ascii_case(&a.value));
         if is_vouched && !a.verified {
-            a.verified = true;
-            a.status = "completed".into();
-            a.verified_at = Some(now);
+            a.mark_verified(now);
         }
     }
 }
