@@ -19,7 +19,6 @@ use crate::http::body::{RawBody, decode};
 use crate::http::error::{HttpError, json as json_res, redirect, store_error};
 use crate::http::redirect::validate_return_to;
 use crate::http::request::ReqInfo;
-use crate::selfservice::code;
 use crate::selfservice::common::{
     FlowFailure, continue_with_redirect, flow_id, init_failure, new_flow_csrf, respond_new_flow,
     with_headers, write_flow_error,
@@ -180,11 +179,17 @@ async fn create_flow(app: &App, req: &ReqInfo, flow_type: FlowType, q: InitQuery
     {
         return fail(e).await;
     }
-    if let Some(a) = &auth {
-        match code::login::fast_2fa(app, &mut flow, a, params.via.as_deref()).await {
-            Ok(_) => {}
+    let needs = LoginNeeds {
+        auth: auth.as_ref(),
+        refresh: params.refresh,
+        aal: params.aal,
+        via: params.via.as_deref(),
+    };
+    for m in app.methods.login() {
+        match m.flow_created(app, &mut flow, &needs).await {
+            Ok(()) => {}
             Err(FlowFailure::Api(e)) => return fail(e).await,
-            // The flow exists already; the code just did not go out (its address or identity is over budget).
+            // The flow exists already; a code just did not go out (its address or identity is over budget).
             Err(FlowFailure::Limited(l)) => return fail(l.error).await,
             Err(_) => return fail(ApiError::internal()).await,
         }

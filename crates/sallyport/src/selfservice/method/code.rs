@@ -31,6 +31,20 @@ impl LoginMethod for Code {
         code::login::responsible(app, flow, body)
     }
 
+    async fn flow_created(
+        &self,
+        app: &App,
+        flow: &mut Flow,
+        needs: &LoginNeeds<'_>,
+    ) -> Result<(), FlowFailure> {
+        match needs.auth {
+            Some(auth) => code::login::fast_2fa(app, flow, auth, needs.via)
+                .await
+                .map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
     async fn submit(&self, cx: &Cx<'_>, flow: &mut Flow, body: &Body) -> Result<LoginStep, FlowFailure> {
         match code::login::submit(cx.app, cx.req, flow, body, cx.auth).await? {
             code::login::Outcome::Sent => Ok(LoginStep::Respond(respond_with_flow(

@@ -77,6 +77,16 @@ pub trait LoginMethod: Send + Sync {
     async fn submit(&self, cx: &Cx<'_>, flow: &mut Flow, body: &Body) -> Result<LoginStep, FlowFailure>;
     /// Puts what the user typed back on the flow after a failed submission.
     fn keep_input(&self, _flow: &mut Flow, _body: &Body) {}
+    /// Runs once the new flow is stored (the code method sends its code at once on Kratos' fast 2FA
+    /// path); a failure fails the request, the flow stays.
+    async fn flow_created(
+        &self,
+        _app: &App,
+        _flow: &mut Flow,
+        _needs: &LoginNeeds<'_>,
+    ) -> Result<(), FlowFailure> {
+        Ok(())
+    }
 }
 
 /// Which registration screen nodes are built for.
