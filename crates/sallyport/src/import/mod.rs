@@ -449,7 +449,7 @@ impl Run {
                 sql.push_str(&format!(" AND {}", self.src.newer("updated_at", 3)));
                 args.push(since.clone());
             }
-            sql.push_str(&format!(" ORDER BY id LIMIT {BATCH}"));
+            sql.push_str(&format!(" ORDER BY sessions.id LIMIT {BATCH}"));
             let rows = self.src.rows(&sql, &args).await?;
             let Some(last) = rows.last().and_then(|r| r.first().cloned().flatten()) else {
                 break;
@@ -537,7 +537,7 @@ impl Run {
                 sql.push_str(&format!(" AND {}", self.src.newer("updated_at", 3)));
                 args.push(since.clone());
             }
-            sql.push_str(&format!(" ORDER BY id LIMIT {BATCH}"));
+            sql.push_str(&format!(" ORDER BY courier_messages.id LIMIT {BATCH}"));
             let rows = self.src.rows(&sql, &args).await?;
             let Some(last) = rows.last().and_then(|r| r.first().cloned().flatten()) else {
                 break;

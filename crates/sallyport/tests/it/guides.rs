@@ -337,6 +337,19 @@ fn parser_reads_blocks_expectations_and_config() {
     assert_eq!(g.blocks[1].status, 400);
     assert_eq!(g.blocks[1].filter.as_deref(), Some(".state == \"sent_email\""));
 
+    let g = parse(
+        "t.md",
+        "<!-- guide-setup: kratos-import -->\n```sh run\nsallyport migrate\n```\n<!-- expect: ok -->\n```sh run\nsallyport import\n```\n<!-- expect: output Copying network -->\n",
+    )
+    .unwrap();
+    assert_eq!(g.setup.as_deref(), Some("kratos-import"));
+    assert_eq!((g.blocks[0].status, g.blocks[0].output.as_deref()), (0, None));
+    assert_eq!(
+        (g.blocks[1].status, g.blocks[1].output.as_deref()),
+        (0, Some("Copying network"))
+    );
+    assert!(parse("t.md", "```sh run\nx\n```\n<!-- expect: output -->\n").is_err());
+
     let errs = parse(
         "t.md",
         "```sh\ncurl -s x\n```\n```sh run\ncurl y\n```\nno expectation\n",
