@@ -28,23 +28,21 @@ pub mod sql {
          authentication_methods = excluded.authentication_methods, devices = excluded.devices, \
          updated_at = excluded.updated_at";
 
-    const PART_TABLES: [&str; 4] = [
-        "identity_credential_identifiers",
-        "identity_credentials",
-        "identity_verifiable_addresses",
-        "identity_recovery_addresses",
-    ];
-
     /// Children first, as `update_identity` does: the parts of every identity of the batch at once.
     pub fn delete_parts(ids: &[Uuid]) -> Vec<Sql> {
-        PART_TABLES
-            .iter()
-            .map(|table| {
-                let mut sql = Sql::new(&format!("DELETE FROM {table} WHERE identity_id IN "));
-                sql.bind_list(ids.iter().copied());
-                sql
-            })
-            .collect()
+        [
+            "identity_credential_identifiers",
+            "identity_credentials",
+            "identity_verifiable_addresses",
+            "identity_recovery_addresses",
+        ]
+        .iter()
+        .map(|table| {
+            let mut sql = Sql::new(&format!("DELETE FROM {table} WHERE identity_id IN "));
+            sql.bind_list(ids.iter().copied());
+            sql
+        })
+        .collect()
     }
 
     /// Rows per multi-row statement: well under both engines' bind limits for the widest table (13
@@ -74,8 +72,8 @@ pub mod sql {
         Arg::Ts(Ts(t))
     }
 
-    /// The rows of each table an identity batch writes, in `TABLES` order, columns as in `TABLES`.
-    fn identity_rows(identities: &[Identity]) -> [Vec<Vec<Arg>>; 6] {
+    /// Every statement that writes `identities` with their parts (after `delete_parts`).
+    pub fn upsert_identities(identities: &[Identity]) -> Vec<Sql> {
         let (mut rows, mut creds, mut idents, mut verifiable, mut recovery) =
             (vec![], vec![], vec![], vec![], vec![]);
         for i in identities {
@@ -149,121 +147,36 @@ pub mod sql {
                 ]);
             }
         }
-        let origins = identities
-            .iter()
-            .map(|i| vec![Arg::Uuid(i.id), Arg::Text("identity".into())])
-            .collect();
-        [rows, creds, idents, verifiable, recovery, origins]
-    }
-
-    /// `(table, columns, tail)` of each statement an identity batch runs, in order.
-    const TABLES: [(&str, &str, &str); 6] = [
-        (
-            "identities",
-            "id, schema_id, traits, state, state_changed_at, metadata_public, metadata_admin, external_id, \
-             organization_id, available_aal, created_at, updated_at",
+        let mut out = multi(
+            "INSERT INTO identities (id, schema_id, traits, state, state_changed_at, metadata_public, \
+             metadata_admin, external_id, organization_id, available_aal, created_at, updated_at)",
+            rows,
             UPSERT_IDENTITY_TAIL,
-        ),
-        (
-            "identity_credentials",
-            "id, identity_id, type, config, version, created_at, updated_at",
+        );
+        out.extend(multi(
+            "INSERT INTO identity_credentials (id, identity_id, type, config, version, created_at, updated_at)",
+            creds,
             "",
-        ),
-        (
-            "identity_credential_identifiers",
-            "id, identifier, type, identity_id, credential_id, position, created_at, updated_at",
+        ));
+        out.extend(multi(
+            "INSERT INTO identity_credential_identifiers (id, identifier, type, identity_id, credential_id, \
+             position, created_at, updated_at)",
+            idents,
             "",
-        ),
-        (
-            "identity_verifiable_addresses",
-            "id, identity_id, via, value, verified, status, verified_at, position, created_at, updated_at",
+        ));
+        out.extend(multi(
+            "INSERT INTO identity_verifiable_addresses (id, identity_id, via, value, verified, status, \
+             verified_at, position, created_at, updated_at)",
+            verifiable,
             "",
-        ),
-        (
-            "identity_recovery_addresses",
-            "id, identity_id, via, value, position, created_at, updated_at",
+        ));
+        out.extend(multi(
+            "INSERT INTO identity_recovery_addresses (id, identity_id, via, value, position, created_at, updated_at)",
+            recovery,
             "",
-        ),
-        ("imported_rows", "id, kind", " ON CONFLICT (id) DO NOTHING"),
-    ];
-
-    /// Every statement that writes `identities` with their parts (after `delete_parts`): multi-row
-    /// `VALUES`, which both dialects read.
-    pub fn upsert_identities(identities: &[Identity]) -> Vec<Sql> {
-        let mut out = vec![];
-        for ((table, columns, tail), rows) in TABLES.iter().zip(identity_rows(identities)) {
-            out.extend(multi(&format!("INSERT INTO {table} ({columns})"), rows, tail));
-        }
+        ));
+        out.extend(origins(identities.iter().map(|i| i.id), "identity"));
         out
-    }
-
-    /// The same for PostgreSQL, one statement per table: the rows go as one JSON parameter that
-    /// `json_populate_recordset` turns into typed rows. A multi-row `VALUES` with thousands of
-    /// parameters is parsed and planned again for every batch; this is parsed once and its one
-    /// parameter decoded in C, which is what bounds a bulk import.
-    pub fn upsert_identities_pg(identities: &[Identity]) -> Vec<Sql> {
-        let mut out = vec![];
-        for ((table, columns, tail), rows) in TABLES.iter().zip(identity_rows(identities)) {
-            if rows.is_empty() {
-                continue;
-            }
-            let names: Vec<&str> = columns.split(',').map(str::trim).collect();
-            let json: Vec<serde_json::Value> = rows
-                .into_iter()
-                .map(|row| {
-                    serde_json::Value::Object(
-                        names
-                            .iter()
-                            .zip(row)
-                            .map(|(name, arg)| ((*name).to_owned(), arg_json(arg)))
-                            .collect(),
-                    )
-                })
-                .collect();
-            let mut sql = Sql::new(&format!(
-                "INSERT INTO {table} ({columns}) SELECT {columns} FROM json_populate_recordset(NULL::{table}, CAST("
-            ));
-            sql.bind(Arg::Text(serde_json::Value::Array(json).to_string()));
-            sql.push(" AS json))");
-            sql.push(tail);
-            out.push(sql);
-        }
-        out
-    }
-
-    /// Children first, as `delete_parts`, for PostgreSQL: the ids as one JSON array parameter.
-    pub fn delete_parts_pg(ids: &[Uuid]) -> Vec<Sql> {
-        let list = serde_json::Value::Array(ids.iter().map(|id| id.to_string().into()).collect()).to_string();
-        PART_TABLES
-            .iter()
-            .map(|table| {
-                let mut sql = Sql::new(&format!(
-                    "DELETE FROM {table} WHERE identity_id IN (SELECT CAST(value AS uuid) FROM json_array_elements_text(CAST("
-                ));
-                sql.bind(Arg::Text(list.clone()));
-                sql.push(" AS json)))");
-                sql
-            })
-            .collect()
-    }
-
-    /// An argument as the JSON `json_populate_recordset` reads into the column's type.
-    fn arg_json(arg: Arg) -> serde_json::Value {
-        use serde_json::Value;
-        let ts = |t: Ts| t.sqlite_text().map(Value::String).unwrap_or(Value::Null);
-        match arg {
-            Arg::Uuid(v) => v.to_string().into(),
-            Arg::Text(v) => v.into(),
-            Arg::Ts(v) => ts(v),
-            Arg::Bool(v) => v.into(),
-            Arg::Int(v) => v.into(),
-            Arg::Json(v) => v,
-            Arg::OptUuid(v) => v.map(|v| v.to_string().into()).unwrap_or(Value::Null),
-            Arg::OptText(v) => v.map(Value::String).unwrap_or(Value::Null),
-            Arg::OptTs(v) => v.map(ts).unwrap_or(Value::Null),
-            // SQL NULL, not the JSON value null: the column is NULL either way.
-            Arg::OptJson(v) => v.unwrap_or(Value::Null),
-        }
     }
 
     fn origins(ids: impl Iterator<Item = Uuid>, kind: &str) -> Vec<Sql> {
@@ -386,27 +299,16 @@ macro_rules! __impl_import_store {
                     storable(identity)?;
                 }
                 let ids: Vec<_> = identities.iter().map(|i| i.id).collect();
-                let postgres = <Db as sqlx::Database>::NAME == "PostgreSQL";
                 let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
-                let deletes = if postgres {
-                    $crate::__private::import_sql::delete_parts_pg(&ids)
-                } else {
-                    ids.chunks($crate::__private::ID_CHUNK)
-                        .flat_map($crate::__private::import_sql::delete_parts)
-                        .collect()
-                };
-                for sql in deletes {
-                    $crate::bind_all_query(sqlx::query::<Db>(&sql.text), sql.args)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err($crate::db_err)?;
+                for chunk in ids.chunks($crate::__private::ID_CHUNK) {
+                    for sql in $crate::__private::import_sql::delete_parts(chunk) {
+                        $crate::bind_all_query(sqlx::query::<Db>(&sql.text), sql.args)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err($crate::db_err)?;
+                    }
                 }
-                let inserts = if postgres {
-                    $crate::__private::import_sql::upsert_identities_pg(identities)
-                } else {
-                    $crate::__private::import_sql::upsert_identities(identities)
-                };
-                for sql in inserts {
+                for sql in $crate::__private::import_sql::upsert_identities(identities) {
                     $crate::bind_all_query(sqlx::query::<Db>(&sql.text), sql.args)
                         .execute(&mut *tx)
                         .await
