@@ -3,6 +3,7 @@
 //! second factors and sessions. Reruns copy only what changed since the last complete run.
 
 mod convert;
+mod identities;
 mod report;
 mod source;
 mod source_mysql;
@@ -10,14 +11,13 @@ mod source_postgres;
 mod source_sqlite;
 mod version;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use sallyport_core::identity::Identity;
 use sallyport_core::session::Session;
 use sallyport_core::store::Store;
 
@@ -26,7 +26,7 @@ use source::KratosSource;
 
 pub use version::{NEWEST_KNOWN_VERSION, OLDEST_KNOWN_VERSION};
 
-const BATCH: usize = 1000;
+use identities::{BATCH, Reader, Rules, Which, select};
 /// The `import_state` row that holds the lock (its value is the holder: `host:pid:run id`).
 const LOCK_KEY: &str = "lock";
 
@@ -66,21 +66,20 @@ pub struct Options {
     pub prune: bool,
 }
 
-struct Run<'a> {
-    src: &'a dyn KratosSource,
+struct Run {
+    src: Arc<dyn KratosSource>,
+    reader: Reader,
     target: Option<Arc<dyn Store>>,
     nid: String,
     since: Option<String>,
-    schemas: HashSet<String>,
-    lookup_key: String,
-    seal_secret: String,
+    rules: Arc<Rules>,
     lock_owner: String,
 }
 
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let cfg = crate::config_loader::load(&opts.config, false).context("loading the configuration")?;
     let settings = crate::config_loader::settings(&cfg, false)?;
-    let src = source::open(&opts.from).await?;
+    let src: Arc<dyn KratosSource> = source::open(&opts.from).await?.into();
     let found = version::check(&*src).await?;
     eprintln!(
         "Kratos database ({}) at schema version {found}: supported.",
@@ -172,13 +171,19 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .and_then(|r| r.first().cloned().flatten())
         .context("reading the Kratos database's clock")?;
     let run = Run {
-        src: &*src,
+        src: src.clone(),
+        reader: Reader {
+            src: src.clone(),
+            nid: nid.clone(),
+        },
         target: target.clone(),
         nid,
         since,
-        schemas,
-        lookup_key,
-        seal_secret: settings.cipher_secrets.first().cloned().unwrap_or_default(),
+        rules: Arc::new(Rules {
+            schemas,
+            lookup_key,
+            seal_secret: settings.cipher_secrets.first().cloned().unwrap_or_default(),
+        }),
         lock_owner,
     };
     let result = run.copy_all(&missing).await;
@@ -281,37 +286,6 @@ async fn prune(
     Ok(out)
 }
 
-type Written = (u64, Vec<(String, String)>);
-
-/// Writes a batch in one transaction; if the store refuses it, finds the offending identities one by
-/// one so the rest still goes in. Answers how many went in and which were refused, why.
-async fn write_identities(target: Option<Arc<dyn Store>>, batch: Vec<Identity>) -> Written {
-    let Some(t) = target else {
-        return (batch.len() as u64, vec![]);
-    };
-    if t.upsert_identities(&batch).await.is_ok() {
-        return (batch.len() as u64, vec![]);
-    }
-    let mut written = (0, vec![]);
-    for identity in &batch {
-        match t.upsert_identities(std::slice::from_ref(identity)).await {
-            Ok(()) => written.0 += 1,
-            Err(e) => written.1.push((
-                identity.id.to_string(),
-                format!("refused by Sallyport's database: {e}"),
-            )),
-        }
-    }
-    written
-}
-
-async fn settle(task: tokio::task::JoinHandle<Written>, report: &mut TableReport) -> anyhow::Result<()> {
-    let (imported, rejected) = task.await.context("writing identities")?;
-    report.imported += imported;
-    report.rejected.extend(rejected);
-    Ok(())
-}
-
 async fn pick_network(src: &dyn KratosSource, wanted: Option<Uuid>) -> anyhow::Result<String> {
     let sql = format!("SELECT {} FROM networks ORDER BY created_at", src.text("id"));
     let ids: Vec<String> = src
@@ -362,11 +336,7 @@ async fn missing_schemas(
     Ok(used.into_iter().filter(|s| !schemas.contains(s)).collect())
 }
 
-fn select(src: &dyn KratosSource, columns: &[&str]) -> String {
-    columns.iter().map(|c| src.text(c)).collect::<Vec<_>>().join(", ")
-}
-
-impl Run<'_> {
+impl Run {
     async fn copy_all(&self, missing: &[String]) -> anyhow::Result<Vec<(&'static str, TableReport)>> {
         let _ = missing;
         let (identities, rejected_ids) = self.copy_identities().await?;
@@ -442,211 +412,21 @@ impl Run<'_> {
         Ok(ids.into_iter().collect())
     }
 
-    async fn next_identity_ids(&self, after: &str) -> anyhow::Result<Vec<String>> {
-        let sql = format!(
-            "SELECT {} FROM identities WHERE {} AND {} ORDER BY id LIMIT {BATCH}",
-            self.src.text("id"),
-            self.src.uuid_eq("nid", 1),
-            self.src.uuid_cmp("id", ">", 2)
-        );
-        Ok(self
-            .src
-            .rows(&sql, &[self.nid.clone(), after.to_owned()])
-            .await?
-            .into_iter()
-            .filter_map(|r| r.into_iter().next().flatten())
-            .collect())
-    }
-
-    /// The rows of one part of a batch: `(columns, table or join, id column, nid column, order)`.
-    async fn part_rows(
-        &self,
-        (columns, from, id_column, nid_column, order): (&[&str], &str, &str, &str, &str),
-        ids: &[String],
-        contiguous: bool,
-    ) -> anyhow::Result<Vec<source::TextRow>> {
-        let mut args = Vec::with_capacity(ids.len() + 1);
-        args.push(self.nid.clone());
-        // A full run reads identities in id order, so a batch is every id between its first and
-        // last: a range scan, cheaper to plan and run than a list of a thousand ids.
-        let which = match (contiguous, ids.first(), ids.last()) {
-            (true, Some(first), Some(last)) => {
-                args.push(first.clone());
-                args.push(last.clone());
-                format!(
-                    "{} AND {}",
-                    self.src.uuid_cmp(id_column, ">=", 2),
-                    self.src.uuid_cmp(id_column, "<=", 3)
-                )
-            }
-            _ => {
-                args.extend(ids.iter().cloned());
-                format!("{id_column} IN {}", self.src.uuid_list(2, ids.len()))
-            }
-        };
-        let sql = format!(
-            "SELECT {} FROM {from} WHERE {} AND {which} ORDER BY {order}",
-            select(self.src, columns),
-            self.src.uuid_eq(nid_column, 1),
-        );
-        self.src.rows(&sql, &args).await
-    }
-
-    async fn load_identities(
-        &self,
-        ids: &[String],
-        contiguous: bool,
-        report: &mut TableReport,
-    ) -> anyhow::Result<Vec<Identity>> {
-        use convert::*;
-        let rows = self
-            .part_rows(
-                (IDENTITY_COLUMNS, "identities", "id", "nid", "id"),
-                ids,
-                contiguous,
-            )
-            .await?;
-        let creds = self
-            .part_rows(
-                (
-                    CREDENTIAL_COLUMNS,
-                    "identity_credentials c JOIN identity_credential_types t ON t.id = c.identity_credential_type_id",
-                    "c.identity_id",
-                    "c.nid",
-                    "c.created_at, c.id",
-                ),
-                ids,
-                contiguous,
-            )
-            .await?;
-        let identifiers = self
-            .part_rows(
-                (
-                    &["i.identity_credential_id", "i.identifier"],
-                    "identity_credential_identifiers i JOIN identity_credentials c ON c.id = i.identity_credential_id",
-                    "c.identity_id",
-                    "c.nid",
-                    "i.created_at, i.id",
-                ),
-                ids,
-                contiguous,
-            )
-            .await?;
-        let verifiable = self
-            .part_rows(
-                (
-                    VERIFIABLE_COLUMNS,
-                    "identity_verifiable_addresses",
-                    "identity_id",
-                    "nid",
-                    "created_at, id",
-                ),
-                ids,
-                contiguous,
-            )
-            .await?;
-        let recovery = self
-            .part_rows(
-                (
-                    RECOVERY_COLUMNS,
-                    "identity_recovery_addresses",
-                    "identity_id",
-                    "nid",
-                    "created_at, id",
-                ),
-                ids,
-                contiguous,
-            )
-            .await?;
-        let key =
-            |r: &source::TextRow, i: usize| r.get(i).cloned().flatten().unwrap_or_default().to_lowercase();
-        let mut parts: HashMap<String, Parts> = HashMap::new();
-        for c in creds {
-            parts.entry(key(&c, 1)).or_default().credentials.push(c);
-        }
-        let owner: HashMap<String, String> = parts
-            .iter()
-            .flat_map(|(identity, p)| p.credentials.iter().map(move |c| (key(c, 0), identity.clone())))
-            .collect();
-        for i in identifiers {
-            let cred = key(&i, 0);
-            if let (Some(identity), Some(value)) = (owner.get(&cred), i.get(1).cloned().flatten()) {
-                let p = parts.entry(identity.clone()).or_default();
-                p.identifiers.entry(cred).or_default().push(value);
-            }
-        }
-        for a in verifiable {
-            parts.entry(key(&a, 1)).or_default().verifiable.push(a);
-        }
-        for a in recovery {
-            parts.entry(key(&a, 1)).or_default().recovery.push(a);
-        }
-        // Credential ids are looked up as the source wrote them; normalise to lower case.
-        for p in parts.values_mut() {
-            let ids: BTreeMap<String, Vec<String>> = std::mem::take(&mut p.identifiers);
-            p.identifiers = ids;
-            for c in &mut p.credentials {
-                if let Some(Some(id)) = c.get_mut(0) {
-                    *id = id.to_lowercase();
-                }
-            }
-        }
-        let rules = CredentialRules {
-            lookup_key: &self.lookup_key,
-            seal_secret: &self.seal_secret,
-        };
-        let empty = Parts::default();
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            report.read += 1;
-            let id = key(&row, 0);
-            match identity(&row, parts.get(&id).unwrap_or(&empty), &self.schemas, &rules) {
-                Ok(i) => out.push(i),
-                Err(why) => report.rejected.push((id, why)),
-            }
-        }
-        Ok(out)
-    }
-
     async fn copy_identities(&self) -> anyhow::Result<(TableReport, HashSet<String>)> {
-        let mut report = TableReport::default();
         let changed = match &self.since {
             Some(since) => Some(self.changed_identity_ids(since).await?),
             None => None,
         };
         let total = self.count("identities", changed.as_ref().map(Vec::len)).await?;
-        let mut progress = Progress::new("identities", total);
-        let mut after = Uuid::nil().to_string();
-        let mut chunks = changed.as_ref().map(|c| c.chunks(BATCH));
-        let mut writing = None;
-        loop {
-            let ids: Vec<String> = match &mut chunks {
-                Some(chunks) => match chunks.next() {
-                    Some(c) => c.to_vec(),
-                    None => break,
-                },
-                None => {
-                    let ids = self.next_identity_ids(&after).await?;
-                    match ids.last() {
-                        Some(last) => after = last.clone(),
-                        None => break,
-                    }
-                    ids
-                }
-            };
-            let batch = self.load_identities(&ids, chunks.is_none(), &mut report).await?;
-            self.heartbeat().await?;
-            // The next batch is read while this one is written.
-            if let Some(previous) = writing.take() {
-                settle(previous, &mut report).await?;
-            }
-            writing = Some(tokio::spawn(write_identities(self.target.clone(), batch)));
-            progress.advance(ids.len() as u64);
-        }
-        if let Some(previous) = writing.take() {
-            settle(previous, &mut report).await?;
-        }
-        progress.finish();
+        let report = identities::copy(
+            self.reader.clone(),
+            self.rules.clone(),
+            self.target.clone(),
+            changed,
+            total,
+            || self.heartbeat(),
+        )
+        .await?;
         let rejected = report.rejected.iter().map(|(id, _)| id.clone()).collect();
         Ok((report, rejected))
     }
@@ -660,7 +440,7 @@ impl Run<'_> {
         loop {
             let mut sql = format!(
                 "SELECT {} FROM sessions WHERE {} AND {}",
-                select(self.src, SESSION_COLUMNS),
+                select(&*self.src, SESSION_COLUMNS),
                 self.src.uuid_eq("nid", 1),
                 self.src.uuid_cmp("id", ">", 2)
             );
@@ -669,7 +449,7 @@ impl Run<'_> {
                 sql.push_str(&format!(" AND {}", self.src.newer("updated_at", 3)));
                 args.push(since.clone());
             }
-            sql.push_str(&format!(" ORDER BY id LIMIT {BATCH}"));
+            sql.push_str(&format!(" ORDER BY sessions.id LIMIT {BATCH}"));
             let rows = self.src.rows(&sql, &args).await?;
             let Some(last) = rows.last().and_then(|r| r.first().cloned().flatten()) else {
                 break;
@@ -678,6 +458,7 @@ impl Run<'_> {
             let ids: Vec<String> = rows.iter().filter_map(|r| r.first().cloned().flatten()).collect();
             let mut devices: HashMap<String, Vec<sallyport_core::session::Device>> = HashMap::new();
             for d in self
+                .reader
                 .part_rows(
                     (
                         DEVICE_COLUMNS,
@@ -686,8 +467,7 @@ impl Run<'_> {
                         "nid",
                         "created_at, id",
                     ),
-                    &ids,
-                    self.since.is_none(),
+                    &Which::of(&ids, self.since.is_none()),
                 )
                 .await?
             {
@@ -748,7 +528,7 @@ impl Run<'_> {
         loop {
             let mut sql = format!(
                 "SELECT {} FROM courier_messages WHERE {} AND {}",
-                select(self.src, MESSAGE_COLUMNS),
+                select(&*self.src, MESSAGE_COLUMNS),
                 self.src.uuid_eq("nid", 1),
                 self.src.uuid_cmp("id", ">", 2)
             );
@@ -757,7 +537,7 @@ impl Run<'_> {
                 sql.push_str(&format!(" AND {}", self.src.newer("updated_at", 3)));
                 args.push(since.clone());
             }
-            sql.push_str(&format!(" ORDER BY id LIMIT {BATCH}"));
+            sql.push_str(&format!(" ORDER BY courier_messages.id LIMIT {BATCH}"));
             let rows = self.src.rows(&sql, &args).await?;
             let Some(last) = rows.last().and_then(|r| r.first().cloned().flatten()) else {
                 break;

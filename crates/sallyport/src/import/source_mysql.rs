@@ -15,7 +15,7 @@ pub struct MysqlSource {
 impl MysqlSource {
     pub async fn connect(dsn: &str) -> anyhow::Result<MysqlSource> {
         let pool = MySqlPoolOptions::new()
-            .max_connections(2)
+            .max_connections(4)
             .connect(dsn)
             .await
             .map_err(|e| anyhow::anyhow!("connecting to the Kratos MySQL database: {e}"))?;

@@ -12,7 +12,7 @@ pub struct PostgresSource {
 impl PostgresSource {
     pub async fn connect(dsn: &str) -> anyhow::Result<PostgresSource> {
         let pool = PgPoolOptions::new()
-            .max_connections(2)
+            .max_connections(6)
             .connect(dsn)
             .await
             .map_err(|e| anyhow::anyhow!("connecting to the Kratos PostgreSQL database: {e}"))?;

@@ -8,7 +8,11 @@
 //!   the block's **last** curl and, optionally, a jq filter that must be true on its body (`jq -e`).
 //! - `<!-- guide-config: {JSON} -->` (once, anywhere) is merged over the test server's configuration, like the
 //!   YAML the guide shows; `$FIXTURES` in it names `crates/sallyport/tests/fixtures`.
+//! - `<!-- expect: ok -->` after a block that runs commands without curl: the commands must succeed;
+//!   `<!-- expect: output TEXT -->`: they must succeed and their output (stdout and stderr) contain TEXT.
 //! - `http://127.0.0.1:4433` and `http://127.0.0.1:4434` are rewritten to the test server's public and admin URLs.
+//! - `<!-- guide-setup: NAME -->` marks a guide that needs more than a server (a Kratos database to import,
+//!   for `kratos-import`): the test named there runs it with [`run_blocks`], this one skips it.
 //!
 //! Each file gets a fresh server on SQLite (the flows themselves are covered on both backends elsewhere).
 
@@ -20,17 +24,21 @@ use serde_json::{Value, json};
 use crate::support::{Backend, TestServer, fixture};
 
 #[derive(Debug)]
-struct Block {
+pub(crate) struct Block {
     line: usize,
     script: String,
+    /// The HTTP status of the block's last curl; 0 for a block checked by its exit status and output.
     status: u16,
     filter: Option<String>,
+    /// Text the output of a block without curl must contain.
+    output: Option<String>,
 }
 
 #[derive(Debug, Default)]
-struct Guide {
+pub(crate) struct Guide {
     config: Value,
-    blocks: Vec<Block>,
+    pub(crate) setup: Option<String>,
+    pub(crate) blocks: Vec<Block>,
 }
 
 fn repo_root() -> PathBuf {
@@ -56,7 +64,7 @@ fn comment(lines: &[&str], i: usize, tag: &str) -> Option<(String, usize)> {
     }
 }
 
-fn parse(name: &str, md: &str) -> Result<Guide, Vec<String>> {
+pub(crate) fn parse(name: &str, md: &str) -> Result<Guide, Vec<String>> {
     let lines: Vec<&str> = md.lines().collect();
     let mut guide = Guide {
         config: json!({}),
@@ -71,6 +79,11 @@ fn parse(name: &str, md: &str) -> Result<Guide, Vec<String>> {
                 Ok(v) => guide.config = v,
                 Err(e) => errors.push(format!("{name}:{}: guide-config is not JSON: {e}", i + 1)),
             }
+            i = next;
+            continue;
+        }
+        if let Some((setup, next)) = comment(&lines, i, "guide-setup") {
+            guide.setup = Some(setup);
             i = next;
             continue;
         }
@@ -115,15 +128,22 @@ fn parse(name: &str, md: &str) -> Result<Guide, Vec<String>> {
             Some((s, f)) => (s, Some(f.trim().to_owned())),
             None => (expect.as_str(), None),
         };
-        match status.parse() {
-            Ok(status) => guide.blocks.push(Block {
+        let filter = filter.filter(|f| !f.is_empty());
+        let parsed = match status {
+            "ok" if filter.is_none() => Ok((0, None, None)),
+            "output" if filter.is_some() => Ok((0, None, filter)),
+            _ => status.parse().map(|s| (s, filter, None)),
+        };
+        match parsed {
+            Ok((status, filter, output)) => guide.blocks.push(Block {
                 line: start + 1,
                 script,
                 status,
-                filter: filter.filter(|f| !f.is_empty()),
+                filter,
+                output,
             }),
             Err(_) => errors.push(format!(
-                "{name}:{}: expect needs a status first, got {expect:?}",
+                "{name}:{}: expect needs a status, `ok` or `output TEXT` first, got {expect:?}",
                 start + 1
             )),
         }
@@ -132,15 +152,17 @@ fn parse(name: &str, md: &str) -> Result<Guide, Vec<String>> {
 }
 
 /// The whole guide as one bash script: a `curl` wrapper that keeps the last response's headers and body, then
-/// each block followed by the check of its expectation.
-fn script(name: &str, guide: &Guide, s: &TestServer, tmp: &Path) -> String {
-    let public = s.public.trim_end_matches('/');
-    let admin = s.admin.trim_end_matches('/');
+/// each block followed by the check of its expectation. Processes a guide starts in the background end with it.
+fn script(name: &str, guide: &Guide, public: &str, admin: &str, tmp: &Path) -> String {
+    let public = public.trim_end_matches('/');
+    let admin = admin.trim_end_matches('/');
     let mut out = format!(
         r#"set -euo pipefail
 __T='{tmp}'
 __where='{name}'
-trap 'echo "guide failed in $__where (command exited non-zero: $BASH_COMMAND)" >&2' ERR
+: > "$__T/out"
+trap 'echo "guide failed in $__where (command exited non-zero: $BASH_COMMAND)" >&2; tail -c 3000 "$__T/out" >&2' ERR
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 curl() {{ : > "$__T/headers"; command curl -D "$__T/headers" "$@" | tee "$__T/body"; }}
 __check() {{
   local want="$1" filter="$2" got
@@ -170,6 +192,24 @@ __check() {{
             .script
             .replace("http://127.0.0.1:4433", public)
             .replace("http://127.0.0.1:4434", admin);
+        if b.status == 0 {
+            let check = match &b.output {
+                Some(text) => {
+                    let p = tmp.join(format!("output{n}.txt"));
+                    std::fs::write(&p, text).unwrap();
+                    format!(
+                        "grep -qF -f '{f}' \"$__T/out\" || {{ echo \"$__where: expected the output to contain $(cat '{f}'); it was: $(tail -c 3000 \"$__T/out\")\" >&2; exit 1; }}\n",
+                        f = p.display()
+                    )
+                }
+                None => String::new(),
+            };
+            out.push_str(&format!(
+                "__where='{name}:{line}'\n: > \"$__T/out\"\n{{\n{body}\n}} > \"$__T/out\" 2>&1\ncat \"$__T/out\"\n{check}",
+                line = b.line,
+            ));
+            continue;
+        }
         out.push_str(&format!(
             "__where='{name}:{line}'\n: > \"$__T/headers\"; : > \"$__T/body\"\n{body}\n__check {status} '{filter_file}'\n",
             line = b.line,
@@ -187,11 +227,26 @@ async fn run_guide(name: &str, guide: Guide) -> Result<usize, String> {
     let cfg: Value = serde_json::from_str(&cfg_text).unwrap();
     let s = TestServer::spawn_with(Backend::Sqlite, cfg).await;
     let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("guide.sh");
-    std::fs::write(&path, script(name, &guide, &s, tmp.path())).unwrap();
+    let ran = run_blocks(name, &guide, (&s.public, &s.admin), tmp.path(), &[]).await;
+    s.shutdown().await;
+    ran
+}
+
+/// Runs a guide's blocks in `dir` with `env` added, the documented URLs pointing at `public` and `admin`.
+pub(crate) async fn run_blocks(
+    name: &str,
+    guide: &Guide,
+    (public, admin): (&str, &str),
+    dir: &Path,
+    env: &[(&str, String)],
+) -> Result<usize, String> {
+    let checks = tempfile::tempdir().unwrap();
+    let path = checks.path().join("guide.sh");
+    std::fs::write(&path, script(name, guide, public, admin, checks.path())).unwrap();
     let run = tokio::process::Command::new("bash")
         .arg(&path)
-        .current_dir(tmp.path())
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .kill_on_drop(true)
         .output();
     let out = match tokio::time::timeout(Duration::from_secs(120), run).await {
@@ -199,7 +254,6 @@ async fn run_guide(name: &str, guide: Guide) -> Result<usize, String> {
         Ok(Err(e)) => return Err(format!("{name}: cannot run bash: {e}")),
         Err(_) => return Err(format!("{name}: timed out")),
     };
-    s.shutdown().await;
     if out.status.success() {
         Ok(guide.blocks.len())
     } else {
@@ -252,7 +306,7 @@ async fn every_curl_in_the_guides_runs_and_answers_as_documented() {
                 continue;
             }
         };
-        if guide.blocks.is_empty() {
+        if guide.blocks.is_empty() || guide.setup.is_some() {
             continue;
         }
         match run_guide(&name, guide).await {
@@ -282,6 +336,19 @@ fn parser_reads_blocks_expectations_and_config() {
     assert_eq!(g.blocks[1].script, "curl -s y");
     assert_eq!(g.blocks[1].status, 400);
     assert_eq!(g.blocks[1].filter.as_deref(), Some(".state == \"sent_email\""));
+
+    let g = parse(
+        "t.md",
+        "<!-- guide-setup: kratos-import -->\n```sh run\nsallyport migrate\n```\n<!-- expect: ok -->\n```sh run\nsallyport import\n```\n<!-- expect: output Copying network -->\n",
+    )
+    .unwrap();
+    assert_eq!(g.setup.as_deref(), Some("kratos-import"));
+    assert_eq!((g.blocks[0].status, g.blocks[0].output.as_deref()), (0, None));
+    assert_eq!(
+        (g.blocks[1].status, g.blocks[1].output.as_deref()),
+        (0, Some("Copying network"))
+    );
+    assert!(parse("t.md", "```sh run\nx\n```\n<!-- expect: output -->\n").is_err());
 
     let errs = parse(
         "t.md",

@@ -812,3 +812,59 @@ async fn crash(target: Backend) {
 }
 
 both_backends!(a_killed_import_is_completed_by_the_next_run, crash);
+
+/// `docs/migrate-from-kratos.md` is run as written: its `sh run` blocks, in order, in one shell, with the
+/// real binary on `PATH`, `$KRATOS_DSN` naming a Kratos SQLite database built as above and `kratos.yml`
+/// pointing at a new Sallyport database on free ports (the doc's 4433/4434 are rewritten to them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_migration_guide_runs() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/migrate-from-kratos.md");
+    let md = std::fs::read_to_string(&path).unwrap();
+    let guide = crate::guides::parse("docs/migrate-from-kratos.md", &md).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(guide.setup.as_deref(), Some("kratos-import"));
+    assert!(
+        guide.blocks.len() >= 10,
+        "the walkthrough lost its runnable steps: {} blocks",
+        guide.blocks.len()
+    );
+    let kratos = KratosDb::new(Source::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (public, admin) = (crate::cli::free_port(), crate::cli::free_port());
+    let dsn = format!(
+        "sqlite://{}?_fk=true&mode=rwc",
+        dir.path().join("sallyport.sqlite").display()
+    );
+    crate::cli::write_config(dir.path(), &dsn, public, admin);
+    let bin_dir = Path::new(BIN).parent().unwrap().display().to_string();
+    let env = [
+        ("KRATOS_DSN", kratos.dsn.clone()),
+        (
+            "PATH",
+            format!("{bin_dir}:{}", std::env::var("PATH").unwrap_or_default()),
+        ),
+    ];
+    let ran = crate::guides::run_blocks(
+        "docs/migrate-from-kratos.md",
+        &guide,
+        (
+            &format!("http://127.0.0.1:{public}"),
+            &format!("http://127.0.0.1:{admin}"),
+        ),
+        dir.path(),
+        &env,
+    )
+    .await;
+    if let Err(e) = ran {
+        let log = std::fs::read_to_string(dir.path().join("sallyport.log")).unwrap_or_default();
+        panic!(
+            "{e}\n(sallyport.log tail: {})",
+            log.chars()
+                .rev()
+                .take(2000)
+                .collect::<String>()
+                .chars()
+                .rev()
+                .collect::<String>()
+        );
+    }
+}
