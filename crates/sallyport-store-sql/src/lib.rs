@@ -14,6 +14,7 @@
 //! missing rows `NotFound`.
 
 mod args;
+mod bulk;
 mod cache;
 mod code;
 mod courier;
@@ -46,6 +47,7 @@ pub mod __private {
     pub use tracing;
     pub use uuid;
 
+    pub use crate::bulk::{MAX_BINDS as BULK_MAX_BINDS, identifier_rows as bulk_identifier_rows, sql as bulk_sql};
     pub use crate::code::{CodeRow, sql as code_sql};
     pub use crate::courier::{DispatchRow, MessageRow, sql as courier_sql};
     pub use crate::flow::sql as flow_sql;
@@ -104,6 +106,7 @@ macro_rules! impl_sql_store {
             }
 
             $crate::__identity_helpers!();
+            $crate::__bulk_helpers!();
             $crate::__courier_helpers!();
             $crate::__impl_identity_store!($store);
             $crate::__impl_session_store!($store);
