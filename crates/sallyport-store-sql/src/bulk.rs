@@ -110,15 +110,21 @@ macro_rules! __bulk_helpers {
                 .iter()
                 .flat_map(|i| i.credentials.values().map(move |c| (i.id, c)))
                 .collect();
-            insert_rows(conn, q::CREDENTIALS, 7, &credentials, |b, (identity_id, c)| {
-                b.push_bind(c.id)
-                    .push_bind(*identity_id)
-                    .push_bind(c.cred_type.as_str())
-                    .push_bind(Json(&c.config))
-                    .push_bind(c.version)
-                    .push_bind(Ts(c.created_at))
-                    .push_bind(Ts(c.updated_at));
-            })
+            insert_rows(
+                conn,
+                q::CREDENTIALS,
+                7,
+                &credentials,
+                |b, (identity_id, c)| {
+                    b.push_bind(c.id)
+                        .push_bind(*identity_id)
+                        .push_bind(c.cred_type.as_str())
+                        .push_bind(Json(&c.config))
+                        .push_bind(c.version)
+                        .push_bind(Ts(c.created_at))
+                        .push_bind(Ts(c.updated_at));
+                },
+            )
             .await?;
             let identifiers: Vec<_> = identities
                 .iter()
@@ -144,18 +150,24 @@ macro_rules! __bulk_helpers {
                         .map(move |(p, a)| (i.id, p as i64, a))
                 })
                 .collect();
-            insert_rows(conn, q::VERIFIABLE_ADDRESSES, 10, &verifiable, |b, (identity_id, p, a)| {
-                b.push_bind(a.id)
-                    .push_bind(*identity_id)
-                    .push_bind(a.via.as_str())
-                    .push_bind(a.value.as_str())
-                    .push_bind(a.verified)
-                    .push_bind(a.status.as_str())
-                    .push_bind(a.verified_at.map(Ts))
-                    .push_bind(*p)
-                    .push_bind(Ts(a.created_at))
-                    .push_bind(Ts(a.updated_at));
-            })
+            insert_rows(
+                conn,
+                q::VERIFIABLE_ADDRESSES,
+                10,
+                &verifiable,
+                |b, (identity_id, p, a)| {
+                    b.push_bind(a.id)
+                        .push_bind(*identity_id)
+                        .push_bind(a.via.as_str())
+                        .push_bind(a.value.as_str())
+                        .push_bind(a.verified)
+                        .push_bind(a.status.as_str())
+                        .push_bind(a.verified_at.map(Ts))
+                        .push_bind(*p)
+                        .push_bind(Ts(a.created_at))
+                        .push_bind(Ts(a.updated_at));
+                },
+            )
             .await?;
             let recovery: Vec<_> = identities
                 .iter()
@@ -166,15 +178,21 @@ macro_rules! __bulk_helpers {
                         .map(move |(p, a)| (i.id, p as i64, a))
                 })
                 .collect();
-            insert_rows(conn, q::RECOVERY_ADDRESSES, 7, &recovery, |b, (identity_id, p, a)| {
-                b.push_bind(a.id)
-                    .push_bind(*identity_id)
-                    .push_bind(a.via.as_str())
-                    .push_bind(a.value.as_str())
-                    .push_bind(*p)
-                    .push_bind(Ts(a.created_at))
-                    .push_bind(Ts(a.updated_at));
-            })
+            insert_rows(
+                conn,
+                q::RECOVERY_ADDRESSES,
+                7,
+                &recovery,
+                |b, (identity_id, p, a)| {
+                    b.push_bind(a.id)
+                        .push_bind(*identity_id)
+                        .push_bind(a.via.as_str())
+                        .push_bind(a.value.as_str())
+                        .push_bind(*p)
+                        .push_bind(Ts(a.created_at))
+                        .push_bind(Ts(a.updated_at));
+                },
+            )
             .await
         }
     };

@@ -383,7 +383,9 @@ macro_rules! __impl_identity_store {
                     if result.is_err() {
                         continue;
                     }
-                    let mut sp = sqlx::Connection::begin(&mut *tx).await.map_err($crate::db_err)?;
+                    let mut sp = sqlx::Connection::begin(&mut *tx)
+                        .await
+                        .map_err($crate::db_err)?;
                     match insert_identity(&mut *sp, identity).await {
                         Ok(()) => sp.commit().await.map_err($crate::db_err)?,
                         Err(e @ (StoreError::Conflict(_) | StoreError::Unrepresentable(_))) => {

@@ -122,7 +122,10 @@ async fn send_batch(http: reqwest::Client, url: String, body: Vec<u8>) -> Result
         .await
         .map_err(|e| format!("calling {url}: {e}"))?;
     let status = res.status();
-    let text = res.text().await.map_err(|e| format!("reading the answer of {url}: {e}"))?;
+    let text = res
+        .text()
+        .await
+        .map_err(|e| format!("reading the answer of {url}: {e}"))?;
     let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     if !status.is_success() {
         return Err(format!("{url} answered {status}: {}", reason(&v)));
@@ -157,11 +160,18 @@ async fn fetch_created(http: &reqwest::Client, endpoint: &str, ids: &[Uuid]) -> 
             }
         }
     }
-    Ok(ids.iter().filter_map(|id| by_id.remove(&id.to_string())).collect())
+    Ok(ids
+        .iter()
+        .filter_map(|id| by_id.remove(&id.to_string()))
+        .collect())
 }
 
 pub async fn run(files: Vec<PathBuf>, client: ClientArgs) -> anyhow::Result<()> {
-    let Some(endpoint) = client.endpoint.as_deref().map(|e| e.trim_end_matches('/').to_owned()) else {
+    let Some(endpoint) = client
+        .endpoint
+        .as_deref()
+        .map(|e| e.trim_end_matches('/').to_owned())
+    else {
         bail!("no admin endpoint: pass -e/--endpoint or set KRATOS_ADMIN_URL (e.g. http://127.0.0.1:4434)")
     };
     let items = read_items(&files)?;
