@@ -6,7 +6,9 @@
 //! `Executor`/`Encode` version needs are long and trip the `Send` checks of `async_trait` futures.
 //!
 //! The backend struct must have two fields, `writer` and `reader`, both `sqlx::Pool<DB>`: reads use
-//! `reader`, writes and transactions `writer`. Column types differ per dialect (see each backend's
+//! `reader`, writes and transactions `writer`; and `group`, an `Option<Arc<GroupWriter<DB>>>`: when
+//! set, the writes of the request hot paths (flows, codes, counters, new sessions) go through it and
+//! are group-committed (see `group`). Column types differ per dialect (see each backend's
 //! `migrations/`) so that the same Rust values bind on both: `Uuid`, [`Ts`], `Json<_>`, `bool`, `i32`/`i64`.
 //!
 //! Errors: unique violations become `StoreError::Conflict(<table>)` (e.g. `identity_credential_identifiers`,
@@ -20,6 +22,7 @@ mod code;
 mod courier;
 mod error;
 mod flow;
+mod group;
 mod identity;
 mod import;
 mod migration;
@@ -34,6 +37,7 @@ mod web_hook;
 pub use args::{Arg, Sql, bind_all, bind_all_query};
 pub use cache::ReadCache;
 pub use error::{db_err, other_err};
+pub use group::{BoxFuture, GroupWriter};
 pub use ts::Ts;
 
 /// What the macros need at their call site, so backend crates don't have to name these crates.
@@ -102,6 +106,24 @@ macro_rules! impl_sql_store {
                     if let Some(sql) = self.cache.announce_sql() {
                         if let Err(e) = sqlx::query(sql).execute(&self.writer).await {
                             tracing::warn!(error = %e, "unable to announce a session change to other nodes");
+                        }
+                    }
+                }
+            }
+
+            impl $store {
+                /// Runs a write job on the writer connection: through the group writer when there is
+                /// one, else directly on a pooled connection.
+                async fn write<T, F>(&self, job: F) -> StoreResult<T>
+                where
+                    T: Send + 'static,
+                    F: for<'c> FnOnce(&'c mut Conn) -> $crate::BoxFuture<'c, StoreResult<T>> + Send + 'static,
+                {
+                    match &self.group {
+                        Some(g) => g.write(job).await,
+                        None => {
+                            let mut conn = self.writer.acquire().await.map_err($crate::db_err)?;
+                            job(&mut *conn).await
                         }
                     }
                 }
