@@ -77,7 +77,7 @@ fn identity(i: usize) -> Identity {
 }
 
 pub fn run(p: &Params, rt: &Runtime) -> anyhow::Result<ImportIdentitiesResult> {
-    let n = p.import_identities;
+    let n = p.batch_import_identities;
     let (bin, cli_note) = crate::startup::binary(p.rebuild)?;
     let mut backends = vec![];
     eprintln!("[import-identities] SQLite: {n} identities, three fresh stores");

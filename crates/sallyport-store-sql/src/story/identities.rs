@@ -378,7 +378,7 @@ pub async fn create_many(store: &dyn Store, ada: &Identity) {
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     assert_eq!(store.get_identity(d.id).await.expect("get d"), d);
     let found = store
-        .find_identity_by_identifier(CODE, &c.traits["email"].as_str().unwrap_or_default().to_owned())
+        .find_identity_by_identifier(CODE, c.traits["email"].as_str().unwrap_or_default())
         .await;
     assert_eq!(found.expect("find batch member by identifier").id, c.id);
     assert!(
