@@ -11,12 +11,16 @@
 //! 8. memory: RSS of the release binary idle and after whoami rotating over 100,000 sessions;
 //! 7. `import kratos` PostgreSQL → PostgreSQL: identities per second against its own `--dry-run` (needs
 //!    `SALLYPORT_BENCH_POSTGRES_DSN` or `TEST_POSTGRES_DSN`; not in the default set).
+//! 9. identity import with pre-hashed passwords (`--only import-identities`): identities per second
+//!    through `PATCH /admin/identities` and `sallyport import identities` on SQLite (and PostgreSQL
+//!    when a DSN is set) against the store's own `create_identities` of the same identities.
 //!
 //! Every duration and count has a flag and an environment variable; `--quick` shrinks them all for a smoke run.
 
 mod code;
 mod courier;
 mod import;
+mod import_identities;
 mod loadgen;
 mod login;
 mod memory;
@@ -43,6 +47,7 @@ pub enum Section {
     Ratelimit,
     Import,
     Memory,
+    ImportIdentities,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -118,6 +123,9 @@ struct Opts {
     /// Identities in the Kratos database the import section copies [full: 50000, quick: 2000].
     #[arg(long, env = "SALLYPORT_BENCH_IMPORT_IDENTITIES")]
     import_identities: Option<usize>,
+    /// Identities the identity-import section creates per measurement [full: 100000, quick: 3000].
+    #[arg(long, env = "SALLYPORT_BENCH_BATCH_IMPORT_IDENTITIES")]
+    batch_import_identities: Option<usize>,
     /// Load generator for whoami.
     #[arg(long, value_enum, default_value = "auto", env = "SALLYPORT_BENCH_LOADGEN")]
     loadgen: LoadgenChoice,
@@ -147,6 +155,7 @@ pub struct Params {
     pub code_flows: usize,
     pub courier_messages: usize,
     pub import_identities: usize,
+    pub batch_import_identities: usize,
     pub loadgen: LoadgenChoice,
     pub rebuild: bool,
 }
@@ -181,6 +190,10 @@ impl Params {
             import_identities: o
                 .import_identities
                 .unwrap_or(if q { 2000 } else { 50_000 })
+                .max(1),
+            batch_import_identities: o
+                .batch_import_identities
+                .unwrap_or(if q { 3000 } else { 100_000 })
                 .max(1),
             loadgen: o.loadgen,
             rebuild: o.rebuild,
@@ -250,6 +263,9 @@ fn main() -> ExitCode {
             }
             Section::Import => import::run(&p, &server_rt).map(|r| report.import(&p, r)),
             Section::Memory => memory::run(&p, &server_rt, &client_rt).map(|r| report.memory(&p, r)),
+            Section::ImportIdentities => {
+                import_identities::run(&p, &server_rt).map(|r| report.import_identities(&p, r))
+            }
         };
         if let Err(e) = outcome {
             failed = true;

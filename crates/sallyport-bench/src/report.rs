@@ -420,6 +420,41 @@ impl Report {
         });
     }
 
+    pub fn import_identities(&mut self, _p: &Params, r: crate::import_identities::ImportIdentitiesResult) {
+        use crate::import_identities::{BATCH, TARGET};
+        println!(
+            "== 9. identity import, pre-hashed bcrypt passwords: {} identities per measurement, each into an empty store ==",
+            r.identities
+        );
+        println!(
+            "  each identity: email trait (password identifier, verifiable and recovery address), hashed_password given"
+        );
+        println!(
+            "  endpoint: PATCH /admin/identities, {BATCH} per request, 4 in flight; CLI: sallyport import identities <file> --format quiet ({})",
+            r.cli_note
+        );
+        println!(
+            "  baseline: Store::create_identities with the same identities built in memory, {BATCH} per call, 4 in flight (no HTTP, JSON or validation)"
+        );
+        for b in &r.backends {
+            println!(
+                "  {:<12} endpoint {:>8.0}/s  CLI {:>8.0}/s  store floor {:>8.0}/s",
+                b.backend, b.endpoint, b.cli, b.floor
+            );
+            for (how, rate) in [("batch endpoint", b.endpoint), ("CLI", b.cli)] {
+                self.rows.push(Row {
+                    metric: format!("import identities/s {how}, {} (N={})", b.backend, r.identities),
+                    sallyport: format!("{rate:.0}"),
+                    baseline: format!("{:.0}", b.floor),
+                    ratio: format!("{:.2}", rate / b.floor),
+                    target: format!(">= {TARGET:.0}/s"),
+                    result: verdict(rate >= TARGET),
+                });
+            }
+        }
+        println!();
+    }
+
     pub fn error(&mut self, s: Section, e: &anyhow::Error) {
         println!("== {s:?}: ERROR ==\n{e:#}\n");
         self.rows.push(Row {

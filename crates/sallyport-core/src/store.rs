@@ -52,6 +52,11 @@ pub enum AddressKind {
 pub trait IdentityStore: Send + Sync {
     /// Inserts the identity with credentials, identifiers and addresses, and `session` if given, atomically.
     async fn create_identity(&self, identity: &Identity, session: Option<&Session>) -> StoreResult<()>;
+    /// Inserts new identities (no sessions) in one transaction, with a few multi-row statements per
+    /// table. One result per identity, in order: an identity refused (`Conflict` with a stored one or
+    /// with an earlier one in the list, `Unrepresentable`) is left out and the others are stored. `Err`
+    /// only when the database failed as a whole, and then nothing is stored.
+    async fn create_identities(&self, identities: &[Identity]) -> StoreResult<Vec<StoreResult<()>>>;
     /// Replaces the identity's row, credentials, identifiers and addresses atomically.
     async fn update_identity(&self, identity: &Identity) -> StoreResult<()>;
     async fn get_identity(&self, id: Uuid) -> StoreResult<Identity>;

@@ -27,6 +27,8 @@ const ANNOUNCE: &str = "SELECT pg_notify('sallyport_session_changes', '')";
 pub struct PgStore {
     writer: PgPool,
     reader: PgPool,
+    /// PostgreSQL takes concurrent writers: no group commit.
+    group: Option<std::sync::Arc<sallyport_store_sql::GroupWriter<sqlx::Postgres>>>,
     /// Several nodes write one database: trusted only while `listen` hears the others' changes.
     cache: std::sync::Arc<sallyport_store_sql::ReadCache>,
     /// Dropping the last clone stops the listener.
@@ -99,6 +101,7 @@ impl PgStore {
         Ok(PgStore {
             writer: pool.clone(),
             reader: pool,
+            group: None,
             cache,
             _listener: std::sync::Arc::new(ListenerGuard(Some(tx))),
         })

@@ -95,15 +95,21 @@ impl TryFrom<CodeRow> for OneTimeCode {
 macro_rules! __impl_code_store {
     ($store:ty) => {
         async fn use_code_where(
-            pool: &DbPool,
+            store: &$store,
             sql: Option<$crate::Sql>,
         ) -> StoreResult<Option<$crate::__private::sallyport_core::code::OneTimeCode>> {
             use $crate::__private::CodeRow;
             let Some(sql) = sql else { return Ok(None) };
-            let rows = $crate::bind_all(sqlx::query_as::<Db, CodeRow>(&sql.text), sql.args)
-                .fetch_all(pool)
-                .await
-                .map_err($crate::db_err)?;
+            let rows = store
+                .write(move |conn: &mut Conn| {
+                    Box::pin(async move {
+                        $crate::bind_all(sqlx::query_as::<Db, CodeRow>(&sql.text), sql.args)
+                            .fetch_all(&mut *conn)
+                            .await
+                            .map_err($crate::db_err)
+                    })
+                })
+                .await?;
             rows.into_iter()
                 .min_by_key(CodeRow::sort_key)
                 .map(TryInto::try_into)
@@ -120,46 +126,45 @@ macro_rules! __impl_code_store {
                 codes: &[$crate::__private::sallyport_core::code::OneTimeCode],
                 messages: &[$crate::__private::sallyport_core::courier::Message],
             ) -> StoreResult<()> {
-                use sqlx::types::Json;
                 use $crate::__private::code_sql as q;
                 use $crate::Ts;
-                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
-                let updated = sqlx::query($crate::__private::flow_sql::UPDATE_FLOW)
-                    .bind(flow.id)
-                    .bind(flow.kind.as_str())
-                    .bind(Json(flow))
-                    .bind(Ts(flow.expires_at))
-                    .bind(Ts(flow.updated_at))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err($crate::db_err)?;
-                if updated.rows_affected() == 0 {
-                    return Err(StoreError::NotFound);
-                }
-                sqlx::query(q::DELETE_CODES)
-                    .bind(flow.id)
-                    .bind(kind.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err($crate::db_err)?;
-                for c in codes {
-                    sqlx::query(q::INSERT_CODE)
-                        .bind(c.id)
-                        .bind(c.flow_id)
-                        .bind(c.kind.as_str())
-                        .bind(c.digest.as_str())
-                        .bind(c.address.as_str())
-                        .bind(c.address_type.as_str())
-                        .bind(c.identity_id)
-                        .bind(Ts(c.expires_at))
-                        .bind(c.used_at.map(Ts))
-                        .bind(Ts(c.created_at))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err($crate::db_err)?;
-                }
-                insert_messages(&mut *tx, messages).await?;
-                tx.commit().await.map_err($crate::db_err)
+                let update = $crate::__private::flow_sql::FlowUpdate::of(flow)?;
+                let (codes, messages) = (codes.to_vec(), messages.to_vec());
+                let kind = kind.as_str();
+                self.write(move |conn: &mut Conn| {
+                    Box::pin(async move {
+                        let flow_id = update.id;
+                        let mut tx = sqlx::Connection::begin(&mut *conn)
+                            .await
+                            .map_err($crate::db_err)?;
+                        update_flow_row(&mut *tx, update).await?;
+                        sqlx::query(q::DELETE_CODES)
+                            .bind(flow_id)
+                            .bind(kind)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err($crate::db_err)?;
+                        for c in &codes {
+                            sqlx::query(q::INSERT_CODE)
+                                .bind(c.id)
+                                .bind(c.flow_id)
+                                .bind(c.kind.as_str())
+                                .bind(c.digest.as_str())
+                                .bind(c.address.as_str())
+                                .bind(c.address_type.as_str())
+                                .bind(c.identity_id)
+                                .bind(Ts(c.expires_at))
+                                .bind(c.used_at.map(Ts))
+                                .bind(Ts(c.created_at))
+                                .execute(&mut *tx)
+                                .await
+                                .map_err($crate::db_err)?;
+                        }
+                        insert_messages(&mut *tx, &messages).await?;
+                        tx.commit().await.map_err($crate::db_err)
+                    })
+                })
+                .await
             }
 
             #[tracing::instrument(level = "debug", skip_all)]
@@ -171,7 +176,7 @@ macro_rules! __impl_code_store {
                 now: $crate::__private::time::OffsetDateTime,
             ) -> StoreResult<Option<$crate::__private::sallyport_core::code::OneTimeCode>> {
                 let sql = $crate::__private::code_sql::use_code(Some(flow_id), kind, digests, now);
-                use_code_where(&self.writer, sql).await
+                use_code_where(self, sql).await
             }
 
             #[tracing::instrument(level = "debug", skip_all)]
@@ -182,17 +187,22 @@ macro_rules! __impl_code_store {
                 now: $crate::__private::time::OffsetDateTime,
             ) -> StoreResult<Option<$crate::__private::sallyport_core::code::OneTimeCode>> {
                 let sql = $crate::__private::code_sql::use_code(None, kind, digests, now);
-                use_code_where(&self.writer, sql).await
+                use_code_where(self, sql).await
             }
 
             #[tracing::instrument(level = "debug", skip_all)]
             async fn count_submission(&self, flow_id: $crate::__private::uuid::Uuid) -> StoreResult<i32> {
-                sqlx::query_scalar::<Db, i32>($crate::__private::code_sql::COUNT_SUBMISSION)
-                    .bind(flow_id)
-                    .fetch_optional(&self.writer)
-                    .await
-                    .map_err($crate::db_err)?
-                    .ok_or(StoreError::NotFound)
+                self.write(move |conn: &mut Conn| {
+                    Box::pin(async move {
+                        sqlx::query_scalar::<Db, i32>($crate::__private::code_sql::COUNT_SUBMISSION)
+                            .bind(flow_id)
+                            .fetch_optional(&mut *conn)
+                            .await
+                            .map_err($crate::db_err)?
+                            .ok_or(StoreError::NotFound)
+                    })
+                })
+                .await
             }
         }
     };

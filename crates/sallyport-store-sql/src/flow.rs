@@ -9,29 +9,90 @@ pub mod sql {
     pub const INSERT_ERROR: &str =
         "INSERT INTO selfservice_errors (id, error, created_at, updated_at) VALUES ($1, $2, $3, $4)";
     pub const GET_ERROR: &str = "SELECT error, created_at, updated_at FROM selfservice_errors WHERE id = $1";
+
+    use sallyport_core::flow::Flow;
+    use sallyport_core::store::StoreResult;
+    use serde_json::value::RawValue;
+
+    /// The flow's JSON, encoded before it goes to the writer so no write waits on it.
+    pub fn raw_json(flow: &Flow) -> StoreResult<Box<RawValue>> {
+        serde_json::value::to_raw_value(flow).map_err(crate::other_err)
+    }
+
+    /// What `UPDATE_FLOW` binds, owned, for a write job.
+    pub struct FlowUpdate {
+        pub id: uuid::Uuid,
+        pub kind: &'static str,
+        pub json: Box<RawValue>,
+        pub expires_at: time::OffsetDateTime,
+        pub updated_at: time::OffsetDateTime,
+    }
+
+    impl FlowUpdate {
+        pub fn of(flow: &Flow) -> StoreResult<FlowUpdate> {
+            Ok(FlowUpdate {
+                id: flow.id,
+                kind: flow.kind.as_str(),
+                json: raw_json(flow)?,
+                expires_at: flow.expires_at,
+                updated_at: flow.updated_at,
+            })
+        }
+    }
 }
 
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __impl_flow_store {
     ($store:ty) => {
+        /// Stores a flow's new state; `NotFound` when there is no such flow.
+        async fn update_flow_row(
+            conn: &mut Conn,
+            u: $crate::__private::flow_sql::FlowUpdate,
+        ) -> StoreResult<()> {
+            use sqlx::types::Json;
+            use $crate::Ts;
+            let done = sqlx::query($crate::__private::flow_sql::UPDATE_FLOW)
+                .bind(u.id)
+                .bind(u.kind)
+                .bind(Json(u.json))
+                .bind(Ts(u.expires_at))
+                .bind(Ts(u.updated_at))
+                .execute(&mut *conn)
+                .await
+                .map_err($crate::db_err)?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        }
+
         #[$crate::__private::async_trait]
         impl FlowStore for $store {
             #[tracing::instrument(level = "debug", skip_all)]
             async fn create_flow(&self, flow: &Flow) -> StoreResult<()> {
                 use sqlx::types::Json;
                 use $crate::Ts;
-                sqlx::query($crate::__private::flow_sql::INSERT_FLOW)
-                    .bind(flow.id)
-                    .bind(flow.kind.as_str())
-                    .bind(Json(flow))
-                    .bind(Ts(flow.expires_at))
-                    .bind(Ts(flow.created_at))
-                    .bind(Ts(flow.updated_at))
-                    .execute(&self.writer)
-                    .await
-                    .map_err($crate::db_err)?;
-                Ok(())
+                let (id, kind) = (flow.id, flow.kind.as_str());
+                let json = Json($crate::__private::flow_sql::raw_json(flow)?);
+                let (expires_at, created_at, updated_at) =
+                    (flow.expires_at, flow.created_at, flow.updated_at);
+                self.write(move |conn: &mut Conn| {
+                    Box::pin(async move {
+                        sqlx::query($crate::__private::flow_sql::INSERT_FLOW)
+                            .bind(id)
+                            .bind(kind)
+                            .bind(json)
+                            .bind(Ts(expires_at))
+                            .bind(Ts(created_at))
+                            .bind(Ts(updated_at))
+                            .execute(&mut *conn)
+                            .await
+                            .map_err($crate::db_err)?;
+                        Ok(())
+                    })
+                })
+                .await
             }
 
             #[tracing::instrument(level = "debug", skip_all)]
@@ -48,21 +109,11 @@ macro_rules! __impl_flow_store {
 
             #[tracing::instrument(level = "debug", skip_all)]
             async fn update_flow(&self, flow: &Flow) -> StoreResult<()> {
-                use sqlx::types::Json;
-                use $crate::Ts;
-                let done = sqlx::query($crate::__private::flow_sql::UPDATE_FLOW)
-                    .bind(flow.id)
-                    .bind(flow.kind.as_str())
-                    .bind(Json(flow))
-                    .bind(Ts(flow.expires_at))
-                    .bind(Ts(flow.updated_at))
-                    .execute(&self.writer)
-                    .await
-                    .map_err($crate::db_err)?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound);
-                }
-                Ok(())
+                let update = $crate::__private::flow_sql::FlowUpdate::of(flow)?;
+                self.write(move |conn: &mut Conn| {
+                    Box::pin(async move { update_flow_row(conn, update).await })
+                })
+                .await
             }
         }
 

@@ -354,6 +354,51 @@ macro_rules! __impl_identity_store {
                 tx.commit().await.map_err($crate::db_err)
             }
 
+            #[tracing::instrument(level = "debug", skip_all, fields(n = identities.len()))]
+            async fn create_identities(&self, identities: &[Identity]) -> StoreResult<Vec<StoreResult<()>>> {
+                let mut results: Vec<StoreResult<()>> = identities.iter().map(storable).collect();
+                let fit: Vec<&Identity> = identities
+                    .iter()
+                    .zip(&results)
+                    .filter(|(_, r)| r.is_ok())
+                    .map(|(i, _)| i)
+                    .collect();
+                if fit.is_empty() {
+                    return Ok(results);
+                }
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                match insert_identities_bulk(&mut *tx, &fit).await {
+                    Ok(()) => {
+                        tx.commit().await.map_err($crate::db_err)?;
+                        return Ok(results);
+                    }
+                    Err(StoreError::Conflict(_) | StoreError::Unrepresentable(_)) => {
+                        tx.rollback().await.map_err($crate::db_err)?;
+                    }
+                    Err(e) => return Err(e),
+                }
+                // Some identity is refused: one savepoint each finds which, and the others are kept.
+                let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                for (identity, result) in identities.iter().zip(results.iter_mut()) {
+                    if result.is_err() {
+                        continue;
+                    }
+                    let mut sp = sqlx::Connection::begin(&mut *tx)
+                        .await
+                        .map_err($crate::db_err)?;
+                    match insert_identity(&mut *sp, identity).await {
+                        Ok(()) => sp.commit().await.map_err($crate::db_err)?,
+                        Err(e @ (StoreError::Conflict(_) | StoreError::Unrepresentable(_))) => {
+                            sp.rollback().await.map_err($crate::db_err)?;
+                            *result = Err(e);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                tx.commit().await.map_err($crate::db_err)?;
+                Ok(results)
+            }
+
             #[tracing::instrument(level = "debug", skip_all)]
             async fn update_identity(&self, identity: &Identity) -> StoreResult<()> {
                 use sqlx::types::Json;

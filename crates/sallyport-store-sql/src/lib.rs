@@ -6,7 +6,9 @@
 //! `Executor`/`Encode` version needs are long and trip the `Send` checks of `async_trait` futures.
 //!
 //! The backend struct must have two fields, `writer` and `reader`, both `sqlx::Pool<DB>`: reads use
-//! `reader`, writes and transactions `writer`. Column types differ per dialect (see each backend's
+//! `reader`, writes and transactions `writer`; and `group`, an `Option<Arc<GroupWriter<DB>>>`: when
+//! set, the writes of the request hot paths (flows, codes, counters, new sessions) go through it and
+//! are group-committed (see `group`). Column types differ per dialect (see each backend's
 //! `migrations/`) so that the same Rust values bind on both: `Uuid`, [`Ts`], `Json<_>`, `bool`, `i32`/`i64`.
 //!
 //! Errors: unique violations become `StoreError::Conflict(<table>)` (e.g. `identity_credential_identifiers`,
@@ -14,11 +16,13 @@
 //! missing rows `NotFound`.
 
 mod args;
+mod bulk;
 mod cache;
 mod code;
 mod courier;
 mod error;
 mod flow;
+mod group;
 mod identity;
 mod import;
 mod migration;
@@ -33,6 +37,7 @@ mod web_hook;
 pub use args::{Arg, Sql, bind_all, bind_all_query};
 pub use cache::ReadCache;
 pub use error::{db_err, other_err};
+pub use group::{BoxFuture, GroupWriter};
 pub use ts::Ts;
 
 /// What the macros need at their call site, so backend crates don't have to name these crates.
@@ -46,6 +51,9 @@ pub mod __private {
     pub use tracing;
     pub use uuid;
 
+    pub use crate::bulk::{
+        MAX_BINDS as BULK_MAX_BINDS, identifier_rows as bulk_identifier_rows, sql as bulk_sql,
+    };
     pub use crate::code::{CodeRow, sql as code_sql};
     pub use crate::courier::{DispatchRow, MessageRow, sql as courier_sql};
     pub use crate::flow::sql as flow_sql;
@@ -103,7 +111,26 @@ macro_rules! impl_sql_store {
                 }
             }
 
+            impl $store {
+                /// Runs a write job on the writer connection: through the group writer when there is
+                /// one, else directly on a pooled connection.
+                async fn write<T, F>(&self, job: F) -> StoreResult<T>
+                where
+                    T: Send + 'static,
+                    F: for<'c> FnOnce(&'c mut Conn) -> $crate::BoxFuture<'c, StoreResult<T>> + Send + 'static,
+                {
+                    match &self.group {
+                        Some(g) => g.write(job).await,
+                        None => {
+                            let mut conn = self.writer.acquire().await.map_err($crate::db_err)?;
+                            job(&mut *conn).await
+                        }
+                    }
+                }
+            }
+
             $crate::__identity_helpers!();
+            $crate::__bulk_helpers!();
             $crate::__courier_helpers!();
             $crate::__impl_identity_store!($store);
             $crate::__impl_session_store!($store);

@@ -56,19 +56,27 @@ macro_rules! __impl_rate_limit_store {
                     .backoff
                     .map(|b| (ms(b.initial).max(1), ms(b.max).max(1)))
                     .unwrap_or((0, 0));
-                let (count, window_ends_ms, blocked_until_ms, last_hit): (i64, i64, i64, String) =
-                    sqlx::query_as($crate::__private::rate_limit_sql::HIT)
-                        .bind(bucket.as_str())
-                        .bind(key)
-                        .bind(unix_ms(now))
-                        .bind(ms(rule.window).max(1))
-                        .bind(i64::from(rule.limit))
-                        .bind(initial)
-                        .bind(max)
-                        .bind(token.as_str())
-                        .fetch_one(&self.writer)
-                        .await
-                        .map_err($crate::db_err)?;
+                let (bucket_name, key_owned, now_ms) = (bucket.as_str(), key.to_owned(), unix_ms(now));
+                let (window_ms, limit) = (ms(rule.window).max(1), i64::from(rule.limit));
+                let token_owned = token.clone();
+                let (count, window_ends_ms, blocked_until_ms, last_hit): (i64, i64, i64, String) = self
+                    .write(move |conn: &mut Conn| {
+                        Box::pin(async move {
+                            sqlx::query_as($crate::__private::rate_limit_sql::HIT)
+                                .bind(bucket_name)
+                                .bind(key_owned)
+                                .bind(now_ms)
+                                .bind(window_ms)
+                                .bind(limit)
+                                .bind(initial)
+                                .bind(max)
+                                .bind(token_owned)
+                                .fetch_one(&mut *conn)
+                                .await
+                                .map_err($crate::db_err)
+                        })
+                    })
+                    .await?;
                 let row = CounterRow {
                     count,
                     window_ends_ms,
@@ -108,14 +116,24 @@ macro_rules! __impl_rate_limit_store {
                 key: &str,
                 now: $crate::__private::time::OffsetDateTime,
             ) -> StoreResult<()> {
-                sqlx::query($crate::__private::rate_limit_sql::GIVE_BACK)
-                    .bind(bucket.as_str())
-                    .bind(key)
-                    .bind($crate::__private::sallyport_core::rate_limit::unix_ms(now))
-                    .execute(&self.writer)
-                    .await
-                    .map_err($crate::db_err)?;
-                Ok(())
+                let (bucket_name, key, now_ms) = (
+                    bucket.as_str(),
+                    key.to_owned(),
+                    $crate::__private::sallyport_core::rate_limit::unix_ms(now),
+                );
+                self.write(move |conn: &mut Conn| {
+                    Box::pin(async move {
+                        sqlx::query($crate::__private::rate_limit_sql::GIVE_BACK)
+                            .bind(bucket_name)
+                            .bind(key)
+                            .bind(now_ms)
+                            .execute(&mut *conn)
+                            .await
+                            .map_err($crate::db_err)?;
+                        Ok(())
+                    })
+                })
+                .await
             }
 
             #[tracing::instrument(level = "debug", skip_all)]

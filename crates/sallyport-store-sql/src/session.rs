@@ -120,8 +120,11 @@ macro_rules! __impl_session_store {
         impl SessionStore for $store {
             #[tracing::instrument(level = "debug", skip_all)]
             async fn create_session(&self, session: &Session) -> StoreResult<()> {
-                let mut conn = self.writer.acquire().await.map_err($crate::db_err)?;
-                insert_session(&mut *conn, session).await
+                let session = session.clone();
+                self.write(move |conn: &mut Conn| {
+                    Box::pin(async move { insert_session(conn, &session).await })
+                })
+                .await
             }
 
             #[tracing::instrument(level = "debug", skip_all)]

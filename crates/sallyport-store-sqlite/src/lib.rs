@@ -24,6 +24,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// The single writer connection's writes on request hot paths, group-committed.
+    group: Option<std::sync::Arc<sallyport_store_sql::GroupWriter<sqlx::Sqlite>>>,
     /// One process owns an SQLite file, so its reads can be cached exactly.
     cache: std::sync::Arc<sallyport_store_sql::ReadCache>,
 }
@@ -57,6 +59,9 @@ impl SqliteStore {
             .await
             .map_err(other_err)?;
         Ok(SqliteStore {
+            group: Some(std::sync::Arc::new(sallyport_store_sql::GroupWriter::spawn(
+                pool.clone(),
+            ))),
             writer: pool.clone(),
             reader: pool,
             cache: std::sync::Arc::new(sallyport_store_sql::ReadCache::enabled()),
@@ -91,6 +96,9 @@ impl SqliteStore {
             .await
             .map_err(other_err)?;
         Ok(SqliteStore {
+            group: Some(std::sync::Arc::new(sallyport_store_sql::GroupWriter::spawn(
+                writer.clone(),
+            ))),
             writer,
             reader,
             cache: std::sync::Arc::new(sallyport_store_sql::ReadCache::enabled()),

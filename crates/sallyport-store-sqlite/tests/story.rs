@@ -145,3 +145,65 @@ async fn files_run_in_wal_mode() {
     assert_eq!(mode, "wal");
     conn.close().await.expect("close");
 }
+
+/// Many writes at once on the single writer connection are group-committed: each caller still gets
+/// its own outcome (a conflict or a missing row fails that write alone), and every write answered
+/// Ok is committed, visible to the read-only connections at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_keeps_each_writes_outcome() {
+    use sallyport_core::code::CodeStore;
+    use sallyport_core::flow::{Flow, FlowKind, FlowType};
+    use sallyport_core::store::{FlowStore, StoreError};
+
+    let db = TempDb::new();
+    let store = Arc::new(SqliteStore::connect(&db.dsn()).await.expect("connect"));
+    store.migrate_up().await.expect("migrate");
+    let flow = |now| {
+        Flow::new(
+            FlowKind::Login,
+            FlowType::Api,
+            "http://127.0.0.1:4433/self-service/login/api".into(),
+            "http://127.0.0.1:4433/",
+            time::Duration::hours(1),
+            "csrf".into(),
+            now,
+        )
+    };
+    let first = flow(time_fmt::now());
+    store.create_flow(&first).await.expect("first flow");
+    for round in 0..5 {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..200 {
+            let (store, first) = (store.clone(), first.clone());
+            tasks.spawn(async move {
+                match i % 4 {
+                    // A duplicate id: this write alone fails.
+                    0 => match store.create_flow(&first).await {
+                        Err(StoreError::Conflict(_)) => None,
+                        other => panic!("duplicate flow: {other:?}"),
+                    },
+                    1 => match store.count_submission(Uuid::new_v4()).await {
+                        Err(StoreError::NotFound) => None,
+                        other => panic!("counting on a missing flow: {other:?}"),
+                    },
+                    _ => {
+                        let f = flow(time_fmt::now());
+                        store.create_flow(&f).await.expect("new flow");
+                        // Answered only once committed: the read-only pool sees it now.
+                        let got = store.get_flow(FlowKind::Login, f.id).await.expect("read back");
+                        assert_eq!(got.id, f.id);
+                        Some(f.id)
+                    }
+                }
+            });
+        }
+        let mut stored = 0;
+        while let Some(r) = tasks.join_next().await {
+            stored += usize::from(r.expect("task").is_some());
+        }
+        assert_eq!(stored, 100, "round {round}");
+    }
+    let n = store.count_submission(first.id).await.expect("count");
+    assert_eq!(n, 1, "the first flow is untouched by its failed duplicates");
+    store.close().await;
+}

@@ -1,7 +1,8 @@
 //! Command-line interface. Server commands take `-c/--config` (repeatable); admin-API clients take
 //! `-e/--endpoint` or `KRATOS_ADMIN_URL`, as Kratos' do.
 
-use std::io::Read;
+mod import_identities;
+
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
@@ -204,7 +205,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => migrate(a).await,
         Command::Import {
             what: ImportWhat::Identities { files, client },
-        } => import_identities(files, client).await,
+        } => import_identities::run(files, client).await,
         Command::Import {
             what:
                 ImportWhat::Kratos {
@@ -333,40 +334,6 @@ async fn request(
         bail!("{url} answered {status}: {reason}");
     }
     Ok(v)
-}
-
-async fn import_identities(files: Vec<PathBuf>, client: ClientArgs) -> anyhow::Result<()> {
-    let mut docs = vec![];
-    if files.is_empty() || files.iter().any(|f| f.as_os_str() == "-") {
-        let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s)?;
-        docs.push(("stdin".to_owned(), s));
-    }
-    for f in files.iter().filter(|f| f.as_os_str() != "-") {
-        docs.push((
-            f.display().to_string(),
-            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
-        ));
-    }
-    for (name, text) in docs {
-        let v: Value = serde_json::from_str(&text).with_context(|| format!("{name} is not valid JSON"))?;
-        let items = match v {
-            Value::Array(a) => a,
-            other => vec![other],
-        };
-        for item in items {
-            let created = request(
-                &client,
-                reqwest::Method::POST,
-                "admin/identities",
-                &[],
-                Some(&item),
-            )
-            .await?;
-            print(&client, &created);
-        }
-    }
-    Ok(())
 }
 
 async fn migrate(a: SqlArgs) -> anyhow::Result<()> {

@@ -327,3 +327,65 @@ pub async fn delete_cascades(store: &dyn Store, ada: &Identity, ada_session: &Se
         .await
         .expect("dora reuses what ada left");
 }
+
+/// A batch (`create_identities`) is stored in one go, except the identities whose identifier is taken,
+/// by a stored identity or by an earlier one in the same batch: those are reported and left out.
+pub async fn create_many(store: &dyn Store, ada: &Identity) {
+    let now = time_fmt::now();
+    let ada_name = ada.credentials[PASSWORD].identifiers[0].clone();
+    let a_name = unique("batch-a");
+    let a = person(&unique_email("batch-a"), &a_name, now);
+    let b = person(&unique_email("batch-b"), &unique("batch-b"), now);
+    let takes_adas = person(&unique_email("batch-c"), &ada_name, now);
+    let takes_as = person(&unique_email("batch-d"), &a_name, now);
+    let batch = [a.clone(), takes_adas.clone(), b.clone(), takes_as.clone()];
+    let mut results = store
+        .create_identities(&batch)
+        .await
+        .expect("create a batch")
+        .into_iter();
+    assert!(matches!(results.next(), Some(Ok(()))));
+    let table = "identity_credential_identifiers";
+    conflict(
+        results.next().expect("4 results"),
+        table,
+        "identifier of a stored identity",
+    );
+    assert!(matches!(results.next(), Some(Ok(()))));
+    conflict(
+        results.next().expect("4 results"),
+        table,
+        "identifier taken earlier in the batch",
+    );
+    assert!(results.next().is_none());
+    for stored in [&a, &b] {
+        assert_eq!(
+            &store.get_identity(stored.id).await.expect("get batch member"),
+            stored
+        );
+    }
+    for refused in [&takes_adas, &takes_as] {
+        not_found(store.get_identity(refused.id).await, "refused batch member");
+    }
+    let (c, d) = (
+        person(&unique_email("batch-e"), &unique("batch-e"), now),
+        person(&unique_email("batch-f"), &unique("batch-f"), now),
+    );
+    let results = store
+        .create_identities(&[c.clone(), d.clone()])
+        .await
+        .expect("create a clean batch");
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(store.get_identity(d.id).await.expect("get d"), d);
+    let found = store
+        .find_identity_by_identifier(CODE, c.traits["email"].as_str().unwrap_or_default())
+        .await;
+    assert_eq!(found.expect("find batch member by identifier").id, c.id);
+    assert!(
+        store
+            .create_identities(&[])
+            .await
+            .expect("empty batch")
+            .is_empty()
+    );
+}

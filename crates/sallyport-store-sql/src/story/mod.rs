@@ -21,6 +21,7 @@ use uuid::Uuid;
 pub async fn run(store: &dyn Store) {
     migrations::up(store).await;
     let cast = identities::run(store).await;
+    identities::create_many(store, &cast.ada).await;
     let ada_session = sessions::run(store, &cast).await;
     identities::create_with_session(store).await;
     flows::run(store).await;

@@ -232,7 +232,9 @@ fn conflict_or(e: StoreError) -> ApiError {
     }
 }
 
-async fn create_one(app: &App, body: IdentityBody) -> Result<Identity, ApiError> {
+/// A new identity from a create body: schema and traits checked, passwords hashed (pre-hashed ones
+/// only parsed), not stored yet.
+async fn build_one(app: &App, body: IdentityBody) -> Result<Identity, ApiError> {
     let mut identity = Identity::new(
         body.schema_id.clone().unwrap_or_default(),
         Value::Null,
@@ -242,6 +244,11 @@ async fn create_one(app: &App, body: IdentityBody) -> Result<Identity, ApiError>
         return Err(ApiError::bad_request("traits is required"));
     }
     apply_body(app, &mut identity, body, false).await?;
+    Ok(identity)
+}
+
+async fn create_one(app: &App, body: IdentityBody) -> Result<Identity, ApiError> {
+    let identity = build_one(app, body).await?;
     app.store
         .create_identity(&identity, None)
         .await
@@ -277,38 +284,86 @@ struct BatchItem {
     patch_id: Option<Uuid>,
 }
 
-/// `PATCH /admin/identities` — operationId `batchPatchIdentities`.
+/// Kratos' `BatchPatchIdentitiesLimit` and `BatchPatchIdentitiesWithPasswordLimit`.
+const BATCH_LIMIT: usize = 1000;
+const BATCH_PLAINTEXT_PASSWORD_LIMIT: usize = 200;
+
+fn has_plaintext_password(create: &Value) -> bool {
+    create["credentials"]["password"]["config"]["password"]
+        .as_str()
+        .is_some_and(|p| !p.is_empty())
+}
+
+/// `PATCH /admin/identities` — operationId `batchPatchIdentities`. Every identity is checked on its
+/// own; the valid ones are stored together in one transaction. Each answer item says `create` with the
+/// new id, or `error` with why that identity was refused (400 invalid, 409 conflicting with a stored
+/// identity or an earlier one in the batch), as Kratos' partial batch errors do.
 pub async fn batch_patch_identities(
     State(app): State<AppState>,
     RawBody(body): RawBody,
 ) -> Result<Response, HttpError> {
     let batch: BatchBody = parse_body(&body)?;
-    if batch.identities.len() > 1000 {
-        return Err(ApiError::bad_request("A batch may contain at most 1000 identities.").into());
+    if batch.identities.len() > BATCH_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "The maximum number of identities that can be created or deleted at once is {BATCH_LIMIT}."
+        ))
+        .into());
     }
-    let mut out = vec![];
+    let plaintext = batch
+        .identities
+        .iter()
+        .filter(|i| i.create.as_ref().is_some_and(has_plaintext_password))
+        .count();
+    if plaintext > BATCH_PLAINTEXT_PASSWORD_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "The maximum number of identities per request that can be created with a plaintext password is {BATCH_PLAINTEXT_PASSWORD_LIMIT}."
+        ))
+        .into());
+    }
+    let mut outcomes: Vec<Result<Uuid, ApiError>> = Vec::with_capacity(batch.identities.len());
+    let mut ready: Vec<Identity> = vec![];
+    let mut patch_ids = Vec::with_capacity(batch.identities.len());
     for item in batch.identities {
-        let result = match item.create.map(serde_json::from_value::<IdentityBody>) {
-            Some(Ok(b)) => create_one(&app, b).await,
+        patch_ids.push(item.patch_id);
+        let built = match item.create.map(serde_json::from_value::<IdentityBody>) {
+            Some(Ok(b)) => build_one(&app, b).await,
             Some(Err(e)) => Err(ApiError::bad_request(format!("Unable to decode identity: {e}"))),
             None => Err(ApiError::bad_request("Only \"create\" patches are supported.")),
         };
-        let mut r = serde_json::Map::new();
-        match result {
-            Ok(i) => {
-                r.insert("action".into(), json!("create"));
-                r.insert("identity".into(), json!(i.id));
-            }
-            Err(e) => {
-                r.insert("action".into(), json!("error"));
-                r.insert("error".into(), e.error_object());
-            }
-        }
-        if let Some(p) = item.patch_id {
-            r.insert("patch_id".into(), json!(p));
-        }
-        out.push(Value::Object(r));
+        outcomes.push(built.map(|i| {
+            let id = i.id;
+            ready.push(i);
+            id
+        }));
     }
+    let stored = app.store.create_identities(&ready).await?;
+    let mut stored = ready.iter().map(|i| i.id).zip(stored);
+    for outcome in outcomes.iter_mut().filter(|o| o.is_ok()) {
+        if let Some((_, Err(e))) = stored.next() {
+            *outcome = Err(conflict_or(e));
+        }
+    }
+    let out: Vec<Value> = outcomes
+        .into_iter()
+        .zip(patch_ids)
+        .map(|(outcome, patch_id)| {
+            let mut r = serde_json::Map::new();
+            match outcome {
+                Ok(id) => {
+                    r.insert("action".into(), json!("create"));
+                    r.insert("identity".into(), json!(id));
+                }
+                Err(e) => {
+                    r.insert("action".into(), json!("error"));
+                    r.insert("error".into(), e.error_object());
+                }
+            }
+            if let Some(p) = patch_id {
+                r.insert("patch_id".into(), json!(p));
+            }
+            Value::Object(r)
+        })
+        .collect();
     Ok(json_res(StatusCode::OK, &json!({ "identities": out })))
 }
 

@@ -210,3 +210,150 @@ both_backends!(list_paginates_and_filters, |b: Backend| async move {
     assert_eq!(by_ids.as_array().unwrap().len(), 2);
     s.shutdown().await;
 });
+
+/// `$2b$04$…` of "test": a bcrypt hash the batch endpoint must store as given, never hash again.
+const TEST_HASH: &str = "$2b$04$atf9KHoKrTIsJZ1PpbLWu.LRY6qGB0CW6nfqgFWHTD5PfIG4hOaPq";
+
+fn with_hash(email: &str) -> serde_json::Value {
+    json!({"schema_id": "default", "traits": {"email": email},
+           "credentials": {"password": {"config": {"hashed_password": TEST_HASH}}}})
+}
+
+// Kratos' partial batch: every valid identity is stored, each refused one answers `error` with its
+// own reason, and the answer keeps the request's order and patch ids.
+both_backends!(
+    batch_stores_the_valid_and_names_the_refused,
+    |b: Backend| async move {
+        let s = TestServer::spawn(b).await;
+        let c = api();
+        let (st, _) = send(
+            c.post(s.admin_url("admin/identities"))
+                .json(&with_hash("taken@example.org")),
+        )
+        .await;
+        assert_eq!(st, 201);
+        let items = [
+            with_hash("ann@example.org"),
+            with_hash("taken@example.org"),
+            json!({"schema_id": "default", "traits": {"email": "not an email"}}),
+            with_hash("bob@example.org"),
+            with_hash("ANN@example.org"),
+            json!({"schema_id": "default", "traits": {"email": "cy@example.org"},
+               "credentials": {"password": {"config": {"hashed_password": "$9$nonsense"}}}}),
+        ];
+        let patch_ids: Vec<uuid::Uuid> = items.iter().map(|_| uuid::Uuid::new_v4()).collect();
+        let batch: Vec<_> = items
+            .iter()
+            .zip(&patch_ids)
+            .map(|(i, p)| json!({"create": i, "patch_id": p}))
+            .collect();
+        let (st, res) = send(
+            c.patch(s.admin_url("admin/identities"))
+                .json(&json!({"identities": batch})),
+        )
+        .await;
+        assert_eq!(st, 200, "{res}");
+        let out = res["identities"].as_array().unwrap();
+        assert_eq!(out.len(), items.len());
+        for (r, p) in out.iter().zip(&patch_ids) {
+            assert_eq!(r["patch_id"], json!(p), "{r}");
+        }
+        let actions: Vec<&str> = out.iter().map(|r| r["action"].as_str().unwrap()).collect();
+        assert_eq!(
+            actions,
+            ["create", "error", "error", "create", "error", "error"],
+            "{res}"
+        );
+        // A stored identity's identifier, and one taken earlier in the same batch: both conflicts.
+        for k in [1, 4] {
+            assert_eq!(out[k]["error"]["code"], 409, "{}", out[k]);
+            assert_eq!(
+                out[k]["error"]["reason"],
+                "This identity conflicts with another identity that already exists."
+            );
+        }
+        assert_eq!(out[2]["error"]["code"], 400, "{}", out[2]);
+        assert_eq!(out[5]["error"]["code"], 400, "{}", out[5]);
+
+        let (_, all) = send(c.get(s.admin_url("admin/identities"))).await;
+        assert_eq!(all.as_array().unwrap().len(), 3, "taken, ann and bob: {all}");
+        let ann = out[0]["identity"].as_str().unwrap();
+        let (_, got) =
+            send(c.get(s.admin_url(&format!("admin/identities/{ann}?include_credential=password")))).await;
+        assert_eq!(got["traits"]["email"], "ann@example.org");
+        assert_eq!(
+            got["credentials"]["password"]["config"]["hashed_password"], TEST_HASH,
+            "a pre-hashed password is stored as given"
+        );
+        for (email, k) in [("ann@example.org", 0), ("bob@example.org", 3)] {
+            let (st, login) = native_login(&s, email, "test").await;
+            assert_eq!(st, 200, "{email}: {login}");
+            assert_eq!(login["session"]["identity"]["id"], out[k]["identity"]);
+        }
+        s.shutdown().await;
+    }
+);
+
+both_backends!(batch_limits_are_kratos, |b: Backend| async move {
+    let s = TestServer::spawn(b).await;
+    let c = api();
+    let many: Vec<_> = (0..1001)
+        .map(|i| json!({"create": with_hash(&format!("u{i}@example.org"))}))
+        .collect();
+    let (st, res) = send(
+        c.patch(s.admin_url("admin/identities"))
+            .json(&json!({"identities": many})),
+    )
+    .await;
+    assert_eq!(st, 400, "{res}");
+    assert_eq!(
+        res["error"]["reason"],
+        "The maximum number of identities that can be created or deleted at once is 1000."
+    );
+    let plain: Vec<_> = (0..201)
+        .map(|i| json!({"create": {"schema_id": "default", "traits": {"email": format!("p{i}@example.org")},
+                                    "credentials": {"password": {"config": {"password": "a-long-password-1"}}}}}))
+        .collect();
+    let (st, res) = send(
+        c.patch(s.admin_url("admin/identities"))
+            .json(&json!({"identities": plain})),
+    )
+    .await;
+    assert_eq!(st, 400, "{res}");
+    assert!(
+        res["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("plaintext password is 200"),
+        "{res}"
+    );
+    let (_, all) = send(c.get(s.admin_url("admin/identities"))).await;
+    assert_eq!(all.as_array().unwrap().len(), 0, "a refused batch stores nothing");
+
+    // A full batch goes in whole.
+    let full: Vec<_> = (0..1000)
+        .map(|i| json!({"create": with_hash(&format!("u{i}@example.org"))}))
+        .collect();
+    let (st, res) = send(
+        c.patch(s.admin_url("admin/identities"))
+            .json(&json!({"identities": full})),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert!(
+        res["identities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["action"] == "create")
+    );
+    let r = c
+        .get(s.admin_url("admin/identities?page=0&per_page=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers().get("x-total-count").unwrap(), "1000");
+    let (st, login) = native_login(&s, "u999@example.org", "test").await;
+    assert_eq!(st, 200, "{login}");
+    s.shutdown().await;
+});

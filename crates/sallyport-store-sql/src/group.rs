@@ -1,0 +1,158 @@
+//! Group commit for a database with one writer connection (SQLite): the writes that queue up while
+//! one group runs go into the next group, one transaction for all of them, and each caller hears its
+//! result only after that transaction committed. Under load a commit (its WAL frames, its locks, its
+//! checkpoint share) is paid once per group instead of once per request; alone, a write runs as it
+//! would without the group.
+//!
+//! A job is a closure over the writer connection. Inside a group it runs within the group's
+//! transaction, so a job that needs its own atomicity opens a transaction on the connection it is
+//! given (`sqlx::Connection::begin`), which becomes a savepoint there: a job that fails leaves the
+//! others' work intact. A failure of the database itself (anything but a conflict, a missing row or a
+//! refused value) rolls the whole group back and fails every job in it: nothing is acknowledged that
+//! is not durable.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use sallyport_core::store::{StoreError, StoreResult};
+use sqlx::{Database, Pool};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{db_err, other_err};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The most jobs one transaction takes: bounds how long the first of them waits for its answer.
+const MAX_GROUP: usize = 128;
+
+/// Hands a job its result once its group's fate is known: `None` committed, `Some(why)` not.
+type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
+
+/// A job ready to run: returns how to finish it and whether it failed the database as a whole.
+type Run<DB> =
+    Box<dyn for<'c> FnOnce(&'c mut <DB as Database>::Connection) -> BoxFuture<'c, (Finish, bool)> + Send>;
+
+pub struct GroupWriter<DB: Database> {
+    jobs: mpsc::UnboundedSender<Run<DB>>,
+}
+
+impl<DB: Database> GroupWriter<DB> {
+    /// Starts the writer task on the current runtime; it stops when the last `GroupWriter` handle is
+    /// dropped. Groups take `pool`'s connection in turn with everyone else using the pool.
+    pub fn spawn(pool: Pool<DB>) -> GroupWriter<DB> {
+        let (jobs, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run_groups(pool, rx));
+        GroupWriter { jobs }
+    }
+
+    /// Runs `job` on the writer connection and answers once what it wrote is committed.
+    pub async fn write<T, F>(&self, job: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut DB::Connection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<StoreResult<T>>();
+        let run: Run<DB> = Box::new(move |conn| {
+            Box::pin(async move {
+                let result = job(conn).await;
+                let fatal = matches!(result, Err(StoreError::Other(_)));
+                let finish: Finish = Box::new(move |failed: Option<&str>| {
+                    let answer = match failed {
+                        None => result,
+                        Some(why) => Err(other_err(why.to_owned())),
+                    };
+                    let _ = tx.send(answer);
+                });
+                (finish, fatal)
+            })
+        });
+        self.jobs
+            .send(run)
+            .map_err(|_| other_err("the database writer has stopped"))?;
+        rx.await
+            .map_err(|_| other_err("the database writer dropped a write"))?
+    }
+}
+
+async fn run_groups<DB: Database>(pool: Pool<DB>, mut rx: mpsc::UnboundedReceiver<Run<DB>>) {
+    let mut pending: Vec<Run<DB>> = vec![];
+    loop {
+        if pending.is_empty() {
+            match rx.recv().await {
+                Some(first) => pending.push(first),
+                None => return,
+            }
+        }
+        while pending.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => pending.push(job),
+                Err(_) => break,
+            }
+        }
+        let batch: Vec<Run<DB>> = std::mem::take(&mut pending);
+        let mut conn = match pool.acquire().await {
+            Ok(c) => c,
+            Err(e) => {
+                let why = db_err(e).to_string();
+                for job in batch {
+                    fail_unrun::<DB>(job, &why);
+                }
+                continue;
+            }
+        };
+        if batch.len() == 1 {
+            // Alone: no group transaction around it, exactly as a direct write.
+            for job in batch {
+                let (finish, _) = job(&mut conn).await;
+                finish(None);
+            }
+            continue;
+        }
+        pending = run_group::<DB>(&mut conn, batch).await;
+    }
+}
+
+/// Runs `batch` in one transaction and answers every job; returns the jobs a database failure kept
+/// from running, for the next group.
+async fn run_group<DB: Database>(conn: &mut DB::Connection, batch: Vec<Run<DB>>) -> Vec<Run<DB>> {
+    let mut tx = match sqlx::Connection::begin(&mut *conn).await {
+        Ok(tx) => tx,
+        Err(e) => {
+            let why = db_err(e).to_string();
+            for job in batch {
+                fail_unrun::<DB>(job, &why);
+            }
+            return vec![];
+        }
+    };
+    let mut done: Vec<Finish> = Vec::with_capacity(batch.len());
+    let mut jobs = batch.into_iter();
+    let mut fatal = false;
+    for job in jobs.by_ref() {
+        let (finish, failed) = job(&mut *tx).await;
+        done.push(finish);
+        if failed {
+            fatal = true;
+            break;
+        }
+    }
+    let outcome = if fatal {
+        let _ = tx.rollback().await;
+        Err("a write in the same transaction failed; nothing of it was stored".to_owned())
+    } else {
+        tx.commit().await.map_err(|e| db_err(e).to_string())
+    };
+    let why = outcome.err();
+    for finish in done {
+        finish(why.as_deref());
+    }
+    jobs.collect()
+}
+
+/// Answers a job that never ran.
+fn fail_unrun<DB: Database>(job: Run<DB>, why: &str) {
+    // Its result is only produced by running it; dropping it drops its sender, which its caller
+    // reports as a dropped write. Log why here, once per job.
+    tracing::warn!(error = %why, "a queued database write could not run");
+    drop(job);
+}
