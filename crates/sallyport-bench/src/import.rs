@@ -33,7 +33,7 @@ pub fn run(p: &Params, rt: &Runtime) -> anyhow::Result<ImportResult> {
     rt.block_on(measure(p.import_identities, &admin))
 }
 
-async fn create_db(admin: &str, name: &str) -> anyhow::Result<String> {
+pub(crate) async fn create_db(admin: &str, name: &str) -> anyhow::Result<String> {
     let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(admin).await?;
     sqlx::Executor::execute(&mut c, format!("CREATE DATABASE {name}").as_str()).await?;
     let mut u = url::Url::parse(admin)?;
@@ -41,7 +41,7 @@ async fn create_db(admin: &str, name: &str) -> anyhow::Result<String> {
     Ok(u.to_string())
 }
 
-async fn drop_db(admin: &str, name: &str) {
+pub(crate) async fn drop_db(admin: &str, name: &str) {
     if let Ok(mut c) = <sqlx::PgConnection as sqlx::Connection>::connect(admin).await {
         let _ = sqlx::Executor::execute(
             &mut c,
