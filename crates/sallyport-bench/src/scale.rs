@@ -46,6 +46,7 @@ pub enum ScaleBackend {
     Both,
 }
 
+#[derive(Default)]
 pub struct Latencies {
     pub whoami_ms: Vec<f64>,
     pub login_ms: Vec<f64>,
@@ -102,7 +103,6 @@ fn sqlite(p: &Params, rts: &Rts) -> anyhow::Result<BackendResult> {
     let small_dir = tempfile::tempdir()?;
     let small_path = small_dir.path().join("small.sqlite");
     let small = sqlite_store(&small_path, SMALL, SMALL / 10, rts)?;
-    drop(small_dir);
     std::fs::create_dir_all(scale_dir())?;
     let path = scale_dir().join(format!(
         "scale-{}-{}.sqlite",
@@ -111,13 +111,15 @@ fn sqlite(p: &Params, rts: &Rts) -> anyhow::Result<BackendResult> {
     let result = (|| {
         let large = sqlite_store(&path, p.scale_identities, p.scale_sessions, rts)?;
         let plans = rts.server.block_on(sqlite_plans(&path))?;
-        anyhow::Ok((large, plans))
+        let (small, large) = measure_pair(small, large, rts)?;
+        anyhow::Ok((small, large, plans))
     })();
+    drop(small_dir);
     let dropped = p.scale_drop || result.is_err();
     if dropped {
         remove_sqlite(&path);
     }
-    let (large, plans) = result?;
+    let (small, large, plans) = result?;
     Ok(BackendResult {
         backend: "SQLite (file)",
         small,
@@ -137,7 +139,15 @@ fn dsn_of(path: &Path) -> String {
     format!("sqlite://{}?_fk=true&mode=rwc", path.display())
 }
 
-fn sqlite_store(path: &Path, identities: usize, sessions: usize, rts: &Rts) -> anyhow::Result<StoreFigures> {
+/// For sqlx's own connections, which don't take Kratos' DSN options; the file exists by then.
+fn raw_dsn(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+/// A built store, its DSN and its probes (token, email); latencies come later, measured in pairs.
+type Built = (StoreFigures, String, Vec<(String, String)>);
+
+fn sqlite_store(path: &Path, identities: usize, sessions: usize, rts: &Rts) -> anyhow::Result<Built> {
     let dsn = dsn_of(path);
     let mut build_secs = None;
     if path.exists() && rts.server.block_on(probes_sqlite(path)).is_err() {
@@ -150,7 +160,8 @@ fn sqlite_store(path: &Path, identities: usize, sessions: usize, rts: &Rts) -> a
             path.display()
         );
         let t0 = Instant::now();
-        rts.server.block_on(build_sqlite(&dsn, identities, sessions))?;
+        rts.server
+            .block_on(build_sqlite(&dsn, &raw_dsn(path), identities, sessions))?;
         build_secs = Some(t0.elapsed().as_secs_f64());
         eprintln!("[scale] built in {:.1} s", t0.elapsed().as_secs_f64());
     }
@@ -160,22 +171,22 @@ fn sqlite_store(path: &Path, identities: usize, sessions: usize, rts: &Rts) -> a
         .filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok())
         .map(|m| m.len())
         .sum();
-    let lat = measure(&dsn, &probes, rts)?;
-    Ok(StoreFigures {
+    let figures = StoreFigures {
         identities,
         sessions,
         build_secs,
         bytes,
-        lat,
-    })
+        lat: Latencies::default(),
+    };
+    Ok((figures, dsn, probes))
 }
 
-async fn build_sqlite(dsn: &str, identities: usize, sessions: usize) -> anyhow::Result<()> {
+async fn build_sqlite(dsn: &str, raw: &str, identities: usize, sessions: usize) -> anyhow::Result<()> {
     {
         let prepared = prepare(dsn).await?;
         let probes = make_probes(&prepared.store).await?;
         drop(prepared);
-        let mut c = sqlx::SqliteConnection::connect(dsn).await?;
+        let mut c = sqlx::SqliteConnection::connect(raw).await?;
         c.execute("PRAGMA synchronous = OFF; PRAGMA cache_size = -262144; PRAGMA foreign_keys = ON")
             .await?;
         fill(&mut c, identities, sessions, &SQLITE_FILL).await?;
@@ -187,19 +198,13 @@ async fn build_sqlite(dsn: &str, identities: usize, sessions: usize) -> anyhow::
 }
 
 async fn probes_sqlite(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
-    let mut c = sqlx::SqliteConnection::connect(&dsn_of(path)).await?;
+    let mut c = sqlx::SqliteConnection::connect(&raw_dsn(path)).await?;
     read_probes_sqlite(&mut c).await
 }
 
 fn postgres(p: &Params, rts: &Rts) -> anyhow::Result<BackendResult> {
     let admin = crate::pgwhoami::admin_dsn()?;
     let small_name = format!("bench_scale_small_{}", std::process::id());
-    let small = rts
-        .server
-        .block_on(crate::import::create_db(&admin, &small_name))
-        .and_then(|dsn| pg_store(&dsn, SMALL, SMALL / 10, true, rts));
-    rts.server.block_on(crate::import::drop_db(&admin, &small_name));
-    let small = small?;
     let name = format!(
         "sallyport_bench_scale_{}_{}",
         p.scale_identities, p.scale_sessions
@@ -208,6 +213,10 @@ fn postgres(p: &Params, rts: &Rts) -> anyhow::Result<BackendResult> {
     u.set_path(&format!("/{name}"));
     let dsn = u.to_string();
     let result = (|| {
+        let small_dsn = rts
+            .server
+            .block_on(crate::import::create_db(&admin, &small_name))?;
+        let small = pg_store(&small_dsn, SMALL, SMALL / 10, true, rts)?;
         let complete = rts.server.block_on(async {
             match sqlx::PgConnection::connect(&dsn).await {
                 Ok(mut c) => read_probes_pg(&mut c).await.is_ok(),
@@ -225,13 +234,15 @@ fn postgres(p: &Params, rts: &Rts) -> anyhow::Result<BackendResult> {
             let mut c = sqlx::PgConnection::connect(&dsn).await?;
             pg_plans(&mut c).await
         })?;
-        anyhow::Ok((large, plans))
+        let (small, large) = measure_pair(small, large, rts)?;
+        anyhow::Ok((small, large, plans))
     })();
+    rts.server.block_on(crate::import::drop_db(&admin, &small_name));
     let dropped = p.scale_drop || result.is_err();
     if dropped {
         rts.server.block_on(crate::import::drop_db(&admin, &name));
     }
-    let (large, plans) = result?;
+    let (small, large, plans) = result?;
     Ok(BackendResult {
         backend: "PostgreSQL",
         small,
@@ -241,13 +252,7 @@ fn postgres(p: &Params, rts: &Rts) -> anyhow::Result<BackendResult> {
     })
 }
 
-fn pg_store(
-    dsn: &str,
-    identities: usize,
-    sessions: usize,
-    build: bool,
-    rts: &Rts,
-) -> anyhow::Result<StoreFigures> {
+fn pg_store(dsn: &str, identities: usize, sessions: usize, build: bool, rts: &Rts) -> anyhow::Result<Built> {
     let mut build_secs = None;
     if build {
         eprintln!("[scale] PostgreSQL: building {identities} identities, {sessions} sessions");
@@ -274,14 +279,14 @@ fn pg_store(
             .await?;
         anyhow::Ok((probes, bytes))
     })?;
-    let lat = measure(dsn, &probes, rts)?;
-    Ok(StoreFigures {
+    let figures = StoreFigures {
         identities,
         sessions,
         build_secs,
         bytes: bytes as u64,
-        lat,
-    })
+        lat: Latencies::default(),
+    };
+    Ok((figures, dsn.to_owned(), probes))
 }
 
 /// Bench config with bcrypt cost 4 (dev mode allows it), so logins don't rehash the probes' hash.
@@ -512,56 +517,78 @@ fn complete(probes: Vec<(String, String)>) -> anyhow::Result<Vec<(String, String
     Ok(probes)
 }
 
-/// The server on `dsn` in this process; whoami (cold) for every probe session, then a login for every
-/// probe identity.
-fn measure(dsn: &str, probes: &[(String, String)], rts: &Rts) -> anyhow::Result<Latencies> {
-    let server = rts
-        .server
-        .block_on(async { prepare(dsn).await?.start(None).await })?;
-    let r = rts.client.block_on(latencies(&server, probes));
-    rts.server.block_on(server.stop())?;
-    r
+/// Both servers in this process at once, and the requests interleaved (probe i on the small store,
+/// then on the large one) so that whatever else the machine does hits both alike: whoami (cold) for
+/// every probe session, then a login for every probe identity.
+fn measure_pair(small: Built, large: Built, rts: &Rts) -> anyhow::Result<(StoreFigures, StoreFigures)> {
+    let (mut small_fig, small_dsn, small_probes) = small;
+    let (mut large_fig, large_dsn, large_probes) = large;
+    let servers = rts.server.block_on(async {
+        let a = prepare(&small_dsn).await?.start(None).await?;
+        let b = prepare(&large_dsn).await?.start(None).await?;
+        anyhow::Ok((a, b))
+    })?;
+    let r = rts.client.block_on(latencies(
+        [&servers.0, &servers.1],
+        [&small_probes, &large_probes],
+    ));
+    rts.server.block_on(async {
+        servers.0.stop().await?;
+        servers.1.stop().await
+    })?;
+    let [small_lat, large_lat] = r?;
+    small_fig.lat = small_lat;
+    large_fig.lat = large_lat;
+    Ok((small_fig, large_fig))
 }
 
-async fn latencies(server: &Running, probes: &[(String, String)]) -> anyhow::Result<Latencies> {
-    let (flow_url, login_url) = (
-        server.public_url("self-service/login/api"),
-        server.public_url("self-service/login"),
-    );
+async fn latencies(
+    servers: [&Running; 2],
+    probes: [&Vec<(String, String)>; 2],
+) -> anyhow::Result<[Latencies; 2]> {
     let c = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
         .build()?;
-    let whoami = server.public_url("sessions/whoami");
-    let mut whoami_ms = vec![];
-    for (token, _) in probes {
-        let t0 = Instant::now();
-        let res = c.get(&whoami).header("X-Session-Token", token).send().await?;
-        let st = res.status();
-        res.bytes().await?;
-        whoami_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
-        if st != 200 {
-            bail!("whoami for a probe answered {st}");
+    let mut out = [Latencies::default(), Latencies::default()];
+    for i in 0..PROBES {
+        for k in 0..2 {
+            let t0 = Instant::now();
+            let res = c
+                .get(servers[k].public_url("sessions/whoami"))
+                .header("X-Session-Token", &probes[k][i].0)
+                .send()
+                .await?;
+            let st = res.status();
+            res.bytes().await?;
+            out[k].whoami_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+            if st != 200 {
+                bail!("whoami for a probe answered {st}");
+            }
         }
     }
-    let mut login_ms = vec![];
-    for (_, email) in probes {
-        let flow: Value = c.get(&flow_url).send().await?.error_for_status()?.json().await?;
-        let id = flow["id"].as_str().context("login flow has no id")?;
-        let body = json!({"method": "password", "identifier": email, "password": PASSWORD});
-        let t0 = Instant::now();
-        let res = c
-            .post(format!("{login_url}?flow={id}"))
-            .json(&body)
-            .send()
-            .await?;
-        let st = res.status();
-        let bytes = res.bytes().await?;
-        login_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
-        if st != 200 {
-            bail!("login answered {st}: {}", String::from_utf8_lossy(&bytes));
+    for i in 0..PROBES {
+        for k in 0..2 {
+            let flow: Value = c
+                .get(servers[k].public_url("self-service/login/api"))
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            let id = flow["id"].as_str().context("login flow has no id")?;
+            let body = json!({"method": "password", "identifier": probes[k][i].1, "password": PASSWORD});
+            let url = servers[k].public_url(&format!("self-service/login?flow={id}"));
+            let t0 = Instant::now();
+            let res = c.post(url).json(&body).send().await?;
+            let st = res.status();
+            let bytes = res.bytes().await?;
+            out[k].login_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+            if st != 200 {
+                bail!("login answered {st}: {}", String::from_utf8_lossy(&bytes));
+            }
         }
     }
-    Ok(Latencies { whoami_ms, login_ms })
+    Ok(out)
 }
 
 /// The hot lookups, as the store words them (`sallyport-store-sql`): session by token digest, identity
@@ -598,7 +625,7 @@ fn hot_query(q: &str, id: &str) -> String {
 }
 
 async fn sqlite_plans(path: &Path) -> anyhow::Result<Vec<(String, String, bool)>> {
-    let mut c = sqlx::SqliteConnection::connect(&dsn_of(path)).await?;
+    let mut c = sqlx::SqliteConnection::connect(&raw_dsn(path)).await?;
     let mut out = vec![];
     for (name, q) in HOT {
         let q = hot_query(q, "x'a0000000000040008000000000000001'");
