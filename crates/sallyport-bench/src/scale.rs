@@ -550,12 +550,12 @@ async fn latencies(
         .timeout(std::time::Duration::from_secs(60))
         .build()?;
     let mut out = [Latencies::default(), Latencies::default()];
-    for i in 0..PROBES {
-        for k in 0..2 {
+    for pair in probes[0].iter().zip(probes[1].iter()) {
+        for (k, (token, _)) in [pair.0, pair.1].into_iter().enumerate() {
             let t0 = Instant::now();
             let res = c
                 .get(servers[k].public_url("sessions/whoami"))
-                .header("X-Session-Token", &probes[k][i].0)
+                .header("X-Session-Token", token)
                 .send()
                 .await?;
             let st = res.status();
@@ -566,8 +566,8 @@ async fn latencies(
             }
         }
     }
-    for i in 0..PROBES {
-        for k in 0..2 {
+    for pair in probes[0].iter().zip(probes[1].iter()) {
+        for (k, (_, email)) in [pair.0, pair.1].into_iter().enumerate() {
             let flow: Value = c
                 .get(servers[k].public_url("self-service/login/api"))
                 .send()
@@ -576,7 +576,7 @@ async fn latencies(
                 .json()
                 .await?;
             let id = flow["id"].as_str().context("login flow has no id")?;
-            let body = json!({"method": "password", "identifier": probes[k][i].1, "password": PASSWORD});
+            let body = json!({"method": "password", "identifier": email, "password": PASSWORD});
             let url = servers[k].public_url(&format!("self-service/login?flow={id}"));
             let t0 = Instant::now();
             let res = c.post(url).json(&body).send().await?;
