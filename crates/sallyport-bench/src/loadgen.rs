@@ -168,7 +168,12 @@ pub(crate) async fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> anyho
             bail!("chunked responses are not supported by the bench client");
         }
     }
-    let body_len = body_len.context("response without content-length")?;
+    let body_len = match body_len {
+        Some(n) => n,
+        // No body, so no length: 204 No Content (a logout) and 304.
+        None if status == 204 || status == 304 => 0,
+        None => bail!("response without content-length"),
+    };
     while buf.len() < head_len + body_len {
         fill(s, buf).await?;
     }

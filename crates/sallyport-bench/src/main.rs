@@ -8,12 +8,20 @@
 //! 5. courier: queued emails delivered per second over SMTP to a loopback sink (reported as is);
 //! 6. rate limits: password logins and whoami per second with the limiter off, on (defaults) and on
 //!    with per-IP budgets, interleaved in the same run; the ratio is on/off;
-//! 8. memory: RSS of the release binary idle and after whoami rotating over 100,000 sessions;
 //! 7. `import kratos` PostgreSQL → PostgreSQL: identities per second against its own `--dry-run` (needs
 //!    `SALLYPORT_BENCH_POSTGRES_DSN` or `TEST_POSTGRES_DSN`; not in the default set).
+//! 8. memory: RSS of the release binary idle and after whoami rotating over 100,000 sessions (anonymous
+//!    and file-backed apart), and with `--soak 10m` the RSS slope under that load;
 //! 9. identity import with pre-hashed passwords (`--only import-identities`): identities per second
 //!    through `PATCH /admin/identities` and `sallyport import identities` on SQLite (and PostgreSQL
 //!    when a DSN is set) against the store's own `create_identities` of the same identities.
+//! 10. PostgreSQL whoami against the same baseline, and how long after a logout on one node another
+//!    node (a second `sallyport serve` on the same database) still accepts the session (needs
+//!    `SALLYPORT_BENCH_POSTGRES_DSN` or `TEST_POSTGRES_DSN`; not in the default set);
+//! 11. `--only scale`: login and whoami latency (p50/p99) on 10 M identities and 1 M sessions against
+//!     a 1,000-identity store, with the hot queries' plans checked for index use (builds the large
+//!     store once and keeps it under target/bench-scale or as a PostgreSQL database; `--scale-drop`
+//!     removes it);
 //!
 //! Every duration and count has a flag and an environment variable; `--quick` shrinks them all for a smoke run.
 
@@ -24,8 +32,10 @@ mod import_identities;
 mod loadgen;
 mod login;
 mod memory;
+mod pgwhoami;
 mod ratelimit;
 mod report;
+mod scale;
 mod server;
 mod startup;
 mod whoami;
@@ -48,6 +58,10 @@ pub enum Section {
     Import,
     Memory,
     ImportIdentities,
+    /// Whoami on PostgreSQL and the cross-node refusal latency (needs a PostgreSQL DSN).
+    PgWhoami,
+    /// Login and whoami latency on a store of 10 M identities vs 1,000 (builds or reuses the large store).
+    Scale,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -93,6 +107,33 @@ struct Opts {
     /// Whoami requests the memory section sends (at least; in 5 s rounds) [full: 1000000, quick: 50000].
     #[arg(long, env = "SALLYPORT_BENCH_MEMORY_REQUESTS")]
     memory_requests: Option<u64>,
+    /// After the memory section's rounds, keep its whoami load on this long and report the RSS slope
+    /// (e.g. 600, 10m) [off].
+    #[arg(long, value_parser = memory::parse_duration, env = "SALLYPORT_BENCH_SOAK")]
+    soak: Option<Duration>,
+    /// Seconds between RSS samples during `--soak` [10].
+    #[arg(long, env = "SALLYPORT_BENCH_SOAK_INTERVAL")]
+    soak_interval: Option<f64>,
+    /// Cross-node refusal trials in the pg-whoami section [full: 200, quick: 20].
+    #[arg(long, env = "SALLYPORT_BENCH_REFUSAL_TRIALS")]
+    refusal_trials: Option<usize>,
+    /// Identities in the large store of the scale section [full: 10000000, quick: 20000].
+    #[arg(long, env = "SALLYPORT_BENCH_SCALE_IDENTITIES")]
+    scale_identities: Option<usize>,
+    /// Sessions in the large store of the scale section [full: 1000000, quick: 2000].
+    #[arg(long, env = "SALLYPORT_BENCH_SCALE_SESSIONS")]
+    scale_sessions: Option<usize>,
+    /// Backends the scale section builds and measures (PostgreSQL needs a DSN as for pg-whoami).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "sqlite",
+        env = "SALLYPORT_BENCH_SCALE_BACKEND"
+    )]
+    scale_backend: scale::ScaleBackend,
+    /// Delete the large scale store after measuring instead of keeping it for the next run.
+    #[arg(long, env = "SALLYPORT_BENCH_SCALE_DROP")]
+    scale_drop: bool,
     /// Whoami and code send-code warm-up, seconds [full: 1, quick: 0.5].
     #[arg(long, env = "SALLYPORT_BENCH_WARMUP")]
     warmup: Option<f64>,
@@ -145,6 +186,13 @@ pub struct Params {
     pub whoami_connections: usize,
     pub memory_sessions: usize,
     pub memory_requests: u64,
+    pub soak: Option<Duration>,
+    pub soak_interval: Duration,
+    pub refusal_trials: usize,
+    pub scale_identities: usize,
+    pub scale_sessions: usize,
+    pub scale_backend: scale::ScaleBackend,
+    pub scale_drop: bool,
     pub warmup: Duration,
     pub duration: Duration,
     pub login_rounds: usize,
@@ -178,6 +226,19 @@ impl Params {
                 .memory_requests
                 .unwrap_or(if q { 50_000 } else { 1_000_000 })
                 .max(1),
+            soak: o.soak,
+            soak_interval: Duration::from_secs_f64(o.soak_interval.unwrap_or(10.0).max(1.0)),
+            refusal_trials: o.refusal_trials.unwrap_or(if q { 20 } else { 200 }).max(1),
+            scale_identities: o
+                .scale_identities
+                .unwrap_or(if q { 20_000 } else { 10_000_000 })
+                .max(1000),
+            scale_sessions: o
+                .scale_sessions
+                .unwrap_or(if q { 2000 } else { 1_000_000 })
+                .max(200),
+            scale_backend: o.scale_backend,
+            scale_drop: o.scale_drop,
             warmup: pick(o.warmup, 1.0, 0.5),
             duration: pick(o.duration, 5.0, 1.5).max(Duration::from_millis(100)),
             login_rounds: o.login_rounds.unwrap_or(if q { 3 } else { 7 }).max(1),
@@ -266,6 +327,10 @@ fn main() -> ExitCode {
             Section::ImportIdentities => {
                 import_identities::run(&p, &server_rt).map(|r| report.import_identities(&p, r))
             }
+            Section::PgWhoami => {
+                pgwhoami::run(&p, &server_rt, &client_rt, metrics.clone()).map(|r| report.pg_whoami(&p, r))
+            }
+            Section::Scale => scale::run(&p, &server_rt, &client_rt).map(|r| report.scale(&p, r)),
         };
         if let Err(e) = outcome {
             failed = true;

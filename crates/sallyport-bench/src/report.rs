@@ -13,7 +13,12 @@ const WHOAMI_TARGET: f64 = 0.7;
 const WHOAMI_P99_TARGET: f64 = 1.5;
 const IDLE_RSS_TARGET_MIB: f64 = 20.0;
 const LOADED_RSS_TARGET_MIB: f64 = 60.0;
+/// "No growth": under 0.05 MiB a minute (0.5 MiB over ten minutes) is a few pages of noise.
+const SOAK_SLOPE_TARGET: f64 = 0.05;
 const LOGIN_TARGET: f64 = 1.10;
+const PG_WHOAMI_TARGET: f64 = 0.5;
+const REFUSAL_TARGET_MS: f64 = 5.0;
+const SCALE_TARGET: f64 = 1.2;
 
 struct Row {
     metric: String,
@@ -41,6 +46,17 @@ pub fn median(xs: &[f64]) -> f64 {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
+}
+
+/// Nearest-rank percentile; NaN for no values.
+pub fn percentile(xs: &[f64], pct: f64) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = ((pct / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
 }
 
 fn list(xs: &[f64], decimals: usize) -> String {
@@ -149,30 +165,174 @@ impl Report {
         }
     }
 
+    pub fn pg_whoami(&mut self, p: &Params, r: crate::pgwhoami::PgWhoamiResult) {
+        println!("== 9. GET /sessions/whoami on PostgreSQL, and refusal across nodes ==");
+        println!(
+            "store: PostgreSQL (throwaway database), {} sessions seeded through the store API in {:.1} s",
+            r.sessions, r.seed_secs
+        );
+        println!(
+            "load: {} keep-alive connections, {} distinct sessions rotated per request, {:.1} s warm-up, {:.1} s measured (in-process client; baseline serves the same bytes)",
+            r.connections,
+            r.rotated,
+            p.warmup.as_secs_f64(),
+            p.duration.as_secs_f64()
+        );
+        let ms = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
+        for (name, l) in [("sallyport", &r.sallyport), ("baseline ", &r.baseline)] {
+            println!(
+                "  {name}: {:>10.1} req/s  p50 {} ms  p99 {} ms  ({} x 200 in {:.2} s; non-200: {}; I/O errors: {})",
+                l.rps,
+                ms(l.p50_ms),
+                ms(l.p99_ms),
+                l.ok,
+                l.secs,
+                l.non200,
+                l.io_errors
+            );
+        }
+        let errors = r.sallyport.errors() + r.baseline.errors();
+        let ratio = r.sallyport.rps / r.baseline.rps;
+        self.rows.push(Row {
+            metric: format!(
+                "PostgreSQL whoami req/s ({} conns, {} sessions)",
+                r.connections, r.rotated
+            ),
+            sallyport: format!("{:.0}", r.sallyport.rps),
+            baseline: format!("{:.0}", r.baseline.rps),
+            ratio: format!("{ratio:.3}"),
+            target: format!(">= {PG_WHOAMI_TARGET:.2}"),
+            result: verdict(ratio >= PG_WHOAMI_TARGET && errors == 0),
+        });
+        let (p50, p99, max) = (
+            percentile(&r.refusal_ms, 50.0),
+            percentile(&r.refusal_ms, 99.0),
+            r.refusal_ms.iter().copied().fold(0.0, f64::max),
+        );
+        println!(
+            "  cross-node: two `sallyport serve` on the database; per trial node B answers the session twice (cached), node A logs it out (DELETE /self-service/logout/api, median {:.2} ms), then B is asked until it answers 401",
+            median(&r.logout_ms)
+        );
+        println!(
+            "  from A's 204 to B's first 401 over {} trials: p50 {p50:.3} ms, p90 {:.3} ms, p95 {:.3} ms, p99 {p99:.3} ms, max {max:.3} ms; {} trials over {REFUSAL_TARGET_MS:.0} ms; {} stale 200s from B in all; trials B never refused within 2 s: {}",
+            r.refusal_ms.len(),
+            percentile(&r.refusal_ms, 90.0),
+            percentile(&r.refusal_ms, 95.0),
+            r.refusal_ms.iter().filter(|ms| **ms > REFUSAL_TARGET_MS).count(),
+            r.stale_answers,
+            r.failed_trials
+        );
+        // The logout itself is one database transaction on A: its tail shows how noisy the machine was.
+        println!(
+            "  logout on A: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            percentile(&r.logout_ms, 50.0),
+            percentile(&r.logout_ms, 99.0),
+            r.logout_ms.iter().copied().fold(0.0, f64::max)
+        );
+        println!();
+        self.rows.push(Row {
+            metric: format!("cross-node refusal p99 ms ({} trials)", r.refusal_ms.len()),
+            sallyport: format!("{p99:.3} (p50 {p50:.3})"),
+            baseline: "-".into(),
+            ratio: "-".into(),
+            target: format!("<= {REFUSAL_TARGET_MS:.0}"),
+            result: verdict(p99 <= REFUSAL_TARGET_MS && r.failed_trials == 0),
+        });
+    }
+
+    pub fn scale(&mut self, _p: &Params, r: crate::scale::ScaleResult) {
+        println!("== 10. Scale: latency on a large store against a 1,000-identity store ==");
+        println!(
+            "each store has 200 probe identities (bcrypt cost 4, one session each) made through the store API, the rest filler rows from set-based SQL; sequential requests on one keep-alive connection: whoami is each probe session's first request (a cache miss), login is POST /self-service/login for each probe"
+        );
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        for b in &r.backends {
+            for (what, f) in [("small", &b.small), ("large", &b.large)] {
+                println!(
+                    "  {} {what}: {} identities, {} sessions, {:.1} MiB on disk, {}",
+                    b.backend,
+                    f.identities,
+                    f.sessions,
+                    mib(f.bytes),
+                    f.build_secs
+                        .map(|s| format!("built in {s:.1} s"))
+                        .unwrap_or_else(|| "reused (built by an earlier run)".into())
+                );
+                println!(
+                    "    whoami p50 {:.3} ms p99 {:.3} ms; login p50 {:.3} ms p99 {:.3} ms",
+                    percentile(&f.lat.whoami_ms, 50.0),
+                    percentile(&f.lat.whoami_ms, 99.0),
+                    percentile(&f.lat.login_ms, 50.0),
+                    percentile(&f.lat.login_ms, 99.0)
+                );
+            }
+            println!("  {} query plans on the large store:", b.backend);
+            for (name, plan, indexed) in &b.plans {
+                println!(
+                    "    {name}: {} [{plan}]",
+                    if *indexed { "indexed" } else { "FULL SCAN" }
+                );
+            }
+            println!(
+                "  large store {}",
+                if b.dropped {
+                    "deleted"
+                } else {
+                    "kept for the next run (--scale-drop deletes it)"
+                }
+            );
+            let all_indexed = b.plans.iter().all(|p| p.2);
+            for (what, pct, small, large) in [
+                ("whoami p50", 50.0, &b.small.lat.whoami_ms, &b.large.lat.whoami_ms),
+                ("whoami p99", 99.0, &b.small.lat.whoami_ms, &b.large.lat.whoami_ms),
+                ("login p50", 50.0, &b.small.lat.login_ms, &b.large.lat.login_ms),
+                ("login p99", 99.0, &b.small.lat.login_ms, &b.large.lat.login_ms),
+            ] {
+                let (s, l) = (percentile(small, pct), percentile(large, pct));
+                let ratio = l / s;
+                self.rows.push(Row {
+                    metric: format!(
+                        "{} {what} ms, {} vs {} identities",
+                        b.backend, b.large.identities, b.small.identities
+                    ),
+                    sallyport: format!("{l:.3}"),
+                    baseline: format!("{s:.3}"),
+                    ratio: format!("{ratio:.3}"),
+                    target: format!("<= {SCALE_TARGET:.2}"),
+                    result: verdict(ratio <= SCALE_TARGET && all_indexed),
+                });
+            }
+        }
+        println!();
+    }
+
     pub fn memory(&mut self, _p: &Params, r: crate::memory::MemoryResult) {
         println!("== 8. Memory of the release binary (file SQLite, default cache limits) ==");
         println!(
             "store: {} sessions (100 per identity), seeded in {:.1} s; whoami rotates over all of them",
             r.sessions, r.seed_secs
         );
-        println!("  idle RSS: {:.1} MiB", r.idle_mib);
+        println!("  idle: {}", r.idle.describe());
         for (n, rss) in &r.rounds {
-            println!("  after {n:>9} whoami: RSS {rss:.1} MiB");
+            println!("  after {n:>9} whoami: {}", rss.describe());
         }
         println!(
             "  peak RSS (VmHWM) {:.1} MiB; {:.0} whoami/s; errors: {}",
             r.peak_mib, r.rps, r.errors
         );
-        println!();
         self.rows.push(Row {
             metric: "idle RSS MiB (seeded store)".into(),
-            sallyport: format!("{:.1}", r.idle_mib),
+            sallyport: format!("{:.1}", r.idle.total),
             baseline: "-".into(),
             ratio: "-".into(),
             target: format!("<= {IDLE_RSS_TARGET_MIB:.0}"),
-            result: verdict(r.idle_mib <= IDLE_RSS_TARGET_MIB),
+            result: verdict(r.idle.total <= IDLE_RSS_TARGET_MIB),
         });
-        let (n, last) = r.rounds.last().copied().unwrap_or((0, f64::NAN));
+        let (n, last) = r
+            .rounds
+            .last()
+            .map(|(n, rss)| (*n, rss.total))
+            .unwrap_or((0, f64::NAN));
         self.rows.push(Row {
             metric: format!("RSS MiB after {n} whoami / {} sessions", r.sessions),
             sallyport: format!("{last:.1}"),
@@ -181,6 +341,39 @@ impl Report {
             target: format!("<= {LOADED_RSS_TARGET_MIB:.0}"),
             result: verdict(last <= LOADED_RSS_TARGET_MIB && r.errors == 0),
         });
+        if let Some(soak) = &r.soak {
+            let (first, last) = (soak.samples.first(), soak.samples.last());
+            let secs = last.map_or(0.0, |s| s.0);
+            let slope = soak.slope_mib_per_min();
+            println!(
+                "  soak: {:.0} s under the same load, {} whoami (errors {}), RSS every {:.0} s:",
+                secs,
+                soak.requests,
+                soak.errors,
+                soak.interval.as_secs_f64()
+            );
+            println!(
+                "    {}",
+                list(&soak.samples.iter().map(|s| s.1.total).collect::<Vec<_>>(), 1)
+            );
+            if let (Some(a), Some(b)) = (first, last) {
+                println!(
+                    "    first {:.1} MiB, last {:.1} MiB, max {:.1} MiB; least-squares slope {slope:+.3} MiB/min",
+                    a.1.total,
+                    b.1.total,
+                    soak.samples.iter().map(|s| s.1.total).fold(0.0, f64::max)
+                );
+            }
+            self.rows.push(Row {
+                metric: format!("RSS slope MiB/min over a {:.0} s soak", secs),
+                sallyport: format!("{slope:+.3}"),
+                baseline: "-".into(),
+                ratio: "-".into(),
+                target: format!("<= {SOAK_SLOPE_TARGET:.2}"),
+                result: verdict(slope <= SOAK_SLOPE_TARGET && soak.errors == 0),
+            });
+        }
+        println!();
     }
 
     pub fn login(&mut self, _p: &Params, r: LoginResult) {

@@ -186,14 +186,14 @@ pub async fn seed(store: &Arc<dyn Store>, identities: usize, per: usize) -> anyh
     Ok(tokens)
 }
 
-type Baseline = (
+pub(crate) type Baseline = (
     SocketAddr,
     oneshot::Sender<()>,
     tokio::task::JoinHandle<std::io::Result<()>>,
 );
 
 /// A bare axum server with one handler answering `body` as application/json.
-async fn baseline(body: Bytes) -> anyhow::Result<Baseline> {
+pub(crate) async fn baseline(body: Bytes) -> anyhow::Result<Baseline> {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = l.local_addr()?;
     let app = Router::new().route(

@@ -16,7 +16,9 @@ use axum::http::HeaderValue;
 use time::OffsetDateTime;
 
 const SHARDS: usize = 16;
-/// Map slot, `Arc` and allocation headers beyond the body, per entry.
+/// Map slot, `Arc` and allocation headers beyond the body, per entry. An estimate on the low side (the
+/// `Arc<Answer>` chunk, map slot, identity-id header and malloc headers add up to ~240 B), kept so that the
+/// default budget still holds the 10,000 sessions the benchmark rotates; docs/caches.md has the figures.
 const OVERHEAD: usize = 160;
 
 pub struct Answer {
