@@ -307,31 +307,30 @@ fn main() -> ExitCode {
     report.print_header();
     let mut failed = false;
     for s in sections {
-        let outcome = match s {
-            Section::Whoami => {
-                whoami::run(&p, &server_rt, &client_rt, metrics.clone()).map(|r| report.whoami(&p, r))
-            }
-            Section::Login => {
-                login::run(&p, &server_rt, &client_rt, metrics.clone()).map(|r| report.login(&p, r))
-            }
-            Section::Startup => startup::run(&p).map(|r| report.startup(&p, r)),
-            Section::Code => {
-                code::run(&p, &server_rt, &client_rt, metrics.clone()).map(|r| report.code(&p, r))
-            }
-            Section::Courier => courier::run(&p, &server_rt).map(|r| report.courier(&p, r)),
-            Section::Ratelimit => {
-                ratelimit::run(&p, &server_rt, &client_rt, metrics.clone()).map(|r| report.ratelimit(&p, r))
-            }
-            Section::Import => import::run(&p, &server_rt).map(|r| report.import(&p, r)),
-            Section::Memory => memory::run(&p, &server_rt, &client_rt).map(|r| report.memory(&p, r)),
-            Section::ImportIdentities => {
-                import_identities::run(&p, &server_rt).map(|r| report.import_identities(&p, r))
-            }
-            Section::PgWhoami => {
-                pgwhoami::run(&p, &server_rt, &client_rt, metrics.clone()).map(|r| report.pg_whoami(&p, r))
-            }
-            Section::Scale => scale::run(&p, &server_rt, &client_rt).map(|r| report.scale(&p, r)),
-        };
+        let outcome =
+            match s {
+                Section::Whoami => {
+                    whoami::run(&p, &server_rt, &client_rt, metrics.clone()).map(|r| report.whoami(&p, r))
+                }
+                Section::Login => {
+                    login::run(&p, &server_rt, &client_rt, metrics.clone()).map(|r| report.login(&p, r))
+                }
+                Section::Startup => startup::run(&p).map(|r| report.startup(&p, r)),
+                Section::Code => {
+                    code::run(&p, &server_rt, &client_rt, metrics.clone()).map(|r| report.code(&p, r))
+                }
+                Section::Courier => courier::run(&p, &server_rt).map(|r| report.courier(&p, r)),
+                Section::Ratelimit => ratelimit::run(&p, &server_rt, &client_rt, metrics.clone())
+                    .map(|r| report.ratelimit(&p, r)),
+                Section::Import => import::run(&p, &server_rt).map(|r| report.import(&p, r)),
+                Section::Memory => memory::run(&p, &server_rt, &client_rt).map(|r| report.memory(&p, r)),
+                Section::ImportIdentities => {
+                    import_identities::run(&p, &server_rt).map(|r| report.import_identities(&p, r))
+                }
+                Section::PgWhoami => pgwhoami::run(&p, &server_rt, &client_rt, metrics.clone())
+                    .map(|r| report.pg_whoami(&p, r)),
+                Section::Scale => scale::run(&p, &server_rt, &client_rt).map(|r| report.scale(&p, r)),
+            };
         if let Err(e) = outcome {
             failed = true;
             report.error(s, &e);
