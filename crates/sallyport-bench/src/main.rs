@@ -16,8 +16,8 @@
 //!    through `PATCH /admin/identities` and `sallyport import identities` on SQLite (and PostgreSQL
 //!    when a DSN is set) against the store's own `create_identities` of the same identities.
 //! 10. PostgreSQL whoami against the same baseline, and how long after a logout on one node another
-//!    node (a second `sallyport serve` on the same database) still accepts the session (needs
-//!    `SALLYPORT_BENCH_POSTGRES_DSN` or `TEST_POSTGRES_DSN`; not in the default set);
+//!     node (a second `sallyport serve` on the same database) still accepts the session (needs
+//!     `SALLYPORT_BENCH_POSTGRES_DSN` or `TEST_POSTGRES_DSN`; not in the default set);
 //! 11. `--only scale`: login and whoami latency (p50/p99) on 10 M identities and 1 M sessions against
 //!     a 1,000-identity store, with the hot queries' plans checked for index use (builds the large
 //!     store once and keeps it under target/bench-scale or as a PostgreSQL database; `--scale-drop`
