@@ -12,7 +12,9 @@
 //! is not durable.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use sallyport_core::store::{StoreError, StoreResult};
 use sqlx::{Database, Pool};
@@ -103,8 +105,9 @@ async fn run_groups<DB: Database>(pool: Pool<DB>, mut rx: mpsc::UnboundedReceive
         if batch.len() == 1 {
             // Alone: no group transaction around it, exactly as a direct write.
             for job in batch {
-                let (finish, _) = job(&mut conn).await;
-                finish(None);
+                if let Some((finish, _)) = Contained(job(&mut conn)).await {
+                    finish(None);
+                }
             }
             continue;
         }
@@ -129,7 +132,11 @@ async fn run_group<DB: Database>(conn: &mut DB::Connection, batch: Vec<Run<DB>>)
     let mut jobs = batch.into_iter();
     let mut fatal = false;
     for job in jobs.by_ref() {
-        let (finish, failed) = job(&mut *tx).await;
+        let Some((finish, failed)) = Contained(job(&mut *tx)).await else {
+            // What the panicking job wrote is in the transaction: none of the group may commit.
+            fatal = true;
+            break;
+        };
         done.push(finish);
         if failed {
             fatal = true;
@@ -155,4 +162,24 @@ fn fail_unrun<DB: Database>(job: Run<DB>, why: &str) {
     // reports as a dropped write. Log why here, once per job.
     tracing::warn!(error = %why, "a queued database write could not run");
     drop(job);
+}
+
+/// A job's future with its panic caught: a bug in one write fails that write (its caller hears of a
+/// dropped write) and its group, instead of ending the writer task and with it every later write.
+struct Contained<'a, T>(BoxFuture<'a, T>);
+
+impl<T> Future for Contained<'_, T> {
+    type Output = Option<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let fut = &mut self.get_mut().0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Some(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => {
+                tracing::error!("a database write panicked; its group was rolled back");
+                Poll::Ready(None)
+            }
+        }
+    }
 }

@@ -207,3 +207,83 @@ async fn group_commit_keeps_each_writes_outcome() {
     assert_eq!(n, 1, "the first flow is untouched by its failed duplicates");
     store.close().await;
 }
+
+/// A write that panics fails alone (its caller hears of it) and the writer keeps serving the writes
+/// after it: a bug in one request must not stop every later write of the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_write_does_not_stop_the_writer() {
+    use sallyport_store_sql::GroupWriter;
+
+    let db = TempDb::new();
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect(&format!("sqlite://{}?mode=rwc", db.0.display()))
+        .await
+        .expect("connect");
+    sqlx::query("CREATE TABLE t (v INTEGER NOT NULL)")
+        .execute(&pool)
+        .await
+        .expect("create");
+    let writer = Arc::new(GroupWriter::spawn(pool.clone()));
+    for round in 0..3 {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..40i64 {
+            let writer = writer.clone();
+            tasks.spawn(async move {
+                let r = writer
+                    .write(move |conn| {
+                        Box::pin(async move {
+                            sqlx::query("INSERT INTO t (v) VALUES (?)")
+                                .bind(i)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(sallyport_store_sql::db_err)?;
+                            if i == 7 {
+                                panic!("a bug in one write");
+                            }
+                            Ok(())
+                        })
+                    })
+                    .await;
+                (i, r.is_ok())
+            });
+        }
+        let (mut ok, mut failed) = (vec![], vec![]);
+        while let Some(r) = tasks.join_next().await {
+            match r.expect("task") {
+                (i, true) => ok.push(i),
+                (i, false) => failed.push(i),
+            }
+        }
+        assert!(
+            failed.contains(&7),
+            "round {round}: the panicking write is reported failed"
+        );
+        // Every write answered Ok is stored (a group the panic rolled back answered its writes failed).
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT v FROM t")
+            .fetch_all(&pool)
+            .await
+            .expect("read");
+        for i in &ok {
+            assert!(
+                rows.contains(i),
+                "round {round}: write {i} was answered Ok but is not stored"
+            );
+        }
+        sqlx::query("DELETE FROM t").execute(&pool).await.expect("clear");
+    }
+    // And later writes still go through.
+    writer
+        .write(|conn| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO t (v) VALUES (1)")
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(sallyport_store_sql::db_err)?;
+                Ok(())
+            })
+        })
+        .await
+        .expect("the writer still runs");
+    pool.close().await;
+}
