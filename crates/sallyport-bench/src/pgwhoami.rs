@@ -11,7 +11,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use axum::body::Bytes;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -116,23 +115,7 @@ fn measure(
     server_rt.block_on(server.stop())?;
     let (body, sallyport) = measured?;
 
-    let body_len = body.len();
-    let (addr, stop, handle) = server_rt.block_on(crate::whoami::baseline(Bytes::from(body)))?;
-    let baseline = (|| {
-        let (status, got) = client_rt.block_on(get_once(addr, PATH, &first))?;
-        if status != 200 || got.len() != body_len {
-            bail!("baseline answered {status} with {} bytes", got.len());
-        }
-        eprintln!("[pg-whoami] baseline: same client, concurrency and duration");
-        let reqs = hot
-            .iter()
-            .map(|t| request(addr, PATH, &[("X-Session-Token", t.as_str())]))
-            .collect();
-        run_rotating(client_rt, addr, reqs, shape)
-    })();
-    let _ = stop.send(());
-    server_rt.block_on(handle).context("baseline server task")??;
-    let baseline = baseline?;
+    let baseline = crate::whoami::measure_baseline(server_rt, client_rt, body, hot, shape, "pg-whoami")?;
 
     let refusal = cross_node(client_rt, dsn, bin, revoked)?;
     Ok(PgWhoamiResult {

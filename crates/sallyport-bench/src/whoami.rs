@@ -109,22 +109,7 @@ pub fn run(
     let (body, sallyport, cookie) = measured?;
 
     let body_bytes = body.len();
-    let (addr, stop, handle) = server_rt.block_on(baseline(Bytes::from(body)))?;
-    let baseline = (|| {
-        // The baseline gets the same requests, token headers included (only the Host differs).
-        let (status, got) = client_rt.block_on(get_once(addr, PATH, &first))?;
-        if status != 200 || got.len() != body_bytes {
-            bail!("baseline answered {status} with {} bytes", got.len());
-        }
-        eprintln!("[whoami] baseline: same client, concurrency and duration");
-        let reqs = picked
-            .iter()
-            .map(|t| request(addr, PATH, &[("X-Session-Token", t.as_str())]))
-            .collect();
-        run_rotating(client_rt, addr, reqs, shape)
-    })();
-    let _ = stop.send(());
-    server_rt.block_on(handle).context("baseline server task")??;
+    let baseline = measure_baseline(server_rt, client_rt, body, &picked, shape, "whoami");
     drop(dir);
     Ok(WhoamiResult {
         sessions: total,
@@ -191,6 +176,36 @@ pub(crate) type Baseline = (
     oneshot::Sender<()>,
     tokio::task::JoinHandle<std::io::Result<()>>,
 );
+
+/// Serves `body` from the bare baseline and drives it with the same client, concurrency and token
+/// headers as Sallyport was (only the Host differs); `section` names the log line.
+pub(crate) fn measure_baseline(
+    server_rt: &Runtime,
+    client_rt: &Runtime,
+    body: Vec<u8>,
+    tokens: &[impl AsRef<str>],
+    shape: Shape,
+    section: &str,
+) -> anyhow::Result<LoadResult> {
+    let body_len = body.len();
+    let (addr, stop, handle) = server_rt.block_on(baseline(Bytes::from(body)))?;
+    let measured = (|| {
+        let first = [("X-Session-Token", tokens[0].as_ref())];
+        let (status, got) = client_rt.block_on(get_once(addr, PATH, &first))?;
+        if status != 200 || got.len() != body_len {
+            bail!("baseline answered {status} with {} bytes", got.len());
+        }
+        eprintln!("[{section}] baseline: same client, concurrency and duration");
+        let reqs = tokens
+            .iter()
+            .map(|t| request(addr, PATH, &[("X-Session-Token", t.as_ref())]))
+            .collect();
+        run_rotating(client_rt, addr, reqs, shape)
+    })();
+    let _ = stop.send(());
+    server_rt.block_on(handle).context("baseline server task")??;
+    measured
+}
 
 /// A bare axum server with one handler answering `body` as application/json.
 pub(crate) async fn baseline(body: Bytes) -> anyhow::Result<Baseline> {
