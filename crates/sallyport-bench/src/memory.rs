@@ -6,7 +6,6 @@
 //! for a while, samples RSS at a fixed interval and reports the least-squares slope.
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -16,7 +15,7 @@ use tokio::runtime::Runtime;
 use crate::Params;
 use crate::loadgen::{Shape, request, run_rotating};
 use crate::server::{Prepared, sqlite_dsn};
-use crate::startup::{binary, free_port, kratos_yml, tail, terminate, wait_ready};
+use crate::startup::{binary, spawn_serve, tail, terminate, wait_ready};
 
 const PATH: &str = "/sessions/whoami";
 
@@ -108,19 +107,7 @@ pub fn run(p: &Params, server_rt: &Runtime, client_rt: &Runtime) -> anyhow::Resu
         anyhow::Ok(tokens)
     })?;
     let seed_secs = t0.elapsed().as_secs_f64();
-    let (public, admin) = (free_port()?, free_port()?);
-    let cfg = dir.path().join("kratos.yml");
-    std::fs::write(&cfg, kratos_yml(&dsn, public, admin)).context("writing kratos.yml")?;
-    let log = dir.path().join("serve.log");
-    let log_file = std::fs::File::create(&log)?;
-    let mut child = Command::new(&bin)
-        .args(["serve", "-c"])
-        .arg(&cfg)
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone()?)
-        .stderr(log_file)
-        .spawn()
-        .context("spawning `sallyport serve`")?;
+    let (mut child, public, log) = spawn_serve(&bin, dir.path(), "serve", &dsn)?;
     let pid = child.id();
     let outcome = (|| {
         wait_ready(&mut child, public, Instant::now())?;

@@ -7,7 +7,7 @@
 //! (a throwaway database is created and dropped).
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -20,7 +20,7 @@ use crate::Params;
 use crate::import::{create_db, drop_db};
 use crate::loadgen::{LoadResult, Shape, get_once, read_response, request, run_rotating};
 use crate::server::Prepared;
-use crate::startup::{binary, free_port, kratos_yml, tail, terminate, wait_ready};
+use crate::startup::{binary, spawn_serve, tail, terminate, wait_ready};
 
 const PATH: &str = "/sessions/whoami";
 /// A node that has not refused after this long counts as a failed trial.
@@ -150,20 +150,7 @@ fn cross_node(
     let mut nodes: Vec<(Child, u16, std::path::PathBuf)> = vec![];
     let started = (|| {
         for name in ["a", "b"] {
-            let (public, admin) = (free_port()?, free_port()?);
-            let cfg = dir.path().join(format!("kratos-{name}.yml"));
-            std::fs::write(&cfg, kratos_yml(dsn, public, admin))?;
-            let log = dir.path().join(format!("serve-{name}.log"));
-            let log_file = std::fs::File::create(&log)?;
-            let child = Command::new(bin)
-                .args(["serve", "-c"])
-                .arg(&cfg)
-                .stdin(Stdio::null())
-                .stdout(log_file.try_clone()?)
-                .stderr(log_file)
-                .spawn()
-                .context("spawning `sallyport serve`")?;
-            nodes.push((child, public, log));
+            nodes.push(spawn_serve(bin, dir.path(), &format!("serve-{name}"), dsn)?);
             let (child, public, _) = nodes.last_mut().expect("just pushed");
             wait_ready(child, *public, Instant::now())?;
         }

@@ -183,6 +183,30 @@ pub(crate) fn vm_rss_kib(pid: u32) -> anyhow::Result<u64> {
         .context("no VmRSS in /proc/<pid>/status")
 }
 
+/// `sallyport serve` on free ports with [`kratos_yml`] for `dsn`, its config and log as `<name>.yml` and
+/// `<name>.log` in `dir`: the child, its public port and the log's path.
+pub(crate) fn spawn_serve(
+    bin: &Path,
+    dir: &Path,
+    name: &str,
+    dsn: &str,
+) -> anyhow::Result<(Child, u16, PathBuf)> {
+    let (public, admin) = (free_port()?, free_port()?);
+    let cfg = dir.join(format!("{name}.yml"));
+    std::fs::write(&cfg, kratos_yml(dsn, public, admin)).context("writing the config")?;
+    let log = dir.join(format!("{name}.log"));
+    let log_file = std::fs::File::create(&log)?;
+    let child = Command::new(bin)
+        .args(["serve", "-c"])
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        .spawn()
+        .context("spawning `sallyport serve`")?;
+    Ok((child, public, log))
+}
+
 /// Binds port 0 and lets go; the port stays free until the server takes it.
 pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
