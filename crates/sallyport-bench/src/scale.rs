@@ -23,13 +23,12 @@ use serde_json::{Value, json};
 use sqlx::{Connection, Executor, Row};
 use tokio::runtime::Runtime;
 
-use sallyport_core::identity::Identity;
-use sallyport_core::session::{Aal, Device, Session};
 use sallyport_core::store::Store;
 use sallyport_password::{Hasher, HasherConfig};
 
 use crate::Params;
 use crate::server::{Prepared, Running};
+use crate::whoami::{bench_identity, bench_session};
 
 /// Identities (one session each) the measurements use, per store.
 const PROBES: usize = 200;
@@ -311,29 +310,12 @@ async fn make_probes(store: &Arc<dyn Store>) -> anyhow::Result<Vec<(String, Stri
     let mut out = vec![];
     for i in 0..PROBES {
         let email = format!("probe{i:05}@example.org");
-        let mut ident = Identity::new("default", json!({"email": email}), now);
-        ident.set_credential(
-            "password",
-            vec![email.clone()],
-            json!({"hashed_password": hash}),
-            now,
-        );
-        let addr = [("email".to_owned(), email.clone())];
-        ident.merge_verifiable_addresses(&addr, now);
-        ident.merge_recovery_addresses(&addr, now);
-        ident.available_aal = ident.compute_available_aal(false);
+        let ident = bench_identity(&email, &hash, now);
         store
             .create_identity(&ident, None)
             .await
             .map_err(|e| anyhow::anyhow!("create_identity: {e}"))?;
-        let mut n = Session::issue(ident.id, time::Duration::days(30), now);
-        n.session.complete_method("password", Aal::Aal1, now);
-        n.session.devices.push(Device {
-            id: uuid::Uuid::new_v4(),
-            ip_address: Some("127.0.0.1".into()),
-            user_agent: Some("sallyport-bench/1.0".into()),
-            location: None,
-        });
+        let n = bench_session(ident.id, time::Duration::days(30), now);
         store
             .create_session(&n.session)
             .await

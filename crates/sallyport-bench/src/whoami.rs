@@ -132,18 +132,7 @@ pub async fn seed(store: &Arc<dyn Store>, identities: usize, per: usize) -> anyh
     let lifespan = time::Duration::days(30);
     let mut tokens = Vec::with_capacity(identities * per);
     for i in 0..identities {
-        let email = format!("user{i:07}@example.org");
-        let mut ident = Identity::new("default", json!({"email": email}), now);
-        ident.set_credential(
-            "password",
-            vec![email.clone()],
-            json!({"hashed_password": SEED_HASH}),
-            now,
-        );
-        let addr = [("email".to_owned(), email.clone())];
-        ident.merge_verifiable_addresses(&addr, now);
-        ident.merge_recovery_addresses(&addr, now);
-        ident.available_aal = ident.compute_available_aal(false);
+        let ident = bench_identity(&format!("user{i:07}@example.org"), SEED_HASH, now);
         store
             .create_identity(&ident, None)
             .await
@@ -152,14 +141,7 @@ pub async fn seed(store: &Arc<dyn Store>, identities: usize, per: usize) -> anyh
         // round trip to its worker thread.
         let mut inserts = JoinSet::new();
         for _ in 0..per {
-            let mut n = Session::issue(ident.id, lifespan, now);
-            n.session.complete_method("password", Aal::Aal1, now);
-            n.session.devices.push(Device {
-                id: uuid::Uuid::new_v4(),
-                ip_address: Some("127.0.0.1".into()),
-                user_agent: Some("sallyport-bench/1.0".into()),
-                location: None,
-            });
+            let n = bench_session(ident.id, lifespan, now);
             tokens.push(n.token.clone());
             let store = store.clone();
             inserts.spawn(async move { store.create_session(&n.session).await });
@@ -169,6 +151,40 @@ pub async fn seed(store: &Arc<dyn Store>, identities: usize, per: usize) -> anyh
         }
     }
     Ok(tokens)
+}
+
+/// An identity as the benchmarks store it: email trait, password credential with `hash`, a verifiable
+/// and a recovery address.
+pub(crate) fn bench_identity(email: &str, hash: &str, now: time::OffsetDateTime) -> Identity {
+    let mut ident = Identity::new("default", json!({"email": email}), now);
+    ident.set_credential(
+        "password",
+        vec![email.to_owned()],
+        json!({"hashed_password": hash}),
+        now,
+    );
+    let addr = [("email".to_owned(), email.to_owned())];
+    ident.merge_verifiable_addresses(&addr, now);
+    ident.merge_recovery_addresses(&addr, now);
+    ident.available_aal = ident.compute_available_aal(false);
+    ident
+}
+
+/// An active aal1 password session with one device, as the benchmarks store it.
+pub(crate) fn bench_session(
+    identity_id: uuid::Uuid,
+    lifespan: time::Duration,
+    now: time::OffsetDateTime,
+) -> sallyport_core::session::NewSession {
+    let mut n = Session::issue(identity_id, lifespan, now);
+    n.session.complete_method("password", Aal::Aal1, now);
+    n.session.devices.push(Device {
+        id: uuid::Uuid::new_v4(),
+        ip_address: Some("127.0.0.1".into()),
+        user_agent: Some("sallyport-bench/1.0".into()),
+        location: None,
+    });
+    n
 }
 
 pub(crate) type Baseline = (
