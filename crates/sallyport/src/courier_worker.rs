@@ -7,13 +7,10 @@ use anyhow::Context;
 use sallyport_core::courier::CourierStore;
 use sallyport_courier::{Channels, Dispatcher};
 
-use crate::outgoing::Outgoing;
 use crate::state::App;
 
 pub fn dispatcher(app: &App) -> anyhow::Result<Dispatcher> {
-    let outgoing = sallyport_oidc::HttpClient::new(app.settings.web_hooks.http.clone())
-        .map_err(|e| anyhow::anyhow!("building the HTTP client: {e}"))?;
-    let channels = Channels::from_config_with(&app.settings.courier, Arc::new(Outgoing(outgoing)))
+    let channels = Channels::from_config_with(&app.settings.courier, app.outgoing.clone())
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("configuring courier channels")?;
     let store: Arc<dyn CourierStore> = app.store.clone();

@@ -96,18 +96,18 @@ pub async fn build_app(
         max_breaches: p.max_breaches,
         ignore_network_errors: p.ignore_network_errors,
     };
-    let outgoing = crate::outgoing::Outgoing(guarded);
-    let hibp = match sallyport_courier::OutgoingHttp::client_for(&outgoing, &policy_config.range_url("00000"))
-    {
-        Ok(client) => client,
-        Err(e) if policy_config.haveibeenpwned_enabled => {
-            anyhow::bail!("selfservice.methods.password.config.haveibeenpwned_host: {e}")
-        }
-        // Never used while the check is off.
-        Err(_) => reqwest::Client::default(),
-    };
+    let outgoing = Arc::new(crate::outgoing::Outgoing(guarded));
+    let hibp =
+        match sallyport_courier::OutgoingHttp::client_for(&*outgoing, &policy_config.range_url("00000")) {
+            Ok(client) => client,
+            Err(e) if policy_config.haveibeenpwned_enabled => {
+                anyhow::bail!("selfservice.methods.password.config.haveibeenpwned_host: {e}")
+            }
+            // Never used while the check is off.
+            Err(_) => reqwest::Client::default(),
+        };
     let policy = PasswordPolicy::new(policy_config, hibp);
-    let templates = sallyport_courier::Templates::from_config_with(&settings.courier, &outgoing)
+    let templates = sallyport_courier::Templates::from_config_with(&settings.courier, &*outgoing)
         .map_err(|e| anyhow::anyhow!("loading courier templates: {e}"))?;
     let migrations_applied = pending_migrations(&*store).await.map(|p| p == 0).unwrap_or(false);
     // The dummy hash for unknown identifiers is computed once; do it now so the first such login
@@ -117,6 +117,7 @@ pub async fn build_app(
     let web_hooks = crate::webhook::WebHooks::new(&settings.web_hooks)?;
     Ok(Arc::new(App {
         web_hooks,
+        outgoing,
         cookie_keys: CookieKeys::new(&settings.cookie_secrets),
         csrf_cookie_name: csrf::cookie_name(settings.public_base_url.as_str()),
         methods: crate::selfservice::method::Methods::from_settings(&settings)?,

@@ -27,6 +27,8 @@ pub struct App {
     /// The self-service methods the configuration enables, built once.
     pub methods: crate::selfservice::method::Methods,
     pub web_hooks: crate::webhook::WebHooks,
+    /// The outgoing-request policy's clients, for the courier's HTTP requests.
+    pub outgoing: Arc<crate::outgoing::Outgoing>,
     /// Finished whoami answers, bounded by `sallyport.cache.whoami_max_bytes`.
     pub whoami_cache: crate::whoami_cache::WhoamiCache,
 }
