@@ -20,6 +20,7 @@ pub mod serve;
 pub mod server;
 pub mod session_manager;
 pub mod settings;
+pub mod startup_pages;
 pub mod state;
 pub mod ui;
 pub mod webhook;

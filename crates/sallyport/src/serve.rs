@@ -127,6 +127,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             app.public_url("ui/welcome")
         );
     }
+    let released = crate::startup_pages::release();
+    tracing::debug!(bytes = released, "released the start-up code pages");
     if !app.migrations_applied.load(Ordering::Relaxed) {
         // Another process may run `migrate sql`; become ready as soon as it has.
         let app = app.clone();
