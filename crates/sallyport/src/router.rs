@@ -347,10 +347,37 @@ async fn observe(req: Request, next: Next) -> Response {
         ),
         None => tracing::debug!(route, elapsed, status, "request"),
     }
-    // One histogram per route, method and status: its `_count` series is the request count.
-    metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method, "status" => status.to_string())
-        .record(elapsed);
+    request_histogram(&route, method, status).record(elapsed);
     res
+}
+
+/// One histogram per route, method and status: its `_count` series is the request count. The handles are
+/// kept per thread, because building the labelled key and finding it in the registry on every request cost
+/// more than the rest of this middleware (measured on whoami).
+fn request_histogram(route: &str, method: &'static str, status: u16) -> metrics::Histogram {
+    type Handles = std::collections::HashMap<String, Vec<(&'static str, u16, metrics::Histogram)>>;
+    thread_local! {
+        static HANDLES: std::cell::RefCell<Handles> = Default::default();
+    }
+    HANDLES.with_borrow_mut(|handles| {
+        if let Some(h) = handles
+            .get(route)
+            .and_then(|v| v.iter().find(|(m, s, _)| *m == method && *s == status))
+        {
+            return h.2.clone();
+        }
+        let h = metrics::histogram!(
+            "http_request_duration_seconds",
+            "route" => route.to_owned(),
+            "method" => method,
+            "status" => status.to_string()
+        );
+        handles
+            .entry(route.to_owned())
+            .or_default()
+            .push((method, status, h.clone()));
+        h
+    })
 }
 
 fn method_label(m: &Method) -> &'static str {

@@ -36,8 +36,36 @@ impl Answer {
 
 #[derive(Default)]
 struct Shard {
-    map: HashMap<[u8; 32], Arc<Answer>>,
+    map: HashMap<[u8; 32], Arc<Answer>, DigestKey>,
     bytes: usize,
+}
+
+/// The keys are SHA-256 digests, already uniform: eight of their bytes are the hash, instead of running
+/// SipHash over all 32 on every whoami. Flooding a bucket would need valid sessions whose token digests
+/// collide, and only valid sessions are ever stored.
+#[derive(Default, Clone, Copy)]
+struct DigestKey;
+
+impl std::hash::BuildHasher for DigestKey {
+    type Hasher = DigestHasher;
+    fn build_hasher(&self) -> DigestHasher {
+        DigestHasher(0)
+    }
+}
+
+struct DigestHasher(u64);
+
+impl std::hash::Hasher for DigestHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Bytes 8..16: byte 0 picks the shard, so it is the same for every key in one map.
+        if let Some(b) = bytes.get(8..16) {
+            self.0 = u64::from_le_bytes(b.try_into().unwrap_or_default());
+        }
+    }
+    fn write_usize(&mut self, _len: usize) {}
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 pub struct WhoamiCache {
