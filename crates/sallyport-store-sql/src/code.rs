@@ -68,6 +68,18 @@ impl CodeRow {
     pub fn sort_key(&self) -> (Ts, Uuid) {
         (self.created_at, self.id)
     }
+
+    pub fn identity_id(&self) -> Option<Uuid> {
+        self.identity_id
+    }
+}
+
+/// What the write job of `attempt_code` found; the code row is converted after the write, so a
+/// row that does not convert fails this request only, not the group it was written in.
+pub enum AttemptRow {
+    TooManySubmissions,
+    Limited(sallyport_core::rate_limit::Verdict),
+    Checked(Option<CodeRow>),
 }
 
 impl TryFrom<CodeRow> for OneTimeCode {
@@ -116,6 +128,48 @@ macro_rules! __impl_code_store {
                 .transpose()
         }
 
+        /// One transaction (a savepoint inside a group): delete the flow's codes of `kind`, insert
+        /// `codes`, save the flow, queue `messages`.
+        async fn save_codes_on(
+            conn: &mut Conn,
+            update: $crate::__private::flow_sql::FlowUpdate,
+            kind: $crate::__private::sallyport_core::code::CodeKind,
+            codes: &[$crate::__private::sallyport_core::code::OneTimeCode],
+            messages: &[$crate::__private::sallyport_core::courier::Message],
+        ) -> StoreResult<()> {
+            use $crate::__private::code_sql as q;
+            use $crate::Ts;
+            let flow_id = update.id;
+            let mut tx = sqlx::Connection::begin(&mut *conn)
+                .await
+                .map_err($crate::db_err)?;
+            update_flow_row(&mut *tx, update).await?;
+            sqlx::query(q::DELETE_CODES)
+                .bind(flow_id)
+                .bind(kind.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err($crate::db_err)?;
+            for c in codes {
+                sqlx::query(q::INSERT_CODE)
+                    .bind(c.id)
+                    .bind(c.flow_id)
+                    .bind(c.kind.as_str())
+                    .bind(c.digest.as_str())
+                    .bind(c.address.as_str())
+                    .bind(c.address_type.as_str())
+                    .bind(c.identity_id)
+                    .bind(Ts(c.expires_at))
+                    .bind(c.used_at.map(Ts))
+                    .bind(Ts(c.created_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
+            }
+            insert_messages(&mut *tx, messages).await?;
+            tx.commit().await.map_err($crate::db_err)
+        }
+
         #[$crate::__private::async_trait]
         impl $crate::__private::sallyport_core::code::CodeStore for $store {
             #[tracing::instrument(level = "debug", skip_all)]
@@ -126,45 +180,100 @@ macro_rules! __impl_code_store {
                 codes: &[$crate::__private::sallyport_core::code::OneTimeCode],
                 messages: &[$crate::__private::sallyport_core::courier::Message],
             ) -> StoreResult<()> {
-                use $crate::__private::code_sql as q;
-                use $crate::Ts;
                 let update = $crate::__private::flow_sql::FlowUpdate::of(flow)?;
                 let (codes, messages) = (codes.to_vec(), messages.to_vec());
-                let kind = kind.as_str();
+                self.write(move |conn: &mut Conn| {
+                    Box::pin(async move { save_codes_on(conn, update, kind, &codes, &messages).await })
+                })
+                .await
+            }
+
+            #[tracing::instrument(level = "debug", skip_all)]
+            async fn send_codes(
+                &self,
+                flow: &Flow,
+                kind: $crate::__private::sallyport_core::code::CodeKind,
+                codes: &[$crate::__private::sallyport_core::code::OneTimeCode],
+                messages: &[$crate::__private::sallyport_core::courier::Message],
+                budgets: &[$crate::__private::sallyport_core::rate_limit::Counted<'_>],
+            ) -> StoreResult<Option<$crate::__private::sallyport_core::rate_limit::Verdict>> {
+                let update = $crate::__private::flow_sql::FlowUpdate::of(flow)?;
+                let (codes, messages) = (codes.to_vec(), messages.to_vec());
+                let budgets: Vec<_> = budgets
+                    .iter()
+                    .map(|b| (b.bucket, b.key.to_owned(), *b.rule))
+                    .collect();
+                let now = $crate::__private::sallyport_core::time_fmt::now();
                 self.write(move |conn: &mut Conn| {
                     Box::pin(async move {
-                        let flow_id = update.id;
-                        let mut tx = sqlx::Connection::begin(&mut *conn)
-                            .await
-                            .map_err($crate::db_err)?;
-                        update_flow_row(&mut *tx, update).await?;
-                        sqlx::query(q::DELETE_CODES)
-                            .bind(flow_id)
-                            .bind(kind)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err($crate::db_err)?;
-                        for c in &codes {
-                            sqlx::query(q::INSERT_CODE)
-                                .bind(c.id)
-                                .bind(c.flow_id)
-                                .bind(c.kind.as_str())
-                                .bind(c.digest.as_str())
-                                .bind(c.address.as_str())
-                                .bind(c.address_type.as_str())
-                                .bind(c.identity_id)
-                                .bind(Ts(c.expires_at))
-                                .bind(c.used_at.map(Ts))
-                                .bind(Ts(c.created_at))
-                                .execute(&mut *tx)
-                                .await
-                                .map_err($crate::db_err)?;
+                        for (bucket, key, rule) in &budgets {
+                            let v = hit_on(&mut *conn, *bucket, key, rule, now).await?;
+                            if !v.allowed {
+                                return Ok(Some(v));
+                            }
                         }
-                        insert_messages(&mut *tx, &messages).await?;
-                        tx.commit().await.map_err($crate::db_err)
+                        save_codes_on(conn, update, kind, &codes, &messages).await?;
+                        Ok(None)
                     })
                 })
                 .await
+            }
+
+            #[tracing::instrument(level = "debug", skip_all)]
+            async fn attempt_code(
+                &self,
+                a: $crate::__private::sallyport_core::code::CodeAttempt<'_>,
+            ) -> StoreResult<$crate::__private::sallyport_core::code::AttemptOutcome> {
+                use $crate::__private::sallyport_core::code::AttemptOutcome;
+                use $crate::__private::{AttemptRow, CodeRow};
+                let sql = $crate::__private::code_sql::use_code(Some(a.flow_id), a.kind, a.digests, a.now);
+                let guess = a.guess.map(|g| (g.bucket, g.key.to_owned(), *g.rule));
+                let (flow_id, now, max, owner) = (a.flow_id, a.now, a.max_submissions, a.identity_id);
+                let found = self
+                    .write(move |conn: &mut Conn| {
+                        Box::pin(async move {
+                            let n =
+                                sqlx::query_scalar::<Db, i32>($crate::__private::code_sql::COUNT_SUBMISSION)
+                                    .bind(flow_id)
+                                    .fetch_optional(&mut *conn)
+                                    .await
+                                    .map_err($crate::db_err)?
+                                    .ok_or(StoreError::NotFound)?;
+                            if i64::from(n) > i64::from(max) {
+                                return Ok(AttemptRow::TooManySubmissions);
+                            }
+                            if let Some((bucket, key, rule)) = &guess {
+                                let v = hit_on(&mut *conn, *bucket, key, rule, now).await?;
+                                if !v.allowed {
+                                    return Ok(AttemptRow::Limited(v));
+                                }
+                            }
+                            let Some(sql) = sql else {
+                                return Ok(AttemptRow::Checked(None));
+                            };
+                            let used = $crate::bind_all(sqlx::query_as::<Db, CodeRow>(&sql.text), sql.args)
+                                .fetch_all(&mut *conn)
+                                .await
+                                .map_err($crate::db_err)?
+                                .into_iter()
+                                .min_by_key(CodeRow::sort_key);
+                            if let (Some(code), Some((bucket, key, _))) = (&used, &guess)
+                                && owner.is_some()
+                                && code.identity_id() == owner
+                            {
+                                give_back_on(&mut *conn, *bucket, key, now).await?;
+                            }
+                            Ok(AttemptRow::Checked(used))
+                        })
+                    })
+                    .await?;
+                Ok(match found {
+                    AttemptRow::TooManySubmissions => AttemptOutcome::TooManySubmissions,
+                    AttemptRow::Limited(v) => AttemptOutcome::Limited(v),
+                    AttemptRow::Checked(row) => {
+                        AttemptOutcome::Checked(row.map(TryInto::try_into).transpose()?)
+                    }
+                })
             }
 
             #[tracing::instrument(level = "debug", skip_all)]

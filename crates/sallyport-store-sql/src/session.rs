@@ -128,6 +128,19 @@ macro_rules! __impl_session_store {
             }
 
             #[tracing::instrument(level = "debug", skip_all)]
+            async fn create_session_with_flow(&self, session: &Session, flow: &Flow) -> StoreResult<()> {
+                let session = session.clone();
+                let update = $crate::__private::flow_sql::FlowUpdate::of(flow)?;
+                self.write(move |conn: &mut Conn| {
+                    Box::pin(async move {
+                        update_flow_row(&mut *conn, update).await?;
+                        insert_session(conn, &session).await
+                    })
+                })
+                .await
+            }
+
+            #[tracing::instrument(level = "debug", skip_all)]
             async fn get_session(&self, id: $crate::__private::uuid::Uuid) -> StoreResult<Session> {
                 fetch_session(&self.reader, $crate::__private::session_sql::by_id(id)).await
             }
