@@ -38,20 +38,53 @@ pub mod sql {
     pub const DELETE_IDENTITY: &str = "DELETE FROM identities WHERE id = $1";
     pub const COUNT_IDENTITIES: &str = "SELECT COUNT(*) FROM identities";
 
+    /// The one-statement load of the identity `condition` (on `identities`) selects: a `target`
+    /// CTE holding its id, then [`parts_union`] of it with its own row as part -1.
     fn select_where(condition: &str, arg: impl Into<Arg>) -> Sql {
         let mut sql = Sql::new(&format!(
-            "SELECT {IDENTITY_COLUMNS} FROM identities WHERE {condition}"
+            "WITH target AS (SELECT id FROM identities WHERE {condition}"
         ));
         sql.bind(arg);
         sql
     }
 
+    /// Ends a [`select_where`] (after its condition is complete).
+    fn finish_one(mut sql: Sql) -> Sql {
+        static REST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let rest = REST.get_or_init(|| {
+            let own = branch(
+                &[
+                    ("part", "CAST(-1 AS BIGINT)"),
+                    ("id", "id"),
+                    ("owner", "id"),
+                    ("name", "schema_id"),
+                    ("value", "state"),
+                    ("status", "available_aal"),
+                    ("config", "traits"),
+                    ("verified_at", "state_changed_at"),
+                    ("metadata_public", "metadata_public"),
+                    ("metadata_admin", "metadata_admin"),
+                    ("external_id", "external_id"),
+                    ("organization_id", "organization_id"),
+                    ("num", "CAST(0 AS BIGINT)"),
+                ],
+                "identities WHERE id IN (SELECT id FROM target)",
+            );
+            format!(
+                ") {own} UNION ALL {}",
+                parts_union("identity_id IN (SELECT id FROM target)")
+            )
+        });
+        sql.push(rest);
+        sql
+    }
+
     pub fn by_id(id: Uuid) -> Sql {
-        select_where("id = ", id)
+        finish_one(select_where("id = ", id))
     }
 
     pub fn by_external_id(external_id: &str) -> Sql {
-        select_where("external_id = ", external_id)
+        finish_one(select_where("external_id = ", external_id))
     }
 
     pub fn by_identifier(credential_type: &str, identifier: &str) -> Sql {
@@ -60,7 +93,7 @@ pub mod sql {
             credential_type,
         );
         sql.push(" AND identifier = ").bind(identifier).push(")");
-        sql
+        finish_one(sql)
     }
 
     pub fn by_address(kind: sallyport_core::store::AddressKind, via: &str, value: &str) -> Sql {
@@ -73,7 +106,7 @@ pub mod sql {
             via,
         );
         sql.push(" AND value = ").bind(value).push(")");
-        sql
+        finish_one(sql)
     }
 
     /// `None` when the query can only match nothing (an empty `ids` filter).
@@ -102,30 +135,102 @@ pub mod sql {
         Some(sql)
     }
 
-    /// Credentials, identifiers, verifiable and recovery addresses of `ids` in one statement (one
-    /// round trip instead of four), as [`PartRow`](crate::rows::PartRow)s. Every branch casts its
-    /// columns to the same types so PostgreSQL can unite them; the `$N` of the id list are reused by
-    /// each branch. Unordered: the rows are sorted when assembled.
+    /// The columns of a [`PartRow`](crate::rows::PartRow) and the type each takes; a branch that
+    /// has no value for one selects a NULL cast to it, so PostgreSQL can unite the branches.
+    const PART_COLUMNS: [(&str, &str); 16] = [
+        ("part", "BIGINT"),
+        ("id", "UUID"),
+        ("owner", "UUID"),
+        ("name", "TEXT"),
+        ("value", "TEXT"),
+        ("status", "TEXT"),
+        ("config", "JSONB"),
+        ("num", "BIGINT"),
+        ("verified", "BOOLEAN"),
+        ("verified_at", "TIMESTAMPTZ"),
+        ("metadata_public", "JSONB"),
+        ("metadata_admin", "JSONB"),
+        ("external_id", "TEXT"),
+        ("organization_id", "UUID"),
+        ("created_at", "TIMESTAMPTZ"),
+        ("updated_at", "TIMESTAMPTZ"),
+    ];
+
+    /// `SELECT` of the part columns from `from` (a table and its filter), `values` naming the
+    /// expression of each column that has one.
+    fn branch(values: &[(&str, &str)], from: &str) -> String {
+        let columns: Vec<String> = PART_COLUMNS
+            .iter()
+            .map(|(column, ty)| match values.iter().find(|(c, _)| c == column) {
+                Some((_, expr)) => format!("{expr} AS {column}"),
+                None if matches!(*column, "created_at" | "updated_at") => (*column).to_owned(),
+                None => format!("CAST(NULL AS {ty}) AS {column}"),
+            })
+            .collect();
+        format!("SELECT {} FROM {from}", columns.join(", "))
+    }
+
+    /// Credentials (part 0), identifiers (1), verifiable (2) and recovery addresses (3) of the
+    /// identities `filter` (on `identity_id`) selects, in one statement instead of four. Unordered:
+    /// the rows are sorted when assembled.
+    fn parts_union(filter: &str) -> String {
+        [
+            branch(
+                &[
+                    ("part", "CAST(0 AS BIGINT)"),
+                    ("id", "id"),
+                    ("owner", "identity_id"),
+                    ("name", "type"),
+                    ("config", "config"),
+                    ("num", "CAST(version AS BIGINT)"),
+                ],
+                &format!("identity_credentials WHERE {filter}"),
+            ),
+            branch(
+                &[
+                    ("part", "CAST(1 AS BIGINT)"),
+                    ("id", "credential_id"),
+                    ("owner", "identity_id"),
+                    ("name", "identifier"),
+                    ("num", "CAST(position AS BIGINT)"),
+                ],
+                &format!("identity_credential_identifiers WHERE {filter}"),
+            ),
+            branch(
+                &[
+                    ("part", "CAST(2 AS BIGINT)"),
+                    ("id", "id"),
+                    ("owner", "identity_id"),
+                    ("name", "via"),
+                    ("value", "value"),
+                    ("status", "status"),
+                    ("num", "CAST(position AS BIGINT)"),
+                    ("verified", "verified"),
+                    ("verified_at", "verified_at"),
+                ],
+                &format!("identity_verifiable_addresses WHERE {filter}"),
+            ),
+            branch(
+                &[
+                    ("part", "CAST(3 AS BIGINT)"),
+                    ("id", "id"),
+                    ("owner", "identity_id"),
+                    ("name", "via"),
+                    ("value", "value"),
+                    ("num", "CAST(position AS BIGINT)"),
+                ],
+                &format!("identity_recovery_addresses WHERE {filter}"),
+            ),
+        ]
+        .join(" UNION ALL ")
+    }
+
+    /// The parts of `ids` (see [`parts_union`]); the `$N` of the id list are reused by each branch.
     pub fn all_parts(ids: &[Uuid]) -> Sql {
         let mut sql = Sql::new("");
         sql.bind_list(ids.iter().copied());
         let list = std::mem::take(&mut sql.text);
-        sql.text = format!(
-            "SELECT CAST(0 AS BIGINT) AS part, id, identity_id AS owner, type AS name, \
-             CAST(NULL AS TEXT) AS value, CAST(NULL AS TEXT) AS status, config, \
-             CAST(version AS BIGINT) AS num, CAST(NULL AS BOOLEAN) AS verified, \
-             CAST(NULL AS TIMESTAMPTZ) AS verified_at, created_at, updated_at \
-             FROM identity_credentials WHERE identity_id IN {list} \
-             UNION ALL SELECT CAST(1 AS BIGINT), credential_id, identity_id, identifier, NULL, NULL, \
-             NULL, CAST(position AS BIGINT), NULL, NULL, created_at, updated_at \
-             FROM identity_credential_identifiers WHERE identity_id IN {list} \
-             UNION ALL SELECT CAST(2 AS BIGINT), id, identity_id, via, value, status, NULL, \
-             CAST(position AS BIGINT), verified, verified_at, created_at, updated_at \
-             FROM identity_verifiable_addresses WHERE identity_id IN {list} \
-             UNION ALL SELECT CAST(3 AS BIGINT), id, identity_id, via, value, NULL, NULL, \
-             CAST(position AS BIGINT), NULL, NULL, created_at, updated_at \
-             FROM identity_recovery_addresses WHERE identity_id IN {list}"
-        );
+        sql.text = parts_union(&format!("identity_id IN {list}"));
         sql
     }
 }
@@ -281,17 +386,16 @@ macro_rules! __identity_helpers {
             assemble_identities(rows, parts)
         }
 
+        /// Runs one of `identity_sql`'s single-identity loads: the identity row and all its parts.
         async fn fetch_identity(pool: &DbPool, sql: $crate::Sql) -> StoreResult<Identity> {
-            let row = $crate::bind_all(
-                sqlx::query_as::<Db, $crate::__private::IdentityRow>(&sql.text),
-                sql.args,
-            )
-            .fetch_optional(pool)
-            .await
-            .map_err($crate::db_err)?
-            .ok_or(StoreError::NotFound)?;
-            load_identities(pool, vec![row])
-                .await?
+            use $crate::__private::{IdentityParts, PartRow, assemble_identities};
+            let rows = $crate::bind_all(sqlx::query_as::<Db, PartRow>(&sql.text), sql.args)
+                .fetch_all(pool)
+                .await
+                .map_err($crate::db_err)?;
+            let (own, parts) = IdentityParts::split_own(rows)?;
+            let own = own.ok_or(StoreError::NotFound)?;
+            assemble_identities(vec![own], parts)?
                 .pop()
                 .ok_or(StoreError::NotFound)
         }

@@ -106,11 +106,43 @@ pub struct PartRow {
     num: i64,
     verified: Option<bool>,
     verified_at: Option<Ts>,
+    metadata_public: Option<Json<Value>>,
+    metadata_admin: Option<Json<Value>>,
+    external_id: Option<String>,
+    organization_id: Option<Uuid>,
     created_at: Ts,
     updated_at: Ts,
 }
 
 impl IdentityParts {
+    /// The identity's own row (part -1), if the load found it, and its parts.
+    pub fn split_own(mut rows: Vec<PartRow>) -> StoreResult<(Option<IdentityRow>, IdentityParts)> {
+        let own = rows
+            .iter()
+            .position(|r| r.part == -1)
+            .map(|at| rows.swap_remove(at));
+        let own = match own {
+            Some(r) => Some(IdentityRow {
+                id: r.id,
+                schema_id: r.name,
+                traits: r
+                    .config
+                    .ok_or_else(|| other_err("stored identity has no traits"))?,
+                state: r.value.unwrap_or_default(),
+                state_changed_at: r.verified_at,
+                metadata_public: r.metadata_public,
+                metadata_admin: r.metadata_admin,
+                external_id: r.external_id,
+                organization_id: r.organization_id,
+                available_aal: r.status.unwrap_or_default(),
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+            }),
+            None => None,
+        };
+        Ok((own, IdentityParts::from_rows(rows)?))
+    }
+
     /// Sorts `rows` into the parts, identifiers per credential and addresses per identity by position.
     pub fn from_rows(mut rows: Vec<PartRow>) -> StoreResult<IdentityParts> {
         // Identifiers in position order per credential, addresses in position order per identity.
