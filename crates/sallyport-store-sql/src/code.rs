@@ -20,6 +20,12 @@ pub mod sql {
     pub const INSERT_CODE: &str = "INSERT INTO identity_one_time_codes (id, flow_id, kind, digest, address, \
          address_type, identity_id, expires_at, used_at, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    /// `INSERT_CODE` that inserts nothing for a flow that is gone (instead of failing its foreign
+    /// key), for a batch that finds out from its flow update and rolls back.
+    pub const INSERT_CODE_IF_FLOW: &str = "INSERT INTO identity_one_time_codes (id, flow_id, kind, digest, \
+         address, address_type, identity_id, expires_at, used_at, created_at) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+         WHERE EXISTS (SELECT 1 FROM selfservice_flows WHERE id = $2)";
     pub const COUNT_SUBMISSION: &str = "UPDATE selfservice_flows SET code_submit_count = code_submit_count + 1 \
          WHERE id = $1 RETURNING code_submit_count";
 
@@ -47,6 +53,72 @@ pub mod sql {
             .push(&format!(" RETURNING {CODE_COLUMNS}"));
         Some(sql)
     }
+}
+
+/// `save_codes` as one batch of statements (see `Sql::append_statement`), for SQLite: the flow's
+/// update (returning its id, none when the flow is gone), the deletion of its codes of `kind`, the
+/// new codes and the messages. JSON goes as the text SQLite stores it.
+pub fn batch(
+    update: crate::flow::sql::FlowUpdate,
+    kind: CodeKind,
+    codes: &[OneTimeCode],
+    messages: &[sallyport_core::courier::Message],
+) -> StoreResult<crate::Sql> {
+    use crate::Arg;
+    let mut b = crate::Sql::new("");
+    let flow_id = update.id;
+    b.append_statement(
+        &format!("{} RETURNING id", crate::flow::sql::UPDATE_FLOW),
+        [
+            Arg::Uuid(update.id),
+            Arg::Text(update.kind.to_owned()),
+            Arg::Text(update.json.get().to_owned()),
+            Arg::Ts(Ts(update.expires_at)),
+            Arg::Ts(Ts(update.updated_at)),
+        ],
+    );
+    b.append_statement(
+        sql::DELETE_CODES,
+        [Arg::Uuid(flow_id), Arg::Text(kind.as_str().to_owned())],
+    );
+    for c in codes {
+        b.append_statement(
+            sql::INSERT_CODE_IF_FLOW,
+            [
+                Arg::Uuid(c.id),
+                Arg::Uuid(c.flow_id),
+                Arg::Text(c.kind.as_str().to_owned()),
+                Arg::Text(c.digest.clone()),
+                Arg::Text(c.address.clone()),
+                Arg::Text(c.address_type.clone()),
+                Arg::OptUuid(c.identity_id),
+                Arg::Ts(Ts(c.expires_at)),
+                Arg::OptTs(c.used_at.map(Ts)),
+                Arg::Ts(Ts(c.created_at)),
+            ],
+        );
+    }
+    for m in messages {
+        b.append_statement(
+            crate::courier::sql::INSERT_MESSAGE,
+            [
+                Arg::Uuid(m.id),
+                Arg::Text(m.kind.as_str().to_owned()),
+                Arg::Text(m.status.as_str().to_owned()),
+                Arg::Text(m.recipient.clone()),
+                Arg::Text(m.subject.clone()),
+                Arg::Text(m.body.clone()),
+                Arg::Text(m.template_type.clone()),
+                Arg::Text(serde_json::to_string(&m.template_data).map_err(other_err)?),
+                Arg::Text(m.channel.as_str().to_owned()),
+                Arg::Int(i64::from(m.send_count)),
+                Arg::Ts(Ts(m.next_attempt_at)),
+                Arg::Ts(Ts(m.created_at)),
+                Arg::Ts(Ts(m.updated_at)),
+            ],
+        );
+    }
+    Ok(b)
 }
 
 #[derive(sqlx::FromRow)]
@@ -143,6 +215,22 @@ macro_rules! __impl_code_store {
             let mut tx = sqlx::Connection::begin(&mut *conn)
                 .await
                 .map_err($crate::db_err)?;
+            if <Db as sqlx::Database>::NAME == "SQLite" {
+                // One query for the four kinds of statement: each query is a hand-off to the
+                // connection's thread, and this runs on the one writer everybody waits for.
+                let batch = $crate::__private::code_batch(update, kind, codes, messages)?;
+                let found = $crate::bind_all(
+                    sqlx::query_as::<Db, ($crate::__private::uuid::Uuid,)>(&batch.text),
+                    batch.args,
+                )
+                .fetch_all(&mut *tx)
+                .await
+                .map_err($crate::db_err)?;
+                if found.is_empty() {
+                    return Err(StoreError::NotFound);
+                }
+                return tx.commit().await.map_err($crate::db_err);
+            }
             update_flow_row(&mut *tx, update).await?;
             sqlx::query(q::DELETE_CODES)
                 .bind(flow_id)
