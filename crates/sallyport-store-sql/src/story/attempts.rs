@@ -156,7 +156,14 @@ pub async fn run(store: &dyn Store) {
     let mut done = login.clone();
     done.state = FlowState::PassedChallenge;
     done.updated_at = t;
-    let session = Session::issue(person.id, Duration::hours(1), t).session;
+    let mut session = Session::issue(person.id, Duration::hours(1), t).session;
+    session.complete_method("code", sallyport_core::session::Aal::Aal1, t);
+    session.devices.push(sallyport_core::session::Device {
+        id: Uuid::new_v4(),
+        ip_address: Some("192.0.2.1".into()),
+        user_agent: Some("story".into()),
+        location: None,
+    });
     store
         .create_session_with_flow(&session, &done)
         .await
