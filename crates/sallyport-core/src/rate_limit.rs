@@ -158,6 +158,15 @@ impl Rule {
     }
 }
 
+/// A hit to count as part of a larger write (see `CodeStore::attempt_code`, `CodeStore::send_codes`).
+#[derive(Debug, Clone, Copy)]
+pub struct Counted<'a> {
+    pub bucket: Bucket,
+    /// The stored key, [`Bucket::key`] of the subject.
+    pub key: &'a str,
+    pub rule: &'a Rule,
+}
+
 #[async_trait]
 pub trait RateLimitStore: Send + Sync {
     /// Counts one hit on `(bucket, key)` under `rule` atomically (one statement, so nodes sharing the

@@ -94,6 +94,9 @@ pub struct SessionQuery {
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     async fn create_session(&self, session: &Session) -> StoreResult<()>;
+    /// A new session and the final state of the flow that issued it, in one write. The flow goes
+    /// first: `NotFound` when it is gone, and then no session is stored either.
+    async fn create_session_with_flow(&self, session: &Session, flow: &Flow) -> StoreResult<()>;
     async fn get_session(&self, id: Uuid) -> StoreResult<Session>;
     async fn get_session_by_token_digest(&self, digest: &str) -> StoreResult<Session>;
     async fn get_session_by_logout_token_digest(&self, digest: &str) -> StoreResult<Session>;

@@ -75,6 +75,32 @@ impl Sql {
         self
     }
 
+    /// Appends `statement` (numbered `$1…` for its own `args`) as the next statement of a batch,
+    /// its placeholders renumbered after those bound already. Only SQLite runs a batch as one
+    /// query (one hand-off to its connection's thread); PostgreSQL refuses several statements
+    /// with parameters in one query.
+    pub fn append_statement(&mut self, statement: &str, args: impl IntoIterator<Item = Arg>) -> &mut Sql {
+        let offset = self.args.len();
+        if !self.text.is_empty() {
+            self.text.push_str("; ");
+        }
+        let mut rest = statement;
+        while let Some(at) = rest.find('$') {
+            self.text.push_str(&rest[..=at]);
+            rest = &rest[at + 1..];
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            if let Ok(n) = rest[..digits].parse::<usize>() {
+                let _ = write!(self.text, "{}", n + offset);
+            } else {
+                self.text.push_str(&rest[..digits]);
+            }
+            rest = &rest[digits..];
+        }
+        self.text.push_str(rest);
+        self.args.extend(args);
+        self
+    }
+
     /// Appends `($N, $N+1, …)`; callers make sure `args` is not empty (Postgres rejects `IN ()`).
     pub fn bind_list<A: Into<Arg>>(&mut self, args: impl IntoIterator<Item = A>) -> &mut Sql {
         self.push("(");
@@ -177,5 +203,17 @@ mod tests {
         sql.bind(true).push(" AND b IN ").bind_list([1i64, 2, 3]);
         assert_eq!(sql.text, "SELECT 1 WHERE a = $1 AND b IN ($2, $3, $4)");
         assert_eq!(sql.args.len(), 4);
+    }
+
+    #[test]
+    fn a_batch_renumbers_each_statements_placeholders() {
+        let mut batch = Sql::new("");
+        batch.append_statement("UPDATE t SET a = $2 WHERE id = $1", [Arg::Int(1), Arg::Int(2)]);
+        batch.append_statement("DELETE FROM u WHERE x = $1 AND y = $10", (0..10).map(Arg::Int));
+        assert_eq!(
+            batch.text,
+            "UPDATE t SET a = $2 WHERE id = $1; DELETE FROM u WHERE x = $3 AND y = $12"
+        );
+        assert_eq!(batch.args.len(), 12);
     }
 }

@@ -20,6 +20,12 @@ pub mod sql {
     pub const INSERT_CODE: &str = "INSERT INTO identity_one_time_codes (id, flow_id, kind, digest, address, \
          address_type, identity_id, expires_at, used_at, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    /// `INSERT_CODE` that inserts nothing for a flow that is gone (instead of failing its foreign
+    /// key), for a batch that finds out from its flow update and rolls back.
+    pub const INSERT_CODE_IF_FLOW: &str = "INSERT INTO identity_one_time_codes (id, flow_id, kind, digest, \
+         address, address_type, identity_id, expires_at, used_at, created_at) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+         WHERE EXISTS (SELECT 1 FROM selfservice_flows WHERE id = $2)";
     pub const COUNT_SUBMISSION: &str = "UPDATE selfservice_flows SET code_submit_count = code_submit_count + 1 \
          WHERE id = $1 RETURNING code_submit_count";
 
@@ -49,6 +55,72 @@ pub mod sql {
     }
 }
 
+/// `save_codes` as one batch of statements (see `Sql::append_statement`), for SQLite: the flow's
+/// update (returning its id, none when the flow is gone), the deletion of its codes of `kind`, the
+/// new codes and the messages. JSON goes as the text SQLite stores it.
+pub fn batch(
+    update: crate::flow::sql::FlowUpdate,
+    kind: CodeKind,
+    codes: &[OneTimeCode],
+    messages: &[sallyport_core::courier::Message],
+) -> StoreResult<crate::Sql> {
+    use crate::Arg;
+    let mut b = crate::Sql::new("");
+    let flow_id = update.id;
+    b.append_statement(
+        &format!("{} RETURNING id", crate::flow::sql::UPDATE_FLOW),
+        [
+            Arg::Uuid(update.id),
+            Arg::Text(update.kind.to_owned()),
+            Arg::Text(update.json.get().to_owned()),
+            Arg::Ts(Ts(update.expires_at)),
+            Arg::Ts(Ts(update.updated_at)),
+        ],
+    );
+    b.append_statement(
+        sql::DELETE_CODES,
+        [Arg::Uuid(flow_id), Arg::Text(kind.as_str().to_owned())],
+    );
+    for c in codes {
+        b.append_statement(
+            sql::INSERT_CODE_IF_FLOW,
+            [
+                Arg::Uuid(c.id),
+                Arg::Uuid(c.flow_id),
+                Arg::Text(c.kind.as_str().to_owned()),
+                Arg::Text(c.digest.clone()),
+                Arg::Text(c.address.clone()),
+                Arg::Text(c.address_type.clone()),
+                Arg::OptUuid(c.identity_id),
+                Arg::Ts(Ts(c.expires_at)),
+                Arg::OptTs(c.used_at.map(Ts)),
+                Arg::Ts(Ts(c.created_at)),
+            ],
+        );
+    }
+    for m in messages {
+        b.append_statement(
+            crate::courier::sql::INSERT_MESSAGE,
+            [
+                Arg::Uuid(m.id),
+                Arg::Text(m.kind.as_str().to_owned()),
+                Arg::Text(m.status.as_str().to_owned()),
+                Arg::Text(m.recipient.clone()),
+                Arg::Text(m.subject.clone()),
+                Arg::Text(m.body.clone()),
+                Arg::Text(m.template_type.clone()),
+                Arg::Text(serde_json::to_string(&m.template_data).map_err(other_err)?),
+                Arg::Text(m.channel.as_str().to_owned()),
+                Arg::Int(i64::from(m.send_count)),
+                Arg::Ts(Ts(m.next_attempt_at)),
+                Arg::Ts(Ts(m.created_at)),
+                Arg::Ts(Ts(m.updated_at)),
+            ],
+        );
+    }
+    Ok(b)
+}
+
 #[derive(sqlx::FromRow)]
 pub struct CodeRow {
     id: Uuid,
@@ -68,6 +140,18 @@ impl CodeRow {
     pub fn sort_key(&self) -> (Ts, Uuid) {
         (self.created_at, self.id)
     }
+
+    pub fn identity_id(&self) -> Option<Uuid> {
+        self.identity_id
+    }
+}
+
+/// What the write job of `attempt_code` found; the code row is converted after the write, so a
+/// row that does not convert fails this request only, not the group it was written in.
+pub enum AttemptRow {
+    TooManySubmissions,
+    Limited(sallyport_core::rate_limit::Verdict),
+    Checked(Option<CodeRow>),
 }
 
 impl TryFrom<CodeRow> for OneTimeCode {
@@ -116,6 +200,64 @@ macro_rules! __impl_code_store {
                 .transpose()
         }
 
+        /// One transaction (a savepoint inside a group): delete the flow's codes of `kind`, insert
+        /// `codes`, save the flow, queue `messages`.
+        async fn save_codes_on(
+            conn: &mut Conn,
+            update: $crate::__private::flow_sql::FlowUpdate,
+            kind: $crate::__private::sallyport_core::code::CodeKind,
+            codes: &[$crate::__private::sallyport_core::code::OneTimeCode],
+            messages: &[$crate::__private::sallyport_core::courier::Message],
+        ) -> StoreResult<()> {
+            use $crate::__private::code_sql as q;
+            use $crate::Ts;
+            let flow_id = update.id;
+            let mut tx = sqlx::Connection::begin(&mut *conn)
+                .await
+                .map_err($crate::db_err)?;
+            if <Db as sqlx::Database>::NAME == "SQLite" {
+                // One query for the four kinds of statement: each query is a hand-off to the
+                // connection's thread, and this runs on the one writer everybody waits for.
+                let batch = $crate::__private::code_batch(update, kind, codes, messages)?;
+                let found = $crate::bind_all(
+                    sqlx::query_as::<Db, ($crate::__private::uuid::Uuid,)>(&batch.text),
+                    batch.args,
+                )
+                .fetch_all(&mut *tx)
+                .await
+                .map_err($crate::db_err)?;
+                if found.is_empty() {
+                    return Err(StoreError::NotFound);
+                }
+                return tx.commit().await.map_err($crate::db_err);
+            }
+            update_flow_row(&mut *tx, update).await?;
+            sqlx::query(q::DELETE_CODES)
+                .bind(flow_id)
+                .bind(kind.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err($crate::db_err)?;
+            for c in codes {
+                sqlx::query(q::INSERT_CODE)
+                    .bind(c.id)
+                    .bind(c.flow_id)
+                    .bind(c.kind.as_str())
+                    .bind(c.digest.as_str())
+                    .bind(c.address.as_str())
+                    .bind(c.address_type.as_str())
+                    .bind(c.identity_id)
+                    .bind(Ts(c.expires_at))
+                    .bind(c.used_at.map(Ts))
+                    .bind(Ts(c.created_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::db_err)?;
+            }
+            insert_messages(&mut *tx, messages).await?;
+            tx.commit().await.map_err($crate::db_err)
+        }
+
         #[$crate::__private::async_trait]
         impl $crate::__private::sallyport_core::code::CodeStore for $store {
             #[tracing::instrument(level = "debug", skip_all)]
@@ -126,45 +268,100 @@ macro_rules! __impl_code_store {
                 codes: &[$crate::__private::sallyport_core::code::OneTimeCode],
                 messages: &[$crate::__private::sallyport_core::courier::Message],
             ) -> StoreResult<()> {
-                use $crate::__private::code_sql as q;
-                use $crate::Ts;
                 let update = $crate::__private::flow_sql::FlowUpdate::of(flow)?;
                 let (codes, messages) = (codes.to_vec(), messages.to_vec());
-                let kind = kind.as_str();
+                self.write(move |conn: &mut Conn| {
+                    Box::pin(async move { save_codes_on(conn, update, kind, &codes, &messages).await })
+                })
+                .await
+            }
+
+            #[tracing::instrument(level = "debug", skip_all)]
+            async fn send_codes(
+                &self,
+                flow: &Flow,
+                kind: $crate::__private::sallyport_core::code::CodeKind,
+                codes: &[$crate::__private::sallyport_core::code::OneTimeCode],
+                messages: &[$crate::__private::sallyport_core::courier::Message],
+                budgets: &[$crate::__private::sallyport_core::rate_limit::Counted<'_>],
+            ) -> StoreResult<Option<$crate::__private::sallyport_core::rate_limit::Verdict>> {
+                let update = $crate::__private::flow_sql::FlowUpdate::of(flow)?;
+                let (codes, messages) = (codes.to_vec(), messages.to_vec());
+                let budgets: Vec<_> = budgets
+                    .iter()
+                    .map(|b| (b.bucket, b.key.to_owned(), *b.rule))
+                    .collect();
+                let now = $crate::__private::sallyport_core::time_fmt::now();
                 self.write(move |conn: &mut Conn| {
                     Box::pin(async move {
-                        let flow_id = update.id;
-                        let mut tx = sqlx::Connection::begin(&mut *conn)
-                            .await
-                            .map_err($crate::db_err)?;
-                        update_flow_row(&mut *tx, update).await?;
-                        sqlx::query(q::DELETE_CODES)
-                            .bind(flow_id)
-                            .bind(kind)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err($crate::db_err)?;
-                        for c in &codes {
-                            sqlx::query(q::INSERT_CODE)
-                                .bind(c.id)
-                                .bind(c.flow_id)
-                                .bind(c.kind.as_str())
-                                .bind(c.digest.as_str())
-                                .bind(c.address.as_str())
-                                .bind(c.address_type.as_str())
-                                .bind(c.identity_id)
-                                .bind(Ts(c.expires_at))
-                                .bind(c.used_at.map(Ts))
-                                .bind(Ts(c.created_at))
-                                .execute(&mut *tx)
-                                .await
-                                .map_err($crate::db_err)?;
+                        for (bucket, key, rule) in &budgets {
+                            let v = hit_on(&mut *conn, *bucket, key, rule, now).await?;
+                            if !v.allowed {
+                                return Ok(Some(v));
+                            }
                         }
-                        insert_messages(&mut *tx, &messages).await?;
-                        tx.commit().await.map_err($crate::db_err)
+                        save_codes_on(conn, update, kind, &codes, &messages).await?;
+                        Ok(None)
                     })
                 })
                 .await
+            }
+
+            #[tracing::instrument(level = "debug", skip_all)]
+            async fn attempt_code(
+                &self,
+                a: $crate::__private::sallyport_core::code::CodeAttempt<'_>,
+            ) -> StoreResult<$crate::__private::sallyport_core::code::AttemptOutcome> {
+                use $crate::__private::sallyport_core::code::AttemptOutcome;
+                use $crate::__private::{AttemptRow, CodeRow};
+                let sql = $crate::__private::code_sql::use_code(Some(a.flow_id), a.kind, a.digests, a.now);
+                let guess = a.guess.map(|g| (g.bucket, g.key.to_owned(), *g.rule));
+                let (flow_id, now, max, owner) = (a.flow_id, a.now, a.max_submissions, a.identity_id);
+                let found = self
+                    .write(move |conn: &mut Conn| {
+                        Box::pin(async move {
+                            let n =
+                                sqlx::query_scalar::<Db, i32>($crate::__private::code_sql::COUNT_SUBMISSION)
+                                    .bind(flow_id)
+                                    .fetch_optional(&mut *conn)
+                                    .await
+                                    .map_err($crate::db_err)?
+                                    .ok_or(StoreError::NotFound)?;
+                            if i64::from(n) > i64::from(max) {
+                                return Ok(AttemptRow::TooManySubmissions);
+                            }
+                            if let Some((bucket, key, rule)) = &guess {
+                                let v = hit_on(&mut *conn, *bucket, key, rule, now).await?;
+                                if !v.allowed {
+                                    return Ok(AttemptRow::Limited(v));
+                                }
+                            }
+                            let Some(sql) = sql else {
+                                return Ok(AttemptRow::Checked(None));
+                            };
+                            let used = $crate::bind_all(sqlx::query_as::<Db, CodeRow>(&sql.text), sql.args)
+                                .fetch_all(&mut *conn)
+                                .await
+                                .map_err($crate::db_err)?
+                                .into_iter()
+                                .min_by_key(CodeRow::sort_key);
+                            if let (Some(code), Some((bucket, key, _))) = (&used, &guess)
+                                && owner.is_some()
+                                && code.identity_id() == owner
+                            {
+                                give_back_on(&mut *conn, *bucket, key, now).await?;
+                            }
+                            Ok(AttemptRow::Checked(used))
+                        })
+                    })
+                    .await?;
+                Ok(match found {
+                    AttemptRow::TooManySubmissions => AttemptOutcome::TooManySubmissions,
+                    AttemptRow::Limited(v) => AttemptOutcome::Limited(v),
+                    AttemptRow::Checked(row) => {
+                        AttemptOutcome::Checked(row.map(TryInto::try_into).transpose()?)
+                    }
+                })
             }
 
             #[tracing::instrument(level = "debug", skip_all)]

@@ -17,6 +17,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use sallyport_core::store::{StoreError, StoreResult};
+use sqlx::pool::PoolConnection;
 use sqlx::{Database, Pool};
 use tokio::sync::{mpsc, oneshot};
 
@@ -76,13 +77,28 @@ impl<DB: Database> GroupWriter<DB> {
     }
 }
 
+/// The most groups in a row that keep the writer connection before it goes back to the pool, so
+/// writes outside the group writer (identity changes, the courier) wait for at most this many.
+const MAX_HELD_GROUPS: u32 = 32;
+
 async fn run_groups<DB: Database>(pool: Pool<DB>, mut rx: mpsc::UnboundedReceiver<Run<DB>>) {
     let mut pending: Vec<Run<DB>> = vec![];
+    // Kept from one group to the next while writes keep coming: every return to the pool costs a
+    // ping (for SQLite, a hand-off to the connection's thread) and a task, and the next group
+    // waits for both.
+    let mut held: Option<PoolConnection<DB>> = None;
+    let mut held_groups = 0;
     loop {
         if pending.is_empty() {
-            match rx.recv().await {
-                Some(first) => pending.push(first),
-                None => return,
+            match rx.try_recv() {
+                Ok(job) => pending.push(job),
+                Err(_) => {
+                    held = None;
+                    match rx.recv().await {
+                        Some(first) => pending.push(first),
+                        None => return,
+                    }
+                }
             }
         }
         while pending.len() < MAX_GROUP {
@@ -92,32 +108,55 @@ async fn run_groups<DB: Database>(pool: Pool<DB>, mut rx: mpsc::UnboundedReceive
             }
         }
         let batch: Vec<Run<DB>> = std::mem::take(&mut pending);
-        let mut conn = match pool.acquire().await {
-            Ok(c) => c,
-            Err(e) => {
-                let why = db_err(e).to_string();
-                for job in batch {
-                    fail_unrun::<DB>(job, &why);
-                }
-                continue;
+        if held_groups >= MAX_HELD_GROUPS {
+            held = None;
+        }
+        let mut conn = match held.take() {
+            Some(c) => {
+                held_groups += 1;
+                c
             }
+            None => match pool.acquire().await {
+                Ok(c) => {
+                    held_groups = 1;
+                    c
+                }
+                Err(e) => {
+                    let why = db_err(e).to_string();
+                    for job in batch {
+                        fail_unrun::<DB>(job, &why);
+                    }
+                    continue;
+                }
+            },
         };
+        // A failure goes back to the pool, whose check on return drops a broken connection.
+        let mut failed = false;
         if batch.len() == 1 {
             // Alone: no group transaction around it, exactly as a direct write.
             for job in batch {
-                if let Some((finish, _)) = Contained(job(&mut conn)).await {
-                    finish(None);
+                match Contained(job(&mut conn)).await {
+                    Some((finish, fatal)) => {
+                        failed |= fatal;
+                        finish(None);
+                    }
+                    None => failed = true,
                 }
             }
-            continue;
+        } else {
+            let (left, group_failed) = run_group::<DB>(&mut conn, batch).await;
+            failed = group_failed;
+            pending = left;
         }
-        pending = run_group::<DB>(&mut conn, batch).await;
+        if !failed {
+            held = Some(conn);
+        }
     }
 }
 
 /// Runs `batch` in one transaction and answers every job; returns the jobs a database failure kept
-/// from running, for the next group.
-async fn run_group<DB: Database>(conn: &mut DB::Connection, batch: Vec<Run<DB>>) -> Vec<Run<DB>> {
+/// from running, for the next group, and whether the group failed.
+async fn run_group<DB: Database>(conn: &mut DB::Connection, batch: Vec<Run<DB>>) -> (Vec<Run<DB>>, bool) {
     let mut tx = match sqlx::Connection::begin(&mut *conn).await {
         Ok(tx) => tx,
         Err(e) => {
@@ -125,7 +164,7 @@ async fn run_group<DB: Database>(conn: &mut DB::Connection, batch: Vec<Run<DB>>)
             for job in batch {
                 fail_unrun::<DB>(job, &why);
             }
-            return vec![];
+            return (vec![], true);
         }
     };
     let mut done: Vec<Finish> = Vec::with_capacity(batch.len());
@@ -150,10 +189,11 @@ async fn run_group<DB: Database>(conn: &mut DB::Connection, batch: Vec<Run<DB>>)
         tx.commit().await.map_err(|e| db_err(e).to_string())
     };
     let why = outcome.err();
+    let failed = why.is_some();
     for finish in done {
         finish(why.as_deref());
     }
-    jobs.collect()
+    (jobs.collect(), failed)
 }
 
 /// Answers a job that never ran.

@@ -38,20 +38,53 @@ pub mod sql {
     pub const DELETE_IDENTITY: &str = "DELETE FROM identities WHERE id = $1";
     pub const COUNT_IDENTITIES: &str = "SELECT COUNT(*) FROM identities";
 
+    /// The one-statement load of the identity `condition` (on `identities`) selects: a `target`
+    /// CTE holding its id, then [`parts_union`] of it with its own row as part -1.
     fn select_where(condition: &str, arg: impl Into<Arg>) -> Sql {
         let mut sql = Sql::new(&format!(
-            "SELECT {IDENTITY_COLUMNS} FROM identities WHERE {condition}"
+            "WITH target AS (SELECT id FROM identities WHERE {condition}"
         ));
         sql.bind(arg);
         sql
     }
 
+    /// Ends a [`select_where`] (after its condition is complete).
+    fn finish_one(mut sql: Sql) -> Sql {
+        static REST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let rest = REST.get_or_init(|| {
+            let own = branch(
+                &[
+                    ("part", "CAST(-1 AS BIGINT)"),
+                    ("id", "id"),
+                    ("owner", "id"),
+                    ("name", "schema_id"),
+                    ("value", "state"),
+                    ("status", "available_aal"),
+                    ("config", "traits"),
+                    ("verified_at", "state_changed_at"),
+                    ("metadata_public", "metadata_public"),
+                    ("metadata_admin", "metadata_admin"),
+                    ("external_id", "external_id"),
+                    ("organization_id", "organization_id"),
+                    ("num", "CAST(0 AS BIGINT)"),
+                ],
+                "identities WHERE id IN (SELECT id FROM target)",
+            );
+            format!(
+                ") {own} UNION ALL {}",
+                parts_union("identity_id IN (SELECT id FROM target)")
+            )
+        });
+        sql.push(rest);
+        sql
+    }
+
     pub fn by_id(id: Uuid) -> Sql {
-        select_where("id = ", id)
+        finish_one(select_where("id = ", id))
     }
 
     pub fn by_external_id(external_id: &str) -> Sql {
-        select_where("external_id = ", external_id)
+        finish_one(select_where("external_id = ", external_id))
     }
 
     pub fn by_identifier(credential_type: &str, identifier: &str) -> Sql {
@@ -60,7 +93,7 @@ pub mod sql {
             credential_type,
         );
         sql.push(" AND identifier = ").bind(identifier).push(")");
-        sql
+        finish_one(sql)
     }
 
     pub fn by_address(kind: sallyport_core::store::AddressKind, via: &str, value: &str) -> Sql {
@@ -73,7 +106,7 @@ pub mod sql {
             via,
         );
         sql.push(" AND value = ").bind(value).push(")");
-        sql
+        finish_one(sql)
     }
 
     /// `None` when the query can only match nothing (an empty `ids` filter).
@@ -102,45 +135,103 @@ pub mod sql {
         Some(sql)
     }
 
-    fn parts(select: &str, ids: &[Uuid], order: &str) -> Sql {
-        let mut sql = Sql::new(select);
-        sql.push(" WHERE identity_id IN ")
-            .bind_list(ids.iter().copied())
-            .push(order);
+    /// The columns of a [`PartRow`](crate::rows::PartRow) and the type each takes; a branch that
+    /// has no value for one selects a NULL cast to it, so PostgreSQL can unite the branches.
+    const PART_COLUMNS: [(&str, &str); 16] = [
+        ("part", "BIGINT"),
+        ("id", "UUID"),
+        ("owner", "UUID"),
+        ("name", "TEXT"),
+        ("value", "TEXT"),
+        ("status", "TEXT"),
+        ("config", "JSONB"),
+        ("num", "BIGINT"),
+        ("verified", "BOOLEAN"),
+        ("verified_at", "TIMESTAMPTZ"),
+        ("metadata_public", "JSONB"),
+        ("metadata_admin", "JSONB"),
+        ("external_id", "TEXT"),
+        ("organization_id", "UUID"),
+        ("created_at", "TIMESTAMPTZ"),
+        ("updated_at", "TIMESTAMPTZ"),
+    ];
+
+    /// `SELECT` of the part columns from `from` (a table and its filter), `values` naming the
+    /// expression of each column that has one.
+    fn branch(values: &[(&str, &str)], from: &str) -> String {
+        let columns: Vec<String> = PART_COLUMNS
+            .iter()
+            .map(|(column, ty)| match values.iter().find(|(c, _)| c == column) {
+                Some((_, expr)) => format!("{expr} AS {column}"),
+                None if matches!(*column, "created_at" | "updated_at") => (*column).to_owned(),
+                None => format!("CAST(NULL AS {ty}) AS {column}"),
+            })
+            .collect();
+        format!("SELECT {} FROM {from}", columns.join(", "))
+    }
+
+    /// Credentials (part 0), identifiers (1), verifiable (2) and recovery addresses (3) of the
+    /// identities `filter` (on `identity_id`) selects, in one statement instead of four. Unordered:
+    /// the rows are sorted when assembled.
+    fn parts_union(filter: &str) -> String {
+        [
+            branch(
+                &[
+                    ("part", "CAST(0 AS BIGINT)"),
+                    ("id", "id"),
+                    ("owner", "identity_id"),
+                    ("name", "type"),
+                    ("config", "config"),
+                    ("num", "CAST(version AS BIGINT)"),
+                ],
+                &format!("identity_credentials WHERE {filter}"),
+            ),
+            branch(
+                &[
+                    ("part", "CAST(1 AS BIGINT)"),
+                    ("id", "credential_id"),
+                    ("owner", "identity_id"),
+                    ("name", "identifier"),
+                    ("num", "CAST(position AS BIGINT)"),
+                ],
+                &format!("identity_credential_identifiers WHERE {filter}"),
+            ),
+            branch(
+                &[
+                    ("part", "CAST(2 AS BIGINT)"),
+                    ("id", "id"),
+                    ("owner", "identity_id"),
+                    ("name", "via"),
+                    ("value", "value"),
+                    ("status", "status"),
+                    ("num", "CAST(position AS BIGINT)"),
+                    ("verified", "verified"),
+                    ("verified_at", "verified_at"),
+                ],
+                &format!("identity_verifiable_addresses WHERE {filter}"),
+            ),
+            branch(
+                &[
+                    ("part", "CAST(3 AS BIGINT)"),
+                    ("id", "id"),
+                    ("owner", "identity_id"),
+                    ("name", "via"),
+                    ("value", "value"),
+                    ("num", "CAST(position AS BIGINT)"),
+                ],
+                &format!("identity_recovery_addresses WHERE {filter}"),
+            ),
+        ]
+        .join(" UNION ALL ")
+    }
+
+    /// The parts of `ids` (see [`parts_union`]); the `$N` of the id list are reused by each branch.
+    pub fn all_parts(ids: &[Uuid]) -> Sql {
+        let mut sql = Sql::new("");
+        sql.bind_list(ids.iter().copied());
+        let list = std::mem::take(&mut sql.text);
+        sql.text = parts_union(&format!("identity_id IN {list}"));
         sql
-    }
-
-    pub fn credentials(ids: &[Uuid]) -> Sql {
-        parts(
-            "SELECT id, identity_id, type, config, version, created_at, updated_at FROM identity_credentials",
-            ids,
-            "",
-        )
-    }
-
-    pub fn identifiers(ids: &[Uuid]) -> Sql {
-        parts(
-            "SELECT credential_id, identifier FROM identity_credential_identifiers",
-            ids,
-            " ORDER BY credential_id, position",
-        )
-    }
-
-    pub fn verifiable_addresses(ids: &[Uuid]) -> Sql {
-        parts(
-            "SELECT id, identity_id, via, value, verified, status, verified_at, created_at, updated_at \
-             FROM identity_verifiable_addresses",
-            ids,
-            " ORDER BY identity_id, position",
-        )
-    }
-
-    pub fn recovery_addresses(ids: &[Uuid]) -> Sql {
-        parts(
-            "SELECT id, identity_id, via, value, created_at, updated_at FROM identity_recovery_addresses",
-            ids,
-            " ORDER BY identity_id, position",
-        )
     }
 }
 
@@ -280,53 +371,31 @@ macro_rules! __identity_helpers {
             rows: Vec<$crate::__private::IdentityRow>,
         ) -> StoreResult<Vec<Identity>> {
             use $crate::__private::{
-                CredentialRow, ID_CHUNK, IdentifierRow, IdentityParts, IdentityRow, RecoveryAddressRow,
-                VerifiableAddressRow, assemble_identities, identity_sql as q,
+                ID_CHUNK, IdentityParts, IdentityRow, PartRow, assemble_identities, identity_sql as q,
             };
             let ids: Vec<_> = rows.iter().map(IdentityRow::id).collect();
-            let mut parts = IdentityParts::default();
+            let mut part_rows = vec![];
             for chunk in ids.chunks(ID_CHUNK) {
-                let sql = q::credentials(chunk);
-                let found = $crate::bind_all(sqlx::query_as::<Db, CredentialRow>(&sql.text), sql.args)
+                let sql = q::all_parts(chunk);
+                let found = $crate::bind_all(sqlx::query_as::<Db, PartRow>(&sql.text), sql.args)
                     .fetch_all(pool)
                     .await;
-                parts.credentials.extend(found.map_err($crate::db_err)?);
-                let sql = q::identifiers(chunk);
-                let found = $crate::bind_all(sqlx::query_as::<Db, IdentifierRow>(&sql.text), sql.args)
-                    .fetch_all(pool)
-                    .await;
-                parts.identifiers.extend(found.map_err($crate::db_err)?);
-                let sql = q::verifiable_addresses(chunk);
-                let found = $crate::bind_all(
-                    sqlx::query_as::<Db, VerifiableAddressRow>(&sql.text),
-                    sql.args,
-                )
-                .fetch_all(pool)
-                .await;
-                parts.verifiable.extend(found.map_err($crate::db_err)?);
-                let sql = q::recovery_addresses(chunk);
-                let found = $crate::bind_all(
-                    sqlx::query_as::<Db, RecoveryAddressRow>(&sql.text),
-                    sql.args,
-                )
-                .fetch_all(pool)
-                .await;
-                parts.recovery.extend(found.map_err($crate::db_err)?);
+                part_rows.extend(found.map_err($crate::db_err)?);
             }
+            let parts = IdentityParts::from_rows(part_rows)?;
             assemble_identities(rows, parts)
         }
 
+        /// Runs one of `identity_sql`'s single-identity loads: the identity row and all its parts.
         async fn fetch_identity(pool: &DbPool, sql: $crate::Sql) -> StoreResult<Identity> {
-            let row = $crate::bind_all(
-                sqlx::query_as::<Db, $crate::__private::IdentityRow>(&sql.text),
-                sql.args,
-            )
-            .fetch_optional(pool)
-            .await
-            .map_err($crate::db_err)?
-            .ok_or(StoreError::NotFound)?;
-            load_identities(pool, vec![row])
-                .await?
+            use $crate::__private::{IdentityParts, PartRow, assemble_identities};
+            let rows = $crate::bind_all(sqlx::query_as::<Db, PartRow>(&sql.text), sql.args)
+                .fetch_all(pool)
+                .await
+                .map_err($crate::db_err)?;
+            let (own, parts) = IdentityParts::split_own(rows)?;
+            let own = own.ok_or(StoreError::NotFound)?;
+            assemble_identities(vec![own], parts)?
                 .pop()
                 .ok_or(StoreError::NotFound)
         }

@@ -40,6 +40,58 @@ pub mod sql {
 #[macro_export]
 macro_rules! __impl_rate_limit_store {
     ($store:ty) => {
+        /// Counts one hit on the writer connection `conn` (see `sql::HIT`).
+        async fn hit_on(
+            conn: &mut Conn,
+            bucket: $crate::__private::sallyport_core::rate_limit::Bucket,
+            key: &str,
+            rule: &$crate::__private::sallyport_core::rate_limit::Rule,
+            now: $crate::__private::time::OffsetDateTime,
+        ) -> StoreResult<$crate::__private::sallyport_core::rate_limit::Verdict> {
+            use $crate::__private::sallyport_core::rate_limit::{CounterRow, ms, unix_ms};
+            let token = $crate::__private::uuid::Uuid::new_v4().simple().to_string();
+            let (initial, max) = rule
+                .backoff
+                .map(|b| (ms(b.initial).max(1), ms(b.max).max(1)))
+                .unwrap_or((0, 0));
+            let (count, window_ends_ms, blocked_until_ms, last_hit): (i64, i64, i64, String) =
+                sqlx::query_as($crate::__private::rate_limit_sql::HIT)
+                    .bind(bucket.as_str())
+                    .bind(key)
+                    .bind(unix_ms(now))
+                    .bind(ms(rule.window).max(1))
+                    .bind(i64::from(rule.limit))
+                    .bind(initial)
+                    .bind(max)
+                    .bind(token.as_str())
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err($crate::db_err)?;
+            let row = CounterRow {
+                count,
+                window_ends_ms,
+                blocked_until_ms,
+            };
+            Ok(rule.judge_hit(row, last_hit == token, now))
+        }
+
+        /// Takes one hit back on the writer connection `conn` (see `sql::GIVE_BACK`).
+        async fn give_back_on(
+            conn: &mut Conn,
+            bucket: $crate::__private::sallyport_core::rate_limit::Bucket,
+            key: &str,
+            now: $crate::__private::time::OffsetDateTime,
+        ) -> StoreResult<()> {
+            sqlx::query($crate::__private::rate_limit_sql::GIVE_BACK)
+                .bind(bucket.as_str())
+                .bind(key)
+                .bind($crate::__private::sallyport_core::rate_limit::unix_ms(now))
+                .execute(&mut *conn)
+                .await
+                .map_err($crate::db_err)?;
+            Ok(())
+        }
+
         #[$crate::__private::async_trait]
         impl $crate::__private::sallyport_core::rate_limit::RateLimitStore for $store {
             #[tracing::instrument(level = "debug", skip_all)]
@@ -50,39 +102,11 @@ macro_rules! __impl_rate_limit_store {
                 rule: &$crate::__private::sallyport_core::rate_limit::Rule,
                 now: $crate::__private::time::OffsetDateTime,
             ) -> StoreResult<$crate::__private::sallyport_core::rate_limit::Verdict> {
-                use $crate::__private::sallyport_core::rate_limit::{CounterRow, ms, unix_ms};
-                let token = $crate::__private::uuid::Uuid::new_v4().simple().to_string();
-                let (initial, max) = rule
-                    .backoff
-                    .map(|b| (ms(b.initial).max(1), ms(b.max).max(1)))
-                    .unwrap_or((0, 0));
-                let (bucket_name, key_owned, now_ms) = (bucket.as_str(), key.to_owned(), unix_ms(now));
-                let (window_ms, limit) = (ms(rule.window).max(1), i64::from(rule.limit));
-                let token_owned = token.clone();
-                let (count, window_ends_ms, blocked_until_ms, last_hit): (i64, i64, i64, String) = self
-                    .write(move |conn: &mut Conn| {
-                        Box::pin(async move {
-                            sqlx::query_as($crate::__private::rate_limit_sql::HIT)
-                                .bind(bucket_name)
-                                .bind(key_owned)
-                                .bind(now_ms)
-                                .bind(window_ms)
-                                .bind(limit)
-                                .bind(initial)
-                                .bind(max)
-                                .bind(token_owned)
-                                .fetch_one(&mut *conn)
-                                .await
-                                .map_err($crate::db_err)
-                        })
-                    })
-                    .await?;
-                let row = CounterRow {
-                    count,
-                    window_ends_ms,
-                    blocked_until_ms,
-                };
-                Ok(rule.judge_hit(row, last_hit == token, now))
+                let (key, rule) = (key.to_owned(), *rule);
+                self.write(move |conn: &mut Conn| {
+                    Box::pin(async move { hit_on(conn, bucket, &key, &rule, now).await })
+                })
+                .await
             }
 
             #[tracing::instrument(level = "debug", skip_all)]
@@ -116,22 +140,9 @@ macro_rules! __impl_rate_limit_store {
                 key: &str,
                 now: $crate::__private::time::OffsetDateTime,
             ) -> StoreResult<()> {
-                let (bucket_name, key, now_ms) = (
-                    bucket.as_str(),
-                    key.to_owned(),
-                    $crate::__private::sallyport_core::rate_limit::unix_ms(now),
-                );
+                let key = key.to_owned();
                 self.write(move |conn: &mut Conn| {
-                    Box::pin(async move {
-                        sqlx::query($crate::__private::rate_limit_sql::GIVE_BACK)
-                            .bind(bucket_name)
-                            .bind(key)
-                            .bind(now_ms)
-                            .execute(&mut *conn)
-                            .await
-                            .map_err($crate::db_err)?;
-                        Ok(())
-                    })
+                    Box::pin(async move { give_back_on(conn, bucket, &key, now).await })
                 })
                 .await
             }

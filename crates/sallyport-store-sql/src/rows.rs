@@ -89,6 +89,114 @@ pub struct IdentityParts {
     pub recovery: Vec<RecoveryAddressRow>,
 }
 
+/// One row of `identity_sql::all_parts`: a credential (`part` 0), an identifier (1), a verifiable
+/// (2) or a recovery address (3), in the columns that branch fills.
+#[derive(sqlx::FromRow)]
+pub struct PartRow {
+    part: i64,
+    /// The credential's or address's id; an identifier's credential id.
+    id: Uuid,
+    owner: Uuid,
+    /// Credential type, identifier, or address channel.
+    name: String,
+    value: Option<String>,
+    status: Option<String>,
+    config: Option<Json<Value>>,
+    /// Credential version, or position.
+    num: i64,
+    verified: Option<bool>,
+    verified_at: Option<Ts>,
+    metadata_public: Option<Json<Value>>,
+    metadata_admin: Option<Json<Value>>,
+    external_id: Option<String>,
+    organization_id: Option<Uuid>,
+    created_at: Ts,
+    updated_at: Ts,
+}
+
+impl IdentityParts {
+    /// The identity's own row (part -1), if the load found it, and its parts.
+    pub fn split_own(mut rows: Vec<PartRow>) -> StoreResult<(Option<IdentityRow>, IdentityParts)> {
+        let own = rows
+            .iter()
+            .position(|r| r.part == -1)
+            .map(|at| rows.swap_remove(at));
+        let own = match own {
+            Some(r) => Some(IdentityRow {
+                id: r.id,
+                schema_id: r.name,
+                traits: r
+                    .config
+                    .ok_or_else(|| other_err("stored identity has no traits"))?,
+                state: r.value.unwrap_or_default(),
+                state_changed_at: r.verified_at,
+                metadata_public: r.metadata_public,
+                metadata_admin: r.metadata_admin,
+                external_id: r.external_id,
+                organization_id: r.organization_id,
+                available_aal: r.status.unwrap_or_default(),
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+            }),
+            None => None,
+        };
+        Ok((own, IdentityParts::from_rows(rows)?))
+    }
+
+    /// Sorts `rows` into the parts, identifiers per credential and addresses per identity by position.
+    pub fn from_rows(mut rows: Vec<PartRow>) -> StoreResult<IdentityParts> {
+        // Identifiers in position order per credential, addresses in position order per identity.
+        rows.sort_by_key(|r| {
+            (
+                r.part,
+                r.owner,
+                if r.part == 1 { r.id } else { Uuid::nil() },
+                r.num,
+            )
+        });
+        let mut parts = IdentityParts::default();
+        let missing = |what: &str| other_err(format!("stored identity part has no {what}"));
+        for r in rows {
+            match r.part {
+                0 => parts.credentials.push(CredentialRow {
+                    id: r.id,
+                    identity_id: r.owner,
+                    cred_type: r.name,
+                    config: r.config.ok_or_else(|| missing("config"))?,
+                    version: i32::try_from(r.num).map_err(other_err)?,
+                    created_at: r.created_at,
+                    updated_at: r.updated_at,
+                }),
+                1 => parts.identifiers.push(IdentifierRow {
+                    credential_id: r.id,
+                    identifier: r.name,
+                }),
+                2 => parts.verifiable.push(VerifiableAddressRow {
+                    id: r.id,
+                    identity_id: r.owner,
+                    via: r.name,
+                    value: r.value.ok_or_else(|| missing("value"))?,
+                    verified: r.verified.ok_or_else(|| missing("verified"))?,
+                    status: r.status.ok_or_else(|| missing("status"))?,
+                    verified_at: r.verified_at,
+                    created_at: r.created_at,
+                    updated_at: r.updated_at,
+                }),
+                3 => parts.recovery.push(RecoveryAddressRow {
+                    id: r.id,
+                    identity_id: r.owner,
+                    via: r.name,
+                    value: r.value.ok_or_else(|| missing("value"))?,
+                    created_at: r.created_at,
+                    updated_at: r.updated_at,
+                }),
+                n => return Err(other_err(format!("unknown identity part {n}"))),
+            }
+        }
+        Ok(parts)
+    }
+}
+
 fn corrupt(what: &str, value: &str) -> StoreError {
     other_err(format!("stored {what} {value:?} is not valid"))
 }

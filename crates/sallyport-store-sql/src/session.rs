@@ -13,6 +13,57 @@ pub mod sql {
     pub const INSERT_SESSION: &str = "INSERT INTO sessions (id, identity_id, token_digest, \
          logout_token_digest, active, expires_at, authenticated_at, issued_at, aal, authentication_methods, \
          devices, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+    /// `INSERT_SESSION` that inserts nothing unless the flow `$14` of kind `$15` exists, for a batch
+    /// that updates that flow first (see `with_flow_batch`).
+    pub const INSERT_SESSION_IF_FLOW: &str = "INSERT INTO sessions (id, identity_id, token_digest, \
+         logout_token_digest, active, expires_at, authenticated_at, issued_at, aal, authentication_methods, \
+         devices, created_at, updated_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 \
+         WHERE EXISTS (SELECT 1 FROM selfservice_flows WHERE id = $14 AND kind = $15)";
+
+    /// For SQLite: a new session and its flow's update as one batched query (see
+    /// `Sql::append_statement`): the update returns the flow's id (nothing when it is gone), and
+    /// then the session is not inserted either. JSON goes as the text SQLite stores it.
+    pub fn with_flow_batch(
+        session: &sallyport_core::session::Session,
+        update: crate::flow::sql::FlowUpdate,
+    ) -> sallyport_core::store::StoreResult<crate::Sql> {
+        use crate::{Arg, Ts};
+        let mut b = crate::Sql::new("");
+        let (flow_id, kind) = (update.id, update.kind);
+        b.append_statement(
+            &format!("{} RETURNING id", crate::flow::sql::UPDATE_FLOW),
+            [
+                Arg::Uuid(update.id),
+                Arg::Text(update.kind.to_owned()),
+                Arg::Text(update.json.get().to_owned()),
+                Arg::Ts(Ts(update.expires_at)),
+                Arg::Ts(Ts(update.updated_at)),
+            ],
+        );
+        let s = session;
+        b.append_statement(
+            INSERT_SESSION_IF_FLOW,
+            [
+                Arg::Uuid(s.id),
+                Arg::Uuid(s.identity_id),
+                Arg::Text(s.token_digest.clone()),
+                Arg::Text(s.logout_token_digest.clone()),
+                Arg::Bool(s.active),
+                Arg::Ts(Ts(s.expires_at)),
+                Arg::Ts(Ts(s.authenticated_at)),
+                Arg::Ts(Ts(s.issued_at)),
+                Arg::Text(s.aal.as_str().to_owned()),
+                Arg::Text(serde_json::to_string(&s.authentication_methods).map_err(crate::other_err)?),
+                Arg::Text(serde_json::to_string(&s.devices).map_err(crate::other_err)?),
+                Arg::Ts(Ts(s.created_at)),
+                Arg::Ts(Ts(s.updated_at)),
+                Arg::Uuid(flow_id),
+                Arg::Text(kind.to_owned()),
+            ],
+        );
+        Ok(b)
+    }
+
     /// The owner and creation time never change.
     pub const UPDATE_SESSION: &str = "UPDATE sessions SET token_digest = $2, logout_token_digest = $3, \
          active = $4, expires_at = $5, authenticated_at = $6, issued_at = $7, aal = $8, \
@@ -123,6 +174,41 @@ macro_rules! __impl_session_store {
                 let session = session.clone();
                 self.write(move |conn: &mut Conn| {
                     Box::pin(async move { insert_session(conn, &session).await })
+                })
+                .await
+            }
+
+            #[tracing::instrument(level = "debug", skip_all)]
+            async fn create_session_with_flow(&self, session: &Session, flow: &Flow) -> StoreResult<()> {
+                let session = session.clone();
+                let update = $crate::__private::flow_sql::FlowUpdate::of(flow)?;
+                if <Db as sqlx::Database>::NAME == "SQLite" {
+                    // One query instead of two: a hand-off less on the writer everybody waits for.
+                    let batch = $crate::__private::session_sql::with_flow_batch(&session, update)?;
+                    let found = self
+                        .write(move |conn: &mut Conn| {
+                            Box::pin(async move {
+                                $crate::bind_all(
+                                    sqlx::query_as::<Db, ($crate::__private::uuid::Uuid,)>(&batch.text),
+                                    batch.args,
+                                )
+                                .fetch_all(&mut *conn)
+                                .await
+                                .map_err($crate::db_err)
+                            })
+                        })
+                        .await?;
+                    return if found.is_empty() {
+                        Err(StoreError::NotFound)
+                    } else {
+                        Ok(())
+                    };
+                }
+                self.write(move |conn: &mut Conn| {
+                    Box::pin(async move {
+                        update_flow_row(&mut *conn, update).await?;
+                        insert_session(conn, &session).await
+                    })
                 })
                 .await
             }

@@ -2,6 +2,7 @@
 //! each backend's `tests/story.rs` (atuin's `db_story`). Give it a fresh, unmigrated database: it
 //! migrates first and ends by migrating down and up again. It panics at the first difference.
 
+mod attempts;
 mod codes;
 mod courier;
 mod flows;
@@ -28,6 +29,7 @@ pub async fn run(store: &dyn Store) {
     flows::errors(store).await;
     courier::run(store).await;
     codes::run(store).await;
+    attempts::run(store).await;
     rate_limits::run(store).await;
     token_exchanges::run(store).await;
     web_hooks::run(store).await;

@@ -165,6 +165,42 @@ pub fn remembered_subject(flow: &sallyport_core::flow::Flow) -> String {
 /// Before codes or links go to `addresses` for `subject`: no new code for a subject whose code-guess
 /// budget is spent, and none past an address's send budget. Counts one send per address.
 pub async fn before_send(app: &App, subject: Option<&str>, addresses: &[String]) -> Result<(), FlowFailure> {
+    guesses_left(app, subject).await?;
+    let Some((rule, keys)) = send_keys(app, addresses) else {
+        return Ok(());
+    };
+    for key in &keys {
+        let v = hit(app, Bucket::CodesSent, &rule, key).await?;
+        if !v.allowed {
+            return Err(refused_send(&v));
+        }
+    }
+    Ok(())
+}
+
+/// The send budget and the key of each address it counts, when it is on; counted by the store in the
+/// same write as the codes themselves (`CodeStore::send_codes`), or by [`before_send`].
+pub fn send_keys(app: &App, addresses: &[String]) -> Option<(Rule, Vec<String>)> {
+    let rule = app.settings.rate_limits.codes_sent?;
+    let keys = addresses
+        .iter()
+        .map(|a| Bucket::CodesSent.key(&a.trim().to_lowercase()))
+        .collect();
+    Some((rule, keys))
+}
+
+/// What a send budget that refused answers.
+pub fn refused_send(v: &Verdict) -> FlowFailure {
+    limited(ErrorId::RateLimitedCodesSent, v)
+}
+
+/// What a guess budget that refused answers.
+pub fn refused_guess(v: &Verdict) -> FlowFailure {
+    limited(ErrorId::RateLimitedCodeGuesses, v)
+}
+
+/// The code-guess part of [`before_send`]: no new code for a subject whose guess budget is spent.
+pub async fn guesses_left(app: &App, subject: Option<&str>) -> Result<(), FlowFailure> {
     let limits = &app.settings.rate_limits;
     if let (Some(rule), Some(subject)) = (&limits.code_guesses, subject) {
         let key = Bucket::CodeGuesses.key(subject);
@@ -174,17 +210,7 @@ pub async fn before_send(app: &App, subject: Option<&str>, addresses: &[String])
             .await
             .map_err(|e| FlowFailure::Api(store_error(e)))?;
         if !v.allowed {
-            return Err(limited(ErrorId::RateLimitedCodeGuesses, &v));
-        }
-    }
-    let Some(rule) = &limits.codes_sent else {
-        return Ok(());
-    };
-    for address in addresses {
-        let key = Bucket::CodesSent.key(&address.trim().to_lowercase());
-        let v = hit(app, Bucket::CodesSent, rule, &key).await?;
-        if !v.allowed {
-            return Err(limited(ErrorId::RateLimitedCodesSent, &v));
+            return Err(refused_guess(&v));
         }
     }
     Ok(())

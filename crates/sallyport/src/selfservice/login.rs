@@ -443,7 +443,16 @@ pub(crate) async fn finish_login(
     {
         return write_flow_error(app, req, Some(flow), f, replace).await;
     }
-    let stored = if is_new {
+    let revoke = hooks.iter().any(|h| h == "revoke_active_sessions");
+    let mut done = flow.clone();
+    done.state = FlowState::PassedChallenge;
+    done.active = Some(method.to_owned());
+    done.updated_at = now;
+    // The common case, a new session and no other session to revoke, is one write with the flow.
+    let together = is_new && !revoke;
+    let stored = if together {
+        app.store.create_session_with_flow(&session, &done).await
+    } else if is_new {
         app.store.create_session(&session).await
     } else {
         app.store.update_session(&session).await
@@ -451,16 +460,15 @@ pub(crate) async fn finish_login(
     if let Err(e) = stored {
         return write_flow_error(app, req, Some(flow), store_error(e).into(), replace).await;
     }
-    for hook in &hooks {
-        if hook == "revoke_active_sessions"
-            && let Err(e) = app
-                .store
-                .revoke_sessions_of_identity(identity.id, Some(session.id))
-                .await
-        {
-            return write_flow_error(app, req, Some(flow), store_error(e).into(), replace).await;
-        }
+    if revoke
+        && let Err(e) = app
+            .store
+            .revoke_sessions_of_identity(identity.id, Some(session.id))
+            .await
+    {
+        return write_flow_error(app, req, Some(flow), store_error(e).into(), replace).await;
     }
+    let flow = done;
     let return_to = flow
         .return_to
         .clone()
@@ -472,10 +480,7 @@ pub(crate) async fn finish_login(
                 .map(|u| u.to_string())
         })
         .unwrap_or_else(|| app.settings.default_return_url.to_string());
-    flow.state = FlowState::PassedChallenge;
-    flow.active = Some(method.to_owned());
-    flow.updated_at = now;
-    if let Err(e) = app.store.update_flow(&flow).await {
+    if !together && let Err(e) = app.store.update_flow(&flow).await {
         return HttpError(store_error(e)).into_response();
     }
     metrics::counter!("sallyport_logins_total", "method" => method.to_owned()).increment(1);

@@ -3,9 +3,10 @@
 
 use serde_json::{Map, Value, json};
 
-use sallyport_core::code::CodeKind;
+use sallyport_core::code::{AttemptOutcome, CodeAttempt, CodeKind, OneTimeCode};
 use sallyport_core::flow::{Flow, FlowState};
 use sallyport_core::identity::{Identity, credential_type};
+use sallyport_core::rate_limit::{Bucket, Counted};
 use sallyport_core::session::Aal;
 use sallyport_core::store::StoreError;
 use sallyport_core::text;
@@ -14,7 +15,7 @@ use sallyport_core::ui::{Group, Node};
 
 use super::{
     Address, code_input, codes_for, continue_button, count_attempt, digests, hidden_method, normalize,
-    resend_button,
+    resend_button, too_often,
 };
 use crate::http::body::str_field;
 use crate::http::error::store_error;
@@ -217,7 +218,9 @@ pub async fn send(
 ) -> Result<(), FlowFailure> {
     let subject = crate::rate_limit::code_subject(Some(identity.id), identifier);
     let to: Vec<String> = addresses.iter().map(|a| a.to.clone()).collect();
-    crate::rate_limit::before_send(app, Some(&subject), &to).await?;
+    crate::rate_limit::guesses_left(app, Some(&subject)).await?;
+    // The send budget is counted in the same write as the codes.
+    let budget = crate::rate_limit::send_keys(app, &to);
     let identity_json = crate::render::identity(app, identity, &crate::render::PUBLIC);
     let request_url = flow.request_url.clone();
     let (codes, messages) = codes_for(
@@ -238,10 +241,24 @@ pub async fn send(
     flow.active = Some("code".into());
     flow.updated_at = time_fmt::now();
     show_code_form(flow, identifier, flow.refresh || flow.requested_aal >= Aal::Aal2);
-    app.store
-        .save_codes(flow, CodeKind::Login, &codes, &messages)
+    let budgets: Vec<Counted<'_>> = budget
+        .iter()
+        .flat_map(|(rule, keys)| {
+            keys.iter().map(move |key| Counted {
+                bucket: Bucket::CodesSent,
+                key,
+                rule,
+            })
+        })
+        .collect();
+    let refused = app
+        .store
+        .send_codes(flow, CodeKind::Login, &codes, &messages, &budgets)
         .await?;
-    Ok(())
+    match refused {
+        Some(v) => Err(crate::rate_limit::refused_send(&v)),
+        None => Ok(()),
+    }
 }
 
 pub async fn submit(
@@ -300,26 +317,27 @@ pub async fn submit(
                     text::validation_required("code"),
                 )]));
             }
-            count_attempt(app, flow).await?;
             let invalid = || FlowFailure::Ui(vec![FieldMessage::flow(text::login_code_invalid())]);
-            let identity = if flow.requested_aal >= Aal::Aal2 {
-                auth.map(|a| a.identity.clone()).ok_or_else(invalid)?
+            // At aal2 the signed-in identity may come from a cache: re-read before it is written.
+            let (identity, reread) = if flow.requested_aal >= Aal::Aal2 {
+                (auth.map(|a| a.identity.clone()), true)
             } else {
-                find_identity(app, &identifier).await.map_err(|_| invalid())?.0
+                (find_identity(app, &identifier).await.ok().map(|f| f.0), false)
             };
-            let subject = crate::rate_limit::code_subject(Some(identity.id), &identifier);
-            let guess = crate::rate_limit::code_guess(app, &subject).await?;
-            let used = app
-                .store
-                .use_code(flow.id, CodeKind::Login, &digests(app, &code), time_fmt::now())
-                .await?;
+            let Some(identity) = identity else {
+                // Counted all the same: an unknown identifier is a submission too.
+                count_attempt(app, flow).await?;
+                return Err(invalid());
+            };
+            let used = check_code(app, flow, &identifier, identity.id, &code).await?;
             let Some(used) = used.filter(|c| c.identity_id == Some(identity.id)) else {
                 return Err(invalid());
             };
-            if let Some(g) = guess {
-                g.was_right(app).await;
-            }
-            let mut identity = app.store.get_identity(identity.id).await?;
+            let mut identity = if reread {
+                app.store.get_identity(identity.id).await?
+            } else {
+                identity
+            };
             let now = time_fmt::now();
             if let Some(a) = identity
                 .verifiable_addresses
@@ -335,6 +353,47 @@ pub async fn submit(
         _ => Err(FlowFailure::Ui(vec![FieldMessage::flow(
             text::login_no_strategy(),
         )])),
+    }
+}
+
+/// Counts the submission and the guess, and uses the code, in one write (`CodeStore::attempt_code`);
+/// a right code for `identity_id` takes its guess back. The code used, if any.
+async fn check_code(
+    app: &App,
+    flow: &Flow,
+    identifier: &str,
+    identity_id: uuid::Uuid,
+    code: &str,
+) -> Result<Option<OneTimeCode>, FlowFailure> {
+    let subject = crate::rate_limit::code_subject(Some(identity_id), identifier);
+    let key = Bucket::CodeGuesses.key(&subject);
+    let guess = app
+        .settings
+        .rate_limits
+        .code_guesses
+        .as_ref()
+        .map(|rule| Counted {
+            bucket: Bucket::CodeGuesses,
+            key: &key,
+            rule,
+        });
+    let digests = digests(app, code);
+    let outcome = app
+        .store
+        .attempt_code(CodeAttempt {
+            flow_id: flow.id,
+            kind: CodeKind::Login,
+            digests: &digests,
+            now: time_fmt::now(),
+            max_submissions: app.settings.code.max_submissions,
+            guess,
+            identity_id: Some(identity_id),
+        })
+        .await?;
+    match outcome {
+        AttemptOutcome::TooManySubmissions => Err(too_often()),
+        AttemptOutcome::Limited(v) => Err(crate::rate_limit::refused_guess(&v)),
+        AttemptOutcome::Checked(used) => Ok(used),
     }
 }
 
