@@ -43,7 +43,7 @@ pub fn identifier_rows(identity: &sallyport_core::identity::Identity) -> Vec<Ide
             .enumerate()
         {
             out.push(IdentifierRow {
-                id: uuid::Uuid::new_v4(),
+                id: sallyport_core::row_id::new_row_id(),
                 identifier,
                 cred_type: &cred.cred_type,
                 identity_id: identity.id,
