@@ -37,6 +37,8 @@ pub struct Rates {
     pub endpoint: f64,
     pub cli: f64,
     pub floor: f64,
+    /// SQLite only: its own prepared single-row INSERTs of the same rows (`import_reference`).
+    pub reference: Option<f64>,
 }
 
 pub struct ImportIdentitiesResult {
@@ -81,7 +83,11 @@ pub fn run(p: &Params, rt: &Runtime) -> anyhow::Result<ImportIdentitiesResult> {
     let (bin, cli_note) = crate::startup::binary(p.rebuild)?;
     let mut backends = vec![];
     eprintln!("[import-identities] SQLite: {n} identities, three fresh stores");
-    backends.push(rt.block_on(measure_backend("SQLite file", n, &bin, &SqliteDbs))?);
+    let mut sqlite = rt.block_on(measure_backend("SQLite file", n, &bin, &SqliteDbs))?;
+    let reference = rt.block_on(with_db(&SqliteDbs, "reference", |dsn| reference(dsn, n)))?;
+    eprintln!("[import-identities] SQLite file: SQLite's own prepared INSERTs {reference:.0}/s");
+    sqlite.reference = Some(reference);
+    backends.push(sqlite);
     let pg = std::env::var("SALLYPORT_BENCH_POSTGRES_DSN").or_else(|_| std::env::var("TEST_POSTGRES_DSN"));
     match pg {
         Ok(admin) => {
@@ -152,6 +158,7 @@ async fn measure_backend(
         endpoint,
         cli,
         floor,
+        reference: None,
     })
 }
 
@@ -209,6 +216,14 @@ async fn floor(dsn: String, n: usize) -> anyhow::Result<f64> {
     let secs = t.elapsed().as_secs_f64();
     ensure_count(&store, n).await?;
     Ok(n as f64 / secs)
+}
+
+async fn reference(dsn: String, n: usize) -> anyhow::Result<f64> {
+    let store = prepared(&dsn).await?.store;
+    let identities: Vec<Identity> = (0..n).map(identity).collect();
+    let rate = crate::import_reference::run(&dsn, &identities, BATCH).await?;
+    ensure_count(&store, n).await?;
+    Ok(rate)
 }
 
 async fn join(set: &mut JoinSet<sallyport_core::store::StoreResult<usize>>) -> anyhow::Result<()> {

@@ -29,6 +29,7 @@ mod code;
 mod courier;
 mod import;
 mod import_identities;
+mod import_reference;
 mod loadgen;
 mod login;
 mod memory;

@@ -647,6 +647,23 @@ impl Report {
                 "  {:<12} endpoint {:>8.0}/s  CLI {:>8.0}/s  store floor {:>8.0}/s",
                 b.backend, b.endpoint, b.cli, b.floor
             );
+            if let Some(reference) = b.reference {
+                println!(
+                    "  {:<12} reference: SQLite's own prepared single-row INSERTs of the same rows, C API, one connection, same settings, {BATCH} per transaction: {reference:>8.0}/s",
+                    b.backend
+                );
+                self.rows.push(Row {
+                    metric: format!(
+                        "import store floor vs SQLite's own INSERTs, {} (N={})",
+                        b.backend, r.identities
+                    ),
+                    sallyport: format!("{:.0}", b.floor),
+                    baseline: format!("{reference:.0}"),
+                    ratio: format!("{:.2}", b.floor / reference),
+                    target: "-".into(),
+                    result: "info".into(),
+                });
+            }
             for (how, rate) in [("batch endpoint", b.endpoint), ("CLI", b.cli)] {
                 self.rows.push(Row {
                     metric: format!("import identities/s {how}, {} (N={})", b.backend, r.identities),

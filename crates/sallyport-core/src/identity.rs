@@ -7,6 +7,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::row_id::new_row_id;
 use crate::session::Aal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,7 +132,7 @@ pub struct Identity {
 impl Identity {
     pub fn new(schema_id: impl Into<String>, traits: Value, now: OffsetDateTime) -> Identity {
         Identity {
-            id: Uuid::new_v4(),
+            id: new_row_id(),
             schema_id: schema_id.into(),
             traits,
             state: IdentityState::Active,
@@ -163,7 +164,7 @@ impl Identity {
     ) {
         let (id, created_at) = match self.credentials.get(cred_type) {
             Some(c) => (c.id, c.created_at),
-            None => (Uuid::new_v4(), now),
+            None => (new_row_id(), now),
         };
         self.credentials.insert(
             cred_type.to_string(),
@@ -193,7 +194,7 @@ impl Identity {
             match old.iter().find(|a| &a.via == via && &a.value == value) {
                 Some(a) => self.verifiable_addresses.push(a.clone()),
                 None => self.verifiable_addresses.push(VerifiableAddress {
-                    id: Uuid::new_v4(),
+                    id: new_row_id(),
                     value: value.clone(),
                     verified: false,
                     via: via.clone(),
@@ -219,7 +220,7 @@ impl Identity {
             match old.iter().find(|a| &a.via == via && &a.value == value) {
                 Some(a) => self.recovery_addresses.push(a.clone()),
                 None => self.recovery_addresses.push(RecoveryAddress {
-                    id: Uuid::new_v4(),
+                    id: new_row_id(),
                     value: value.clone(),
                     via: via.clone(),
                     created_at: now,

@@ -8,6 +8,7 @@ pub mod flow;
 pub mod identity;
 pub mod limits;
 pub mod rate_limit;
+pub mod row_id;
 pub mod secret;
 pub mod session;
 pub mod store;

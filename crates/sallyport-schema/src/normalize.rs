@@ -30,6 +30,10 @@ fn disallowed(c: char) -> bool {
 }
 
 fn fold(value: &str) -> String {
+    // NFKC leaves ASCII as it is, and ASCII lower-cases to ASCII: the common case skips both passes.
+    if value.is_ascii() {
+        return value.to_ascii_lowercase();
+    }
     let lowered: String = value.nfkc().collect::<String>().to_lowercase();
     // Lower-casing can produce sequences that NFKC composes differently.
     lowered.nfkc().collect()
@@ -69,7 +73,7 @@ fn precis_phone(value: &str) -> String {
 /// Parses an international number (no default region, so it must start with `+`) and returns
 /// its E.164 form when libphonenumber considers it valid.
 fn parse_phone_e164(value: &str) -> Option<String> {
-    if value.is_empty() || value.len() > MAX_PHONE_INPUT {
+    if value.is_empty() || value.len() > MAX_PHONE_INPUT || !could_be_international(value) {
         return None;
     }
     // A parser bug must not take a request down with it.
@@ -79,6 +83,13 @@ fn parse_phone_e164(value: &str) -> Option<String> {
     })
     .ok()
     .flatten()
+}
+
+/// Without a default region libphonenumber only takes a number whose country code follows a plus
+/// sign (ASCII or fullwidth) or comes in an RFC 3966 `;phone-context=` parameter: anything else
+/// (most identifiers: emails, user names) is refused without running the parser.
+fn could_be_international(value: &str) -> bool {
+    value.contains(['+', '\u{FF0B}', ';'])
 }
 
 /// Kratos `x.GracefulNormalization`: the identifier profile, then E.164 for anything that is
@@ -263,6 +274,41 @@ mod tests {
         assert_eq!(
             normalize_identifier("User@Example.COM", Some("email")),
             "user@example.com"
+        );
+    }
+
+    #[test]
+    fn shortcuts_agree_with_the_full_normalization() {
+        let full_fold = |v: &str| -> String {
+            let lowered: String = v.nfkc().collect::<String>().to_lowercase();
+            lowered.nfkc().collect()
+        };
+        let full_phone = |v: &str| {
+            phonenumber::parse(None, v)
+                .ok()
+                .filter(phonenumber::is_valid)
+                .map(|n| n.format().mode(phonenumber::Mode::E164).to_string())
+        };
+        let inputs = [
+            "User@Example.COM",
+            "import00000001@example.org",
+            "alice+tag@example.org",
+            "+49 176 671 11 638",
+            "\u{FF0B}49 176 671 11 638",
+            "03-331-6005;phone-context=64",
+            "tel:03-331-6005;phone-context=+64",
+            "0049 176 671 11 638",
+            "4917667111638",
+            "foo@+4917667111638",
+            "MiXeD 123 ~!#$%^&*()",
+        ];
+        for v in inputs {
+            assert_eq!(fold(v), full_fold(v), "{v:?}");
+            assert_eq!(parse_phone_e164(v), full_phone(v), "{v:?}");
+        }
+        assert_eq!(
+            parse_phone_e164("03-331-6005;phone-context=64").as_deref(),
+            Some("+6433316005")
         );
     }
 

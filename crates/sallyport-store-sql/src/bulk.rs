@@ -5,6 +5,13 @@
 /// Binds per statement: under SQLite's 32,766 and PostgreSQL's 65,535.
 pub const MAX_BINDS: usize = 30_000;
 
+/// Rows per multi-row statement. Every full chunk has the same statement text, so each connection
+/// prepares it once and keeps it (a batch of 1,000 is ten executions of one cached statement per
+/// table); re-parsing a new statement of thousands of binds for every batch was a sixth of the
+/// SQLite writer's time. Only a batch's last, shorter chunk is prepared for one use. A hundred rows
+/// keep the five cached statements small while the per-execution cost stays a rounding error.
+pub const ROWS_PER_STATEMENT: usize = 100;
+
 pub mod sql {
     pub const IDENTITIES: &str = "INSERT INTO identities (id, schema_id, traits, state, state_changed_at, \
          metadata_public, metadata_admin, external_id, organization_id, available_aal, created_at, updated_at) ";
@@ -43,7 +50,7 @@ pub fn identifier_rows(identity: &sallyport_core::identity::Identity) -> Vec<Ide
             .enumerate()
         {
             out.push(IdentifierRow {
-                id: uuid::Uuid::new_v4(),
+                id: sallyport_core::row_id::new_row_id(),
                 identifier,
                 cred_type: &cred.cred_type,
                 identity_id: identity.id,
@@ -72,13 +79,14 @@ macro_rules! __bulk_helpers {
         where
             F: FnMut(&mut sqlx::query_builder::Separated<'_, 'a, Db, &'static str>, &'a T),
         {
-            let per_statement = ($crate::__private::BULK_MAX_BINDS / columns).max(1);
+            let per_statement = ($crate::__private::BULK_MAX_BINDS / columns)
+                .clamp(1, $crate::__private::BULK_ROWS_PER_STATEMENT);
             for chunk in rows.chunks(per_statement) {
                 let mut qb = sqlx::QueryBuilder::<Db>::new(head);
                 qb.push_values(chunk, |mut b, row| bind(&mut b, row));
-                // Every chunk size is another statement text: not worth a slot in the statement cache.
+                // A shorter chunk's text is one of many: not worth a slot in the statement cache.
                 qb.build()
-                    .persistent(false)
+                    .persistent(chunk.len() == per_statement)
                     .execute(&mut *conn)
                     .await
                     .map_err($crate::db_err)?;

@@ -292,7 +292,7 @@ macro_rules! __identity_helpers {
                 let mut position: i64 = 0;
                 for identifier in cred.identifiers.iter().filter(|i| seen.insert(i.as_str())) {
                     sqlx::query(q::INSERT_IDENTIFIER)
-                        .bind($crate::__private::uuid::Uuid::new_v4())
+                        .bind($crate::__private::sallyport_core::row_id::new_row_id())
                         .bind(identifier.as_str())
                         .bind(cred.cred_type.as_str())
                         .bind(identity.id)

@@ -52,7 +52,8 @@ pub mod __private {
     pub use uuid;
 
     pub use crate::bulk::{
-        MAX_BINDS as BULK_MAX_BINDS, identifier_rows as bulk_identifier_rows, sql as bulk_sql,
+        MAX_BINDS as BULK_MAX_BINDS, ROWS_PER_STATEMENT as BULK_ROWS_PER_STATEMENT,
+        identifier_rows as bulk_identifier_rows, sql as bulk_sql,
     };
     pub use crate::code::{AttemptRow, CodeRow, batch as code_batch, sql as code_sql};
     pub use crate::courier::{DispatchRow, MessageRow, sql as courier_sql};

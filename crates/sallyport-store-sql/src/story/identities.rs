@@ -388,4 +388,51 @@ pub async fn create_many(store: &dyn Store, ada: &Identity) {
             .expect("empty batch")
             .is_empty()
     );
+    full_statements(store, &ada_name, now).await;
+}
+
+/// Batches longer than one multi-row statement: a conflict inside a full (cached) statement still
+/// leaves the rest stored, and the cached statements serve the next batch after that failure.
+async fn full_statements(store: &dyn Store, ada_name: &str, now: OffsetDateTime) {
+    let batch = |tag: &str| -> Vec<Identity> {
+        (0..250)
+            .map(|n| {
+                person(
+                    &unique_email(&format!("{tag}{n}")),
+                    &unique(&format!("{tag}{n}")),
+                    now,
+                )
+            })
+            .collect()
+    };
+    let mut first = batch("full-a");
+    first[150] = person(&unique_email("full-taken"), ada_name, now);
+    let results = store.create_identities(&first).await.expect("a long batch");
+    assert_eq!(results.len(), 250);
+    for (n, result) in results.into_iter().enumerate() {
+        match n {
+            150 => conflict(
+                result,
+                "identity_credential_identifiers",
+                "taken in a full statement",
+            ),
+            _ => assert!(result.is_ok(), "{n}: {result:?}"),
+        }
+    }
+    not_found(
+        store.get_identity(first[150].id).await,
+        "refused long-batch member",
+    );
+    for n in [0, 99, 100, 151, 249] {
+        assert_eq!(&store.get_identity(first[n].id).await.expect("get"), &first[n]);
+    }
+    let second = batch("full-b");
+    let results = store
+        .create_identities(&second)
+        .await
+        .expect("the next long batch");
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    for n in [0, 100, 249] {
+        assert_eq!(&store.get_identity(second[n].id).await.expect("get"), &second[n]);
+    }
 }
