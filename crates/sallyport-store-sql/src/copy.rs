@@ -76,6 +76,8 @@ pub mod sql {
         "DELETE FROM identity_verifiable_addresses WHERE identity_id = ANY($1)",
         "DELETE FROM identity_recovery_addresses WHERE identity_id = ANY($1)",
     ];
+    /// Parts exist only for stored identities (foreign keys): none of these stored, nothing to replace.
+    pub const COUNT_PRESENT: &str = "SELECT COUNT(*) FROM identities WHERE id = ANY($1)";
     pub const RECORD_IMPORTED: &str = "INSERT INTO imported_rows (id, kind) \
          SELECT unnest($1::uuid[]), 'identity' ON CONFLICT (id) DO NOTHING";
 }
@@ -323,7 +325,7 @@ where
     F: for<'c> FnOnce(&'c mut PgConnection) -> crate::BoxFuture<'c, sqlx::Result<()>>,
 {
     let mut sp = conn.begin().await.map_err(db_err)?;
-    match write(&mut *sp).await {
+    match write(&mut sp).await {
         Ok(()) => {
             sp.commit().await.map_err(db_err)?;
             Ok(true)
@@ -362,33 +364,43 @@ impl BulkCopy for PgConnection {
             return Ok(false);
         };
         let ids: Vec<Uuid> = identities.iter().map(|i| i.id).collect();
-        let statement = format!("COPY {} ({}) FROM STDIN", sql::STAGE_NAME, sql::IDENTITY_COLUMNS);
         // Any failure: the portable statements run again and report it as they always have.
         in_savepoint(
             self,
             |_| false,
-            move |c| {
-                Box::pin(async move {
-                    sqlx::query(sql::STAGE).persistent(false).execute(&mut *c).await?;
-                    copy_in(c, &statement, &encoded.identities).await?;
-                    for delete in sql::DELETE_PARTS {
-                        sqlx::query(delete).bind(&ids).execute(&mut *c).await?;
-                    }
-                    sqlx::query(sql::UPSERT_FROM_STAGE)
-                        .persistent(false)
-                        .execute(&mut *c)
-                        .await?;
-                    copy_parts(c, &encoded).await?;
-                    sqlx::query(sql::RECORD_IMPORTED)
-                        .bind(&ids)
-                        .execute(&mut *c)
-                        .await?;
-                    Ok(())
-                })
-            },
+            move |c| Box::pin(async move { upsert(c, &ids, &encoded).await }),
         )
         .await
     }
+}
+
+async fn upsert(c: &mut PgConnection, ids: &[Uuid], encoded: &Encoded) -> sqlx::Result<()> {
+    let present: i64 = sqlx::query_scalar(sql::COUNT_PRESENT)
+        .bind(ids)
+        .fetch_one(&mut *c)
+        .await?;
+    if present == 0 {
+        // A first run: nothing to replace, the rows go straight in.
+        let statement = format!("COPY identities ({}) FROM STDIN", sql::IDENTITY_COLUMNS);
+        copy_in(c, &statement, &encoded.identities).await?;
+    } else {
+        let statement = format!("COPY {} ({}) FROM STDIN", sql::STAGE_NAME, sql::IDENTITY_COLUMNS);
+        sqlx::query(sql::STAGE).persistent(false).execute(&mut *c).await?;
+        copy_in(c, &statement, &encoded.identities).await?;
+        for delete in sql::DELETE_PARTS {
+            sqlx::query(delete).bind(ids).execute(&mut *c).await?;
+        }
+        sqlx::query(sql::UPSERT_FROM_STAGE)
+            .persistent(false)
+            .execute(&mut *c)
+            .await?;
+    }
+    copy_parts(c, encoded).await?;
+    sqlx::query(sql::RECORD_IMPORTED)
+        .bind(ids)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]
