@@ -7,7 +7,9 @@
 //! Baseline, same run, same identities: the store floor, `Store::create_identities` called directly
 //! with the same identities built in memory (batches of 1,000, 4 in flight): the multi-row INSERTs
 //! alone, without HTTP, JSON or schema validation. Every measurement starts from an empty, migrated
-//! database of its own.
+//! database of its own. On PostgreSQL a second reference says what the server itself takes: `COPY`
+//! of the same rows into the same tables, as text encoded before the clock starts, in the same
+//! batches and transactions, 4 connections, no Sallyport code (the floor of any client).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -39,6 +41,8 @@ pub struct Rates {
     pub floor: f64,
     /// SQLite only: its own prepared single-row INSERTs of the same rows (`import_reference`).
     pub reference: Option<f64>,
+    /// PostgreSQL only: the server's own `COPY` of the same rows.
+    pub copy: Option<f64>,
 }
 
 pub struct ImportIdentitiesResult {
@@ -110,6 +114,10 @@ trait Dbs {
     /// A DSN and what to drop afterwards.
     async fn create(&self, tag: &str) -> anyhow::Result<(String, Option<tempfile::TempDir>)>;
     async fn drop(&self, tag: &str);
+    /// Whether [`copy_reference`] applies.
+    fn copy_reference(&self) -> bool {
+        false
+    }
 }
 
 struct SqliteDbs;
@@ -139,6 +147,10 @@ impl Dbs for PgDbs {
     async fn drop(&self, tag: &str) {
         crate::import::drop_db(&self.admin, &pg_name(tag)).await;
     }
+
+    fn copy_reference(&self) -> bool {
+        true
+    }
 }
 
 async fn measure_backend(
@@ -149,6 +161,14 @@ async fn measure_backend(
 ) -> anyhow::Result<Rates> {
     let floor = with_db(dbs, "floor", |dsn| floor(dsn, n)).await?;
     eprintln!("[import-identities] {backend}: store floor {floor:.0}/s");
+    let copy = match dbs.copy_reference() {
+        true => {
+            let rate = with_db(dbs, "copy", |dsn| copy_reference(dsn, n)).await?;
+            eprintln!("[import-identities] {backend}: PostgreSQL's own COPY {rate:.0}/s");
+            Some(rate)
+        }
+        false => None,
+    };
     let endpoint = with_db(dbs, "endpoint", |dsn| endpoint(dsn, n)).await?;
     eprintln!("[import-identities] {backend}: batch endpoint {endpoint:.0}/s");
     let cli = with_db(dbs, "cli", |dsn| cli(dsn, n, bin)).await?;
@@ -159,6 +179,7 @@ async fn measure_backend(
         cli,
         floor,
         reference: None,
+        copy,
     })
 }
 
@@ -326,6 +347,100 @@ async fn cli(dsn: String, n: usize, bin: &Path) -> anyhow::Result<f64> {
                 .join("\n")
         );
     }
+    ensure_count(&store, n).await?;
+    Ok(n as f64 / secs)
+}
+
+/// The five tables' COPY text for identities `range`: the rows `create_identities` writes for them
+/// (every value here is plain ASCII: nothing to escape).
+fn copy_text(range: std::ops::Range<usize>) -> [String; 5] {
+    use std::fmt::Write as _;
+    let ts = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    let mut out: [String; 5] = Default::default();
+    for n in range {
+        let i = identity(n);
+        let (at, e) = (ts(i.created_at), email(n));
+        let _ = writeln!(
+            out[0],
+            "{}\tdefault\t{{\"email\": \"{e}\"}}\tactive\t\\N\t\\N\t\\N\t\\N\t\\N\t{}\t{at}\t{at}",
+            i.id,
+            i.available_aal.as_str()
+        );
+        for c in i.credentials.values() {
+            let _ = writeln!(
+                out[1],
+                "{}\t{}\tpassword\t{{\"hashed_password\": \"{HASH}\"}}\t0\t{at}\t{at}",
+                c.id, i.id
+            );
+            let _ = writeln!(
+                out[2],
+                "{}\t{e}\tpassword\t{}\t{}\t0\t{at}\t{at}",
+                uuid::Uuid::new_v4(),
+                i.id,
+                c.id
+            );
+        }
+        for a in &i.verifiable_addresses {
+            let _ = writeln!(
+                out[3],
+                "{}\t{}\temail\t{e}\tf\t{}\t\\N\t0\t{at}\t{at}",
+                a.id, i.id, a.status
+            );
+        }
+        for a in &i.recovery_addresses {
+            let _ = writeln!(out[4], "{}\t{}\temail\t{e}\t0\t{at}\t{at}", a.id, i.id);
+        }
+    }
+    out
+}
+
+const COPY_INTO: [&str; 5] = [
+    "COPY identities (id, schema_id, traits, state, state_changed_at, metadata_public, metadata_admin, \
+     external_id, organization_id, available_aal, created_at, updated_at) FROM STDIN",
+    "COPY identity_credentials (id, identity_id, type, config, version, created_at, updated_at) FROM STDIN",
+    "COPY identity_credential_identifiers (id, identifier, type, identity_id, credential_id, position, \
+     created_at, updated_at) FROM STDIN",
+    "COPY identity_verifiable_addresses (id, identity_id, via, value, verified, status, verified_at, \
+     position, created_at, updated_at) FROM STDIN",
+    "COPY identity_recovery_addresses (id, identity_id, via, value, position, created_at, updated_at) FROM STDIN",
+];
+
+/// PostgreSQL's own COPY of the rows: batches of [`BATCH`] identities, one transaction each, spread
+/// over [`IN_FLIGHT`] connections opened before the clock starts.
+async fn copy_reference(dsn: String, n: usize) -> anyhow::Result<f64> {
+    use sqlx::Connection as _;
+    let store = prepared(&dsn).await?.store;
+    let mut lanes: Vec<Vec<[String; 5]>> = (0..IN_FLIGHT).map(|_| vec![]).collect();
+    for (k, s) in (0..n).step_by(BATCH).enumerate() {
+        lanes[k % IN_FLIGHT].push(copy_text(s..(s + BATCH).min(n)));
+    }
+    let mut conns = vec![];
+    for _ in 0..IN_FLIGHT {
+        conns.push(sqlx::PgConnection::connect(&dsn).await?);
+    }
+    let t = Instant::now();
+    let mut set = JoinSet::new();
+    for (mut conn, lane) in conns.into_iter().zip(lanes) {
+        set.spawn(async move {
+            for batch in lane {
+                let mut tx = conn.begin().await?;
+                for (statement, rows) in COPY_INTO.iter().zip(&batch) {
+                    let mut copy = tx.copy_in_raw(statement).await?;
+                    copy.send(rows.as_bytes()).await?;
+                    copy.finish().await?;
+                }
+                tx.commit().await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r??;
+    }
+    let secs = t.elapsed().as_secs_f64();
     ensure_count(&store, n).await?;
     Ok(n as f64 / secs)
 }

@@ -664,6 +664,23 @@ impl Report {
                     result: "info".into(),
                 });
             }
+            if let Some(copy) = b.copy {
+                println!(
+                    "  {:<12} reference: PostgreSQL's own COPY of the same rows (encoded before the clock, 4 connections) {copy:>8.0}/s",
+                    b.backend
+                );
+                self.rows.push(Row {
+                    metric: format!(
+                        "import identities/s store floor vs PostgreSQL's own COPY (N={})",
+                        r.identities
+                    ),
+                    sallyport: format!("{:.0}", b.floor),
+                    baseline: format!("{copy:.0}"),
+                    ratio: format!("{:.2}", b.floor / copy),
+                    target: "-".into(),
+                    result: "info".into(),
+                });
+            }
             for (how, rate) in [("batch endpoint", b.endpoint), ("CLI", b.cli)] {
                 self.rows.push(Row {
                     metric: format!("import identities/s {how}, {} (N={})", b.backend, r.identities),

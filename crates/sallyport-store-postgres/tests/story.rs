@@ -111,3 +111,123 @@ async fn two_stores(dsn: &str) -> (PgStore, PgStore) {
     let b = PgStore::connect(dsn).await.expect("connect b");
     (a, b)
 }
+
+/// Characters that COPY's text format reads specially, JSON escapes, quotes and non-ASCII.
+const ODD: &str = "tab\there new\nline cr\r back\\slash \\N \\. \"dq\" 'sq' é ✓ 𝄞 \u{1} end";
+
+fn odd_identity(n: usize) -> sallyport_core::identity::Identity {
+    use sallyport_core::identity::{Identity, credential_type};
+    let now = sallyport_core::time_fmt::now();
+    let email = format!("copy{n}\t\\{ODD}@example.org");
+    let mut i = Identity::new(
+        "default",
+        serde_json::json!({"email": email, "name": {"first": format!("{ODD}{n}"), "last": ODD},
+                           "k\t\\\"ey": [ODD, 1.5, null, true]}),
+        now,
+    );
+    i.metadata_public = Some(serde_json::json!({"note": ODD}));
+    i.metadata_admin = Some(serde_json::Value::Null);
+    i.external_id = Some(format!("ext\t{n}\\\n{ODD}"));
+    i.set_credential(
+        credential_type::PASSWORD,
+        vec![email.clone(), format!("alias{n}\r\n")],
+        serde_json::json!({"hashed_password": format!("$2b$04$\\{ODD}")}),
+        now,
+    );
+    let addr = [("email".to_owned(), email)];
+    i.merge_verifiable_addresses(&addr, now);
+    i.merge_recovery_addresses(&addr, now);
+    i.available_aal = i.compute_available_aal(false);
+    i
+}
+
+/// The batch goes through COPY (not the INSERT fallback) and comes back exactly as it went in.
+#[tokio::test]
+async fn copy_round_trips_odd_characters() {
+    use sallyport_core::store::IdentityStore;
+    use sallyport_store_sql::BulkCopy;
+    let Some(db) = TestDb::create().await else { return };
+    db.run(|dsn| async move {
+        let store = PgStore::connect(&dsn).await.expect("connect");
+        store.migrate_up().await.expect("migrate");
+        let batch: Vec<_> = (0..3).map(odd_identity).collect();
+        let refs: Vec<_> = batch.iter().collect();
+        let mut conn = PgConnection::connect(&dsn).await.expect("connect");
+        let mut tx = conn.begin().await.expect("begin");
+        assert!(matches!(tx.copy_new_identities(&refs).await, Ok(true)));
+        tx.commit().await.expect("commit");
+        for want in &batch {
+            let got = store.get_identity(want.id).await.expect("stored");
+            assert_eq!(&got, want);
+        }
+
+        // A rerun of the import replaces the identity and its parts.
+        let mut changed = batch.clone();
+        changed[0].traits["name"]["first"] = serde_json::json!(format!("{ODD} again"));
+        changed[0]
+            .credentials
+            .values_mut()
+            .for_each(|c| c.identifiers.truncate(1));
+        let mut tx = conn.begin().await.expect("begin");
+        assert!(matches!(tx.copy_upsert_identities(&changed).await, Ok(true)));
+        tx.commit().await.expect("commit");
+        // A fresh store: the first one's cache heard nothing of a write on another connection.
+        let store = PgStore::connect(&dsn).await.expect("connect");
+        for want in &changed {
+            let got = store.get_identity(want.id).await.expect("stored");
+            assert_eq!(&got, want);
+        }
+        let recorded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM imported_rows WHERE kind = 'identity'")
+            .fetch_one(&mut conn)
+            .await
+            .expect("count");
+        assert_eq!(recorded, 3);
+        store.close().await;
+    })
+    .await;
+}
+
+/// A conflict or a NUL stops COPY; `create_identities` then stores the others and names the refused.
+#[tokio::test]
+async fn copy_declines_conflicts_and_nul() {
+    use sallyport_core::store::{IdentityStore, StoreError};
+    use sallyport_store_sql::BulkCopy;
+    let Some(db) = TestDb::create().await else { return };
+    db.run(|dsn| async move {
+        let store = PgStore::connect(&dsn).await.expect("connect");
+        store.migrate_up().await.expect("migrate");
+        let taken = odd_identity(0);
+        store.create_identity(&taken, None).await.expect("create");
+        let mut again = odd_identity(0);
+        again.id = Uuid::new_v4();
+        let mut nul = odd_identity(2);
+        nul.traits["name"]["last"] = serde_json::json!("a\u{0}b");
+        let (one, three) = (odd_identity(1), odd_identity(3));
+
+        let mut conn = PgConnection::connect(&dsn).await.expect("connect");
+        let mut tx = conn.begin().await.expect("begin");
+        let copied = tx.copy_new_identities(&[&one, &again]).await;
+        assert!(matches!(copied, Err(StoreError::Conflict(_))), "{copied:?}");
+        tx.rollback().await.expect("rollback");
+        let mut tx = conn.begin().await.expect("begin");
+        assert!(matches!(tx.copy_new_identities(&[&one, &nul]).await, Ok(false)));
+        tx.rollback().await.expect("rollback");
+
+        let results = store
+            .create_identities(&[one.clone(), again, nul, three.clone()])
+            .await
+            .expect("batch");
+        assert!(results[0].is_ok() && results[3].is_ok(), "{results:?}");
+        assert!(matches!(&results[1], Err(StoreError::Conflict(_))), "{results:?}");
+        assert!(
+            matches!(&results[2], Err(StoreError::Unrepresentable(_))),
+            "{results:?}"
+        );
+        for want in [&one, &three] {
+            assert_eq!(&store.get_identity(want.id).await.expect("stored"), want);
+        }
+        assert_eq!(store.count_identities().await.expect("count"), 3);
+        store.close().await;
+    })
+    .await;
+}

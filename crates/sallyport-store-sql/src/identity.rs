@@ -436,7 +436,12 @@ macro_rules! __impl_identity_store {
                     return Ok(results);
                 }
                 let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
-                match insert_identities_bulk(&mut *tx, &fit).await {
+                let written = match $crate::BulkCopy::copy_new_identities(&mut *tx, &fit).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => insert_identities_bulk(&mut *tx, &fit).await,
+                    Err(e) => Err(e),
+                };
+                match written {
                     Ok(()) => {
                         tx.commit().await.map_err($crate::db_err)?;
                         return Ok(results);

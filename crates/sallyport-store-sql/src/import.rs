@@ -300,6 +300,11 @@ macro_rules! __impl_import_store {
                 }
                 let ids: Vec<_> = identities.iter().map(|i| i.id).collect();
                 let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
+                if $crate::BulkCopy::copy_upsert_identities(&mut *tx, identities).await? {
+                    tx.commit().await.map_err($crate::db_err)?;
+                    self.cache_changed().await;
+                    return Ok(());
+                }
                 for chunk in ids.chunks($crate::__private::ID_CHUNK) {
                     for sql in $crate::__private::import_sql::delete_parts(chunk) {
                         $crate::bind_all_query(sqlx::query::<Db>(&sql.text), sql.args)

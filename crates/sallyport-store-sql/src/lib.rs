@@ -19,6 +19,7 @@ mod args;
 mod bulk;
 mod cache;
 mod code;
+mod copy;
 mod courier;
 mod error;
 mod flow;
@@ -36,6 +37,7 @@ mod web_hook;
 
 pub use args::{Arg, Sql, bind_all, bind_all_query};
 pub use cache::ReadCache;
+pub use copy::BulkCopy;
 pub use error::{db_err, other_err};
 pub use group::{BoxFuture, GroupWriter};
 pub use ts::Ts;
