@@ -130,7 +130,10 @@ mod tests {
         jar.add_original(Cookie::new("ory_kratos_session", sealed.clone()));
         let key = Key::from(Sha512::digest(b"old-secret-old-secret").as_slice());
         assert_eq!(
-            jar.private(&key).get("ory_kratos_session").map(|c| c.value().to_owned()).as_deref(),
+            jar.private(&key)
+                .get("ory_kratos_session")
+                .map(|c| c.value().to_owned())
+                .as_deref(),
             Some("ory_st_abc")
         );
         let mut tampered = sealed.clone().into_bytes();
