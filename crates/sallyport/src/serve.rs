@@ -31,23 +31,45 @@ fn init_logging(cfg: &sallyport_config::Config) {
     };
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not when the future
+/// is first polled: the server answers requests before the task awaiting it may have run, and a SIGTERM
+/// in that gap used to kill the process without a graceful shutdown.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            s.recv().await;
-        }
+    let (mut term, mut int) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: finishing in-flight requests");
+    async move {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match term.as_mut() {
+                    Some(s) => drop(s.recv().await),
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let int = async {
+                match int.as_mut() {
+                    Some(s) => drop(s.recv().await),
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! { _ = term => {}, _ = int => {} }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutting down: finishing in-flight requests");
+    }
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal();
     let cfg = crate::config_loader::load(&args.config, args.dev)?;
     init_logging(&cfg);
     for key in cfg.unimplemented_keys() {
@@ -143,11 +165,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         });
     }
-    server.run(shutdown_signal()).await
+    server.run(shutdown).await
 }
 
 /// `sallyport courier watch`: deliver queued messages until SIGTERM/Ctrl-C.
 pub async fn courier_watch(config: &[std::path::PathBuf]) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal();
     let cfg = crate::config_loader::load(config, false)?;
     init_logging(&cfg);
     let settings = crate::config_loader::settings(&cfg, false)?;
@@ -158,6 +181,6 @@ pub async fn courier_watch(config: &[std::path::PathBuf]) -> anyhow::Result<()> 
     let app = build_app(settings, store, None).await?;
     let dispatcher = crate::courier_worker::dispatcher(&app)?;
     tracing::info!("courier is watching for messages");
-    dispatcher.run(shutdown_signal()).await;
+    dispatcher.run(shutdown).await;
     Ok(())
 }
