@@ -37,12 +37,12 @@ pub fn extract_token_ref<'h>(app: &App, headers: &'h HeaderMap) -> Option<Cow<'h
         return Some(Cow::Borrowed(t));
     }
     let name = &app.settings.session_cookie.name;
-    if let Some(sealed) = csrf::request_cookie(headers, name) {
+    if let Some(sealed) = csrf::request_cookie_ref(headers, name) {
         // Sallyport's own cookie, else one Kratos issued before the takeover (same secrets).
         if let Some(t) = app
             .cookie_keys
-            .open(name, &sealed)
-            .or_else(|| app.cookie_keys.open_kratos_session(name, &sealed))
+            .open(name, sealed)
+            .or_else(|| app.cookie_keys.open_kratos_session(name, sealed))
         {
             return Some(Cow::Owned(t));
         }

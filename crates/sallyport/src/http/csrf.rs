@@ -56,10 +56,22 @@ pub fn verify(real: &[u8; TOKEN_LEN], sent: &str) -> bool {
 
 /// The raw value of cookie `name` from the request's `Cookie` headers.
 pub fn request_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    request_cookies(headers)
-        .into_iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v)
+    request_cookie_ref(headers, name).map(str::to_owned)
+}
+
+/// The first cookie called `name`, read in place: every cookie-authenticated request (whoami above all)
+/// looks one up, and parsing the whole header into owned pairs cost several allocations each time.
+/// Reads pairs as the `cookie` crate's `split_parse` does (split on `;`, name and value trimmed, pairs
+/// without `=` or with an empty name skipped, no percent-decoding).
+pub fn request_cookie_ref<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(|s| s.split(';'))
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(n, _)| n.trim() == name && !name.is_empty())
+        .map(|(_, v)| v.trim())
 }
 
 pub fn request_cookies(headers: &HeaderMap) -> Vec<(String, String)> {
@@ -87,5 +99,40 @@ mod tests {
         assert!(!verify(&new_token(), &a));
         assert!(!verify(&t, "not base64!"));
         assert!(cookie_name("http://127.0.0.1:4433/").starts_with("csrf_token_"));
+    }
+
+    #[test]
+    fn cookies_read_in_place_match_the_cookie_crate() {
+        let headers_of = |values: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(axum::http::header::COOKIE, v.parse().unwrap());
+            }
+            h
+        };
+        let cases: &[&[&str]] = &[
+            &["ory_kratos_session=abc"],
+            &["a=1; ory_kratos_session=MTIz+/=; b=2"],
+            &["  ory_kratos_session  =  spaced  ;x=y"],
+            &["a=1", "ory_kratos_session=second-header"],
+            &["ory_kratos_session=first; ory_kratos_session=second"],
+            &["novalue; ory_kratos_session=after-a-pair-without-equals"],
+            &["=nameless; ory_kratos_session=\"quoted\""],
+            &["ory_kratos_session="],
+            &["other=1"],
+            &[""],
+        ];
+        for values in cases {
+            let h = headers_of(values);
+            let expected = request_cookies(&h)
+                .into_iter()
+                .find(|(n, _)| n == "ory_kratos_session")
+                .map(|(_, v)| v);
+            assert_eq!(
+                request_cookie_ref(&h, "ory_kratos_session").map(str::to_owned),
+                expected,
+                "{values:?}"
+            );
+        }
     }
 }
