@@ -67,16 +67,7 @@ pub fn batch(
     use crate::Arg;
     let mut b = crate::Sql::new("");
     let flow_id = update.id;
-    b.append_statement(
-        &format!("{} RETURNING id", crate::flow::sql::UPDATE_FLOW),
-        [
-            Arg::Uuid(update.id),
-            Arg::Text(update.kind.to_owned()),
-            Arg::Text(update.json.get().to_owned()),
-            Arg::Ts(Ts(update.expires_at)),
-            Arg::Ts(Ts(update.updated_at)),
-        ],
-    );
+    update.append_returning_id(&mut b);
     b.append_statement(
         sql::DELETE_CODES,
         [Arg::Uuid(flow_id), Arg::Text(kind.as_str().to_owned())],

@@ -38,6 +38,22 @@ pub mod sql {
                 updated_at: flow.updated_at,
             })
         }
+
+        /// Appends `UPDATE_FLOW … RETURNING id` to a batch (see `Sql::append_statement`): the batched
+        /// writes after it insert only when it returned the flow's id, i.e. when the flow still exists.
+        pub fn append_returning_id(&self, b: &mut crate::Sql) {
+            use crate::{Arg, Ts};
+            b.append_statement(
+                &format!("{UPDATE_FLOW} RETURNING id"),
+                [
+                    Arg::Uuid(self.id),
+                    Arg::Text(self.kind.to_owned()),
+                    Arg::Text(self.json.get().to_owned()),
+                    Arg::Ts(Ts(self.expires_at)),
+                    Arg::Ts(Ts(self.updated_at)),
+                ],
+            );
+        }
     }
 }
 

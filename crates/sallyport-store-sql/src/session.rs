@@ -30,16 +30,7 @@ pub mod sql {
         use crate::{Arg, Ts};
         let mut b = crate::Sql::new("");
         let (flow_id, kind) = (update.id, update.kind);
-        b.append_statement(
-            &format!("{} RETURNING id", crate::flow::sql::UPDATE_FLOW),
-            [
-                Arg::Uuid(update.id),
-                Arg::Text(update.kind.to_owned()),
-                Arg::Text(update.json.get().to_owned()),
-                Arg::Ts(Ts(update.expires_at)),
-                Arg::Ts(Ts(update.updated_at)),
-            ],
-        );
+        update.append_returning_id(&mut b);
         let s = session;
         b.append_statement(
             INSERT_SESSION_IF_FLOW,
