@@ -46,19 +46,14 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     async move {
         #[cfg(unix)]
         {
-            let term = async {
-                match term.as_mut() {
+            // A handler that could not be installed never fires.
+            async fn next(s: Option<&mut tokio::signal::unix::Signal>) {
+                match s {
                     Some(s) => drop(s.recv().await),
-                    None => std::future::pending::<()>().await,
+                    None => std::future::pending().await,
                 }
-            };
-            let int = async {
-                match int.as_mut() {
-                    Some(s) => drop(s.recv().await),
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! { _ = term => {}, _ = int => {} }
+            }
+            tokio::select! { _ = next(term.as_mut()) => {}, _ = next(int.as_mut()) => {} }
         }
         #[cfg(not(unix))]
         {

@@ -26,10 +26,11 @@ pub fn release() -> usize {
 mod linux {
     pub fn release() -> Option<usize> {
         let exe = std::fs::read_link("/proc/self/exe").ok()?;
+        let exe = exe.to_str()?;
         let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
         let mut released = 0;
         for m in mappings(&smaps) {
-            if m.path != exe.as_os_str().to_str()? || !m.releasable() {
+            if m.path != exe || !m.releasable() {
                 continue;
             }
             // SAFETY: the range is a whole mapping of this process that is read-only, private and holds
