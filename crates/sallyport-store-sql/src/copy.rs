@@ -3,11 +3,9 @@
 //! multi-row `INSERT`s that the server must parse and plan, with tens of thousands of binds each.
 //!
 //! Each attempt runs in a savepoint of the caller's transaction. When COPY cannot take the batch — a
-//! value its text format cannot carry (a NUL), a timestamp outside years 1–9999, or any error while
-//! copying — the savepoint is rolled back and the caller writes the batch the portable way, which
+//! value PostgreSQL cannot keep (a NUL in text, `\u0000` in JSON), or any error while copying — the
+//! savepoint is rolled back and the caller writes the batch the portable way, which
 //! names each refused identity. SQLite has no COPY: its impl always declines.
-
-use std::fmt::Write as _;
 
 use sallyport_core::identity::Identity;
 use sallyport_core::store::{StoreError, StoreResult};
@@ -15,7 +13,7 @@ use sqlx::{Connection as _, PgConnection, SqliteConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{Ts, db_err};
+use crate::db_err;
 
 /// Writes batches of identities in bulk where the backend has a faster way than `INSERT`s.
 #[async_trait::async_trait]
@@ -44,13 +42,13 @@ impl BulkCopy for SqliteConnection {
 pub mod sql {
     pub const IDENTITY_COLUMNS: &str = "id, schema_id, traits, state, state_changed_at, metadata_public, \
          metadata_admin, external_id, organization_id, available_aal, created_at, updated_at";
-    pub const CREDENTIALS: &str = "COPY identity_credentials (id, identity_id, type, config, version, created_at, updated_at) FROM STDIN";
+    pub const CREDENTIALS: &str = "COPY identity_credentials (id, identity_id, type, config, version, created_at, updated_at) FROM STDIN (FORMAT binary)";
     pub const IDENTIFIERS: &str = "COPY identity_credential_identifiers (id, identifier, type, identity_id, \
-         credential_id, position, created_at, updated_at) FROM STDIN";
+         credential_id, position, created_at, updated_at) FROM STDIN (FORMAT binary)";
     pub const VERIFIABLE_ADDRESSES: &str = "COPY identity_verifiable_addresses (id, identity_id, via, value, \
-         verified, status, verified_at, position, created_at, updated_at) FROM STDIN";
+         verified, status, verified_at, position, created_at, updated_at) FROM STDIN (FORMAT binary)";
     pub const RECOVERY_ADDRESSES: &str = "COPY identity_recovery_addresses (id, identity_id, via, value, \
-         position, created_at, updated_at) FROM STDIN";
+         position, created_at, updated_at) FROM STDIN (FORMAT binary)";
 
     /// The identity rows of an upsert go through an unindexed table of this transaction, from which one
     /// statement inserts or updates them all.
@@ -82,37 +80,74 @@ pub mod sql {
          SELECT unnest($1::uuid[]), 'identity' ON CONFLICT (id) DO NOTHING";
 }
 
-/// Rows in PostgreSQL's COPY text format: columns split by tabs, rows ended by newlines, `\N` for
-/// NULL, and backslash, tab, newline and carriage return escaped with a backslash.
-#[derive(Default)]
+/// Rows in PostgreSQL's binary COPY format: each row a field count, each field its length (-1 for
+/// NULL) and the value as the type's binary receive function reads it. Binary rather than text: the
+/// server then parses no UUIDs, timestamps or integers, about a seventh of its work on these rows.
 pub struct CopyRows {
-    buf: String,
-    row_started: bool,
-    /// Something the text format (or PostgreSQL) cannot take: the batch must go another way.
+    buf: Vec<u8>,
+    rows: usize,
+    /// Where the current row's field count goes, and the count so far.
+    row_start: usize,
+    fields: i16,
+    /// Something PostgreSQL cannot take (a NUL in text, `\u0000` in JSON): the batch must go another way.
     unfit: bool,
 }
 
+/// The 11-byte signature, then the flags and the header extension length, both 0.
+const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// PostgreSQL counts timestamps in microseconds from 2000-01-01 UTC.
+const PG_EPOCH: OffsetDateTime = time::macros::datetime!(2000-01-01 00:00 UTC);
+
+impl Default for CopyRows {
+    fn default() -> Self {
+        CopyRows {
+            buf: HEADER.to_vec(),
+            rows: 0,
+            row_start: HEADER.len(),
+            fields: 0,
+            unfit: false,
+        }
+    }
+}
+
 impl CopyRows {
-    pub fn into_text(self) -> Option<String> {
+    /// The COPY data, trailer included; `None` when a value cannot go through COPY.
+    pub fn into_bytes(mut self) -> Option<Vec<u8>> {
+        self.buf.extend_from_slice(&(-1i16).to_be_bytes());
         (!self.unfit).then_some(self.buf)
     }
 
-    fn column(&mut self) -> &mut String {
-        if self.row_started {
-            self.buf.push('\t');
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    fn field(&mut self, len: usize) -> &mut Vec<u8> {
+        if self.fields == 0 {
+            self.row_start = self.buf.len();
+            self.buf.extend_from_slice(&[0, 0]);
         }
-        self.row_started = true;
+        self.fields += 1;
+        // Values are far below 1 GiB (request bodies are bounded); a longer one fails the COPY.
+        let len = i32::try_from(len).unwrap_or(i32::MAX);
+        self.buf.extend_from_slice(&len.to_be_bytes());
         &mut self.buf
     }
 
     pub fn end_row(&mut self) -> &mut Self {
-        self.buf.push('\n');
-        self.row_started = false;
+        let count = self.fields.to_be_bytes();
+        self.buf[self.row_start..self.row_start + 2].copy_from_slice(&count);
+        self.fields = 0;
+        self.rows += 1;
         self
     }
 
     pub fn null(&mut self) -> &mut Self {
-        self.column().push_str("\\N");
+        if self.fields == 0 {
+            self.row_start = self.buf.len();
+            self.buf.extend_from_slice(&[0, 0]);
+        }
+        self.fields += 1;
+        self.buf.extend_from_slice(&(-1i32).to_be_bytes());
         self
     }
 
@@ -121,20 +156,7 @@ impl CopyRows {
         if v.contains('\0') {
             self.unfit = true;
         }
-        let buf = self.column();
-        if !v.contains(['\\', '\t', '\n', '\r']) {
-            buf.push_str(v);
-            return self;
-        }
-        for c in v.chars() {
-            match c {
-                '\\' => buf.push_str("\\\\"),
-                '\t' => buf.push_str("\\t"),
-                '\n' => buf.push_str("\\n"),
-                '\r' => buf.push_str("\\r"),
-                c => buf.push(c),
-            }
-        }
+        self.field(v.len()).extend_from_slice(v.as_bytes());
         self
     }
 
@@ -145,6 +167,7 @@ impl CopyRows {
         }
     }
 
+    /// jsonb's binary form: a version byte, 1, then the JSON text.
     pub fn json(&mut self, v: &serde_json::Value) -> &mut Self {
         let text = v.to_string();
         // jsonb refuses the `\u0000` escape. An escaped backslash followed by `u0000` matches too:
@@ -152,7 +175,10 @@ impl CopyRows {
         if text.contains("\\u0000") {
             self.unfit = true;
         }
-        self.text(&text)
+        let buf = self.field(text.len() + 1);
+        buf.push(1);
+        buf.extend_from_slice(text.as_bytes());
+        self
     }
 
     pub fn opt_json(&mut self, v: Option<&serde_json::Value>) -> &mut Self {
@@ -163,9 +189,7 @@ impl CopyRows {
     }
 
     pub fn uuid(&mut self, v: Uuid) -> &mut Self {
-        let mut b = Uuid::encode_buffer();
-        let s = v.hyphenated().encode_lower(&mut b);
-        self.column().push_str(s);
+        self.field(16).extend_from_slice(v.as_bytes());
         self
     }
 
@@ -176,29 +200,28 @@ impl CopyRows {
         }
     }
 
-    pub fn int(&mut self, v: i64) -> &mut Self {
-        let _ = write!(self.column(), "{v}");
+    /// An `INTEGER` column.
+    pub fn int4(&mut self, v: i32) -> &mut Self {
+        self.field(4).extend_from_slice(&v.to_be_bytes());
+        self
+    }
+
+    /// A `BIGINT` column.
+    pub fn int8(&mut self, v: i64) -> &mut Self {
+        self.field(8).extend_from_slice(&v.to_be_bytes());
         self
     }
 
     pub fn bool(&mut self, v: bool) -> &mut Self {
-        self.column().push(if v { 't' } else { 'f' });
+        self.field(1).push(u8::from(v));
         self
     }
 
-    /// ISO 8601 in UTC with microseconds, as the binary encoding keeps them. Years outside 1–9999
-    /// would need PostgreSQL's `BC` or more digits: such a batch takes the slower path.
+    /// Microseconds from PostgreSQL's epoch, truncated as sqlx encodes a bound timestamp, so both
+    /// ways of writing store the same instant.
     pub fn ts(&mut self, v: OffsetDateTime) -> &mut Self {
-        match Ts(v).sqlite_text() {
-            Ok(text) if (1..=9999).contains(&v.to_offset(time::UtcOffset::UTC).year()) => {
-                self.column().push_str(&text);
-            }
-            _ => {
-                self.unfit = true;
-                self.null();
-            }
-        }
-        self
+        let micros = i64::try_from((v - PG_EPOCH).whole_microseconds()).unwrap_or(i64::MAX);
+        self.int8(micros)
     }
 
     pub fn opt_ts(&mut self, v: Option<OffsetDateTime>) -> &mut Self {
@@ -209,13 +232,13 @@ impl CopyRows {
     }
 }
 
-/// A batch's rows, one COPY text per table; `None` when some value cannot go through COPY.
+/// A batch's rows, one binary COPY stream per table.
 pub struct Encoded {
-    pub identities: String,
-    pub credentials: String,
-    pub identifiers: String,
-    pub verifiable: String,
-    pub recovery: String,
+    pub identities: Vec<u8>,
+    pub credentials: Vec<u8>,
+    pub identifiers: Vec<u8>,
+    pub verifiable: Vec<u8>,
+    pub recovery: Vec<u8>,
 }
 
 /// The same rows `insert_identities_bulk` writes, in the column order of `sql::IDENTITY_COLUMNS` and
@@ -244,7 +267,7 @@ pub fn encode<'a>(identities: impl Iterator<Item = &'a Identity> + Clone) -> Opt
                 .uuid(i.id)
                 .text(&c.cred_type)
                 .json(&c.config)
-                .int(c.version.into())
+                .int4(c.version)
                 .ts(c.created_at)
                 .ts(c.updated_at)
                 .end_row();
@@ -256,7 +279,7 @@ pub fn encode<'a>(identities: impl Iterator<Item = &'a Identity> + Clone) -> Opt
                 .text(r.cred_type)
                 .uuid(r.identity_id)
                 .uuid(r.credential_id)
-                .int(r.position)
+                .int8(r.position)
                 .ts(r.created_at)
                 .ts(r.updated_at)
                 .end_row();
@@ -270,7 +293,7 @@ pub fn encode<'a>(identities: impl Iterator<Item = &'a Identity> + Clone) -> Opt
                 .bool(a.verified)
                 .text(&a.status)
                 .opt_ts(a.verified_at)
-                .int(position as i64)
+                .int8(position as i64)
                 .ts(a.created_at)
                 .ts(a.updated_at)
                 .end_row();
@@ -281,27 +304,32 @@ pub fn encode<'a>(identities: impl Iterator<Item = &'a Identity> + Clone) -> Opt
                 .uuid(i.id)
                 .text(&a.via)
                 .text(&a.value)
-                .int(position as i64)
+                .int8(position as i64)
                 .ts(a.created_at)
                 .ts(a.updated_at)
                 .end_row();
         }
     }
+    // A table without rows needs no COPY at all.
+    let bytes = |r: CopyRows| match r.is_empty() {
+        true => (!r.unfit).then(Vec::new),
+        false => r.into_bytes(),
+    };
     Some(Encoded {
-        identities: rows.into_text()?,
-        credentials: creds.into_text()?,
-        identifiers: idents.into_text()?,
-        verifiable: verifiable.into_text()?,
-        recovery: recovery.into_text()?,
+        identities: bytes(rows)?,
+        credentials: bytes(creds)?,
+        identifiers: bytes(idents)?,
+        verifiable: bytes(verifiable)?,
+        recovery: bytes(recovery)?,
     })
 }
 
-async fn copy_in(conn: &mut PgConnection, statement: &str, rows: &str) -> sqlx::Result<()> {
+async fn copy_in(conn: &mut PgConnection, statement: &str, rows: &[u8]) -> sqlx::Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
     let mut copy = conn.copy_in_raw(statement).await?;
-    copy.send(rows.as_bytes()).await?;
+    copy.send(rows).await?;
     copy.finish().await?;
     Ok(())
 }
@@ -348,7 +376,10 @@ impl BulkCopy for PgConnection {
         let Some(encoded) = encode(identities.iter().copied()) else {
             return Ok(false);
         };
-        let statement = format!("COPY identities ({}) FROM STDIN", sql::IDENTITY_COLUMNS);
+        let statement = format!(
+            "COPY identities ({}) FROM STDIN (FORMAT binary)",
+            sql::IDENTITY_COLUMNS
+        );
         let refused = |e: &StoreError| matches!(e, StoreError::Conflict(_) | StoreError::Unrepresentable(_));
         in_savepoint(self, refused, move |c| {
             Box::pin(async move {
@@ -381,10 +412,17 @@ async fn upsert(c: &mut PgConnection, ids: &[Uuid], encoded: &Encoded) -> sqlx::
         .await?;
     if present == 0 {
         // A first run: nothing to replace, the rows go straight in.
-        let statement = format!("COPY identities ({}) FROM STDIN", sql::IDENTITY_COLUMNS);
+        let statement = format!(
+            "COPY identities ({}) FROM STDIN (FORMAT binary)",
+            sql::IDENTITY_COLUMNS
+        );
         copy_in(c, &statement, &encoded.identities).await?;
     } else {
-        let statement = format!("COPY {} ({}) FROM STDIN", sql::STAGE_NAME, sql::IDENTITY_COLUMNS);
+        let statement = format!(
+            "COPY {} ({}) FROM STDIN (FORMAT binary)",
+            sql::STAGE_NAME,
+            sql::IDENTITY_COLUMNS
+        );
         sqlx::query(sql::STAGE).persistent(false).execute(&mut *c).await?;
         copy_in(c, &statement, &encoded.identities).await?;
         for delete in sql::DELETE_PARTS {
@@ -407,43 +445,83 @@ async fn upsert(c: &mut PgConnection, ids: &[Uuid], encoded: &Encoded) -> sqlx::
 mod tests {
     use super::*;
 
+    /// The field values of the one row in `bytes`, `None` for NULL.
+    fn fields(bytes: &[u8]) -> Vec<Option<Vec<u8>>> {
+        assert_eq!(&bytes[..HEADER.len()], HEADER);
+        let mut at = HEADER.len();
+        let take = |at: &mut usize, n: usize| {
+            let v = bytes[*at..*at + n].to_vec();
+            *at += n;
+            v
+        };
+        let count = i16::from_be_bytes(take(&mut at, 2).try_into().unwrap());
+        let mut out = vec![];
+        for _ in 0..count {
+            let len = i32::from_be_bytes(take(&mut at, 4).try_into().unwrap());
+            out.push((len >= 0).then(|| take(&mut at, len as usize)));
+        }
+        assert_eq!(&bytes[at..], &(-1i16).to_be_bytes(), "one row, then the trailer");
+        out
+    }
+
     #[test]
-    fn escapes_what_the_text_format_reads_specially() {
+    fn fields_are_length_prefixed_in_network_order() {
         let mut r = CopyRows::default();
-        r.text("a\tb\nc\\d\re \"q\" é ✓")
+        let id = Uuid::from_u128(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10);
+        r.text("a\tb\nc\\d é ✓")
             .null()
-            .int(-3)
+            .int4(-3)
+            .int8(1 << 40)
             .bool(true)
+            .uuid(id)
+            .json(&serde_json::json!({"k": "tab\t"}))
             .end_row();
+        assert!(!r.is_empty());
         assert_eq!(
-            r.into_text().unwrap(),
-            "a\\tb\\nc\\\\d\\re \"q\" é ✓\t\\N\t-3\tt\n"
+            fields(&r.into_bytes().unwrap()),
+            vec![
+                Some("a\tb\nc\\d é ✓".as_bytes().to_vec()),
+                None,
+                Some(vec![0xff, 0xff, 0xff, 0xfd]),
+                Some(vec![0, 0, 1, 0, 0, 0, 0, 0]),
+                Some(vec![1]),
+                Some(id.as_bytes().to_vec()),
+                Some(b"\x01{\"k\":\"tab\\t\"}".to_vec()),
+            ]
         );
     }
 
     #[test]
-    fn json_backslashes_are_doubled() {
-        let mut r = CopyRows::default();
-        r.json(&serde_json::json!({"k": "tab\there \\ \"q\""})).end_row();
+    fn timestamps_count_microseconds_from_2000_truncated() {
+        let micros = |t: OffsetDateTime| {
+            let mut r = CopyRows::default();
+            r.ts(t).end_row();
+            let f = fields(&r.into_bytes().unwrap());
+            i64::from_be_bytes(f[0].clone().unwrap().try_into().unwrap())
+        };
+        assert_eq!(micros(time::macros::datetime!(2000-01-01 00:00 UTC)), 0);
         assert_eq!(
-            r.into_text().unwrap(),
-            concat!(r#"{"k":"tab\\there \\\\ \\"q\\""}"#, "\n")
+            micros(time::macros::datetime!(2000-01-01 02:00:00.000001999 +02:00)),
+            1
+        );
+        assert_eq!(
+            micros(time::macros::datetime!(1999-12-31 23:59:59.9999999 UTC)),
+            0,
+            "toward zero, as sqlx binds it"
+        );
+        assert_eq!(
+            micros(time::macros::datetime!(-0001-01-01 00:00 UTC)),
+            (time::macros::datetime!(-0001-01-01 00:00 UTC) - PG_EPOCH).whole_microseconds() as i64
         );
     }
 
     #[test]
-    fn nul_and_far_years_decline_the_batch() {
+    fn nul_declines_the_batch() {
         let mut r = CopyRows::default();
-        r.text("a\0b");
-        assert!(r.into_text().is_none());
+        r.text("a\0b").end_row();
+        assert!(r.into_bytes().is_none());
         let mut r = CopyRows::default();
-        r.json(&serde_json::json!({"k": "a\u{0}b"}));
-        assert!(r.into_text().is_none());
-        let mut r = CopyRows::default();
-        r.ts(time::macros::datetime!(-0001-01-01 00:00 UTC));
-        assert!(r.into_text().is_none());
-        let mut r = CopyRows::default();
-        r.ts(time::macros::datetime!(2025-01-02 03:04:05.123456 +02:00));
-        assert_eq!(r.into_text().unwrap(), "2025-01-02T01:04:05.123456Z");
+        r.json(&serde_json::json!({"k": "a\u{0}b"})).end_row();
+        assert!(r.into_bytes().is_none());
     }
 }

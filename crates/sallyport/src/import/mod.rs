@@ -233,22 +233,27 @@ async fn prune(
             src.uuid_eq("nid", 1)
         )
     };
+    // Both sides of both tables are read at once: a full run spends its last moments here.
+    let side = |table: &'static str, kind: &'static str| async move {
+        let target = async { store.imported_ids(kind).await.map_err(|e| anyhow::anyhow!("{e}")) };
+        let source = async {
+            let rows = src.rows(&ids(table), &[nid.to_owned()]).await?;
+            Ok::<HashSet<Uuid>, anyhow::Error>(
+                rows.into_iter()
+                    .filter_map(|r| r.into_iter().next().flatten())
+                    .filter_map(|id| Uuid::parse_str(&id).ok())
+                    .collect(),
+            )
+        };
+        tokio::try_join!(target, source)
+    };
+    let (identities, sessions) =
+        tokio::try_join!(side("identities", "identity"), side("sessions", "session"))?;
     let mut out = vec![];
-    for (table, kind, name) in [
-        ("identities", "identity", "identities gone from Kratos"),
-        ("sessions", "session", "sessions gone from Kratos"),
+    for ((table, name), (target_ids, source)) in [
+        (("identities", "identities gone from Kratos"), identities),
+        (("sessions", "sessions gone from Kratos"), sessions),
     ] {
-        let target_ids = store
-            .imported_ids(kind)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let source: HashSet<Uuid> = src
-            .rows(&ids(table), &[nid.to_owned()])
-            .await?
-            .into_iter()
-            .filter_map(|r| r.into_iter().next().flatten())
-            .filter_map(|id| Uuid::parse_str(&id).ok())
-            .collect();
         let mut report = TableReport::default();
         for id in target_ids.into_iter().filter(|id| !source.contains(id)) {
             report.read += 1;

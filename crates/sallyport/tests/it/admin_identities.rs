@@ -64,6 +64,21 @@ both_backends!(crud_and_conflicts, |b: Backend| async move {
     )
     .await;
     assert_eq!(st, 409, "{e}");
+    // External ids are unique too; identities without one are not (PostgreSQL indexes only the
+    // identities that have one).
+    let (st, e) = send(c.post(s.admin_url("admin/identities")).json(
+        &json!({"schema_id": "default", "traits": {"email": "ext@example.org"}, "external_id": "crm-1"}),
+    ))
+    .await;
+    assert_eq!(st, 409, "{e}");
+    for n in 0..2 {
+        let (st, e) = send(
+            c.post(s.admin_url("admin/identities"))
+                .json(&json!({"schema_id": "default", "traits": {"email": format!("noext{n}@example.org")}})),
+        )
+        .await;
+        assert_eq!(st, 201, "{e}");
+    }
     let (st, _) = send(
         c.post(s.admin_url("admin/identities"))
             .json(&json!({"schema_id": "default", "traits": {"email": "m@example.org"}, "bogus": 1})),
@@ -135,6 +150,13 @@ both_backends!(crud_and_conflicts, |b: Backend| async move {
     assert_eq!(res.status(), 204);
     let (st, _) = send(c.get(s.admin_url(&format!("admin/identities/{id}")))).await;
     assert_eq!(st, 404);
+    // Its identifier went with it (through the credential): the address can sign up again.
+    let (st, e) = send(
+        c.post(s.admin_url("admin/identities"))
+            .json(&json!({"schema_id": "default", "traits": {"email": "lee2@example.org"}, "credentials": {"password": {"config": {"password": "a new passphrase 123"}}}})),
+    )
+    .await;
+    assert_eq!(st, 201, "{e}");
     s.shutdown().await;
 });
 
