@@ -1,8 +1,10 @@
 //! Copying identities as a pipeline, so reading Kratos, converting and writing Sallyport overlap:
 //! a reader task pages through `identities` and starts loading each page's parts (credentials,
-//! identifiers, addresses) at once; the pages are converted on the blocking pool, in order; up to
-//! `WRITERS` batches are written at the same time, each in its own transaction on its own
-//! connection, so one identity is never half-written and a crash loses only unfinished batches.
+//! identifiers, addresses) at once, each page then converted on the blocking pool by its own task;
+//! the pages are taken in order, and up to `WRITERS` batches are written at the same time, each in
+//! its own transaction on its own connection, so one identity is never half-written and a crash
+//! loses only unfinished batches. Converting in the loop that hands out the writes kept the writers
+//! waiting: about half of that loop's time went to it.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -280,17 +282,24 @@ async fn settle(task: JoinHandle<Written>, report: &mut TableReport) -> anyhow::
     Ok(())
 }
 
-type Loading = JoinHandle<anyhow::Result<RawBatch>>;
+type Loading = JoinHandle<anyhow::Result<Converted>>;
 
-/// Starts loading every batch, in order, into `out`: pages of the full table, or the `changed` ids.
+/// Starts loading and converting every batch, in order, into `out`: pages of the full table, or the
+/// `changed` ids.
 async fn feed(
     reader: Reader,
+    rules: Arc<Rules>,
     changed: Option<Vec<String>>,
     out: mpsc::Sender<Loading>,
 ) -> anyhow::Result<()> {
     let start = |rows: Option<Vec<TextRow>>, which: Which| {
-        let r = reader.clone();
-        tokio::spawn(async move { r.load(rows, which).await })
+        let (r, rules) = (reader.clone(), rules.clone());
+        tokio::spawn(async move {
+            let raw = r.load(rows, which).await?;
+            tokio::task::spawn_blocking(move || convert(raw, &rules))
+                .await
+                .context("converting identities")
+        })
     };
     match changed {
         Some(ids) => {
@@ -325,7 +334,7 @@ async fn feed(
 }
 
 /// Copies the identities (all, or the `changed` ids); `heartbeat` runs before each batch is
-/// written. Answers the report.
+/// handed to a writer. Answers the report.
 pub async fn copy<F, Fut>(
     reader: Reader,
     rules: Arc<Rules>,
@@ -341,15 +350,11 @@ where
     let mut report = TableReport::default();
     let mut progress = Progress::new("identities", total);
     let (tx, mut rx) = mpsc::channel::<Loading>(READ_AHEAD);
-    let feeder = tokio::spawn(feed(reader, changed, tx));
+    let feeder = tokio::spawn(feed(reader, rules, changed, tx));
     let mut writing: VecDeque<JoinHandle<Written>> = VecDeque::new();
     let result = async {
         while let Some(loading) = rx.recv().await {
-            let raw = loading.await.context("reading identities")??;
-            let rules = rules.clone();
-            let converted = tokio::task::spawn_blocking(move || convert(raw, &rules))
-                .await
-                .context("converting identities")?;
+            let converted = loading.await.context("reading identities")??;
             report.read += converted.read;
             report.rejected.extend(converted.rejected);
             heartbeat().await?;

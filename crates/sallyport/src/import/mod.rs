@@ -74,7 +74,13 @@ struct Run {
     since: Option<String>,
     rules: Arc<Rules>,
     lock_owner: String,
+    /// When the lock was last renewed.
+    renewed: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How often a running import renews its lock. Far below `LOCK_STALE`: a run that stalls long enough
+/// to lose the lock has gone this long without renewing, so it checks again before its next write.
+const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let cfg = crate::config_loader::load(&opts.config, false).context("loading the configuration")?;
@@ -185,6 +191,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             seal_secret: settings.cipher_secrets.first().cloned().unwrap_or_default(),
         }),
         lock_owner,
+        renewed: std::sync::Mutex::new(None),
     };
     let result = run.copy_all(&missing).await;
     if let Some(t) = &target {
@@ -354,7 +361,16 @@ impl Run {
         ])
     }
 
+    /// Renews the import lock before a write, unless that was done less than `RENEW_EVERY` ago (a
+    /// round trip per batch held up the pipeline); stops if another import took the lock over.
     async fn heartbeat(&self) -> anyhow::Result<()> {
+        {
+            let mut renewed = self.renewed.lock().unwrap_or_else(|e| e.into_inner());
+            if renewed.is_some_and(|at| at.elapsed() < RENEW_EVERY) {
+                return Ok(());
+            }
+            *renewed = Some(std::time::Instant::now());
+        }
         if let Some(t) = &self.target {
             let now = OffsetDateTime::now_utc();
             if !t
