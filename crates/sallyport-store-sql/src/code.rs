@@ -20,12 +20,21 @@ pub mod sql {
     pub const INSERT_CODE: &str = "INSERT INTO identity_one_time_codes (id, flow_id, kind, digest, address, \
          address_type, identity_id, expires_at, used_at, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-    /// `INSERT_CODE` that inserts nothing for a flow that is gone (instead of failing its foreign
-    /// key), for a batch that finds out from its flow update and rolls back.
+    /// The statements of `save_codes`' batch after its flow update change nothing unless that update
+    /// found its flow (the same id and kind): the batch commits as a whole either way, so a flow
+    /// that is gone leaves no codes and no messages behind. `DELETE_CODES`, `$3` the flow's kind.
+    pub const DELETE_CODES_IF_FLOW: &str = "DELETE FROM identity_one_time_codes WHERE flow_id = $1 AND kind = $2 \
+         AND EXISTS (SELECT 1 FROM selfservice_flows WHERE id = $1 AND kind = $3)";
+    /// `INSERT_CODE` if its flow exists, `$11` the flow's kind (see `DELETE_CODES_IF_FLOW`).
     pub const INSERT_CODE_IF_FLOW: &str = "INSERT INTO identity_one_time_codes (id, flow_id, kind, digest, \
          address, address_type, identity_id, expires_at, used_at, created_at) \
          SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
-         WHERE EXISTS (SELECT 1 FROM selfservice_flows WHERE id = $2)";
+         WHERE EXISTS (SELECT 1 FROM selfservice_flows WHERE id = $2 AND kind = $11)";
+    /// The courier's `INSERT_MESSAGE` if the flow `$14` of kind `$15` exists (see `DELETE_CODES_IF_FLOW`).
+    pub const INSERT_MESSAGE_IF_FLOW: &str = "INSERT INTO courier_messages (id, type, status, recipient, \
+         subject, body, template_type, template_data, channel, send_count, next_attempt_at, lease_until, \
+         created_at, updated_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12, $13 \
+         WHERE EXISTS (SELECT 1 FROM selfservice_flows WHERE id = $14 AND kind = $15)";
     pub const COUNT_SUBMISSION: &str = "UPDATE selfservice_flows SET code_submit_count = code_submit_count + 1 \
          WHERE id = $1 RETURNING code_submit_count";
 
@@ -57,7 +66,8 @@ pub mod sql {
 
 /// `save_codes` as one batch of statements (see `Sql::append_statement`), for SQLite: the flow's
 /// update (returning its id, none when the flow is gone), the deletion of its codes of `kind`, the
-/// new codes and the messages. JSON goes as the text SQLite stores it.
+/// new codes and the messages, the last three only if the flow is there. JSON goes as the text
+/// SQLite stores it.
 pub fn batch(
     update: crate::flow::sql::FlowUpdate,
     kind: CodeKind,
@@ -66,11 +76,15 @@ pub fn batch(
 ) -> StoreResult<crate::Sql> {
     use crate::Arg;
     let mut b = crate::Sql::new("");
-    let flow_id = update.id;
+    let (flow_id, flow_kind) = (update.id, update.kind);
     update.append_returning_id(&mut b);
     b.append_statement(
-        sql::DELETE_CODES,
-        [Arg::Uuid(flow_id), Arg::Text(kind.as_str().to_owned())],
+        sql::DELETE_CODES_IF_FLOW,
+        [
+            Arg::Uuid(flow_id),
+            Arg::Text(kind.as_str().to_owned()),
+            Arg::Text(flow_kind.to_owned()),
+        ],
     );
     for c in codes {
         b.append_statement(
@@ -86,12 +100,13 @@ pub fn batch(
                 Arg::Ts(Ts(c.expires_at)),
                 Arg::OptTs(c.used_at.map(Ts)),
                 Arg::Ts(Ts(c.created_at)),
+                Arg::Text(flow_kind.to_owned()),
             ],
         );
     }
     for m in messages {
         b.append_statement(
-            crate::courier::sql::INSERT_MESSAGE,
+            sql::INSERT_MESSAGE_IF_FLOW,
             [
                 Arg::Uuid(m.id),
                 Arg::Text(m.kind.as_str().to_owned()),
@@ -106,6 +121,8 @@ pub fn batch(
                 Arg::Ts(Ts(m.next_attempt_at)),
                 Arg::Ts(Ts(m.created_at)),
                 Arg::Ts(Ts(m.updated_at)),
+                Arg::Uuid(flow_id),
+                Arg::Text(flow_kind.to_owned()),
             ],
         );
     }
@@ -203,25 +220,20 @@ macro_rules! __impl_code_store {
             use $crate::__private::code_sql as q;
             use $crate::Ts;
             let flow_id = update.id;
-            let mut tx = sqlx::Connection::begin(&mut *conn)
-                .await
-                .map_err($crate::db_err)?;
             if <Db as sqlx::Database>::NAME == "SQLite" {
-                // One query for the four kinds of statement: each query is a hand-off to the
-                // connection's thread, and this runs on the one writer everybody waits for.
+                // One query for the four kinds of statement and its savepoint: each query is a
+                // hand-off to the connection's thread, and this runs on the one writer everybody
+                // waits for.
                 let batch = $crate::__private::code_batch(update, kind, codes, messages)?;
-                let found = $crate::bind_all(
-                    sqlx::query_as::<Db, ($crate::__private::uuid::Uuid,)>(&batch.text),
-                    batch.args,
-                )
-                .fetch_all(&mut *tx)
-                .await
-                .map_err($crate::db_err)?;
+                let found = batch_in_savepoint(conn, batch).await?;
                 if found.is_empty() {
                     return Err(StoreError::NotFound);
                 }
-                return tx.commit().await.map_err($crate::db_err);
+                return Ok(());
             }
+            let mut tx = sqlx::Connection::begin(&mut *conn)
+                .await
+                .map_err($crate::db_err)?;
             update_flow_row(&mut *tx, update).await?;
             sqlx::query(q::DELETE_CODES)
                 .bind(flow_id)

@@ -116,7 +116,7 @@ macro_rules! __impl_flow_store {
                 let flow: sqlx::types::Json<Flow> = sqlx::query_scalar($crate::__private::flow_sql::GET_FLOW)
                     .bind(id)
                     .bind(kind.as_str())
-                    .fetch_optional(&self.reader)
+                    .fetch_optional(&mut *self.read().await?)
                     .await
                     .map_err($crate::db_err)?
                     .ok_or(StoreError::NotFound)?;
@@ -168,7 +168,7 @@ macro_rules! __impl_flow_store {
                     $crate::Ts,
                 ) = sqlx::query_as($crate::__private::flow_sql::GET_ERROR)
                     .bind(id)
-                    .fetch_optional(&self.reader)
+                    .fetch_optional(&mut *self.read().await?)
                     .await
                     .map_err($crate::db_err)?
                     .ok_or(StoreError::NotFound)?;

@@ -122,7 +122,7 @@ macro_rules! __impl_rate_limit_store {
                 let row: Option<(i64, i64, i64)> = sqlx::query_as($crate::__private::rate_limit_sql::PEEK)
                     .bind(bucket.as_str())
                     .bind(key)
-                    .fetch_optional(&self.reader)
+                    .fetch_optional(&mut *self.read().await?)
                     .await
                     .map_err($crate::db_err)?;
                 let row = row.map(|(count, window_ends_ms, blocked_until_ms)| CounterRow {
