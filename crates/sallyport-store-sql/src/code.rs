@@ -13,7 +13,7 @@ pub mod sql {
 
     use crate::{Sql, Ts};
 
-    const CODE_COLUMNS: &str =
+    pub(crate) const CODE_COLUMNS: &str =
         "id, flow_id, kind, digest, address, address_type, identity_id, expires_at, used_at, created_at";
 
     pub const DELETE_CODES: &str = "DELETE FROM identity_one_time_codes WHERE flow_id = $1 AND kind = $2";
@@ -129,6 +129,110 @@ pub fn batch(
     Ok(b)
 }
 
+/// `attempt_code` as one batch of statements for SQLite, each later one conditioned in SQL on what
+/// the separate writes would have checked in between: the submission count (always; no row: no
+/// flow), then, while the flow has submissions left, the guess (token `token`, so that the batch
+/// can tell whether it counted), then the use of the code while the guess is allowed
+/// (`Rule::judge_hit` as SQL), then the guess given back if the oldest code used belongs to
+/// `owner`. The rows tell them apart by width: 1 column the count, 4 the counter, more a code.
+#[allow(clippy::too_many_arguments)]
+pub fn attempt_batch(
+    flow_id: Uuid,
+    kind: CodeKind,
+    digests: &[String],
+    now: time::OffsetDateTime,
+    max_submissions: u32,
+    guess: Option<(
+        sallyport_core::rate_limit::Bucket,
+        &str,
+        &sallyport_core::rate_limit::Rule,
+    )>,
+    owner: Option<Uuid>,
+    token: &str,
+) -> crate::Sql {
+    use crate::{Arg, Sql};
+    use sallyport_core::rate_limit::{ms, unix_ms};
+    let max = i64::from(max_submissions);
+    let mut b = Sql::new("");
+    b.append_statement(sql::COUNT_SUBMISSION, [Arg::Uuid(flow_id)]);
+    if let Some((bucket, key, rule)) = guess {
+        let (initial, longest) = rule
+            .backoff
+            .map(|o| (ms(o.initial).max(1), ms(o.max).max(1)))
+            .unwrap_or((0, 0));
+        b.append_statement(
+            crate::rate_limit::sql::HIT_IF_SUBMISSIONS_LEFT,
+            [
+                Arg::Text(bucket.as_str().to_owned()),
+                Arg::Text(key.to_owned()),
+                Arg::Int(unix_ms(now)),
+                Arg::Int(ms(rule.window).max(1)),
+                Arg::Int(i64::from(rule.limit)),
+                Arg::Int(initial),
+                Arg::Int(longest),
+                Arg::Text(token.to_owned()),
+                Arg::Uuid(flow_id),
+                Arg::Int(max),
+            ],
+        );
+    }
+    if digests.is_empty() {
+        return b;
+    }
+    let mut used = Sql::new("UPDATE identity_one_time_codes SET used_at = ");
+    used.bind(Ts(now))
+        .push(" WHERE kind = ")
+        .bind(kind.as_str())
+        .push(" AND flow_id = ")
+        .bind(flow_id)
+        .push(" AND digest IN ")
+        .bind_list(digests.iter().map(String::as_str))
+        .push(" AND used_at IS NULL AND expires_at > ")
+        .bind(Ts(now))
+        .push(" AND (SELECT code_submit_count FROM selfservice_flows WHERE id = ")
+        .bind(flow_id)
+        .push(") <= ")
+        .bind(max);
+    if let Some((bucket, key, rule)) = guess {
+        used.push(" AND EXISTS (SELECT 1 FROM sallyport_rate_limits WHERE bucket = ")
+            .bind(bucket.as_str())
+            .push(" AND key = ")
+            .bind(key)
+            .push(" AND last_hit = ")
+            .bind(token)
+            .push(" AND (")
+            .bind(rule.backoff.is_some())
+            .push(" OR count <= ")
+            .bind(i64::from(rule.limit))
+            .push("))");
+    }
+    used.push(&format!(" RETURNING {}", sql::CODE_COLUMNS));
+    b.append_statement(&used.text, used.args);
+    if let (Some((bucket, key, _)), Some(owner)) = (guess, owner) {
+        let mut back = Sql::new("UPDATE sallyport_rate_limits SET count = count - 1 WHERE bucket = ");
+        back.bind(bucket.as_str())
+            .push(" AND key = ")
+            .bind(key)
+            .push(" AND count > 0 AND window_ends_ms > ")
+            .bind(unix_ms(now))
+            // `changes()`: the rows the use just before changed. Without it a code used earlier
+            // at the same instant would count as used by this submission.
+            .push(" AND changes() > 0 AND ")
+            .bind(owner)
+            .push(" = (SELECT identity_id FROM identity_one_time_codes WHERE flow_id = ")
+            .bind(flow_id)
+            .push(" AND kind = ")
+            .bind(kind.as_str())
+            .push(" AND used_at = ")
+            .bind(Ts(now))
+            .push(" AND digest IN ")
+            .bind_list(digests.iter().map(String::as_str))
+            .push(" ORDER BY created_at, id LIMIT 1)");
+        b.append_statement(&back.text, back.args);
+    }
+    b
+}
+
 #[derive(sqlx::FromRow)]
 pub struct CodeRow {
     id: Uuid,
@@ -206,6 +310,67 @@ macro_rules! __impl_code_store {
                 .min_by_key(CodeRow::sort_key)
                 .map(TryInto::try_into)
                 .transpose()
+        }
+
+        /// SQLite's `attempt_code`: one query on the writer instead of up to four (see
+        /// `code::attempt_batch`), decided from the rows it returns.
+        async fn attempt_code_batched(
+            store: &$store,
+            a: $crate::__private::sallyport_core::code::CodeAttempt<'_>,
+        ) -> StoreResult<$crate::__private::sallyport_core::code::AttemptOutcome> {
+            use sqlx::Row as _;
+            use $crate::__private::CodeRow;
+            use $crate::__private::sallyport_core::code::AttemptOutcome;
+            use $crate::__private::sallyport_core::rate_limit::CounterRow;
+            let token = $crate::__private::uuid::Uuid::new_v4().simple().to_string();
+            let guess = a.guess.map(|g| (g.bucket, g.key, g.rule));
+            let batch = $crate::__private::attempt_batch(
+                a.flow_id,
+                a.kind,
+                a.digests,
+                a.now,
+                a.max_submissions,
+                guess,
+                a.identity_id,
+                &token,
+            );
+            let rows = store
+                .write(move |conn: &mut Conn| Box::pin(batch_in_savepoint(conn, batch)))
+                .await?;
+            let (mut submissions, mut counter, mut used) = (None, None, vec![]);
+            for row in &rows {
+                match row.len() {
+                    1 => submissions = Some(row.try_get::<i32, _>(0).map_err($crate::db_err)?),
+                    4 => {
+                        counter = Some(
+                            <(i64, i64, i64, String) as sqlx::FromRow<_>>::from_row(row)
+                                .map_err($crate::db_err)?,
+                        )
+                    }
+                    _ => used.push(<CodeRow as sqlx::FromRow<_>>::from_row(row).map_err($crate::db_err)?),
+                }
+            }
+            let n = submissions.ok_or(StoreError::NotFound)?;
+            if i64::from(n) > i64::from(a.max_submissions) {
+                return Ok(AttemptOutcome::TooManySubmissions);
+            }
+            if let Some(g) = a.guess {
+                let (count, window_ends_ms, blocked_until_ms, last_hit) =
+                    counter.ok_or_else(|| $crate::other_err("the guess was not counted"))?;
+                let row = CounterRow {
+                    count,
+                    window_ends_ms,
+                    blocked_until_ms,
+                };
+                let v = g.rule.judge_hit(row, last_hit == token, a.now);
+                if !v.allowed {
+                    return Ok(AttemptOutcome::Limited(v));
+                }
+            }
+            let code = used.into_iter().min_by_key(CodeRow::sort_key);
+            Ok(AttemptOutcome::Checked(
+                code.map(TryInto::try_into).transpose()?,
+            ))
         }
 
         /// One transaction (a savepoint inside a group): delete the flow's codes of `kind`, insert
@@ -317,6 +482,9 @@ macro_rules! __impl_code_store {
             ) -> StoreResult<$crate::__private::sallyport_core::code::AttemptOutcome> {
                 use $crate::__private::sallyport_core::code::AttemptOutcome;
                 use $crate::__private::{AttemptRow, CodeRow};
+                if <Db as sqlx::Database>::NAME == "SQLite" {
+                    return attempt_code_batched(self, a).await;
+                }
                 let sql = $crate::__private::code_sql::use_code(Some(a.flow_id), a.kind, a.digests, a.now);
                 let guess = a.guess.map(|g| (g.bucket, g.key.to_owned(), *g.rule));
                 let (flow_id, now, max, owner) = (a.flow_id, a.now, a.max_submissions, a.identity_id);

@@ -2,15 +2,10 @@
 //! Times are Unix milliseconds in BIGINT columns, so the window and back-off arithmetic is the same
 //! SQL on SQLite and PostgreSQL.
 
-pub mod sql {
-    /// `$1` bucket, `$2` key, `$3` now, `$4` window, `$5` free limit, `$6` initial back-off (0: none),
-    /// `$7` longest back-off, `$8` this hit's token (returned as `last_hit` only if the hit counted).
-    /// A blocked row is left untouched; an ended window starts over; past the limit a back-off rule
-    /// doubles the pause and blocks the key until `now + pause`.
-    pub const HIT: &str = "INSERT INTO sallyport_rate_limits AS r \
-         (bucket, key, count, window_ends_ms, blocked_until_ms, backoff_ms, last_hit) \
-         VALUES ($1, $2, 1, $3 + $4, 0, 0, $8) \
-         ON CONFLICT (bucket, key) DO UPDATE SET \
+/// What `HIT` does on a counter that exists.
+macro_rules! hit_upsert {
+    () => {
+        "ON CONFLICT (bucket, key) DO UPDATE SET \
          count = CASE WHEN r.blocked_until_ms > $3 THEN r.count \
              WHEN r.window_ends_ms <= $3 THEN 1 ELSE r.count + 1 END, \
          backoff_ms = CASE WHEN r.blocked_until_ms > $3 THEN r.backoff_ms \
@@ -26,7 +21,32 @@ pub mod sql {
          window_ends_ms = CASE WHEN r.blocked_until_ms > $3 THEN r.window_ends_ms \
              WHEN r.window_ends_ms <= $3 THEN $3 + $4 ELSE r.window_ends_ms END, \
          last_hit = CASE WHEN r.blocked_until_ms > $3 THEN r.last_hit ELSE $8 END \
-         RETURNING count, window_ends_ms, blocked_until_ms, last_hit";
+         RETURNING count, window_ends_ms, blocked_until_ms, last_hit"
+    };
+}
+
+pub mod sql {
+    /// `$1` bucket, `$2` key, `$3` now, `$4` window, `$5` free limit, `$6` initial back-off (0: none),
+    /// `$7` longest back-off, `$8` this hit's token (returned as `last_hit` only if the hit counted).
+    /// A blocked row is left untouched; an ended window starts over; past the limit a back-off rule
+    /// doubles the pause and blocks the key until `now + pause`.
+    pub const HIT: &str = concat!(
+        "INSERT INTO sallyport_rate_limits AS r \
+         (bucket, key, count, window_ends_ms, blocked_until_ms, backoff_ms, last_hit) \
+         VALUES ($1, $2, 1, $3 + $4, 0, 0, $8) ",
+        hit_upsert!()
+    );
+    /// `HIT` counted only while the flow `$9` has had at most `$10` code submissions, for the
+    /// batched `attempt_code` on SQLite (`WHERE` ahead of `ON CONFLICT`, as SQLite's upsert after
+    /// a `SELECT` needs).
+    pub const HIT_IF_SUBMISSIONS_LEFT: &str = concat!(
+        "INSERT INTO sallyport_rate_limits AS r \
+         (bucket, key, count, window_ends_ms, blocked_until_ms, backoff_ms, last_hit) \
+         SELECT $1, $2, 1, $3 + $4, 0, 0, $8 \
+         WHERE (SELECT code_submit_count FROM selfservice_flows WHERE id = $9) <= $10 ",
+        hit_upsert!()
+    );
+
     pub const PEEK: &str = "SELECT count, window_ends_ms, blocked_until_ms FROM sallyport_rate_limits \
          WHERE bucket = $1 AND key = $2";
     pub const GIVE_BACK: &str = "UPDATE sallyport_rate_limits SET count = count - 1 \

@@ -141,11 +141,38 @@ pub async fn run(store: &dyn Store) {
         ),
         "the fourth submission on the flow"
     );
-    let fresh = flow(FlowKind::Login, now);
+    assert_eq!(
+        guessed().await,
+        2,
+        "a submission past the flow's limit is no guess"
+    );
+    let mut fresh = flow(FlowKind::Login, now);
     store.create_flow(&fresh).await.expect("create flow");
+    fresh.state = FlowState::SentEmail;
+    let mut waiting = code(&fresh, CodeKind::Login, "246802", now);
+    waiting.identity_id = Some(person.id);
+    store
+        .save_codes(&fresh, CodeKind::Login, std::slice::from_ref(&waiting), &[])
+        .await
+        .expect("save code");
     assert!(
-        matches!(attempt("000000", fresh.id).await, Ok(AttemptOutcome::Limited(v)) if !v.allowed),
+        matches!(attempt("246802", fresh.id).await, Ok(AttemptOutcome::Limited(v)) if !v.allowed),
         "the third guess of the identity"
+    );
+    assert_eq!(
+        guessed().await,
+        3,
+        "the refused guess counted, and was not given back"
+    );
+    let digests = vec![sallyport_core::code::code_digest("story-secret", "246802")];
+    assert_eq!(
+        store
+            .use_code(fresh.id, CodeKind::Login, &digests, t)
+            .await
+            .expect("use code")
+            .map(|c| c.id),
+        Some(waiting.id),
+        "a refused guess does not use the code"
     );
     not_found(
         attempt("000000", Uuid::new_v4()).await,
