@@ -64,32 +64,68 @@ pub mod sql {
     }
 }
 
-/// `save_codes` as one batch of statements (see `Sql::append_statement`), for SQLite: the flow's
-/// update (returning its id, none when the flow is gone), the deletion of its codes of `kind`, the
-/// new codes and the messages, the last three only if the flow is there. JSON goes as the text
-/// SQLite stores it.
+/// A send budget counted in the batch of `send_codes`: bucket, key, rule.
+pub type Budget = (
+    sallyport_core::rate_limit::Bucket,
+    String,
+    sallyport_core::rate_limit::Rule,
+);
+
+/// `save_codes` (and `send_codes`) as one batch of statements (see `Sql::append_statement`), for
+/// SQLite: the hits on `budgets` (token `token`), each only while those before it allow, as the
+/// separate writes stop at the first refusal; the flow's update (returning its id, none when the
+/// flow is gone); the deletion of its codes of `kind`; the new codes and the messages. All after
+/// the hits only if every budget allows, the last three only if the flow is there. JSON goes as
+/// the text SQLite stores it. The rows: one counter (4 columns) per hit that ran, then the id.
 pub fn batch(
     update: crate::flow::sql::FlowUpdate,
     kind: CodeKind,
     codes: &[OneTimeCode],
     messages: &[sallyport_core::courier::Message],
+    budgets: &[Budget],
+    now: time::OffsetDateTime,
+    token: &str,
 ) -> StoreResult<crate::Sql> {
     use crate::Arg;
+    use crate::rate_limit::sql::{HIT_SELECT_WHERE, HIT_UPSERT, and_hit_allowed, hit_args};
+    let allowed = |st: &mut crate::Sql, upto: usize| {
+        for (bucket, key, rule) in &budgets[..upto] {
+            and_hit_allowed(st, *bucket, key, rule, token);
+        }
+    };
+    let statement = |text: &str, args: Vec<Arg>| {
+        let mut st = crate::Sql {
+            text: text.to_owned(),
+            args,
+        };
+        allowed(&mut st, budgets.len());
+        st
+    };
     let mut b = crate::Sql::new("");
+    for (i, (bucket, key, rule)) in budgets.iter().enumerate() {
+        let mut hit = crate::Sql {
+            text: HIT_SELECT_WHERE.to_owned(),
+            args: hit_args(*bucket, key, rule, now, token),
+        };
+        allowed(&mut hit, i);
+        hit.push(HIT_UPSERT);
+        b.append_statement(&hit.text, hit.args);
+    }
     let (flow_id, flow_kind) = (update.id, update.kind);
-    update.append_returning_id(&mut b);
-    b.append_statement(
+    update.append_returning_id_if(&mut b, |st| allowed(st, budgets.len()));
+    let st = statement(
         sql::DELETE_CODES_IF_FLOW,
-        [
+        vec![
             Arg::Uuid(flow_id),
             Arg::Text(kind.as_str().to_owned()),
             Arg::Text(flow_kind.to_owned()),
         ],
     );
+    b.append_statement(&st.text, st.args);
     for c in codes {
-        b.append_statement(
+        let st = statement(
             sql::INSERT_CODE_IF_FLOW,
-            [
+            vec![
                 Arg::Uuid(c.id),
                 Arg::Uuid(c.flow_id),
                 Arg::Text(c.kind.as_str().to_owned()),
@@ -103,11 +139,12 @@ pub fn batch(
                 Arg::Text(flow_kind.to_owned()),
             ],
         );
+        b.append_statement(&st.text, st.args);
     }
     for m in messages {
-        b.append_statement(
+        let st = statement(
             sql::INSERT_MESSAGE_IF_FLOW,
-            [
+            vec![
                 Arg::Uuid(m.id),
                 Arg::Text(m.kind.as_str().to_owned()),
                 Arg::Text(m.status.as_str().to_owned()),
@@ -125,6 +162,7 @@ pub fn batch(
                 Arg::Text(flow_kind.to_owned()),
             ],
         );
+        b.append_statement(&st.text, st.args);
     }
     Ok(b)
 }
@@ -151,30 +189,14 @@ pub fn attempt_batch(
     token: &str,
 ) -> crate::Sql {
     use crate::{Arg, Sql};
-    use sallyport_core::rate_limit::{ms, unix_ms};
+    use sallyport_core::rate_limit::unix_ms;
     let max = i64::from(max_submissions);
     let mut b = Sql::new("");
     b.append_statement(sql::COUNT_SUBMISSION, [Arg::Uuid(flow_id)]);
     if let Some((bucket, key, rule)) = guess {
-        let (initial, longest) = rule
-            .backoff
-            .map(|o| (ms(o.initial).max(1), ms(o.max).max(1)))
-            .unwrap_or((0, 0));
-        b.append_statement(
-            crate::rate_limit::sql::HIT_IF_SUBMISSIONS_LEFT,
-            [
-                Arg::Text(bucket.as_str().to_owned()),
-                Arg::Text(key.to_owned()),
-                Arg::Int(unix_ms(now)),
-                Arg::Int(ms(rule.window).max(1)),
-                Arg::Int(i64::from(rule.limit)),
-                Arg::Int(initial),
-                Arg::Int(longest),
-                Arg::Text(token.to_owned()),
-                Arg::Uuid(flow_id),
-                Arg::Int(max),
-            ],
-        );
+        let mut args = crate::rate_limit::sql::hit_args(bucket, key, rule, now, token);
+        args.extend([Arg::Uuid(flow_id), Arg::Int(max)]);
+        b.append_statement(crate::rate_limit::sql::HIT_IF_SUBMISSIONS_LEFT, args);
     }
     if digests.is_empty() {
         return b;
@@ -194,17 +216,7 @@ pub fn attempt_batch(
         .push(") <= ")
         .bind(max);
     if let Some((bucket, key, rule)) = guess {
-        used.push(" AND EXISTS (SELECT 1 FROM sallyport_rate_limits WHERE bucket = ")
-            .bind(bucket.as_str())
-            .push(" AND key = ")
-            .bind(key)
-            .push(" AND last_hit = ")
-            .bind(token)
-            .push(" AND (")
-            .bind(rule.backoff.is_some())
-            .push(" OR count <= ")
-            .bind(i64::from(rule.limit))
-            .push("))");
+        crate::rate_limit::sql::and_hit_allowed(&mut used, bucket, key, rule, token);
     }
     used.push(&format!(" RETURNING {}", sql::CODE_COLUMNS));
     b.append_statement(&used.text, used.args);
@@ -373,6 +385,50 @@ macro_rules! __impl_code_store {
             ))
         }
 
+        /// SQLite's `send_codes`: the send budgets' hits and `save_codes_on` in one query (see
+        /// `code::batch`), judged from the counters it returns.
+        async fn send_codes_batched(
+            conn: &mut Conn,
+            update: $crate::__private::flow_sql::FlowUpdate,
+            kind: $crate::__private::sallyport_core::code::CodeKind,
+            codes: &[$crate::__private::sallyport_core::code::OneTimeCode],
+            messages: &[$crate::__private::sallyport_core::courier::Message],
+            budgets: &[$crate::__private::CodeBudget],
+            now: $crate::__private::time::OffsetDateTime,
+        ) -> StoreResult<Option<$crate::__private::sallyport_core::rate_limit::Verdict>> {
+            use sqlx::Row as _;
+            use $crate::__private::sallyport_core::rate_limit::CounterRow;
+            let token = $crate::__private::uuid::Uuid::new_v4().simple().to_string();
+            let batch = $crate::__private::code_batch(update, kind, codes, messages, budgets, now, &token)?;
+            let rows = batch_in_savepoint(conn, batch).await?;
+            let mut found = false;
+            let mut rules = budgets.iter().map(|b| b.2);
+            for row in &rows {
+                if row.len() == 1 {
+                    found = true;
+                    continue;
+                }
+                let (count, window_ends_ms, blocked_until_ms, last_hit) =
+                    <(i64, i64, i64, String) as sqlx::FromRow<_>>::from_row(row).map_err($crate::db_err)?;
+                let rule = rules
+                    .next()
+                    .ok_or_else(|| $crate::other_err("a send batch returned a counter it did not count"))?;
+                let row = CounterRow {
+                    count,
+                    window_ends_ms,
+                    blocked_until_ms,
+                };
+                let v = rule.judge_hit(row, last_hit == token, now);
+                if !v.allowed {
+                    return Ok(Some(v));
+                }
+            }
+            if !found {
+                return Err(StoreError::NotFound);
+            }
+            Ok(None)
+        }
+
         /// One transaction (a savepoint inside a group): delete the flow's codes of `kind`, insert
         /// `codes`, save the flow, queue `messages`.
         async fn save_codes_on(
@@ -389,7 +445,8 @@ macro_rules! __impl_code_store {
                 // One query for the four kinds of statement and its savepoint: each query is a
                 // hand-off to the connection's thread, and this runs on the one writer everybody
                 // waits for.
-                let batch = $crate::__private::code_batch(update, kind, codes, messages)?;
+                let now = $crate::__private::sallyport_core::time_fmt::now();
+                let batch = $crate::__private::code_batch(update, kind, codes, messages, &[], now, "")?;
                 let found = batch_in_savepoint(conn, batch).await?;
                 if found.is_empty() {
                     return Err(StoreError::NotFound);
@@ -462,6 +519,10 @@ macro_rules! __impl_code_store {
                 let now = $crate::__private::sallyport_core::time_fmt::now();
                 self.write(move |conn: &mut Conn| {
                     Box::pin(async move {
+                        if <Db as sqlx::Database>::NAME == "SQLite" {
+                            return send_codes_batched(conn, update, kind, &codes, &messages, &budgets, now)
+                                .await;
+                        }
                         for (bucket, key, rule) in &budgets {
                             let v = hit_on(&mut *conn, *bucket, key, rule, now).await?;
                             if !v.allowed {

@@ -63,7 +63,9 @@ pub mod __private {
         MAX_BINDS as BULK_MAX_BINDS, ROWS_PER_STATEMENT as BULK_ROWS_PER_STATEMENT,
         identifier_rows as bulk_identifier_rows, sql as bulk_sql,
     };
-    pub use crate::code::{AttemptRow, CodeRow, attempt_batch, batch as code_batch, sql as code_sql};
+    pub use crate::code::{
+        AttemptRow, Budget as CodeBudget, CodeRow, attempt_batch, batch as code_batch, sql as code_sql,
+    };
     pub use crate::courier::{DispatchRow, MessageRow, sql as courier_sql};
     pub use crate::flow::sql as flow_sql;
     pub use crate::identity::{ID_CHUNK, sql as identity_sql};

@@ -47,6 +47,60 @@ pub mod sql {
         hit_upsert!()
     );
 
+    /// `HIT` for a batch that adds conditions (`AND …`, its binds after `$8`) before `HIT_UPSERT`.
+    pub const HIT_SELECT_WHERE: &str = "INSERT INTO sallyport_rate_limits AS r \
+         (bucket, key, count, window_ends_ms, blocked_until_ms, backoff_ms, last_hit) \
+         SELECT $1, $2, 1, $3 + $4, 0, 0, $8 WHERE 1";
+    pub const HIT_UPSERT: &str = concat!(" ", hit_upsert!());
+
+    /// What `HIT` binds, `$1` to `$8`.
+    pub fn hit_args(
+        bucket: sallyport_core::rate_limit::Bucket,
+        key: &str,
+        rule: &sallyport_core::rate_limit::Rule,
+        now: time::OffsetDateTime,
+        token: &str,
+    ) -> Vec<crate::Arg> {
+        use crate::Arg;
+        use sallyport_core::rate_limit::{ms, unix_ms};
+        let (initial, longest) = rule
+            .backoff
+            .map(|o| (ms(o.initial).max(1), ms(o.max).max(1)))
+            .unwrap_or((0, 0));
+        vec![
+            Arg::Text(bucket.as_str().to_owned()),
+            Arg::Text(key.to_owned()),
+            Arg::Int(unix_ms(now)),
+            Arg::Int(ms(rule.window).max(1)),
+            Arg::Int(i64::from(rule.limit)),
+            Arg::Int(initial),
+            Arg::Int(longest),
+            Arg::Text(token.to_owned()),
+        ]
+    }
+
+    /// Pushes ` AND` a condition that holds once the hit of `token` on `bucket`/`key` counted and
+    /// is allowed, `Rule::judge_hit` in SQL.
+    pub fn and_hit_allowed(
+        st: &mut crate::Sql,
+        bucket: sallyport_core::rate_limit::Bucket,
+        key: &str,
+        rule: &sallyport_core::rate_limit::Rule,
+        token: &str,
+    ) {
+        st.push(" AND EXISTS (SELECT 1 FROM sallyport_rate_limits WHERE bucket = ")
+            .bind(bucket.as_str())
+            .push(" AND key = ")
+            .bind(key)
+            .push(" AND last_hit = ")
+            .bind(token)
+            .push(" AND (")
+            .bind(rule.backoff.is_some())
+            .push(" OR count <= ")
+            .bind(i64::from(rule.limit))
+            .push("))");
+    }
+
     pub const PEEK: &str = "SELECT count, window_ends_ms, blocked_until_ms FROM sallyport_rate_limits \
          WHERE bucket = $1 AND key = $2";
     pub const GIVE_BACK: &str = "UPDATE sallyport_rate_limits SET count = count - 1 \

@@ -79,6 +79,56 @@ pub async fn run(store: &dyn Store) {
         login,
         "a refused send leaves the flow"
     );
+    // Two addresses: the budgets count in order and stop at the first refusal.
+    let fresh_key = Bucket::CodesSent.key(&unique("address"));
+    let sent = |key: String| async move {
+        store
+            .peek(Bucket::CodesSent, &key, &sends, now)
+            .await
+            .expect("peek")
+            .count
+    };
+    let spent_first = [
+        budget[0],
+        Counted {
+            bucket: Bucket::CodesSent,
+            key: &fresh_key,
+            rule: &sends,
+        },
+    ];
+    let third = message(&email, now);
+    let refused = store
+        .send_codes(
+            &resent,
+            CodeKind::Login,
+            &[code(&resent, CodeKind::Login, "888888", now)],
+            std::slice::from_ref(&third),
+            &spent_first,
+        )
+        .await
+        .expect("send to two addresses");
+    assert!(refused.is_some_and(|v| !v.allowed), "{refused:?}");
+    assert_eq!(sent(fresh_key.clone()).await, 0, "no count after the refusal");
+    not_found(store.get_message(third.id).await, "message of a refused send");
+    let spent_last = [spent_first[1], spent_first[0]];
+    let refused = store
+        .send_codes(
+            &resent,
+            CodeKind::Login,
+            &[code(&resent, CodeKind::Login, "777777", now)],
+            std::slice::from_ref(&third),
+            &spent_last,
+        )
+        .await
+        .expect("send to two addresses");
+    assert!(refused.is_some_and(|v| !v.allowed), "{refused:?}");
+    assert_eq!(sent(fresh_key.clone()).await, 1, "counted before the refusal");
+    not_found(store.get_message(third.id).await, "message of a refused send");
+    assert_eq!(
+        store.get_flow(FlowKind::Login, login.id).await.expect("flow"),
+        login,
+        "refused sends leave the flow"
+    );
 
     // attempt_code: 3 submissions per flow, 2 wrong guesses per identity.
     let guesses = Rule {
