@@ -58,8 +58,9 @@ pub struct Phase {
     pub get_ms: Option<f64>,
     pub post_ms: f64,
     /// CPU time of the whole bench process (server, its database threads and the client) per
-    /// successful operation over the timed window, in ms: unlike `rps`, barely moved by other
-    /// processes sharing the cores.
+    /// successful operation over the timed window, in ms. Other processes on the cores still move
+    /// it (context switches and caches cost more under contention), so compare it only between
+    /// runs interleaved in the same machine state.
     pub cpu_ms: Option<f64>,
 }
 
