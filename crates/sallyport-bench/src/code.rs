@@ -57,6 +57,11 @@ pub struct Phase {
     /// Mean milliseconds of the flow-creating GET (phase a only) and of the POST.
     pub get_ms: Option<f64>,
     pub post_ms: f64,
+    /// CPU time of the whole bench process (server, its database threads and the client) per
+    /// successful operation over the timed window, in ms. Other processes on the cores still move
+    /// it (context switches and caches cost more under contention), so compare it only between
+    /// runs interleaved in the same machine state.
+    pub cpu_ms: Option<f64>,
 }
 
 impl Phase {
@@ -371,8 +376,27 @@ impl Tally {
             first_failure: self.first_failure.lock().unwrap().clone(),
             get_ms: with_get.then(|| mean(b.gets - a.gets, b.get_ns - a.get_ns)),
             post_ms: mean(b.posts - a.posts, b.post_ns - a.post_ns),
+            cpu_ms: None,
         }
     }
+}
+
+/// User + system CPU seconds of this process so far (`/proc/self/stat`, in the kernel's fixed
+/// 100 Hz user ticks); None where that is not readable.
+fn process_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces: state is the
+    // 3rd field of the line, utime the 14th, stime the 15th.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
+fn cpu_ms_per_op(before: Option<f64>, after: Option<f64>, ok: u64) -> Option<f64> {
+    let (before, after) = (before?, after?);
+    (ok > 0).then(|| (after - before) * 1000.0 / ok as f64)
 }
 
 /// A fresh native login flow, then a code sent to `email` on it. `Ok(Ok(flow id))` on success,
@@ -471,13 +495,17 @@ async fn send_phase(
         .collect();
     tokio::time::sleep(warmup).await;
     let a = t.snapshot();
+    let cpu0 = process_cpu_secs();
     let t0 = Instant::now();
     tokio::time::sleep(duration).await;
     let b = t.snapshot();
+    let cpu1 = process_cpu_secs();
     let secs = t0.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     finish(workers).await;
-    t.phase(a, b, secs, true)
+    let mut phase = t.phase(a, b, secs, true);
+    phase.cpu_ms = cpu_ms_per_op(cpu0, cpu1, phase.ok);
+    phase
 }
 
 /// The 6-digit code in a message body: the first run of exactly six ASCII digits.
@@ -612,6 +640,7 @@ async fn verify_phase(addr: SocketAddr, reqs: Vec<Vec<u8>>, concurrency: usize) 
     let t = Arc::new(Tally::default());
     let next = Arc::new(AtomicUsize::new(0));
     let a = t.snapshot();
+    let cpu0 = process_cpu_secs();
     let t0 = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| tokio::spawn(verify_worker(addr, reqs.clone(), next.clone(), t.clone())))
@@ -621,7 +650,10 @@ async fn verify_phase(addr: SocketAddr, reqs: Vec<Vec<u8>>, concurrency: usize) 
     }
     let secs = t0.elapsed().as_secs_f64();
     let b = t.snapshot();
-    t.phase(a, b, secs, false)
+    let cpu1 = process_cpu_secs();
+    let mut phase = t.phase(a, b, secs, false);
+    phase.cpu_ms = cpu_ms_per_op(cpu0, cpu1, phase.ok);
+    phase
 }
 
 #[cfg(test)]
@@ -634,5 +666,17 @@ mod tests {
         assert_eq!(code_in(body), Some("042137"));
         assert_eq!(code_in("in 1234567 or 12 then 654321."), Some("654321"));
         assert_eq!(code_in("no code, 15 minutes"), None);
+    }
+
+    #[test]
+    fn reads_this_process_cpu_time() {
+        let before = super::process_cpu_secs().expect("cpu time");
+        let mut x = 0u64;
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < std::time::Duration::from_millis(60) {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        let after = super::process_cpu_secs().expect("cpu time");
+        assert!(after >= before + 0.02, "{before} -> {after} ({x})");
     }
 }

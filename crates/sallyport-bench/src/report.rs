@@ -460,8 +460,12 @@ impl Report {
         );
         let line = |name: &str, what: &str, ph: &Phase| {
             let get = ph.get_ms.map(|g| format!("GET {g:.2} ms + ")).unwrap_or_default();
+            let cpu = ph
+                .cpu_ms
+                .map(|c| format!("; process CPU {c:.3} ms per {}", what.trim_end_matches('s')))
+                .unwrap_or_default();
             println!(
-                "  {name}: {:>9.1} {what}/s  ({} ok in {:.2} s; mean latency {get}POST {:.2} ms; failed: {}; I/O errors: {})",
+                "  {name}: {:>9.1} {what}/s  ({} ok in {:.2} s; mean latency {get}POST {:.2} ms; failed: {}; I/O errors: {}{cpu})",
                 ph.rps, ph.ok, ph.secs, ph.post_ms, ph.failed, ph.io_errors
             );
             if let Some(f) = &ph.first_failure {

@@ -406,8 +406,34 @@ impl Templates {
         kind: MessageType,
         data: &Value,
     ) -> Result<Rendered, CourierError> {
+        self.render_parts(template_type, kind, data, true)
+    }
+
+    /// What a message keeps when it is queued (Kratos' `QueueEmail`): the subject and the plain-text
+    /// body, or the SMS text; no HTML body (`html_body: None`), which is rendered at delivery
+    /// (`render_html`), so a template error in it fails the delivery, as in Kratos.
+    pub fn render_queued(
+        &self,
+        template_type: &str,
+        kind: MessageType,
+        data: &Value,
+    ) -> Result<Rendered, CourierError> {
+        self.render_parts(template_type, kind, data, false)
+    }
+
+    fn render_parts(
+        &self,
+        template_type: &str,
+        kind: MessageType,
+        data: &Value,
+        with_html: bool,
+    ) -> Result<Rendered, CourierError> {
         if template_type == STUB {
-            return Ok(render_stub(kind, data));
+            let mut r = render_stub(kind, data);
+            if !with_html {
+                r.html_body = None;
+            }
+            return Ok(r);
         }
         let medium = kind.as_str();
         let unknown = || CourierError::UnknownTemplate {
@@ -419,11 +445,14 @@ impl Templates {
             MessageType::Email => {
                 let subject = self.execute(info, Part::Subject, info.email, data)?;
                 let body = self.execute(info, Part::Plain, info.email, data)?;
-                let html = self.execute(info, Part::Html, info.email, data)?;
+                let html_body = match with_html {
+                    true => Some(self.execute(info, Part::Html, info.email, data)?),
+                    false => None,
+                };
                 Ok(Rendered {
                     subject: sanitize_header_value(subject.trim()),
                     body,
-                    html_body: Some(html),
+                    html_body,
                 })
             }
             MessageType::Sms => {
@@ -1009,6 +1038,43 @@ mod tests {
             Templates::from_config(&cfg),
             Err(CourierError::Load { .. })
         ));
+    }
+
+    #[test]
+    fn queued_messages_keep_subject_and_text_and_leave_html_to_delivery() {
+        let t = Templates::builtin();
+        for id in Templates::template_types() {
+            let full = t.render(id, MessageType::Email, &sample()).unwrap();
+            let queued = t.render_queued(id, MessageType::Email, &sample()).unwrap();
+            assert_eq!(
+                (&queued.subject, &queued.body),
+                (&full.subject, &full.body),
+                "{id}"
+            );
+            assert_eq!(queued.html_body, None, "{id}");
+        }
+        let sms = t.render("login_code_valid", MessageType::Sms, &sample()).unwrap();
+        assert_eq!(
+            t.render_queued("login_code_valid", MessageType::Sms, &sample())
+                .unwrap(),
+            sms
+        );
+        // A broken HTML body does not keep the message from being queued; its delivery fails.
+        let b64 = base64::engine::general_purpose::STANDARD.encode("{{ .NoSuchField }}");
+        let cfg = Courier {
+            templates: json!({"login_code": {"valid": {"email": {"body": {"html": format!("base64://{b64}")}}}}}),
+            ..Courier::default()
+        };
+        let t = Templates::from_config(&cfg).unwrap();
+        assert!(
+            t.render("login_code_valid", MessageType::Email, &sample())
+                .is_err()
+        );
+        let queued = t
+            .render_queued("login_code_valid", MessageType::Email, &sample())
+            .unwrap();
+        assert_eq!(queued.subject, "Use code 123456 to log in");
+        assert!(t.render_html("login_code_valid", &sample()).is_err());
     }
 
     #[test]

@@ -13,19 +13,28 @@ pub mod sql {
 
     use crate::{Sql, Ts};
 
-    const CODE_COLUMNS: &str =
+    pub(crate) const CODE_COLUMNS: &str =
         "id, flow_id, kind, digest, address, address_type, identity_id, expires_at, used_at, created_at";
 
     pub const DELETE_CODES: &str = "DELETE FROM identity_one_time_codes WHERE flow_id = $1 AND kind = $2";
     pub const INSERT_CODE: &str = "INSERT INTO identity_one_time_codes (id, flow_id, kind, digest, address, \
          address_type, identity_id, expires_at, used_at, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-    /// `INSERT_CODE` that inserts nothing for a flow that is gone (instead of failing its foreign
-    /// key), for a batch that finds out from its flow update and rolls back.
+    /// The statements of `save_codes`' batch after its flow update change nothing unless that update
+    /// found its flow (the same id and kind): the batch commits as a whole either way, so a flow
+    /// that is gone leaves no codes and no messages behind. `DELETE_CODES`, `$3` the flow's kind.
+    pub const DELETE_CODES_IF_FLOW: &str = "DELETE FROM identity_one_time_codes WHERE flow_id = $1 AND kind = $2 \
+         AND EXISTS (SELECT 1 FROM selfservice_flows WHERE id = $1 AND kind = $3)";
+    /// `INSERT_CODE` if its flow exists, `$11` the flow's kind (see `DELETE_CODES_IF_FLOW`).
     pub const INSERT_CODE_IF_FLOW: &str = "INSERT INTO identity_one_time_codes (id, flow_id, kind, digest, \
          address, address_type, identity_id, expires_at, used_at, created_at) \
          SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
-         WHERE EXISTS (SELECT 1 FROM selfservice_flows WHERE id = $2)";
+         WHERE EXISTS (SELECT 1 FROM selfservice_flows WHERE id = $2 AND kind = $11)";
+    /// The courier's `INSERT_MESSAGE` if the flow `$14` of kind `$15` exists (see `DELETE_CODES_IF_FLOW`).
+    pub const INSERT_MESSAGE_IF_FLOW: &str = "INSERT INTO courier_messages (id, type, status, recipient, \
+         subject, body, template_type, template_data, channel, send_count, next_attempt_at, lease_until, \
+         created_at, updated_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12, $13 \
+         WHERE EXISTS (SELECT 1 FROM selfservice_flows WHERE id = $14 AND kind = $15)";
     pub const COUNT_SUBMISSION: &str = "UPDATE selfservice_flows SET code_submit_count = code_submit_count + 1 \
          WHERE id = $1 RETURNING code_submit_count";
 
@@ -55,27 +64,68 @@ pub mod sql {
     }
 }
 
-/// `save_codes` as one batch of statements (see `Sql::append_statement`), for SQLite: the flow's
-/// update (returning its id, none when the flow is gone), the deletion of its codes of `kind`, the
-/// new codes and the messages. JSON goes as the text SQLite stores it.
+/// A send budget counted in the batch of `send_codes`: bucket, key, rule.
+pub type Budget = (
+    sallyport_core::rate_limit::Bucket,
+    String,
+    sallyport_core::rate_limit::Rule,
+);
+
+/// `save_codes` (and `send_codes`) as one batch of statements (see `Sql::append_statement`), for
+/// SQLite: the hits on `budgets` (token `token`), each only while those before it allow, as the
+/// separate writes stop at the first refusal; the flow's update (returning its id, none when the
+/// flow is gone); the deletion of its codes of `kind`; the new codes and the messages. All after
+/// the hits only if every budget allows, the last three only if the flow is there. JSON goes as
+/// the text SQLite stores it. The rows: one counter (4 columns) per hit that ran, then the id.
 pub fn batch(
     update: crate::flow::sql::FlowUpdate,
     kind: CodeKind,
     codes: &[OneTimeCode],
     messages: &[sallyport_core::courier::Message],
+    budgets: &[Budget],
+    now: time::OffsetDateTime,
+    token: &str,
 ) -> StoreResult<crate::Sql> {
     use crate::Arg;
+    use crate::rate_limit::sql::{HIT_SELECT_WHERE, HIT_UPSERT, and_hit_allowed, hit_args};
+    let allowed = |st: &mut crate::Sql, upto: usize| {
+        for (bucket, key, rule) in &budgets[..upto] {
+            and_hit_allowed(st, *bucket, key, rule, token);
+        }
+    };
+    let statement = |text: &str, args: Vec<Arg>| {
+        let mut st = crate::Sql {
+            text: text.to_owned(),
+            args,
+        };
+        allowed(&mut st, budgets.len());
+        st
+    };
     let mut b = crate::Sql::new("");
-    let flow_id = update.id;
-    update.append_returning_id(&mut b);
-    b.append_statement(
-        sql::DELETE_CODES,
-        [Arg::Uuid(flow_id), Arg::Text(kind.as_str().to_owned())],
+    for (i, (bucket, key, rule)) in budgets.iter().enumerate() {
+        let mut hit = crate::Sql {
+            text: HIT_SELECT_WHERE.to_owned(),
+            args: hit_args(*bucket, key, rule, now, token),
+        };
+        allowed(&mut hit, i);
+        hit.push(HIT_UPSERT);
+        b.append_statement(&hit.text, hit.args);
+    }
+    let (flow_id, flow_kind) = (update.id, update.kind);
+    update.append_returning_id_if(&mut b, |st| allowed(st, budgets.len()));
+    let st = statement(
+        sql::DELETE_CODES_IF_FLOW,
+        vec![
+            Arg::Uuid(flow_id),
+            Arg::Text(kind.as_str().to_owned()),
+            Arg::Text(flow_kind.to_owned()),
+        ],
     );
+    b.append_statement(&st.text, st.args);
     for c in codes {
-        b.append_statement(
+        let st = statement(
             sql::INSERT_CODE_IF_FLOW,
-            [
+            vec![
                 Arg::Uuid(c.id),
                 Arg::Uuid(c.flow_id),
                 Arg::Text(c.kind.as_str().to_owned()),
@@ -86,13 +136,15 @@ pub fn batch(
                 Arg::Ts(Ts(c.expires_at)),
                 Arg::OptTs(c.used_at.map(Ts)),
                 Arg::Ts(Ts(c.created_at)),
+                Arg::Text(flow_kind.to_owned()),
             ],
         );
+        b.append_statement(&st.text, st.args);
     }
     for m in messages {
-        b.append_statement(
-            crate::courier::sql::INSERT_MESSAGE,
-            [
+        let st = statement(
+            sql::INSERT_MESSAGE_IF_FLOW,
+            vec![
                 Arg::Uuid(m.id),
                 Arg::Text(m.kind.as_str().to_owned()),
                 Arg::Text(m.status.as_str().to_owned()),
@@ -106,10 +158,91 @@ pub fn batch(
                 Arg::Ts(Ts(m.next_attempt_at)),
                 Arg::Ts(Ts(m.created_at)),
                 Arg::Ts(Ts(m.updated_at)),
+                Arg::Uuid(flow_id),
+                Arg::Text(flow_kind.to_owned()),
             ],
         );
+        b.append_statement(&st.text, st.args);
     }
     Ok(b)
+}
+
+/// `attempt_code` as one batch of statements for SQLite, each later one conditioned in SQL on what
+/// the separate writes would have checked in between: the submission count (always; no row: no
+/// flow), then, while the flow has submissions left, the guess (token `token`, so that the batch
+/// can tell whether it counted), then the use of the code while the guess is allowed
+/// (`Rule::judge_hit` as SQL), then the guess given back if the oldest code used belongs to
+/// `owner`. The rows tell them apart by width: 1 column the count, 4 the counter, more a code.
+#[allow(clippy::too_many_arguments)]
+pub fn attempt_batch(
+    flow_id: Uuid,
+    kind: CodeKind,
+    digests: &[String],
+    now: time::OffsetDateTime,
+    max_submissions: u32,
+    guess: Option<(
+        sallyport_core::rate_limit::Bucket,
+        &str,
+        &sallyport_core::rate_limit::Rule,
+    )>,
+    owner: Option<Uuid>,
+    token: &str,
+) -> crate::Sql {
+    use crate::{Arg, Sql};
+    use sallyport_core::rate_limit::unix_ms;
+    let max = i64::from(max_submissions);
+    let mut b = Sql::new("");
+    b.append_statement(sql::COUNT_SUBMISSION, [Arg::Uuid(flow_id)]);
+    if let Some((bucket, key, rule)) = guess {
+        let mut args = crate::rate_limit::sql::hit_args(bucket, key, rule, now, token);
+        args.extend([Arg::Uuid(flow_id), Arg::Int(max)]);
+        b.append_statement(crate::rate_limit::sql::HIT_IF_SUBMISSIONS_LEFT, args);
+    }
+    if digests.is_empty() {
+        return b;
+    }
+    let mut used = Sql::new("UPDATE identity_one_time_codes SET used_at = ");
+    used.bind(Ts(now))
+        .push(" WHERE kind = ")
+        .bind(kind.as_str())
+        .push(" AND flow_id = ")
+        .bind(flow_id)
+        .push(" AND digest IN ")
+        .bind_list(digests.iter().map(String::as_str))
+        .push(" AND used_at IS NULL AND expires_at > ")
+        .bind(Ts(now))
+        .push(" AND (SELECT code_submit_count FROM selfservice_flows WHERE id = ")
+        .bind(flow_id)
+        .push(") <= ")
+        .bind(max);
+    if let Some((bucket, key, rule)) = guess {
+        crate::rate_limit::sql::and_hit_allowed(&mut used, bucket, key, rule, token);
+    }
+    used.push(&format!(" RETURNING {}", sql::CODE_COLUMNS));
+    b.append_statement(&used.text, used.args);
+    if let (Some((bucket, key, _)), Some(owner)) = (guess, owner) {
+        let mut back = Sql::new("UPDATE sallyport_rate_limits SET count = count - 1 WHERE bucket = ");
+        back.bind(bucket.as_str())
+            .push(" AND key = ")
+            .bind(key)
+            .push(" AND count > 0 AND window_ends_ms > ")
+            .bind(unix_ms(now))
+            // `changes()`: the rows the use just before changed. Without it a code used earlier
+            // at the same instant would count as used by this submission.
+            .push(" AND changes() > 0 AND ")
+            .bind(owner)
+            .push(" = (SELECT identity_id FROM identity_one_time_codes WHERE flow_id = ")
+            .bind(flow_id)
+            .push(" AND kind = ")
+            .bind(kind.as_str())
+            .push(" AND used_at = ")
+            .bind(Ts(now))
+            .push(" AND digest IN ")
+            .bind_list(digests.iter().map(String::as_str))
+            .push(" ORDER BY created_at, id LIMIT 1)");
+        b.append_statement(&back.text, back.args);
+    }
+    b
 }
 
 #[derive(sqlx::FromRow)]
@@ -191,6 +324,111 @@ macro_rules! __impl_code_store {
                 .transpose()
         }
 
+        /// SQLite's `attempt_code`: one query on the writer instead of up to four (see
+        /// `code::attempt_batch`), decided from the rows it returns.
+        async fn attempt_code_batched(
+            store: &$store,
+            a: $crate::__private::sallyport_core::code::CodeAttempt<'_>,
+        ) -> StoreResult<$crate::__private::sallyport_core::code::AttemptOutcome> {
+            use sqlx::Row as _;
+            use $crate::__private::CodeRow;
+            use $crate::__private::sallyport_core::code::AttemptOutcome;
+            use $crate::__private::sallyport_core::rate_limit::CounterRow;
+            let token = $crate::__private::uuid::Uuid::new_v4().simple().to_string();
+            let guess = a.guess.map(|g| (g.bucket, g.key, g.rule));
+            let batch = $crate::__private::attempt_batch(
+                a.flow_id,
+                a.kind,
+                a.digests,
+                a.now,
+                a.max_submissions,
+                guess,
+                a.identity_id,
+                &token,
+            );
+            let rows = store
+                .write(move |conn: &mut Conn| Box::pin(batch_in_savepoint(conn, batch)))
+                .await?;
+            let (mut submissions, mut counter, mut used) = (None, None, vec![]);
+            for row in &rows {
+                match row.len() {
+                    1 => submissions = Some(row.try_get::<i32, _>(0).map_err($crate::db_err)?),
+                    4 => {
+                        counter = Some(
+                            <(i64, i64, i64, String) as sqlx::FromRow<_>>::from_row(row)
+                                .map_err($crate::db_err)?,
+                        )
+                    }
+                    _ => used.push(<CodeRow as sqlx::FromRow<_>>::from_row(row).map_err($crate::db_err)?),
+                }
+            }
+            let n = submissions.ok_or(StoreError::NotFound)?;
+            if i64::from(n) > i64::from(a.max_submissions) {
+                return Ok(AttemptOutcome::TooManySubmissions);
+            }
+            if let Some(g) = a.guess {
+                let (count, window_ends_ms, blocked_until_ms, last_hit) =
+                    counter.ok_or_else(|| $crate::other_err("the guess was not counted"))?;
+                let row = CounterRow {
+                    count,
+                    window_ends_ms,
+                    blocked_until_ms,
+                };
+                let v = g.rule.judge_hit(row, last_hit == token, a.now);
+                if !v.allowed {
+                    return Ok(AttemptOutcome::Limited(v));
+                }
+            }
+            let code = used.into_iter().min_by_key(CodeRow::sort_key);
+            Ok(AttemptOutcome::Checked(
+                code.map(TryInto::try_into).transpose()?,
+            ))
+        }
+
+        /// SQLite's `send_codes`: the send budgets' hits and `save_codes_on` in one query (see
+        /// `code::batch`), judged from the counters it returns.
+        async fn send_codes_batched(
+            conn: &mut Conn,
+            update: $crate::__private::flow_sql::FlowUpdate,
+            kind: $crate::__private::sallyport_core::code::CodeKind,
+            codes: &[$crate::__private::sallyport_core::code::OneTimeCode],
+            messages: &[$crate::__private::sallyport_core::courier::Message],
+            budgets: &[$crate::__private::CodeBudget],
+            now: $crate::__private::time::OffsetDateTime,
+        ) -> StoreResult<Option<$crate::__private::sallyport_core::rate_limit::Verdict>> {
+            use sqlx::Row as _;
+            use $crate::__private::sallyport_core::rate_limit::CounterRow;
+            let token = $crate::__private::uuid::Uuid::new_v4().simple().to_string();
+            let batch = $crate::__private::code_batch(update, kind, codes, messages, budgets, now, &token)?;
+            let rows = batch_in_savepoint(conn, batch).await?;
+            let mut found = false;
+            let mut rules = budgets.iter().map(|b| b.2);
+            for row in &rows {
+                if row.len() == 1 {
+                    found = true;
+                    continue;
+                }
+                let (count, window_ends_ms, blocked_until_ms, last_hit) =
+                    <(i64, i64, i64, String) as sqlx::FromRow<_>>::from_row(row).map_err($crate::db_err)?;
+                let rule = rules
+                    .next()
+                    .ok_or_else(|| $crate::other_err("a send batch returned a counter it did not count"))?;
+                let row = CounterRow {
+                    count,
+                    window_ends_ms,
+                    blocked_until_ms,
+                };
+                let v = rule.judge_hit(row, last_hit == token, now);
+                if !v.allowed {
+                    return Ok(Some(v));
+                }
+            }
+            if !found {
+                return Err(StoreError::NotFound);
+            }
+            Ok(None)
+        }
+
         /// One transaction (a savepoint inside a group): delete the flow's codes of `kind`, insert
         /// `codes`, save the flow, queue `messages`.
         async fn save_codes_on(
@@ -203,25 +441,21 @@ macro_rules! __impl_code_store {
             use $crate::__private::code_sql as q;
             use $crate::Ts;
             let flow_id = update.id;
-            let mut tx = sqlx::Connection::begin(&mut *conn)
-                .await
-                .map_err($crate::db_err)?;
             if <Db as sqlx::Database>::NAME == "SQLite" {
-                // One query for the four kinds of statement: each query is a hand-off to the
-                // connection's thread, and this runs on the one writer everybody waits for.
-                let batch = $crate::__private::code_batch(update, kind, codes, messages)?;
-                let found = $crate::bind_all(
-                    sqlx::query_as::<Db, ($crate::__private::uuid::Uuid,)>(&batch.text),
-                    batch.args,
-                )
-                .fetch_all(&mut *tx)
-                .await
-                .map_err($crate::db_err)?;
+                // One query for the four kinds of statement and its savepoint: each query is a
+                // hand-off to the connection's thread, and this runs on the one writer everybody
+                // waits for.
+                let now = $crate::__private::sallyport_core::time_fmt::now();
+                let batch = $crate::__private::code_batch(update, kind, codes, messages, &[], now, "")?;
+                let found = batch_in_savepoint(conn, batch).await?;
                 if found.is_empty() {
                     return Err(StoreError::NotFound);
                 }
-                return tx.commit().await.map_err($crate::db_err);
+                return Ok(());
             }
+            let mut tx = sqlx::Connection::begin(&mut *conn)
+                .await
+                .map_err($crate::db_err)?;
             update_flow_row(&mut *tx, update).await?;
             sqlx::query(q::DELETE_CODES)
                 .bind(flow_id)
@@ -285,6 +519,10 @@ macro_rules! __impl_code_store {
                 let now = $crate::__private::sallyport_core::time_fmt::now();
                 self.write(move |conn: &mut Conn| {
                     Box::pin(async move {
+                        if <Db as sqlx::Database>::NAME == "SQLite" {
+                            return send_codes_batched(conn, update, kind, &codes, &messages, &budgets, now)
+                                .await;
+                        }
                         for (bucket, key, rule) in &budgets {
                             let v = hit_on(&mut *conn, *bucket, key, rule, now).await?;
                             if !v.allowed {
@@ -305,6 +543,9 @@ macro_rules! __impl_code_store {
             ) -> StoreResult<$crate::__private::sallyport_core::code::AttemptOutcome> {
                 use $crate::__private::sallyport_core::code::AttemptOutcome;
                 use $crate::__private::{AttemptRow, CodeRow};
+                if <Db as sqlx::Database>::NAME == "SQLite" {
+                    return attempt_code_batched(self, a).await;
+                }
                 let sql = $crate::__private::code_sql::use_code(Some(a.flow_id), a.kind, a.digests, a.now);
                 let guess = a.guess.map(|g| (g.bucket, g.key.to_owned(), *g.rule));
                 let (flow_id, now, max, owner) = (a.flow_id, a.now, a.max_submissions, a.identity_id);

@@ -280,7 +280,7 @@ macro_rules! __impl_courier_store {
                     sqlx::query_as::<Db, $crate::__private::MessageRow>(&sql.text),
                     sql.args,
                 )
-                .fetch_all(&self.reader)
+                .fetch_all(&mut *self.read().await?)
                 .await
                 .map_err($crate::db_err)?;
                 rows.into_iter().map(TryInto::try_into).collect()
@@ -295,14 +295,14 @@ macro_rules! __impl_courier_store {
                 use $crate::__private::{DispatchRow, MessageRow, courier_sql as q};
                 let sql = q::get(id);
                 let row = $crate::bind_all(sqlx::query_as::<Db, MessageRow>(&sql.text), sql.args)
-                    .fetch_optional(&self.reader)
+                    .fetch_optional(&mut *self.read().await?)
                     .await
                     .map_err($crate::db_err)?
                     .ok_or(StoreError::NotFound)?;
                 let mut message = Message::try_from(row)?;
                 let dispatches = sqlx::query_as::<Db, DispatchRow>(q::DISPATCHES)
                     .bind(id)
-                    .fetch_all(&self.reader)
+                    .fetch_all(&mut *self.read().await?)
                     .await
                     .map_err($crate::db_err)?;
                 message.dispatches = dispatches.into_iter().map(Dispatch::from).collect();

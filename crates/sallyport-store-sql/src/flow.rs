@@ -42,17 +42,26 @@ pub mod sql {
         /// Appends `UPDATE_FLOW … RETURNING id` to a batch (see `Sql::append_statement`): the batched
         /// writes after it insert only when it returned the flow's id, i.e. when the flow still exists.
         pub fn append_returning_id(&self, b: &mut crate::Sql) {
+            self.append_returning_id_if(b, |_| {});
+        }
+
+        /// `append_returning_id` with more conditions, which `conditions` pushes, each after an
+        /// ` AND ` (binding what it needs on the statement it is given).
+        pub fn append_returning_id_if(&self, b: &mut crate::Sql, conditions: impl FnOnce(&mut crate::Sql)) {
             use crate::{Arg, Ts};
-            b.append_statement(
-                &format!("{UPDATE_FLOW} RETURNING id"),
-                [
+            let mut st = crate::Sql {
+                text: UPDATE_FLOW.to_owned(),
+                args: vec![
                     Arg::Uuid(self.id),
                     Arg::Text(self.kind.to_owned()),
                     Arg::Text(self.json.get().to_owned()),
                     Arg::Ts(Ts(self.expires_at)),
                     Arg::Ts(Ts(self.updated_at)),
                 ],
-            );
+            };
+            conditions(&mut st);
+            st.push(" RETURNING id");
+            b.append_statement(&st.text, st.args);
         }
     }
 }
@@ -116,7 +125,7 @@ macro_rules! __impl_flow_store {
                 let flow: sqlx::types::Json<Flow> = sqlx::query_scalar($crate::__private::flow_sql::GET_FLOW)
                     .bind(id)
                     .bind(kind.as_str())
-                    .fetch_optional(&self.reader)
+                    .fetch_optional(&mut *self.read().await?)
                     .await
                     .map_err($crate::db_err)?
                     .ok_or(StoreError::NotFound)?;
@@ -168,7 +177,7 @@ macro_rules! __impl_flow_store {
                     $crate::Ts,
                 ) = sqlx::query_as($crate::__private::flow_sql::GET_ERROR)
                     .bind(id)
-                    .fetch_optional(&self.reader)
+                    .fetch_optional(&mut *self.read().await?)
                     .await
                     .map_err($crate::db_err)?
                     .ok_or(StoreError::NotFound)?;

@@ -367,7 +367,7 @@ macro_rules! __identity_helpers {
 
         /// Loads the credentials and addresses of `rows` and builds the identities, in `rows`' order.
         async fn load_identities(
-            pool: &DbPool,
+            conn: &mut Conn,
             rows: Vec<$crate::__private::IdentityRow>,
         ) -> StoreResult<Vec<Identity>> {
             use $crate::__private::{
@@ -378,7 +378,7 @@ macro_rules! __identity_helpers {
             for chunk in ids.chunks(ID_CHUNK) {
                 let sql = q::all_parts(chunk);
                 let found = $crate::bind_all(sqlx::query_as::<Db, PartRow>(&sql.text), sql.args)
-                    .fetch_all(pool)
+                    .fetch_all(&mut *conn)
                     .await;
                 part_rows.extend(found.map_err($crate::db_err)?);
             }
@@ -387,10 +387,10 @@ macro_rules! __identity_helpers {
         }
 
         /// Runs one of `identity_sql`'s single-identity loads: the identity row and all its parts.
-        async fn fetch_identity(pool: &DbPool, sql: $crate::Sql) -> StoreResult<Identity> {
+        async fn fetch_identity(conn: &mut Conn, sql: $crate::Sql) -> StoreResult<Identity> {
             use $crate::__private::{IdentityParts, PartRow, assemble_identities};
             let rows = $crate::bind_all(sqlx::query_as::<Db, PartRow>(&sql.text), sql.args)
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await
                 .map_err($crate::db_err)?;
             let (own, parts) = IdentityParts::split_own(rows)?;
@@ -517,8 +517,11 @@ macro_rules! __impl_identity_store {
                     return Ok(i);
                 }
                 let generation = self.cache.generation();
-                let identity =
-                    fetch_identity(&self.reader, $crate::__private::identity_sql::by_id(id)).await?;
+                let identity = fetch_identity(
+                    &mut *self.read().await?,
+                    $crate::__private::identity_sql::by_id(id),
+                )
+                .await?;
                 self.cache.put_identity(generation, &identity);
                 Ok(identity)
             }
@@ -526,7 +529,7 @@ macro_rules! __impl_identity_store {
             #[tracing::instrument(level = "debug", skip_all)]
             async fn get_identity_by_external_id(&self, external_id: &str) -> StoreResult<Identity> {
                 let sql = $crate::__private::identity_sql::by_external_id(external_id);
-                fetch_identity(&self.reader, sql).await
+                fetch_identity(&mut *self.read().await?, sql).await
             }
 
             #[tracing::instrument(level = "debug", skip_all)]
@@ -536,7 +539,7 @@ macro_rules! __impl_identity_store {
                 identifier: &str,
             ) -> StoreResult<Identity> {
                 let sql = $crate::__private::identity_sql::by_identifier(credential_type, identifier);
-                fetch_identity(&self.reader, sql).await
+                fetch_identity(&mut *self.read().await?, sql).await
             }
 
             #[tracing::instrument(level = "debug", skip_all)]
@@ -547,7 +550,7 @@ macro_rules! __impl_identity_store {
                 value: &str,
             ) -> StoreResult<Identity> {
                 let sql = $crate::__private::identity_sql::by_address(kind, via, value);
-                fetch_identity(&self.reader, sql).await
+                fetch_identity(&mut *self.read().await?, sql).await
             }
 
             #[tracing::instrument(level = "debug", skip_all)]
@@ -559,16 +562,16 @@ macro_rules! __impl_identity_store {
                     sqlx::query_as::<Db, $crate::__private::IdentityRow>(&sql.text),
                     sql.args,
                 )
-                .fetch_all(&self.reader)
+                .fetch_all(&mut *self.read().await?)
                 .await
                 .map_err($crate::db_err)?;
-                load_identities(&self.reader, rows).await
+                load_identities(&mut *self.read().await?, rows).await
             }
 
             #[tracing::instrument(level = "debug", skip_all)]
             async fn count_identities(&self) -> StoreResult<u64> {
                 let n: i64 = sqlx::query_scalar($crate::__private::identity_sql::COUNT_IDENTITIES)
-                    .fetch_one(&self.reader)
+                    .fetch_one(&mut *self.read().await?)
                     .await
                     .map_err($crate::db_err)?;
                 Ok(n.try_into().unwrap_or(0))

@@ -5,8 +5,10 @@
 //! concrete `sqlx::Database`. Macros instead of generic functions: the bounds a generic
 //! `Executor`/`Encode` version needs are long and trip the `Send` checks of `async_trait` futures.
 //!
-//! The backend struct must have two fields, `writer` and `reader`, both `sqlx::Pool<DB>`: reads use
-//! `reader`, writes and transactions `writer`; and `group`, an `Option<Arc<GroupWriter<DB>>>`: when
+//! The backend struct must have two fields, `writer`, a `sqlx::Pool<DB>`, and `reader`, anything with
+//! an `async fn acquire(&self) -> Result<impl DerefMut<Target = DB::Connection>, sqlx::Error>` (a
+//! `Pool<DB>`, or the SQLite backend's own `Readers`): reads use `reader`, writes and transactions
+//! `writer`; and `group`, an `Option<Arc<GroupWriter<DB>>>`: when
 //! set, the writes of the request hot paths (flows, codes, counters, new sessions) go through it and
 //! are group-committed (see `group`). Column types differ per dialect (see each backend's
 //! `migrations/`) so that the same Rust values bind on both: `Uuid`, [`Ts`], `Json<_>`, `bool`, `i32`/`i64`.
@@ -42,6 +44,10 @@ pub use error::{db_err, other_err};
 pub use group::{BoxFuture, GroupWriter};
 pub use ts::Ts;
 
+/// The savepoint a batched SQLite write opens and releases within its own query.
+#[doc(hidden)]
+pub const BATCH_SAVEPOINT: &str = "sallyport_batch";
+
 /// What the macros need at their call site, so backend crates don't have to name these crates.
 #[doc(hidden)]
 pub mod __private {
@@ -57,7 +63,9 @@ pub mod __private {
         MAX_BINDS as BULK_MAX_BINDS, ROWS_PER_STATEMENT as BULK_ROWS_PER_STATEMENT,
         identifier_rows as bulk_identifier_rows, sql as bulk_sql,
     };
-    pub use crate::code::{AttemptRow, CodeRow, batch as code_batch, sql as code_sql};
+    pub use crate::code::{
+        AttemptRow, Budget as CodeBudget, CodeRow, attempt_batch, batch as code_batch, sql as code_sql,
+    };
     pub use crate::courier::{DispatchRow, MessageRow, sql as courier_sql};
     pub use crate::flow::sql as flow_sql;
     pub use crate::identity::{ID_CHUNK, sql as identity_sql};
@@ -70,8 +78,8 @@ pub mod __private {
     pub use crate::web_hook::{ClaimedRow as WebHookRow, item as web_hook_item, sql as web_hook_sql};
 }
 
-/// Implements every trait of `sallyport_core::store::Store` for `$store`, whose `writer` and `reader`
-/// fields are `sqlx::Pool<$db>`, with `$migrator` (a `sqlx::migrate::Migrator`) driving
+/// Implements every trait of `sallyport_core::store::Store` for `$store`, whose `writer` field is a
+/// `sqlx::Pool<$db>` and whose `reader` field hands out connections of `$db` (see above), with `$migrator` (a `sqlx::migrate::Migrator`) driving
 /// `MigrationStore`. `row_lock` ends the one query that differs per dialect, the courier's claim: the
 /// clause that makes concurrent workers skip rows another one is claiming (see `courier::sql::claim`).
 ///
@@ -99,7 +107,6 @@ macro_rules! impl_sql_store {
 
             type Db = $db;
             type Conn = <$db as $crate::__private::sqlx::Database>::Connection;
-            type DbPool = $crate::__private::sqlx::Pool<$db>;
 
             impl $store {
                 /// After a committed change to sessions or identities: this node's caches forget, and
@@ -115,6 +122,12 @@ macro_rules! impl_sql_store {
             }
 
             impl $store {
+                /// A connection to read on: `reader` is anything whose `acquire()` gives a guard of
+                /// a connection (a `Pool`, or the SQLite backend's own read-only connections).
+                async fn read(&self) -> StoreResult<impl std::ops::DerefMut<Target = Conn> + Send + '_> {
+                    self.reader.acquire().await.map_err($crate::db_err)
+                }
+
                 /// Runs a write job on the writer connection: through the group writer when there is
                 /// one, else directly on a pooled connection.
                 async fn write<T, F>(&self, job: F) -> StoreResult<T>
@@ -130,6 +143,39 @@ macro_rules! impl_sql_store {
                         }
                     }
                 }
+            }
+
+            /// SQLite: runs a batch of statements (see `Sql::append_statement`) as one query, inside
+            /// a savepoint that is part of the same query, so it is all or nothing at the cost of
+            /// one hand-off to the connection's thread: in a group's transaction it is a nested
+            /// savepoint, alone its own transaction. The rows are those its statements return.
+            async fn batch_in_savepoint(
+                conn: &mut Conn,
+                batch: $crate::Sql,
+            ) -> StoreResult<Vec<<Db as sqlx::Database>::Row>> {
+                let text = format!(
+                    "SAVEPOINT {sp}; {}; RELEASE {sp}",
+                    batch.text,
+                    sp = $crate::BATCH_SAVEPOINT
+                );
+                let done = $crate::bind_all_query(sqlx::query::<Db>(&text), batch.args)
+                    .fetch_all(&mut *conn)
+                    .await;
+                let failed = match done {
+                    Ok(rows) => return Ok(rows),
+                    Err(e) => $crate::db_err(e),
+                };
+                // What ran of it is undone; a transaction around it keeps its other work.
+                let undo = format!(
+                    "ROLLBACK TO {sp}; RELEASE {sp}",
+                    sp = $crate::BATCH_SAVEPOINT
+                );
+                if let Err(e) = sqlx::query(&undo).execute(&mut *conn).await {
+                    return Err($crate::other_err(format!(
+                        "{failed}; and undoing it failed: {e}"
+                    )));
+                }
+                Err(failed)
             }
 
             $crate::__identity_helpers!();

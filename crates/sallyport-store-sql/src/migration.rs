@@ -30,17 +30,17 @@ pub fn undo_target(applied: &[i64], steps: u32) -> Option<i64> {
 macro_rules! __impl_migration_store {
     ($store:ty, $migrator:expr) => {
         /// Versions sqlx recorded as successfully applied; none when its table doesn't exist yet.
-        async fn applied_versions(pool: &DbPool) -> StoreResult<Vec<i64>> {
+        async fn applied_versions(conn: &mut Conn) -> StoreResult<Vec<i64>> {
             use $crate::__private::migration_sql as q;
             let exists: i64 = sqlx::query_scalar(q::has_migrations_table(<Db as sqlx::Database>::NAME))
-                .fetch_one(pool)
+                .fetch_one(&mut *conn)
                 .await
                 .map_err($crate::db_err)?;
             if exists == 0 {
                 return Ok(vec![]);
             }
             let rows: Vec<(i64, bool)> = sqlx::query_as(q::APPLIED_MIGRATIONS)
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await
                 .map_err($crate::db_err)?;
             Ok(rows
@@ -55,7 +55,7 @@ macro_rules! __impl_migration_store {
             #[tracing::instrument(level = "debug", skip_all)]
             async fn ping(&self) -> StoreResult<()> {
                 sqlx::query($crate::__private::migration_sql::PING)
-                    .execute(&self.reader)
+                    .execute(&mut *self.read().await?)
                     .await
                     .map_err($crate::db_err)?;
                 Ok(())
@@ -63,7 +63,7 @@ macro_rules! __impl_migration_store {
 
             #[tracing::instrument(level = "debug", skip_all)]
             async fn migration_status(&self) -> StoreResult<Vec<MigrationStatus>> {
-                let applied = applied_versions(&self.reader).await?;
+                let applied = applied_versions(&mut *self.read().await?).await?;
                 Ok($migrator
                     .iter()
                     .filter(|m| !m.migration_type.is_down_migration())
@@ -83,7 +83,11 @@ macro_rules! __impl_migration_store {
             #[tracing::instrument(level = "debug", skip_all)]
             async fn migrate_down(&self, steps: u32) -> StoreResult<()> {
                 self.cache_changed().await;
-                let applied = applied_versions(&self.writer).await?;
+                // The writer pool may have one connection only: given back before `undo` takes it.
+                let applied = {
+                    let mut conn = self.writer.acquire().await.map_err($crate::db_err)?;
+                    applied_versions(&mut *conn).await?
+                };
                 let Some(target) = $crate::__private::undo_target(&applied, steps) else {
                     return Ok(());
                 };

@@ -2,15 +2,10 @@
 //! Times are Unix milliseconds in BIGINT columns, so the window and back-off arithmetic is the same
 //! SQL on SQLite and PostgreSQL.
 
-pub mod sql {
-    /// `$1` bucket, `$2` key, `$3` now, `$4` window, `$5` free limit, `$6` initial back-off (0: none),
-    /// `$7` longest back-off, `$8` this hit's token (returned as `last_hit` only if the hit counted).
-    /// A blocked row is left untouched; an ended window starts over; past the limit a back-off rule
-    /// doubles the pause and blocks the key until `now + pause`.
-    pub const HIT: &str = "INSERT INTO sallyport_rate_limits AS r \
-         (bucket, key, count, window_ends_ms, blocked_until_ms, backoff_ms, last_hit) \
-         VALUES ($1, $2, 1, $3 + $4, 0, 0, $8) \
-         ON CONFLICT (bucket, key) DO UPDATE SET \
+/// What `HIT` does on a counter that exists.
+macro_rules! hit_upsert {
+    () => {
+        "ON CONFLICT (bucket, key) DO UPDATE SET \
          count = CASE WHEN r.blocked_until_ms > $3 THEN r.count \
              WHEN r.window_ends_ms <= $3 THEN 1 ELSE r.count + 1 END, \
          backoff_ms = CASE WHEN r.blocked_until_ms > $3 THEN r.backoff_ms \
@@ -26,7 +21,86 @@ pub mod sql {
          window_ends_ms = CASE WHEN r.blocked_until_ms > $3 THEN r.window_ends_ms \
              WHEN r.window_ends_ms <= $3 THEN $3 + $4 ELSE r.window_ends_ms END, \
          last_hit = CASE WHEN r.blocked_until_ms > $3 THEN r.last_hit ELSE $8 END \
-         RETURNING count, window_ends_ms, blocked_until_ms, last_hit";
+         RETURNING count, window_ends_ms, blocked_until_ms, last_hit"
+    };
+}
+
+pub mod sql {
+    /// `$1` bucket, `$2` key, `$3` now, `$4` window, `$5` free limit, `$6` initial back-off (0: none),
+    /// `$7` longest back-off, `$8` this hit's token (returned as `last_hit` only if the hit counted).
+    /// A blocked row is left untouched; an ended window starts over; past the limit a back-off rule
+    /// doubles the pause and blocks the key until `now + pause`.
+    pub const HIT: &str = concat!(
+        "INSERT INTO sallyport_rate_limits AS r \
+         (bucket, key, count, window_ends_ms, blocked_until_ms, backoff_ms, last_hit) \
+         VALUES ($1, $2, 1, $3 + $4, 0, 0, $8) ",
+        hit_upsert!()
+    );
+    /// `HIT` counted only while the flow `$9` has had at most `$10` code submissions, for the
+    /// batched `attempt_code` on SQLite (`WHERE` ahead of `ON CONFLICT`, as SQLite's upsert after
+    /// a `SELECT` needs).
+    pub const HIT_IF_SUBMISSIONS_LEFT: &str = concat!(
+        "INSERT INTO sallyport_rate_limits AS r \
+         (bucket, key, count, window_ends_ms, blocked_until_ms, backoff_ms, last_hit) \
+         SELECT $1, $2, 1, $3 + $4, 0, 0, $8 \
+         WHERE (SELECT code_submit_count FROM selfservice_flows WHERE id = $9) <= $10 ",
+        hit_upsert!()
+    );
+
+    /// `HIT` for a batch that adds conditions (`AND …`, its binds after `$8`) before `HIT_UPSERT`.
+    pub const HIT_SELECT_WHERE: &str = "INSERT INTO sallyport_rate_limits AS r \
+         (bucket, key, count, window_ends_ms, blocked_until_ms, backoff_ms, last_hit) \
+         SELECT $1, $2, 1, $3 + $4, 0, 0, $8 WHERE 1";
+    pub const HIT_UPSERT: &str = concat!(" ", hit_upsert!());
+
+    /// What `HIT` binds, `$1` to `$8`.
+    pub fn hit_args(
+        bucket: sallyport_core::rate_limit::Bucket,
+        key: &str,
+        rule: &sallyport_core::rate_limit::Rule,
+        now: time::OffsetDateTime,
+        token: &str,
+    ) -> Vec<crate::Arg> {
+        use crate::Arg;
+        use sallyport_core::rate_limit::{ms, unix_ms};
+        let (initial, longest) = rule
+            .backoff
+            .map(|o| (ms(o.initial).max(1), ms(o.max).max(1)))
+            .unwrap_or((0, 0));
+        vec![
+            Arg::Text(bucket.as_str().to_owned()),
+            Arg::Text(key.to_owned()),
+            Arg::Int(unix_ms(now)),
+            Arg::Int(ms(rule.window).max(1)),
+            Arg::Int(i64::from(rule.limit)),
+            Arg::Int(initial),
+            Arg::Int(longest),
+            Arg::Text(token.to_owned()),
+        ]
+    }
+
+    /// Pushes ` AND` a condition that holds once the hit of `token` on `bucket`/`key` counted and
+    /// is allowed, `Rule::judge_hit` in SQL.
+    pub fn and_hit_allowed(
+        st: &mut crate::Sql,
+        bucket: sallyport_core::rate_limit::Bucket,
+        key: &str,
+        rule: &sallyport_core::rate_limit::Rule,
+        token: &str,
+    ) {
+        st.push(" AND EXISTS (SELECT 1 FROM sallyport_rate_limits WHERE bucket = ")
+            .bind(bucket.as_str())
+            .push(" AND key = ")
+            .bind(key)
+            .push(" AND last_hit = ")
+            .bind(token)
+            .push(" AND (")
+            .bind(rule.backoff.is_some())
+            .push(" OR count <= ")
+            .bind(i64::from(rule.limit))
+            .push("))");
+    }
+
     pub const PEEK: &str = "SELECT count, window_ends_ms, blocked_until_ms FROM sallyport_rate_limits \
          WHERE bucket = $1 AND key = $2";
     pub const GIVE_BACK: &str = "UPDATE sallyport_rate_limits SET count = count - 1 \
@@ -122,7 +196,7 @@ macro_rules! __impl_rate_limit_store {
                 let row: Option<(i64, i64, i64)> = sqlx::query_as($crate::__private::rate_limit_sql::PEEK)
                     .bind(bucket.as_str())
                     .bind(key)
-                    .fetch_optional(&self.reader)
+                    .fetch_optional(&mut *self.read().await?)
                     .await
                     .map_err($crate::db_err)?;
                 let row = row.map(|(count, window_ends_ms, blocked_until_ms)| CounterRow {

@@ -146,12 +146,12 @@ pub mod sql {
 #[macro_export]
 macro_rules! __impl_session_store {
     ($store:ty) => {
-        async fn fetch_session(pool: &DbPool, sql: $crate::Sql) -> StoreResult<Session> {
+        async fn fetch_session(conn: &mut Conn, sql: $crate::Sql) -> StoreResult<Session> {
             let row = $crate::bind_all(
                 sqlx::query_as::<Db, $crate::__private::SessionRow>(&sql.text),
                 sql.args,
             )
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await
             .map_err($crate::db_err)?
             .ok_or(StoreError::NotFound)?;
@@ -177,17 +177,7 @@ macro_rules! __impl_session_store {
                     // One query instead of two: a hand-off less on the writer everybody waits for.
                     let batch = $crate::__private::session_sql::with_flow_batch(&session, update)?;
                     let found = self
-                        .write(move |conn: &mut Conn| {
-                            Box::pin(async move {
-                                $crate::bind_all(
-                                    sqlx::query_as::<Db, ($crate::__private::uuid::Uuid,)>(&batch.text),
-                                    batch.args,
-                                )
-                                .fetch_all(&mut *conn)
-                                .await
-                                .map_err($crate::db_err)
-                            })
-                        })
+                        .write(move |conn: &mut Conn| Box::pin(batch_in_savepoint(conn, batch)))
                         .await?;
                     return if found.is_empty() {
                         Err(StoreError::NotFound)
@@ -206,7 +196,11 @@ macro_rules! __impl_session_store {
 
             #[tracing::instrument(level = "debug", skip_all)]
             async fn get_session(&self, id: $crate::__private::uuid::Uuid) -> StoreResult<Session> {
-                fetch_session(&self.reader, $crate::__private::session_sql::by_id(id)).await
+                fetch_session(
+                    &mut *self.read().await?,
+                    $crate::__private::session_sql::by_id(id),
+                )
+                .await
             }
 
             #[tracing::instrument(level = "debug", skip_all)]
@@ -216,7 +210,7 @@ macro_rules! __impl_session_store {
                 }
                 let generation = self.cache.generation();
                 let session = fetch_session(
-                    &self.reader,
+                    &mut *self.read().await?,
                     $crate::__private::session_sql::by_token_digest(digest),
                 )
                 .await?;
@@ -231,7 +225,7 @@ macro_rules! __impl_session_store {
             #[tracing::instrument(level = "debug", skip_all)]
             async fn get_session_by_logout_token_digest(&self, digest: &str) -> StoreResult<Session> {
                 let sql = $crate::__private::session_sql::by_logout_token_digest(digest);
-                fetch_session(&self.reader, sql).await
+                fetch_session(&mut *self.read().await?, sql).await
             }
 
             #[tracing::instrument(level = "debug", skip_all)]
@@ -267,7 +261,7 @@ macro_rules! __impl_session_store {
                     sqlx::query_as::<Db, $crate::__private::SessionRow>(&sql.text),
                     sql.args,
                 )
-                .fetch_all(&self.reader)
+                .fetch_all(&mut *self.read().await?)
                 .await
                 .map_err($crate::db_err)?;
                 rows.into_iter().map(Session::try_from).collect()
@@ -277,7 +271,7 @@ macro_rules! __impl_session_store {
             async fn count_sessions(&self, query: &SessionQuery) -> StoreResult<u64> {
                 let sql = $crate::__private::session_sql::count(query);
                 let (n,): (i64,) = $crate::bind_all(sqlx::query_as::<Db, (i64,)>(&sql.text), sql.args)
-                    .fetch_one(&self.reader)
+                    .fetch_one(&mut *self.read().await?)
                     .await
                     .map_err($crate::db_err)?;
                 Ok(n.try_into().unwrap_or(0))

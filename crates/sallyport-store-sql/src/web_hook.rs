@@ -133,7 +133,7 @@ macro_rules! __impl_web_hook_store {
             #[tracing::instrument(level = "debug", skip_all)]
             async fn web_hook_outbox_depth(&self) -> StoreResult<i64> {
                 sqlx::query_scalar($crate::__private::web_hook_sql::DEPTH)
-                    .fetch_one(&self.reader)
+                    .fetch_one(&mut *self.read().await?)
                     .await
                     .map_err($crate::db_err)
             }

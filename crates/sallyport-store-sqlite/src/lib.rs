@@ -2,6 +2,7 @@
 //! instead of failing with `database is locked`; a few read-only connections read alongside it (WAL).
 
 mod dsn;
+mod readers;
 
 use std::str::FromStr as _;
 use std::time::Duration;
@@ -13,10 +14,11 @@ use sqlx::sqlite::{
 };
 
 pub use dsn::Location;
+pub use readers::{Reader, Readers};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-const READERS: u32 = 4;
+const READERS: usize = 4;
 /// Page cache of each read-only connection, in KiB (SQLite's default is 2,000 KiB per connection). The
 /// hot reads are single-row index lookups that find their pages in the OS page cache anyway; at the
 /// default the four readers held about 8 MiB of a loaded server's heap (docs/caches.md).
@@ -27,7 +29,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
-    reader: SqlitePool,
+    reader: std::sync::Arc<Readers>,
     /// The single writer connection's writes on request hot paths, group-committed.
     group: Option<std::sync::Arc<sallyport_store_sql::GroupWriter<sqlx::Sqlite>>>,
     /// One process owns an SQLite file, so its reads can be cached exactly.
@@ -67,7 +69,7 @@ impl SqliteStore {
                 pool.clone(),
             ))),
             writer: pool.clone(),
-            reader: pool,
+            reader: std::sync::Arc::new(Readers::Shared(pool)),
             cache: std::sync::Arc::new(sallyport_store_sql::ReadCache::enabled()),
         })
     }
@@ -93,27 +95,25 @@ impl SqliteStore {
             )
             .await
             .map_err(other_err)?;
-        let reader = SqlitePoolOptions::new()
-            .test_before_acquire(false)
-            .max_connections(READERS)
-            .connect_with(
-                options
-                    .read_only(true)
-                    .pragma("cache_size", format!("-{READER_CACHE_KIB}")),
-            )
-            .await
-            .map_err(other_err)?;
+        let reader = Readers::open(
+            options
+                .read_only(true)
+                .pragma("cache_size", format!("-{READER_CACHE_KIB}")),
+            READERS,
+        )
+        .await
+        .map_err(other_err)?;
         Ok(SqliteStore {
             group: Some(std::sync::Arc::new(sallyport_store_sql::GroupWriter::spawn(
                 writer.clone(),
             ))),
             writer,
-            reader,
+            reader: std::sync::Arc::new(reader),
             cache: std::sync::Arc::new(sallyport_store_sql::ReadCache::enabled()),
         })
     }
 
-    /// Closes both pools, waiting for connections in use to come back.
+    /// Closes the readers and the writer pool, waiting for connections in use to come back.
     pub async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;

@@ -22,9 +22,10 @@ pub fn message(
     } else {
         MessageType::Email
     };
+    // Subject and text only: the HTML body is rendered at delivery (`render_html`), as in Kratos.
     let rendered = app
         .templates
-        .render(template_type, kind, data)
+        .render_queued(template_type, kind, data)
         .map_err(internal)?;
     let mut m = Message::new(
         kind,

@@ -79,6 +79,56 @@ pub async fn run(store: &dyn Store) {
         login,
         "a refused send leaves the flow"
     );
+    // Two addresses: the budgets count in order and stop at the first refusal.
+    let fresh_key = Bucket::CodesSent.key(&unique("address"));
+    let sent = |key: String| async move {
+        store
+            .peek(Bucket::CodesSent, &key, &sends, now)
+            .await
+            .expect("peek")
+            .count
+    };
+    let spent_first = [
+        budget[0],
+        Counted {
+            bucket: Bucket::CodesSent,
+            key: &fresh_key,
+            rule: &sends,
+        },
+    ];
+    let third = message(&email, now);
+    let refused = store
+        .send_codes(
+            &resent,
+            CodeKind::Login,
+            &[code(&resent, CodeKind::Login, "888888", now)],
+            std::slice::from_ref(&third),
+            &spent_first,
+        )
+        .await
+        .expect("send to two addresses");
+    assert!(refused.is_some_and(|v| !v.allowed), "{refused:?}");
+    assert_eq!(sent(fresh_key.clone()).await, 0, "no count after the refusal");
+    not_found(store.get_message(third.id).await, "message of a refused send");
+    let spent_last = [spent_first[1], spent_first[0]];
+    let refused = store
+        .send_codes(
+            &resent,
+            CodeKind::Login,
+            &[code(&resent, CodeKind::Login, "777777", now)],
+            std::slice::from_ref(&third),
+            &spent_last,
+        )
+        .await
+        .expect("send to two addresses");
+    assert!(refused.is_some_and(|v| !v.allowed), "{refused:?}");
+    assert_eq!(sent(fresh_key.clone()).await, 1, "counted before the refusal");
+    not_found(store.get_message(third.id).await, "message of a refused send");
+    assert_eq!(
+        store.get_flow(FlowKind::Login, login.id).await.expect("flow"),
+        login,
+        "refused sends leave the flow"
+    );
 
     // attempt_code: 3 submissions per flow, 2 wrong guesses per identity.
     let guesses = Rule {
@@ -141,11 +191,38 @@ pub async fn run(store: &dyn Store) {
         ),
         "the fourth submission on the flow"
     );
-    let fresh = flow(FlowKind::Login, now);
+    assert_eq!(
+        guessed().await,
+        2,
+        "a submission past the flow's limit is no guess"
+    );
+    let mut fresh = flow(FlowKind::Login, now);
     store.create_flow(&fresh).await.expect("create flow");
+    fresh.state = FlowState::SentEmail;
+    let mut waiting = code(&fresh, CodeKind::Login, "246802", now);
+    waiting.identity_id = Some(person.id);
+    store
+        .save_codes(&fresh, CodeKind::Login, std::slice::from_ref(&waiting), &[])
+        .await
+        .expect("save code");
     assert!(
-        matches!(attempt("000000", fresh.id).await, Ok(AttemptOutcome::Limited(v)) if !v.allowed),
+        matches!(attempt("246802", fresh.id).await, Ok(AttemptOutcome::Limited(v)) if !v.allowed),
         "the third guess of the identity"
+    );
+    assert_eq!(
+        guessed().await,
+        3,
+        "the refused guess counted, and was not given back"
+    );
+    let digests = vec![sallyport_core::code::code_digest("story-secret", "246802")];
+    assert_eq!(
+        store
+            .use_code(fresh.id, CodeKind::Login, &digests, t)
+            .await
+            .expect("use code")
+            .map(|c| c.id),
+        Some(waiting.id),
+        "a refused guess does not use the code"
     );
     not_found(
         attempt("000000", Uuid::new_v4()).await,

@@ -177,16 +177,45 @@ pub async fn run(store: &dyn Store) {
         "code of a failed save"
     );
     let ghost = flow(FlowKind::Login, later);
+    let ghost_mail = message(&email, later);
     not_found(
         store
             .save_codes(
                 &ghost,
                 CodeKind::Login,
                 &[code(&ghost, CodeKind::Login, "555555", later)],
-                &[],
+                std::slice::from_ref(&ghost_mail),
             )
             .await,
         "save for an unknown flow",
+    );
+    not_found(
+        store.get_message(ghost_mail.id).await,
+        "message of a save for an unknown flow",
+    );
+    // The same id under another kind is not the flow either.
+    let mut other_kind = login.clone();
+    other_kind.kind = FlowKind::Registration;
+    let other_kind_mail = message(&email, later);
+    not_found(
+        store
+            .save_codes(
+                &other_kind,
+                CodeKind::Login,
+                &[code(&other_kind, CodeKind::Login, "565656", later)],
+                std::slice::from_ref(&other_kind_mail),
+            )
+            .await,
+        "save for a flow of another kind",
+    );
+    not_found(
+        store.get_message(other_kind_mail.id).await,
+        "message of a save for a flow of another kind",
+    );
+    assert_eq!(
+        use_code(login.id, CodeKind::Login, "565656").await,
+        None,
+        "code of a save for a flow of another kind"
     );
     assert_eq!(use_code(login.id, CodeKind::Login, "222222").await, used(&c2, t));
     assert_eq!(
