@@ -17,6 +17,7 @@
 
 mod args;
 mod bulk;
+mod bulk_sqlite;
 mod cache;
 mod code;
 mod copy;
@@ -28,6 +29,7 @@ mod identity;
 mod import;
 mod migration;
 mod rate_limit;
+mod raw_sqlite;
 mod rows;
 mod session;
 pub mod story;
