@@ -4,12 +4,15 @@
 //! identities are printed as Kratos' CLI prints them; each refused one is named on stderr with the
 //! server's reason, the others are kept, and the command fails at the end if any was refused.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -23,11 +26,13 @@ const IN_FLIGHT: usize = 4;
 /// `GET /admin/identities?ids=` takes at most 500 ids.
 const FETCH_CHUNK: usize = 500;
 
-/// One identity of the input and where it came from, for error messages.
+/// One identity of the input and where it came from, for error messages. The identity stays the
+/// text it was in the file: the server parses it, and a tree of every identity of a large file
+/// (then written out again for the batch bodies) was most of this command's own time.
 struct Item {
     source: String,
     index: usize,
-    body: Value,
+    body: Box<RawValue>,
 }
 
 fn read_items(files: &[PathBuf]) -> anyhow::Result<Vec<Item>> {
@@ -45,10 +50,10 @@ fn read_items(files: &[PathBuf]) -> anyhow::Result<Vec<Item>> {
     }
     let mut items = vec![];
     for (name, text) in docs {
-        let v: Value = serde_json::from_str(&text).with_context(|| format!("{name} is not valid JSON"))?;
-        let list = match v {
-            Value::Array(a) => a,
-            other => vec![other],
+        let invalid = || format!("{name} is not valid JSON");
+        let list = match text.trim_start().starts_with('[') {
+            true => serde_json::from_str::<Vec<Box<RawValue>>>(&text).with_context(invalid)?,
+            false => vec![serde_json::from_str::<Box<RawValue>>(&text).with_context(invalid)?],
         };
         items.extend(list.into_iter().enumerate().map(|(index, body)| Item {
             source: name.clone(),
@@ -59,10 +64,42 @@ fn read_items(files: &[PathBuf]) -> anyhow::Result<Vec<Item>> {
     Ok(items)
 }
 
-fn has_plaintext_password(v: &Value) -> bool {
-    v["credentials"]["password"]["config"]["password"]
-        .as_str()
-        .is_some_and(|p| !p.is_empty())
+/// The one member of an identity [`has_plaintext_password`] looks at; the others are skipped
+/// without being built.
+#[derive(Deserialize)]
+struct PasswordProbe<'a> {
+    #[serde(borrow)]
+    credentials: Option<ProbeCredentials<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ProbeCredentials<'a> {
+    #[serde(borrow)]
+    password: Option<ProbePassword<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ProbePassword<'a> {
+    #[serde(borrow)]
+    config: Option<ProbeConfig<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ProbeConfig<'a> {
+    #[serde(borrow)]
+    password: Option<Cow<'a, str>>,
+}
+
+/// Whether `body` sets `credentials.password.config.password` to a non-empty string. Anything
+/// else at that path, or a body of another shape, is no plaintext password (the server judges it).
+fn has_plaintext_password(body: &RawValue) -> bool {
+    serde_json::from_str::<PasswordProbe<'_>>(body.get()).is_ok_and(|p| {
+        p.credentials
+            .and_then(|c| c.password)
+            .and_then(|p| p.config)
+            .and_then(|c| c.password)
+            .is_some_and(|p| !p.is_empty())
+    })
 }
 
 /// Consecutive ranges of `items`, each within Kratos' batch limits.
@@ -91,8 +128,7 @@ fn batch_body(items: &[Item]) -> Vec<u8> {
             body.push(b',');
         }
         body.extend_from_slice(b"{\"create\":");
-        // A `Value` always serialises.
-        let _ = serde_json::to_writer(&mut body, &item.body);
+        body.extend_from_slice(item.body.get().as_bytes());
         body.push(b'}');
     }
     body.extend_from_slice(b"]}");
@@ -247,7 +283,46 @@ mod tests {
         Item {
             source: "f".into(),
             index: 0,
-            body,
+            body: serde_json::value::to_raw_value(&body).unwrap(),
+        }
+    }
+
+    #[test]
+    fn plaintext_passwords_are_found_as_the_value_tree_would_find_them() {
+        let cases = [
+            (
+                r#"{"credentials":{"password":{"config":{"password":"s"}}},"traits":{"a":[1,{}]}}"#,
+                true,
+            ),
+            (
+                r#"{"credentials":{"password":{"config":{"password":"\u0073\n"}}}}"#,
+                true,
+            ),
+            (
+                r#"{"credentials":{"password":{"config":{"password":""}}}}"#,
+                false,
+            ),
+            (
+                r#"{"credentials":{"password":{"config":{"hashed_password":"$2b$04$x"}}}}"#,
+                false,
+            ),
+            (r#"{"credentials":{"password":{"config":{"password":7}}}}"#, false),
+            (r#"{"credentials":{"password":"s"}}"#, false),
+            (r#"{"credentials":null}"#, false),
+            (
+                r#"[{"credentials":{"password":{"config":{"password":"s"}}}}]"#,
+                false,
+            ),
+            (r#""password""#, false),
+        ];
+        for (text, want) in cases {
+            let raw = serde_json::from_str::<Box<RawValue>>(text).unwrap();
+            let v: Value = serde_json::from_str(text).unwrap();
+            let tree = v["credentials"]["password"]["config"]["password"]
+                .as_str()
+                .is_some_and(|p| !p.is_empty());
+            assert_eq!(tree, want, "{text}");
+            assert_eq!(has_plaintext_password(&raw), want, "{text}");
         }
     }
 
@@ -266,6 +341,7 @@ mod tests {
         let items = vec![item(false), item(true)];
         let v: Value = serde_json::from_slice(&batch_body(&items)).unwrap();
         assert_eq!(v["identities"].as_array().unwrap().len(), 2);
-        assert_eq!(v["identities"][1]["create"], items[1].body);
+        let second: Value = serde_json::from_str(items[1].body.get()).unwrap();
+        assert_eq!(v["identities"][1]["create"], second);
     }
 }
