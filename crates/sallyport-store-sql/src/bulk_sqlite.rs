@@ -89,6 +89,21 @@ pub async fn insert_new_identities(conn: &mut SqliteConnection, identities: &[&I
     let texts = statements();
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let mut st = Statements::prepare(conn, &texts).await.map_err(db_err)?;
+    blocking(|| insert_rows(&mut st, identities))
+}
+
+/// Runs `f`, SQLite calls of a whole batch (milliseconds), on this thread. On a multi-threaded
+/// runtime the worker first hands its other tasks to another thread (`block_in_place`): a task
+/// queued behind the batch would otherwise wait for it even with a core free.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+fn insert_rows(st: &mut Statements<'_>, identities: &[&Identity]) -> StoreResult<()> {
     let (mut buf, mut buf2, mut buf3) = (vec![], vec![], vec![]);
     for i in identities {
         let (created, updated, changed) = (ts(i.created_at)?, ts(i.updated_at)?, opt_ts(i.state_changed_at)?);

@@ -175,7 +175,8 @@ async fn raw_rows_equal_the_sqlx_rows() {
     sqlx_path.store.close().await;
 }
 
-#[tokio::test]
+/// On a multi-threaded runtime, as the server runs: the raw batch goes through `block_in_place`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflict_rolls_back_the_raw_batch_and_names_the_identity() {
     let db = Db::new().await;
     let now = time_fmt::now();
