@@ -1,95 +1,178 @@
 //! SQLite's way of writing a batch of new identities (the admin batch endpoint, `sallyport import
-//! identities`): one prepared single-row `INSERT` per table, bound and stepped row by row through the
-//! C API (`raw_sqlite`) inside the caller's transaction. The rows and their encoding are those of
-//! the multi-row `INSERT`s of `bulk` (same tables, same order, same values as sqlx binds them); what
-//! goes away is sqlx's encoding of every argument into owned values and the hand-off of each
-//! statement to the connection's worker thread, most of the batch's time.
+//! identities`): prepared `INSERT`s of [`ROWS`] rows (and one row, for the rest) per table, bound
+//! and stepped through the C API (`raw_sqlite`) inside the caller's transaction. The rows and their
+//! encoding are those of the multi-row `INSERT`s of `bulk` (same tables, same order, same values as
+//! sqlx binds them); what goes away is sqlx's encoding of every argument into owned values and the
+//! hand-off of each statement to the connection's worker thread, most of the batch's time.
 //!
-//! The statements are prepared per batch: five short texts, a rounding error next to a thousand
-//! identities' rows, and nothing left prepared when the batch ends (sqlx cannot close a connection
-//! that has statements of ours open).
+//! The statements are prepared per batch: ten texts, a rounding error next to a thousand identities'
+//! rows, and nothing left prepared when the batch ends (sqlx cannot close a connection that has
+//! statements of ours open).
 
 use sallyport_core::identity::Identity;
 use sallyport_core::store::StoreResult;
 use sqlx::SqliteConnection;
-use uuid::Uuid;
 
 use crate::bulk::{identifier_rows, sql};
 use crate::raw_sqlite::{Statements, Value};
 use crate::{Ts, db_err, other_err};
 
-const IDENTITIES: usize = 0;
-const CREDENTIALS: usize = 1;
-const IDENTIFIERS: usize = 2;
-const VERIFIABLE_ADDRESSES: usize = 3;
-const RECOVERY_ADDRESSES: usize = 4;
+/// Rows per multi-row statement: one statement's fixed costs (opening a cursor per index, ending
+/// the statement) were a tenth of a row's. A batch's last rows of each table, fewer than this,
+/// go through the single-row statement.
+const ROWS: usize = 50;
 
-/// Each table's single-row `INSERT`: `bulk`'s column list and one `VALUES` row of `columns` binds.
-fn statements() -> [String; 5] {
-    let insert = |head: &str, columns: usize| format!("{head}VALUES ({})", vec!["?"; columns].join(", "));
-    [
-        insert(sql::IDENTITIES, 12),
-        insert(sql::CREDENTIALS, 7),
-        insert(sql::IDENTIFIERS, 8),
-        insert(sql::VERIFIABLE_ADDRESSES, 10),
-        insert(sql::RECOVERY_ADDRESSES, 7),
-    ]
-}
+/// Each table's `INSERT` head (from `bulk`) and its number of columns, in insertion order.
+const TABLES: [(&str, usize); 5] = [
+    (sql::IDENTITIES, 12),
+    (sql::CREDENTIALS, 7),
+    (sql::IDENTIFIERS, 8),
+    (sql::VERIFIABLE_ADDRESSES, 10),
+    (sql::RECOVERY_ADDRESSES, 7),
+];
 
-/// A timestamp's text as `Ts` binds it, without an allocation for years 0–9999.
-enum TsText {
-    Fixed([u8; 27]),
-    Formatted(String),
-}
-
-impl TsText {
-    fn new(t: time::OffsetDateTime) -> StoreResult<TsText> {
-        match Ts(t).sqlite_fixed() {
-            Some(b) => Ok(TsText::Fixed(b)),
-            None => Ts(t).sqlite_text().map(TsText::Formatted).map_err(other_err),
-        }
+/// Per table, a single-row and a [`ROWS`]-row `INSERT`: statements `2 * table` and `2 * table + 1`.
+fn statements() -> Vec<String> {
+    let mut out = vec![];
+    for (head, columns) in TABLES {
+        let row = format!("({})", vec!["?"; columns].join(", "));
+        out.push(format!("{head}VALUES {row}"));
+        out.push(format!("{head}VALUES {}", vec![row.as_str(); ROWS].join(", ")));
     }
+    out
+}
 
+/// One value to bind, as sqlx binds the Rust value it comes from (`Uuid` → 16-byte blob, `Ts` →
+/// fixed-width text, `Json` → compact text, `bool` and integers → integer, `None` → NULL).
+enum Cell<'a> {
+    Blob(&'a [u8]),
+    Id([u8; 16]),
+    Text(&'a str),
+    Owned(String),
+    Ts([u8; 27]),
+    Int(i64),
+    Null,
+}
+
+impl Cell<'_> {
     fn value(&self) -> Value<'_> {
         match self {
+            Cell::Blob(b) => Value::Blob(b),
+            Cell::Id(b) => Value::Blob(b),
+            Cell::Text(s) => Value::Text(s),
+            Cell::Owned(s) => Value::Text(s),
             // ASCII digits and punctuation: always UTF-8.
-            TsText::Fixed(b) => Value::Text(std::str::from_utf8(b).unwrap_or_default()),
-            TsText::Formatted(s) => Value::Text(s),
+            Cell::Ts(b) => Value::Text(std::str::from_utf8(b).unwrap_or_default()),
+            Cell::Int(i) => Value::Int(*i),
+            Cell::Null => Value::Null,
         }
     }
 }
 
-fn ts(t: time::OffsetDateTime) -> StoreResult<TsText> {
-    TsText::new(t)
+fn ts<'a>(t: time::OffsetDateTime) -> StoreResult<Cell<'a>> {
+    match Ts(t).sqlite_fixed() {
+        Some(b) => Ok(Cell::Ts(b)),
+        None => Ts(t).sqlite_text().map(Cell::Owned).map_err(other_err),
+    }
 }
 
-fn opt_ts(t: Option<time::OffsetDateTime>) -> StoreResult<Option<TsText>> {
-    t.map(ts).transpose()
+fn opt_ts<'a>(t: Option<time::OffsetDateTime>) -> StoreResult<Cell<'a>> {
+    t.map_or(Ok(Cell::Null), ts)
 }
 
-fn opt(v: &Option<TsText>) -> Value<'_> {
-    v.as_ref().map_or(Value::Null, TsText::value)
+fn uuid(id: &uuid::Uuid) -> Cell<'_> {
+    Cell::Blob(id.as_bytes())
 }
 
-fn uuid(id: &Uuid) -> Value<'_> {
-    Value::Blob(id.as_bytes())
+fn json<'a>(value: &serde_json::Value) -> StoreResult<Cell<'a>> {
+    serde_json::to_string(value).map(Cell::Owned).map_err(other_err)
 }
 
-/// `value` as compact JSON text (what sqlx's `Json` binds), in `buf`.
-fn json<'b>(buf: &'b mut Vec<u8>, value: &serde_json::Value) -> StoreResult<Value<'b>> {
-    buf.clear();
-    serde_json::to_writer(&mut *buf, value).map_err(other_err)?;
-    std::str::from_utf8(buf).map(Value::Text).map_err(other_err)
+fn opt_json<'a>(value: Option<&serde_json::Value>) -> StoreResult<Cell<'a>> {
+    value.map_or(Ok(Cell::Null), json)
+}
+
+/// Every row of `identities`, table by table, as flat lists of cells (row after row).
+fn encode<'a>(identities: &[&'a Identity]) -> StoreResult<[Vec<Cell<'a>>; 5]> {
+    let mut t: [Vec<Cell<'a>>; 5] = Default::default();
+    t[0].reserve(identities.len() * TABLES[0].1);
+    for &i in identities {
+        t[0].extend([
+            uuid(&i.id),
+            Cell::Text(&i.schema_id),
+            json(&i.traits)?,
+            Cell::Text(i.state.as_str()),
+            opt_ts(i.state_changed_at)?,
+            opt_json(i.metadata_public.as_ref())?,
+            opt_json(i.metadata_admin.as_ref())?,
+            i.external_id.as_deref().map_or(Cell::Null, Cell::Text),
+            i.organization_id.as_ref().map_or(Cell::Null, uuid),
+            Cell::Text(i.available_aal.as_str()),
+            ts(i.created_at)?,
+            ts(i.updated_at)?,
+        ]);
+        for c in i.credentials.values() {
+            t[1].extend([
+                uuid(&c.id),
+                uuid(&i.id),
+                Cell::Text(&c.cred_type),
+                json(&c.config)?,
+                Cell::Int(c.version.into()),
+                ts(c.created_at)?,
+                ts(c.updated_at)?,
+            ]);
+        }
+        for r in identifier_rows(i) {
+            t[2].extend([
+                Cell::Id(r.id.into_bytes()),
+                Cell::Text(r.identifier),
+                Cell::Text(r.cred_type),
+                Cell::Id(r.identity_id.into_bytes()),
+                Cell::Id(r.credential_id.into_bytes()),
+                Cell::Int(r.position),
+                ts(r.created_at)?,
+                ts(r.updated_at)?,
+            ]);
+        }
+        for (p, a) in i.verifiable_addresses.iter().enumerate() {
+            t[3].extend([
+                uuid(&a.id),
+                uuid(&i.id),
+                Cell::Text(&a.via),
+                Cell::Text(&a.value),
+                Cell::Int(a.verified.into()),
+                Cell::Text(&a.status),
+                opt_ts(a.verified_at)?,
+                Cell::Int(p as i64),
+                ts(a.created_at)?,
+                ts(a.updated_at)?,
+            ]);
+        }
+        for (p, a) in i.recovery_addresses.iter().enumerate() {
+            t[4].extend([
+                uuid(&a.id),
+                uuid(&i.id),
+                Cell::Text(&a.via),
+                Cell::Text(&a.value),
+                Cell::Int(p as i64),
+                ts(a.created_at)?,
+                ts(a.updated_at)?,
+            ]);
+        }
+    }
+    Ok(t)
 }
 
 /// Inserts `identities` and their parts on `conn`, in its open transaction. A unique violation is
 /// `StoreError::Conflict(<table>)` as on the sqlx path; on any error some rows may be written and
 /// the caller must roll back.
 pub async fn insert_new_identities(conn: &mut SqliteConnection, identities: &[&Identity]) -> StoreResult<()> {
+    // Encoded before the statements lock the connection: the less the lock covers, the better.
+    let tables = encode(identities)?;
     let texts = statements();
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let mut st = Statements::prepare(conn, &texts).await.map_err(db_err)?;
-    blocking(|| insert_rows(&mut st, identities))
+    blocking(|| insert_rows(&mut st, &tables))
 }
 
 /// Runs `f`, SQLite calls of a whole batch (milliseconds), on this thread. On a multi-threaded
@@ -103,114 +186,21 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-fn insert_rows(st: &mut Statements<'_>, identities: &[&Identity]) -> StoreResult<()> {
-    let (mut buf, mut buf2, mut buf3) = (vec![], vec![], vec![]);
-    for i in identities {
-        let (created, updated, changed) = (ts(i.created_at)?, ts(i.updated_at)?, opt_ts(i.state_changed_at)?);
-        let traits = json(&mut buf, &i.traits)?;
-        let public = match &i.metadata_public {
-            Some(v) => json(&mut buf2, v)?,
-            None => Value::Null,
-        };
-        let admin = match &i.metadata_admin {
-            Some(v) => json(&mut buf3, v)?,
-            None => Value::Null,
-        };
-        st.execute(
-            IDENTITIES,
-            &[
-                uuid(&i.id),
-                Value::Text(&i.schema_id),
-                traits,
-                Value::Text(i.state.as_str()),
-                opt(&changed),
-                public,
-                admin,
-                i.external_id.as_deref().map_or(Value::Null, Value::Text),
-                i.organization_id.as_ref().map_or(Value::Null, uuid),
-                Value::Text(i.available_aal.as_str()),
-                created.value(),
-                updated.value(),
-            ],
-        )
-        .map_err(db_err)?;
-    }
-    for i in identities {
-        for c in i.credentials.values() {
-            let (created, updated) = (ts(c.created_at)?, ts(c.updated_at)?);
-            let config = json(&mut buf, &c.config)?;
-            st.execute(
-                CREDENTIALS,
-                &[
-                    uuid(&c.id),
-                    uuid(&i.id),
-                    Value::Text(&c.cred_type),
-                    config,
-                    Value::Int(c.version.into()),
-                    created.value(),
-                    updated.value(),
-                ],
-            )
-            .map_err(db_err)?;
+/// Tables in order (parents before children, as the foreign keys want), [`ROWS`] rows per
+/// statement, then the rest one by one.
+fn insert_rows(st: &mut Statements<'_>, tables: &[Vec<Cell<'_>>; 5]) -> StoreResult<()> {
+    let mut values: Vec<Value<'_>> = Vec::with_capacity(ROWS * 12);
+    for (k, ((_, columns), cells)) in TABLES.iter().zip(tables).enumerate() {
+        let mut chunks = cells.chunks_exact(ROWS * columns);
+        for chunk in &mut chunks {
+            values.clear();
+            values.extend(chunk.iter().map(Cell::value));
+            st.execute(2 * k + 1, &values).map_err(db_err)?;
         }
-    }
-    for i in identities {
-        for r in identifier_rows(i) {
-            let (created, updated) = (ts(r.created_at)?, ts(r.updated_at)?);
-            st.execute(
-                IDENTIFIERS,
-                &[
-                    uuid(&r.id),
-                    Value::Text(r.identifier),
-                    Value::Text(r.cred_type),
-                    uuid(&r.identity_id),
-                    uuid(&r.credential_id),
-                    Value::Int(r.position),
-                    created.value(),
-                    updated.value(),
-                ],
-            )
-            .map_err(db_err)?;
-        }
-    }
-    for i in identities {
-        for (p, a) in i.verifiable_addresses.iter().enumerate() {
-            let (created, updated, verified_at) =
-                (ts(a.created_at)?, ts(a.updated_at)?, opt_ts(a.verified_at)?);
-            st.execute(
-                VERIFIABLE_ADDRESSES,
-                &[
-                    uuid(&a.id),
-                    uuid(&i.id),
-                    Value::Text(&a.via),
-                    Value::Text(&a.value),
-                    Value::Int(a.verified.into()),
-                    Value::Text(&a.status),
-                    opt(&verified_at),
-                    Value::Int(p as i64),
-                    created.value(),
-                    updated.value(),
-                ],
-            )
-            .map_err(db_err)?;
-        }
-    }
-    for i in identities {
-        for (p, a) in i.recovery_addresses.iter().enumerate() {
-            let (created, updated) = (ts(a.created_at)?, ts(a.updated_at)?);
-            st.execute(
-                RECOVERY_ADDRESSES,
-                &[
-                    uuid(&a.id),
-                    uuid(&i.id),
-                    Value::Text(&a.via),
-                    Value::Text(&a.value),
-                    Value::Int(p as i64),
-                    created.value(),
-                    updated.value(),
-                ],
-            )
-            .map_err(db_err)?;
+        for row in chunks.remainder().chunks_exact(*columns) {
+            values.clear();
+            values.extend(row.iter().map(Cell::value));
+            st.execute(2 * k, &values).map_err(db_err)?;
         }
     }
     Ok(())

@@ -155,6 +155,8 @@ async fn raw_rows_equal_the_sqlx_rows() {
     let mut identities = vec![odd(), person("plain@example.org", time_fmt::now())];
     // Outside the fixed-width form: the formatter's text on both paths.
     identities[1].created_at = datetime!(-0001-06-15 12:00:00 UTC);
+    // Enough for one multi-row statement per table and single-row ones for the rest.
+    identities.extend((0..60).map(|n| person(&format!("p{n}@example.org"), time_fmt::now())));
     let results = raw.store.create_identities(&identities).await.expect("batch");
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     for i in &identities {
@@ -165,7 +167,7 @@ async fn raw_rows_equal_the_sqlx_rows() {
             .expect("one by one");
     }
     let (a, b) = (raw.dump().await, sqlx_path.dump().await);
-    assert_eq!(a.len(), 2 + 2 + 3 + 2 + 2, "{a:#?}");
+    assert_eq!(a.len(), 62 + 62 + 63 + 62 + 62, "{a:#?}");
     assert_eq!(a, b);
     assert_eq!(
         raw.store.get_identity(identities[0].id).await.expect("get"),
