@@ -27,15 +27,16 @@ const IN_FLIGHT: usize = 4;
 const FETCH_CHUNK: usize = 500;
 
 /// One identity of the input and where it came from, for error messages. The identity stays the
-/// text it was in the file: the server parses it, and a tree of every identity of a large file
-/// (then written out again for the batch bodies) was most of this command's own time.
-struct Item {
-    source: String,
+/// text it was in the file, borrowed: the server parses it, and a tree of every identity of a
+/// large file (then written out again for the batch bodies) was most of this command's own time.
+struct Item<'a> {
+    source: &'a str,
     index: usize,
-    body: Box<RawValue>,
+    body: &'a RawValue,
 }
 
-fn read_items(files: &[PathBuf]) -> anyhow::Result<Vec<Item>> {
+/// Each input (`-` or no file: stdin) as its name and its text.
+fn read_docs(files: &[PathBuf]) -> anyhow::Result<Vec<(String, String)>> {
     let mut docs = vec![];
     if files.is_empty() || files.iter().any(|f| f.as_os_str() == "-") {
         let mut s = String::new();
@@ -48,15 +49,20 @@ fn read_items(files: &[PathBuf]) -> anyhow::Result<Vec<Item>> {
             std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
         ));
     }
+    Ok(docs)
+}
+
+/// The identities of `docs`: each document one identity or an array of them.
+fn parse_items(docs: &[(String, String)]) -> anyhow::Result<Vec<Item<'_>>> {
     let mut items = vec![];
     for (name, text) in docs {
         let invalid = || format!("{name} is not valid JSON");
         let list = match text.trim_start().starts_with('[') {
-            true => serde_json::from_str::<Vec<Box<RawValue>>>(&text).with_context(invalid)?,
-            false => vec![serde_json::from_str::<Box<RawValue>>(&text).with_context(invalid)?],
+            true => serde_json::from_str::<Vec<&RawValue>>(text).with_context(invalid)?,
+            false => vec![serde_json::from_str::<&RawValue>(text).with_context(invalid)?],
         };
         items.extend(list.into_iter().enumerate().map(|(index, body)| Item {
-            source: name.clone(),
+            source: name,
             index,
             body,
         }));
@@ -93,6 +99,12 @@ struct ProbeConfig<'a> {
 /// Whether `body` sets `credentials.password.config.password` to a non-empty string. Anything
 /// else at that path, or a body of another shape, is no plaintext password (the server judges it).
 fn has_plaintext_password(body: &RawValue) -> bool {
+    let text = body.get();
+    // Both keys on the way, the credential type and the config member, are spelled `"password"`
+    // unless an escape spells them: without two of those and without a backslash, there is none.
+    if !text.contains('\\') && text.matches("\"password\"").nth(1).is_none() {
+        return false;
+    }
     serde_json::from_str::<PasswordProbe<'_>>(body.get()).is_ok_and(|p| {
         p.credentials
             .and_then(|c| c.password)
@@ -103,11 +115,11 @@ fn has_plaintext_password(body: &RawValue) -> bool {
 }
 
 /// Consecutive ranges of `items`, each within Kratos' batch limits.
-fn batches(items: &[Item]) -> Vec<std::ops::Range<usize>> {
+fn batches(items: &[Item<'_>]) -> Vec<std::ops::Range<usize>> {
     let mut out = vec![];
     let (mut start, mut plaintext) = (0, 0);
     for (i, item) in items.iter().enumerate() {
-        let p = usize::from(has_plaintext_password(&item.body));
+        let p = usize::from(has_plaintext_password(item.body));
         if i - start == BATCH || plaintext + p > PLAINTEXT_PER_BATCH {
             out.push(start..i);
             (start, plaintext) = (i, 0);
@@ -120,7 +132,7 @@ fn batches(items: &[Item]) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-fn batch_body(items: &[Item]) -> Vec<u8> {
+fn batch_body(items: &[Item<'_>]) -> Vec<u8> {
     let mut body = Vec::with_capacity(items.len() * 512);
     body.extend_from_slice(b"{\"identities\":[");
     for (i, item) in items.iter().enumerate() {
@@ -210,7 +222,8 @@ pub async fn run(files: Vec<PathBuf>, client: ClientArgs) -> anyhow::Result<()> 
     else {
         bail!("no admin endpoint: pass -e/--endpoint or set KRATOS_ADMIN_URL (e.g. http://127.0.0.1:4434)")
     };
-    let items = read_items(&files)?;
+    let docs = read_docs(&files)?;
+    let items = parse_items(&docs)?;
     let ranges = batches(&items);
     let http = reqwest::Client::new();
     let url = format!("{endpoint}/admin/identities");
@@ -275,15 +288,15 @@ mod tests {
 
     use super::*;
 
-    fn item(plaintext: bool) -> Item {
+    fn item(plaintext: bool) -> Item<'static> {
         let mut body = json!({"schema_id": "default", "traits": {}});
         if plaintext {
             body["credentials"] = json!({"password": {"config": {"password": "secret"}}});
         }
         Item {
-            source: "f".into(),
+            source: "f",
             index: 0,
-            body: serde_json::value::to_raw_value(&body).unwrap(),
+            body: Box::leak(serde_json::value::to_raw_value(&body).unwrap()),
         }
     }
 
@@ -314,6 +327,18 @@ mod tests {
                 false,
             ),
             (r#""password""#, false),
+            (
+                r#"{"credentials":{"pass\u0077ord":{"config":{"password":"s"}}}}"#,
+                true,
+            ),
+            (
+                r#"{"credentials":{"password":{"config":{"p\u0061ssword":"s"}}}}"#,
+                true,
+            ),
+            (
+                r#"{"credentials":{"password":{"config":{"password":"s\""}}}}"#,
+                true,
+            ),
         ];
         for (text, want) in cases {
             let raw = serde_json::from_str::<Box<RawValue>>(text).unwrap();
