@@ -44,7 +44,7 @@ fn statements() -> Vec<String> {
 
 /// One value to bind, as sqlx binds the Rust value it comes from (`Uuid` → 16-byte blob, `Ts` →
 /// fixed-width text, `Json` → compact text, `bool` and integers → integer, `None` → NULL).
-enum Cell<'a> {
+pub enum Cell<'a> {
     Blob(&'a [u8]),
     Id([u8; 16]),
     Text(&'a str),
@@ -163,16 +163,50 @@ fn encode<'a>(identities: &[&'a Identity]) -> StoreResult<[Vec<Cell<'a>>; 5]> {
     Ok(t)
 }
 
-/// Inserts `identities` and their parts on `conn`, in its open transaction. A unique violation is
-/// `StoreError::Conflict(<table>)` as on the sqlx path; on any error some rows may be written and
-/// the caller must roll back.
-pub async fn insert_new_identities(conn: &mut SqliteConnection, identities: &[&Identity]) -> StoreResult<()> {
-    // Encoded before the statements lock the connection: the less the lock covers, the better.
-    let tables = encode(identities)?;
-    let texts = statements();
-    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let mut st = Statements::prepare(conn, &texts).await.map_err(db_err)?;
-    blocking(|| insert_rows(&mut st, &tables))
+/// New identities written the backend's own fastest way, in two steps: [`StagedInsert::stage`]
+/// does what needs no connection (encoding every row) before the caller's transaction takes the
+/// single writer, so that work is not serialised with every other write; then
+/// [`StagedInsert::write_staged`] writes the rows in that transaction.
+#[async_trait::async_trait]
+pub trait StagedInsert {
+    type Staged<'a>: Send + Sync;
+
+    fn stage<'a>(identities: &[&'a Identity]) -> StoreResult<Self::Staged<'a>>;
+
+    /// `Ok(false)`: nothing was written, write the identities another way (PostgreSQL: `COPY`).
+    /// A unique violation is `StoreError::Conflict(<table>)` as on the sqlx path; on any error some
+    /// rows may be written and the caller must roll back.
+    async fn write_staged(&mut self, staged: &Self::Staged<'_>) -> StoreResult<bool>;
+}
+
+#[async_trait::async_trait]
+impl StagedInsert for SqliteConnection {
+    type Staged<'a> = [Vec<Cell<'a>>; 5];
+
+    fn stage<'a>(identities: &[&'a Identity]) -> StoreResult<Self::Staged<'a>> {
+        encode(identities)
+    }
+
+    async fn write_staged(&mut self, staged: &Self::Staged<'_>) -> StoreResult<bool> {
+        let texts = statements();
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let mut st = Statements::prepare(self, &texts).await.map_err(db_err)?;
+        blocking(|| insert_rows(&mut st, staged))?;
+        Ok(true)
+    }
+}
+
+#[async_trait::async_trait]
+impl StagedInsert for sqlx::PgConnection {
+    type Staged<'a> = ();
+
+    fn stage(_: &[&Identity]) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn write_staged(&mut self, _: &Self::Staged<'_>) -> StoreResult<bool> {
+        Ok(false)
+    }
 }
 
 /// Runs `f`, SQLite calls of a whole batch (milliseconds), on this thread. On a multi-threaded

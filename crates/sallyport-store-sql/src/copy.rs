@@ -5,8 +5,7 @@
 //! Each attempt runs in a savepoint of the caller's transaction. When COPY cannot take the batch — a
 //! value its text format cannot carry (a NUL), a timestamp outside years 1–9999, or any error while
 //! copying — the savepoint is rolled back and the caller writes the batch the portable way, which
-//! names each refused identity. SQLite has no COPY: its new identities are stepped through its C API
-//! instead (`bulk_sqlite`), and it declines upserts.
+//! names each refused identity. SQLite has no COPY: its impl always declines.
 
 use std::fmt::Write as _;
 
@@ -33,9 +32,8 @@ pub trait BulkCopy {
 
 #[async_trait::async_trait]
 impl BulkCopy for SqliteConnection {
-    async fn copy_new_identities(&mut self, identities: &[&Identity]) -> StoreResult<bool> {
-        crate::bulk_sqlite::insert_new_identities(self, identities).await?;
-        Ok(true)
+    async fn copy_new_identities(&mut self, _: &[&Identity]) -> StoreResult<bool> {
+        Ok(false)
     }
 
     async fn copy_upsert_identities(&mut self, _: &[Identity]) -> StoreResult<bool> {

@@ -38,6 +38,7 @@ mod ts;
 mod web_hook;
 
 pub use args::{Arg, Sql, bind_all, bind_all_query};
+pub use bulk_sqlite::StagedInsert;
 pub use cache::ReadCache;
 pub use copy::BulkCopy;
 pub use error::{db_err, other_err};
