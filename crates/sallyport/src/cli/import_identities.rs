@@ -174,13 +174,13 @@ async fn send_batch(http: reqwest::Client, url: String, body: Vec<u8>) -> Result
         .text()
         .await
         .map_err(|e| format!("reading the answer of {url}: {e}"))?;
-    let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    let mut v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     if !status.is_success() {
         return Err(format!("{url} answered {status}: {}", reason(&v)));
     }
-    match v.get("identities").and_then(Value::as_array) {
-        Some(a) => Ok(a.clone()),
-        None => Err(format!("{url} answered without an identities list")),
+    match v.get_mut("identities").map(Value::take) {
+        Some(Value::Array(a)) => Ok(a),
+        _ => Err(format!("{url} answered without an identities list")),
     }
 }
 
