@@ -2,7 +2,9 @@
 //! endpoint (`PATCH /admin/identities`, 1,000 per request, 4 requests in flight, bodies encoded before
 //! the clock starts) and through `sallyport import identities <file> --format quiet` (the release
 //! binary: process start, file parsing and its batches included), on a file SQLite store and, when
-//! `SALLYPORT_BENCH_POSTGRES_DSN` or `TEST_POSTGRES_DSN` names a server, on PostgreSQL.
+//! `SALLYPORT_BENCH_POSTGRES_DSN` or `TEST_POSTGRES_DSN` names a server, on PostgreSQL. Both clocks
+//! start once the server has settled (`Running::settled`): the dummy password hash every server
+//! computes once after starting would otherwise share the cores with the first second of import.
 //!
 //! Baseline, same run, same identities: the store floor, `Store::create_identities` called directly
 //! with the same identities built in memory (batches of 1,000, 4 in flight): the multi-row INSERTs
@@ -258,6 +260,7 @@ async fn endpoint(dsn: String, n: usize) -> anyhow::Result<f64> {
     let prepared = prepared(&dsn).await?;
     let store = prepared.store.clone();
     let server = prepared.start(None).await?;
+    server.settled().await;
     let url = server.admin_url("admin/identities");
     let bodies: Vec<Vec<u8>> = (0..n)
         .step_by(BATCH)
@@ -319,6 +322,7 @@ async fn cli(dsn: String, n: usize, bin: &Path) -> anyhow::Result<f64> {
     let prepared = prepared(&dsn).await?;
     let store = prepared.store.clone();
     let server = prepared.start(None).await?;
+    server.settled().await;
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("identities.json");
     std::fs::write(&file, Value::Array((0..n).map(body).collect()).to_string())?;

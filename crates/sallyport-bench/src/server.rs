@@ -120,7 +120,7 @@ impl Prepared {
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> anyhow::Result<Running> {
         let app = build_app(self.settings, self.store, metrics).await?;
-        let server = Server::new(app, self.public, self.admin);
+        let server = Server::new(app.clone(), self.public, self.admin);
         let public = server.public_addr();
         let admin = server.admin_addr();
         let (tx, rx) = oneshot::channel();
@@ -130,6 +130,7 @@ impl Prepared {
         Ok(Running {
             public,
             admin,
+            app,
             stop: Some(tx),
             handle,
         })
@@ -139,6 +140,7 @@ impl Prepared {
 pub struct Running {
     pub public: SocketAddr,
     pub admin: SocketAddr,
+    app: Arc<sallyport::state::App>,
     stop: Option<oneshot::Sender<()>>,
     handle: JoinHandle<anyhow::Result<()>>,
 }
@@ -150,6 +152,14 @@ impl Running {
 
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}/{}", self.admin, path.trim_start_matches('/'))
+    }
+
+    /// Waits for the work a server does once after it starts: the dummy password hash (two hashes at
+    /// the configured cost, on the blocking pool) that `build_app` computes in the background. A
+    /// measurement of seconds that starts right after `start` shares the cores with it otherwise.
+    pub async fn settled(&self) {
+        // Waits for the warm-up's hash, then verifies once more, as long as the warm-up's own check.
+        self.app.hasher.verify_dummy(b"settled").await;
     }
 
     /// Graceful shutdown: in-flight requests finish, then both listeners close.

@@ -87,7 +87,9 @@ impl ExtensionConfig {
     /// The keyword on a schema node, if present.
     pub fn of(node: &Map<String, Value>) -> Option<ExtensionConfig> {
         let raw = node.get(KEYWORD)?;
-        Some(serde_json::from_value(raw.clone()).unwrap_or_default())
+        // Read in place: cloning the keyword's subtree for every visited node and identity was a
+        // visible share of a bulk import.
+        Some(ExtensionConfig::deserialize(raw).unwrap_or_default())
     }
 
     /// Whether any hook would rewrite this trait to E.164 (`isPhoneIdentifier`).

@@ -435,10 +435,15 @@ macro_rules! __impl_identity_store {
                 if fit.is_empty() {
                     return Ok(results);
                 }
+                let staged = <Conn as $crate::StagedInsert>::stage(&fit)?;
                 let mut tx = self.writer.begin().await.map_err($crate::db_err)?;
-                let written = match $crate::BulkCopy::copy_new_identities(&mut *tx, &fit).await {
+                let written = match $crate::StagedInsert::write_staged(&mut *tx, &staged).await {
                     Ok(true) => Ok(()),
-                    Ok(false) => insert_identities_bulk(&mut *tx, &fit).await,
+                    Ok(false) => match $crate::BulkCopy::copy_new_identities(&mut *tx, &fit).await {
+                        Ok(true) => Ok(()),
+                        Ok(false) => insert_identities_bulk(&mut *tx, &fit).await,
+                        Err(e) => Err(e),
+                    },
                     Err(e) => Err(e),
                 };
                 match written {

@@ -19,6 +19,7 @@
 
 mod args;
 mod bulk;
+mod bulk_sqlite;
 mod cache;
 mod code;
 mod copy;
@@ -30,6 +31,7 @@ mod identity;
 mod import;
 mod migration;
 mod rate_limit;
+mod raw_sqlite;
 mod rows;
 mod session;
 pub mod story;
@@ -38,6 +40,7 @@ mod ts;
 mod web_hook;
 
 pub use args::{Arg, Sql, bind_all, bind_all_query};
+pub use bulk_sqlite::StagedInsert;
 pub use cache::ReadCache;
 pub use copy::BulkCopy;
 pub use error::{db_err, other_err};

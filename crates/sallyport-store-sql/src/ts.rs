@@ -26,15 +26,18 @@ impl From<OffsetDateTime> for Ts {
 
 impl Ts {
     pub fn sqlite_text(self) -> Result<String, time::error::Format> {
+        match self.sqlite_fixed() {
+            Some(text) => Ok(text.iter().map(|&b| char::from(b)).collect()),
+            None => self.0.to_offset(UtcOffset::UTC).format(SQLITE_FORMAT),
+        }
+    }
+
+    /// [`Ts::sqlite_text`]'s ASCII bytes without an allocation, for years 0–9999 (`None` outside).
+    pub fn sqlite_fixed(self) -> Option<[u8; 27]> {
         let t = self.0.to_offset(UtcOffset::UTC);
         // Written by hand: a bulk insert encodes several timestamps per row, and the generic
         // formatter was a visible share of it. Years outside four digits take the formatter's way.
-        let Ok(year) = u32::try_from(t.year()) else {
-            return t.format(SQLITE_FORMAT);
-        };
-        if year > 9999 {
-            return t.format(SQLITE_FORMAT);
-        }
+        let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
         let mut text = *b"0000-00-00T00:00:00.000000Z";
         digits(&mut text[0..4], year);
         digits(&mut text[5..7], u8::from(t.month()).into());
@@ -43,7 +46,7 @@ impl Ts {
         digits(&mut text[14..16], t.minute().into());
         digits(&mut text[17..19], t.second().into());
         digits(&mut text[20..26], t.microsecond());
-        Ok(text.iter().map(|&b| char::from(b)).collect())
+        Some(text)
     }
 }
 

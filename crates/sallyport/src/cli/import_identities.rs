@@ -4,12 +4,15 @@
 //! identities are printed as Kratos' CLI prints them; each refused one is named on stderr with the
 //! server's reason, the others are kept, and the command fails at the end if any was refused.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -23,14 +26,17 @@ const IN_FLIGHT: usize = 4;
 /// `GET /admin/identities?ids=` takes at most 500 ids.
 const FETCH_CHUNK: usize = 500;
 
-/// One identity of the input and where it came from, for error messages.
-struct Item {
-    source: String,
+/// One identity of the input and where it came from, for error messages. The identity stays the
+/// text it was in the file, borrowed: the server parses it, and a tree of every identity of a
+/// large file (then written out again for the batch bodies) was most of this command's own time.
+struct Item<'a> {
+    source: &'a str,
     index: usize,
-    body: Value,
+    body: &'a RawValue,
 }
 
-fn read_items(files: &[PathBuf]) -> anyhow::Result<Vec<Item>> {
+/// Each input (`-` or no file: stdin) as its name and its text.
+fn read_docs(files: &[PathBuf]) -> anyhow::Result<Vec<(String, String)>> {
     let mut docs = vec![];
     if files.is_empty() || files.iter().any(|f| f.as_os_str() == "-") {
         let mut s = String::new();
@@ -43,15 +49,20 @@ fn read_items(files: &[PathBuf]) -> anyhow::Result<Vec<Item>> {
             std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
         ));
     }
+    Ok(docs)
+}
+
+/// The identities of `docs`: each document one identity or an array of them.
+fn parse_items(docs: &[(String, String)]) -> anyhow::Result<Vec<Item<'_>>> {
     let mut items = vec![];
     for (name, text) in docs {
-        let v: Value = serde_json::from_str(&text).with_context(|| format!("{name} is not valid JSON"))?;
-        let list = match v {
-            Value::Array(a) => a,
-            other => vec![other],
+        let invalid = || format!("{name} is not valid JSON");
+        let list = match text.trim_start().starts_with('[') {
+            true => serde_json::from_str::<Vec<&RawValue>>(text).with_context(invalid)?,
+            false => vec![serde_json::from_str::<&RawValue>(text).with_context(invalid)?],
         };
         items.extend(list.into_iter().enumerate().map(|(index, body)| Item {
-            source: name.clone(),
+            source: name,
             index,
             body,
         }));
@@ -59,18 +70,56 @@ fn read_items(files: &[PathBuf]) -> anyhow::Result<Vec<Item>> {
     Ok(items)
 }
 
-fn has_plaintext_password(v: &Value) -> bool {
-    v["credentials"]["password"]["config"]["password"]
-        .as_str()
-        .is_some_and(|p| !p.is_empty())
+/// The one member of an identity [`has_plaintext_password`] looks at; the others are skipped
+/// without being built.
+#[derive(Deserialize)]
+struct PasswordProbe<'a> {
+    #[serde(borrow)]
+    credentials: Option<ProbeCredentials<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ProbeCredentials<'a> {
+    #[serde(borrow)]
+    password: Option<ProbePassword<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ProbePassword<'a> {
+    #[serde(borrow)]
+    config: Option<ProbeConfig<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ProbeConfig<'a> {
+    #[serde(borrow)]
+    password: Option<Cow<'a, str>>,
+}
+
+/// Whether `body` sets `credentials.password.config.password` to a non-empty string. Anything
+/// else at that path, or a body of another shape, is no plaintext password (the server judges it).
+fn has_plaintext_password(body: &RawValue) -> bool {
+    let text = body.get();
+    // Both keys on the way, the credential type and the config member, are spelled `"password"`
+    // unless an escape spells them: without two of those and without a backslash, there is none.
+    if !text.contains('\\') && text.matches("\"password\"").nth(1).is_none() {
+        return false;
+    }
+    serde_json::from_str::<PasswordProbe<'_>>(body.get()).is_ok_and(|p| {
+        p.credentials
+            .and_then(|c| c.password)
+            .and_then(|p| p.config)
+            .and_then(|c| c.password)
+            .is_some_and(|p| !p.is_empty())
+    })
 }
 
 /// Consecutive ranges of `items`, each within Kratos' batch limits.
-fn batches(items: &[Item]) -> Vec<std::ops::Range<usize>> {
+fn batches(items: &[Item<'_>]) -> Vec<std::ops::Range<usize>> {
     let mut out = vec![];
     let (mut start, mut plaintext) = (0, 0);
     for (i, item) in items.iter().enumerate() {
-        let p = usize::from(has_plaintext_password(&item.body));
+        let p = usize::from(has_plaintext_password(item.body));
         if i - start == BATCH || plaintext + p > PLAINTEXT_PER_BATCH {
             out.push(start..i);
             (start, plaintext) = (i, 0);
@@ -83,7 +132,7 @@ fn batches(items: &[Item]) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-fn batch_body(items: &[Item]) -> Vec<u8> {
+fn batch_body(items: &[Item<'_>]) -> Vec<u8> {
     let mut body = Vec::with_capacity(items.len() * 512);
     body.extend_from_slice(b"{\"identities\":[");
     for (i, item) in items.iter().enumerate() {
@@ -91,8 +140,7 @@ fn batch_body(items: &[Item]) -> Vec<u8> {
             body.push(b',');
         }
         body.extend_from_slice(b"{\"create\":");
-        // A `Value` always serialises.
-        let _ = serde_json::to_writer(&mut body, &item.body);
+        body.extend_from_slice(item.body.get().as_bytes());
         body.push(b'}');
     }
     body.extend_from_slice(b"]}");
@@ -126,13 +174,13 @@ async fn send_batch(http: reqwest::Client, url: String, body: Vec<u8>) -> Result
         .text()
         .await
         .map_err(|e| format!("reading the answer of {url}: {e}"))?;
-    let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    let mut v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     if !status.is_success() {
         return Err(format!("{url} answered {status}: {}", reason(&v)));
     }
-    match v.get("identities").and_then(Value::as_array) {
-        Some(a) => Ok(a.clone()),
-        None => Err(format!("{url} answered without an identities list")),
+    match v.get_mut("identities").map(Value::take) {
+        Some(Value::Array(a)) => Ok(a),
+        _ => Err(format!("{url} answered without an identities list")),
     }
 }
 
@@ -174,7 +222,8 @@ pub async fn run(files: Vec<PathBuf>, client: ClientArgs) -> anyhow::Result<()> 
     else {
         bail!("no admin endpoint: pass -e/--endpoint or set KRATOS_ADMIN_URL (e.g. http://127.0.0.1:4434)")
     };
-    let items = read_items(&files)?;
+    let docs = read_docs(&files)?;
+    let items = parse_items(&docs)?;
     let ranges = batches(&items);
     let http = reqwest::Client::new();
     let url = format!("{endpoint}/admin/identities");
@@ -239,15 +288,66 @@ mod tests {
 
     use super::*;
 
-    fn item(plaintext: bool) -> Item {
+    fn item(plaintext: bool) -> Item<'static> {
         let mut body = json!({"schema_id": "default", "traits": {}});
         if plaintext {
             body["credentials"] = json!({"password": {"config": {"password": "secret"}}});
         }
         Item {
-            source: "f".into(),
+            source: "f",
             index: 0,
-            body,
+            body: Box::leak(serde_json::value::to_raw_value(&body).unwrap()),
+        }
+    }
+
+    #[test]
+    fn plaintext_passwords_are_found_as_the_value_tree_would_find_them() {
+        let cases = [
+            (
+                r#"{"credentials":{"password":{"config":{"password":"s"}}},"traits":{"a":[1,{}]}}"#,
+                true,
+            ),
+            (
+                r#"{"credentials":{"password":{"config":{"password":"\u0073\n"}}}}"#,
+                true,
+            ),
+            (
+                r#"{"credentials":{"password":{"config":{"password":""}}}}"#,
+                false,
+            ),
+            (
+                r#"{"credentials":{"password":{"config":{"hashed_password":"$2b$04$x"}}}}"#,
+                false,
+            ),
+            (r#"{"credentials":{"password":{"config":{"password":7}}}}"#, false),
+            (r#"{"credentials":{"password":"s"}}"#, false),
+            (r#"{"credentials":null}"#, false),
+            (
+                r#"[{"credentials":{"password":{"config":{"password":"s"}}}}]"#,
+                false,
+            ),
+            (r#""password""#, false),
+            (
+                r#"{"credentials":{"pass\u0077ord":{"config":{"password":"s"}}}}"#,
+                true,
+            ),
+            (
+                r#"{"credentials":{"password":{"config":{"p\u0061ssword":"s"}}}}"#,
+                true,
+            ),
+            (
+                r#"{"credentials":{"password":{"config":{"password":"s\""}}}}"#,
+                true,
+            ),
+        ];
+        for (text, want) in cases {
+            let raw = serde_json::from_str::<Box<RawValue>>(text).unwrap();
+            let v: Value = serde_json::from_str(text).unwrap();
+            let tree = v["credentials"]["password"]["config"]["password"]
+                .as_str()
+                .is_some_and(|p| !p.is_empty());
+            assert_eq!(tree, want, "{text}");
+            assert_eq!(has_plaintext_password(&raw), want, "{text}");
         }
     }
 
@@ -266,6 +366,7 @@ mod tests {
         let items = vec![item(false), item(true)];
         let v: Value = serde_json::from_slice(&batch_body(&items)).unwrap();
         assert_eq!(v["identities"].as_array().unwrap().len(), 2);
-        assert_eq!(v["identities"][1]["create"], items[1].body);
+        let second: Value = serde_json::from_str(items[1].body.get()).unwrap();
+        assert_eq!(v["identities"][1]["create"], second);
     }
 }

@@ -1,0 +1,285 @@
+//! Prepared statements stepped through SQLite's C API on an sqlx connection, for the bulk writes
+//! where sqlx's per-statement work dominates: every `execute` encodes its arguments into owned
+//! values and hands the statement to the connection's worker thread and back. Here the statements
+//! are bound and stepped on the calling thread while the connection is locked (sqlx's worker makes
+//! no call on it meanwhile), row after row, inside whatever transaction the caller opened.
+//!
+//! The only `unsafe` of the store. The API is safe: a [`Statements`] owns the lock on the
+//! connection and its prepared statements, finalizes them when dropped (sqlx panics on closing a
+//! connection with a statement left open), checks every return code and reports failures as the
+//! `sqlx::Error::Database` that sqlx itself would have returned, so `db_err` maps them the same way
+//! (a unique violation becomes `StoreError::Conflict(<table>)`).
+
+use std::ffi::{c_char, c_int, c_void};
+use std::ptr::NonNull;
+
+use libsqlite3_sys as ffi;
+use sqlx::sqlite::{LockedSqliteHandle, SqliteConnection};
+
+/// One bound value, stored as sqlx stores the Rust value it stands for (`Uuid` → 16-byte blob, `bool`
+/// and integers → integer, `Json` and strings → text, `None` → NULL).
+#[derive(Debug, Clone, Copy)]
+pub enum Value<'a> {
+    Blob(&'a [u8]),
+    Text(&'a str),
+    Int(i64),
+    Null,
+}
+
+/// Statements prepared on a locked connection. While it lives, the connection is only reachable
+/// through it.
+pub struct Statements<'c> {
+    handle: LockedSqliteHandle<'c>,
+    /// Each statement and its number of parameters.
+    prepared: Vec<(NonNull<ffi::sqlite3_stmt>, usize)>,
+}
+
+impl<'c> Statements<'c> {
+    /// Locks `conn` and prepares each of `sql` (one statement each).
+    pub async fn prepare(
+        conn: &'c mut SqliteConnection,
+        sql: &[&str],
+    ) -> Result<Statements<'c>, sqlx::Error> {
+        let handle = conn.lock_handle().await?;
+        let mut this = Statements {
+            handle,
+            prepared: Vec::with_capacity(sql.len()),
+        };
+        for text in sql {
+            this.prepare_one(text)?;
+        }
+        Ok(this)
+    }
+
+    fn db(&mut self) -> *mut ffi::sqlite3 {
+        self.handle.as_raw_handle().as_ptr()
+    }
+
+    fn prepare_one(&mut self, text: &str) -> Result<(), sqlx::Error> {
+        let db = self.db();
+        let len = c_int::try_from(text.len()).map_err(|_| protocol("statement text too long"))?;
+        let mut stmt = std::ptr::null_mut();
+        let mut tail: *const c_char = std::ptr::null();
+        // SAFETY: `db` is the open connection the lock in `self.handle` keeps to this thread; `text`
+        // is valid for `len` bytes (no NUL terminator needed when the length is given).
+        let rc = unsafe {
+            ffi::sqlite3_prepare_v3(
+                db,
+                text.as_ptr().cast(),
+                len,
+                ffi::SQLITE_PREPARE_PERSISTENT,
+                &mut stmt,
+                &mut tail,
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(self.error(rc));
+        }
+        let Some(stmt) = NonNull::new(stmt) else {
+            return Err(protocol("no statement in the text"));
+        };
+        // Kept before any check below can fail, so that `Drop` finalizes it.
+        // SAFETY: `stmt` was just prepared on `db`.
+        let params = unsafe { ffi::sqlite3_bind_parameter_count(stmt.as_ptr()) };
+        self.prepared.push((stmt, usize::try_from(params).unwrap_or(0)));
+        // SAFETY: `tail` points into `text` or just past its end, as SQLite documents.
+        let consumed = unsafe { tail.offset_from(text.as_ptr().cast::<c_char>()) };
+        let rest = usize::try_from(consumed).ok().and_then(|c| text.get(c..));
+        if !rest.is_some_and(|r| r.trim().is_empty()) {
+            return Err(protocol("more than one statement in the text"));
+        }
+        Ok(())
+    }
+
+    /// Binds `values` to statement `k` (as given to [`Statements::prepare`]) and runs it to its end;
+    /// rows it would return are not read. The statement is reset whatever happens, ready for the
+    /// next call.
+    pub fn execute(&mut self, k: usize, values: &[Value<'_>]) -> Result<(), sqlx::Error> {
+        let Some(&(stmt, params)) = self.prepared.get(k) else {
+            return Err(protocol("no such prepared statement"));
+        };
+        if values.len() != params {
+            return Err(protocol("wrong number of values for the statement"));
+        }
+        let stmt = stmt.as_ptr();
+        let mut rc = ffi::SQLITE_OK;
+        for (n, v) in values.iter().enumerate() {
+            // Parameters count from 1; `params` fits a c_int, so every index does.
+            let i = n as c_int + 1;
+            // SAFETY: `stmt` is a live statement of the locked connection. SQLITE_TRANSIENT makes
+            // SQLite copy the bytes before the call returns, so nothing borrowed outlives it; the
+            // lengths are the slices' own.
+            rc = unsafe {
+                match *v {
+                    Value::Blob(b) => ffi::sqlite3_bind_blob64(
+                        stmt,
+                        i,
+                        b.as_ptr().cast::<c_void>(),
+                        b.len() as u64,
+                        ffi::SQLITE_TRANSIENT(),
+                    ),
+                    Value::Text(s) => ffi::sqlite3_bind_text64(
+                        stmt,
+                        i,
+                        s.as_ptr().cast::<c_char>(),
+                        s.len() as u64,
+                        ffi::SQLITE_TRANSIENT(),
+                        ffi::SQLITE_UTF8 as u8,
+                    ),
+                    Value::Int(x) => ffi::sqlite3_bind_int64(stmt, i, x),
+                    Value::Null => ffi::sqlite3_bind_null(stmt, i),
+                }
+            };
+            if rc != ffi::SQLITE_OK {
+                break;
+            }
+        }
+        if rc == ffi::SQLITE_OK {
+            loop {
+                // SAFETY: as above.
+                rc = unsafe { ffi::sqlite3_step(stmt) };
+                if rc != ffi::SQLITE_ROW {
+                    break;
+                }
+            }
+        }
+        // Read before the reset, which could replace the connection's error state.
+        let result = match rc {
+            ffi::SQLITE_DONE | ffi::SQLITE_OK => Ok(()),
+            rc => Err(self.error(rc)),
+        };
+        // SAFETY: as above. Its return code repeats the step's error, already taken. The bindings
+        // stay (copies SQLite owns); the next call replaces every one of them.
+        unsafe { ffi::sqlite3_reset(stmt) };
+        result
+    }
+
+    /// The connection's last error as sqlx reports it, or `rc` described when SQLite has none.
+    fn error(&mut self, rc: c_int) -> sqlx::Error {
+        match self.handle.last_error() {
+            Some(e) => sqlx::Error::Database(Box::new(e)),
+            None => protocol(&format!("SQLite returned {rc}")),
+        }
+    }
+}
+
+impl Drop for Statements<'_> {
+    fn drop(&mut self) {
+        for (stmt, _) in self.prepared.drain(..) {
+            // SAFETY: prepared on the still-locked connection, finalized exactly once. Its return
+            // code repeats the statement's last error, already reported.
+            unsafe { ffi::sqlite3_finalize(stmt.as_ptr()) };
+        }
+    }
+}
+
+fn protocol(what: &str) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("raw SQLite statement: {what}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{Connection as _, Row as _};
+
+    use super::*;
+    use crate::db_err;
+    use sallyport_core::store::StoreError;
+
+    const INSERT: &str = "INSERT INTO t (k, v, n) VALUES (?, ?, ?)";
+    const MISSING: &str = "INSERT INTO nowhere (k) VALUES (?)";
+
+    async fn conn() -> SqliteConnection {
+        let mut c = SqliteConnection::connect("sqlite::memory:").await.expect("open");
+        sqlx::query("CREATE TABLE t (k TEXT PRIMARY KEY, v BLOB, n INTEGER NOT NULL)")
+            .execute(&mut c)
+            .await
+            .expect("create");
+        c
+    }
+
+    async fn rows(c: &mut SqliteConnection) -> Vec<String> {
+        sqlx::query("SELECT typeof(k) || ':' || hex(k) || '/' || typeof(v) || ':' || hex(v) || '/' || n FROM t ORDER BY k")
+            .fetch_all(c)
+            .await
+            .expect("select")
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn values_are_stored_as_given() {
+        let mut c = conn().await;
+        {
+            let mut st = Statements::prepare(&mut c, &[INSERT]).await.expect("prepare");
+            st.execute(
+                0,
+                &[Value::Text("a\0b"), Value::Blob(&[0, 1, 255]), Value::Int(-7)],
+            )
+            .expect("first");
+            st.execute(0, &[Value::Text("é"), Value::Null, Value::Int(i64::MAX)])
+                .expect("second");
+        }
+        assert_eq!(
+            rows(&mut c).await,
+            [
+                "text:610062/blob:0001FF/-7",
+                format!("text:C3A9/null:/{}", i64::MAX).as_str()
+            ]
+        );
+        c.close().await.expect("close: no statement left open");
+    }
+
+    #[tokio::test]
+    async fn a_failed_statement_leaves_the_connection_usable() {
+        let mut c = conn().await;
+        let mut tx = c.begin().await.expect("begin");
+        {
+            let mut st = Statements::prepare(&mut tx, &[INSERT]).await.expect("prepare");
+            st.execute(0, &[Value::Text("a"), Value::Null, Value::Int(1)])
+                .expect("insert");
+            let dup = st.execute(0, &[Value::Text("a"), Value::Null, Value::Int(2)]);
+            match dup.map_err(db_err) {
+                Err(StoreError::Conflict(table)) => assert_eq!(table, "t"),
+                other => panic!("expected a conflict on t, got {other:?}"),
+            }
+            let null = st.execute(0, &[Value::Text("b"), Value::Null, Value::Null]);
+            assert!(matches!(null.map_err(db_err), Err(StoreError::Other(_))));
+            let short = st.execute(0, &[Value::Text("c")]);
+            assert!(matches!(short, Err(sqlx::Error::Protocol(_))));
+            assert!(matches!(st.execute(1, &[]), Err(sqlx::Error::Protocol(_))));
+            st.execute(0, &[Value::Text("d"), Value::Null, Value::Int(4)])
+                .expect("the statement works after its failures");
+        }
+        sqlx::query("INSERT INTO t (k, n) VALUES ('e', 5)")
+            .execute(&mut *tx)
+            .await
+            .expect("sqlx works after the failures");
+        tx.rollback().await.expect("rollback");
+        assert!(
+            rows(&mut c).await.is_empty(),
+            "the rollback took the raw rows too"
+        );
+        c.close().await.expect("close");
+    }
+
+    #[tokio::test]
+    async fn statements_are_finalized_when_preparing_fails() {
+        let mut c = conn().await;
+        let err = Statements::prepare(&mut c, &[INSERT, MISSING]).await.err();
+        match err {
+            Some(sqlx::Error::Database(e)) => assert!(e.message().contains("nowhere"), "{e}"),
+            other => panic!("expected SQLite's error, got {other:?}"),
+        }
+        let two = Statements::prepare(&mut c, &["SELECT 1; SELECT 2"]).await.err();
+        assert!(matches!(two, Some(sqlx::Error::Protocol(_))), "{two:?}");
+        let none = Statements::prepare(&mut c, &["  "]).await.err();
+        assert!(matches!(none, Some(sqlx::Error::Protocol(_))), "{none:?}");
+        let mut st = Statements::prepare(&mut c, &["SELECT 1 ;  "])
+            .await
+            .expect("trailing space");
+        st.execute(0, &[]).expect("rows are stepped over");
+        drop(st);
+        c.close().await.expect("close: every statement was finalized");
+    }
+}
