@@ -22,7 +22,7 @@ const READERS: usize = 4;
 /// Page cache of each read-only connection, in KiB (SQLite's default is 2,000 KiB per connection). The
 /// hot reads are single-row index lookups that find their pages in the OS page cache anyway; at the
 /// default the four readers held about 8 MiB of a loaded server's heap (docs/caches.md).
-const READER_CACHE_KIB: u32 = 512;
+const READER_CACHE_KIB: u32 = 256;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The SQLite store. Cloning shares the pools.
