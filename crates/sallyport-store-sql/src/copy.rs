@@ -121,12 +121,17 @@ impl CopyRows {
         self.rows == 0
     }
 
-    fn field(&mut self, len: usize) -> &mut Vec<u8> {
+    /// Counts one more field of the row, opening the row (its count, filled in by `end_row`) first.
+    fn start_field(&mut self) {
         if self.fields == 0 {
             self.row_start = self.buf.len();
             self.buf.extend_from_slice(&[0, 0]);
         }
         self.fields += 1;
+    }
+
+    fn field(&mut self, len: usize) -> &mut Vec<u8> {
+        self.start_field();
         // Values are far below 1 GiB (request bodies are bounded); a longer one fails the COPY.
         let len = i32::try_from(len).unwrap_or(i32::MAX);
         self.buf.extend_from_slice(&len.to_be_bytes());
@@ -142,11 +147,7 @@ impl CopyRows {
     }
 
     pub fn null(&mut self) -> &mut Self {
-        if self.fields == 0 {
-            self.row_start = self.buf.len();
-            self.buf.extend_from_slice(&[0, 0]);
-        }
-        self.fields += 1;
+        self.start_field();
         self.buf.extend_from_slice(&(-1i32).to_be_bytes());
         self
     }
@@ -324,6 +325,14 @@ pub fn encode<'a>(identities: impl Iterator<Item = &'a Identity> + Clone) -> Opt
     })
 }
 
+/// The COPY of identity rows into `table` (`identities`, or the upsert's stage).
+fn copy_identities_into(table: &str) -> String {
+    format!(
+        "COPY {table} ({}) FROM STDIN (FORMAT binary)",
+        sql::IDENTITY_COLUMNS
+    )
+}
+
 async fn copy_in(conn: &mut PgConnection, statement: &str, rows: &[u8]) -> sqlx::Result<()> {
     if rows.is_empty() {
         return Ok(());
@@ -376,10 +385,7 @@ impl BulkCopy for PgConnection {
         let Some(encoded) = encode(identities.iter().copied()) else {
             return Ok(false);
         };
-        let statement = format!(
-            "COPY identities ({}) FROM STDIN (FORMAT binary)",
-            sql::IDENTITY_COLUMNS
-        );
+        let statement = copy_identities_into("identities");
         let refused = |e: &StoreError| matches!(e, StoreError::Conflict(_) | StoreError::Unrepresentable(_));
         in_savepoint(self, refused, move |c| {
             Box::pin(async move {
@@ -412,17 +418,10 @@ async fn upsert(c: &mut PgConnection, ids: &[Uuid], encoded: &Encoded) -> sqlx::
         .await?;
     if present == 0 {
         // A first run: nothing to replace, the rows go straight in.
-        let statement = format!(
-            "COPY identities ({}) FROM STDIN (FORMAT binary)",
-            sql::IDENTITY_COLUMNS
-        );
+        let statement = copy_identities_into("identities");
         copy_in(c, &statement, &encoded.identities).await?;
     } else {
-        let statement = format!(
-            "COPY {} ({}) FROM STDIN (FORMAT binary)",
-            sql::STAGE_NAME,
-            sql::IDENTITY_COLUMNS
-        );
+        let statement = copy_identities_into(sql::STAGE_NAME);
         sqlx::query(sql::STAGE).persistent(false).execute(&mut *c).await?;
         copy_in(c, &statement, &encoded.identities).await?;
         for delete in sql::DELETE_PARTS {
