@@ -11,7 +11,7 @@ Needs `st` (schemathesis, pinned in .ci/run) on PATH or next to this Python.
 """
 import json
 import os
-import random
+import socket
 import shutil
 import subprocess
 import sys
@@ -37,30 +37,45 @@ def st_binary():
     return str(local) if local.exists() else shutil.which("st") or sys.exit("schemathesis (st) is not installed")
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def start(binary, workdir):
-    port = random.randint(20000, 40000)
-    env = dict(
-        os.environ,
-        SERVE_PUBLIC_PORT=str(port),
-        SERVE_ADMIN_PORT=str(port + 1),
-        SERVE_PUBLIC_HOST="127.0.0.1",
-        SERVE_ADMIN_HOST="127.0.0.1",
-        SELFSERVICE_FLOWS_RECOVERY_ENABLED="true",
-        SELFSERVICE_FLOWS_VERIFICATION_ENABLED="true",
-        SELFSERVICE_METHODS_CODE_ENABLED="true",
-        SELFSERVICE_METHODS_PASSWORD_CONFIG_HAVEIBEENPWNED_ENABLED="false",
-        LOG_LEVEL="error",
-    )
-    log = open(workdir / "server.log", "w")
-    proc = subprocess.Popen([binary, "serve", "--dev"], cwd=workdir, env=env, stdout=log, stderr=log)
-    urls = {"public": f"http://127.0.0.1:{port}", "admin": f"http://127.0.0.1:{port + 1}"}
-    for _ in range(150):
-        try:
-            if urllib.request.urlopen(urls["public"] + "/health/ready", timeout=1).status == 200:
-                return proc, urls
-        except Exception:
-            time.sleep(0.2)
-    proc.kill()
+    # A port free when picked can be taken before the server binds it (another process's outgoing
+    # connection): a server that exits before it is ready is started again on other ports.
+    for _ in range(3):
+        public_port, admin_port = free_port(), free_port()
+        env = dict(
+            os.environ,
+            SERVE_PUBLIC_PORT=str(public_port),
+            SERVE_ADMIN_PORT=str(admin_port),
+            SERVE_PUBLIC_HOST="127.0.0.1",
+            SERVE_ADMIN_HOST="127.0.0.1",
+            SELFSERVICE_FLOWS_RECOVERY_ENABLED="true",
+            SELFSERVICE_FLOWS_VERIFICATION_ENABLED="true",
+            SELFSERVICE_METHODS_CODE_ENABLED="true",
+            SELFSERVICE_METHODS_PASSWORD_CONFIG_HAVEIBEENPWNED_ENABLED="false",
+            LOG_LEVEL="error",
+        )
+        log = open(workdir / "server.log", "w")
+        proc = subprocess.Popen([binary, "serve", "--dev"], cwd=workdir, env=env, stdout=log, stderr=log)
+        urls = {"public": f"http://127.0.0.1:{public_port}", "admin": f"http://127.0.0.1:{admin_port}"}
+        for _ in range(150):
+            if proc.poll() is not None:
+                break
+            try:
+                if urllib.request.urlopen(urls["public"] + "/health/ready", timeout=1).status == 200:
+                    return proc, urls
+            except Exception:
+                time.sleep(0.2)
+        else:
+            proc.kill()
+            break
+        print("the server exited before it was ready; starting it again on other ports:\n"
+              + (workdir / "server.log").read_text(), file=sys.stderr)
     sys.exit("the server did not start:\n" + (workdir / "server.log").read_text())
 
 
