@@ -243,7 +243,8 @@ impl Report {
     pub fn scale(&mut self, _p: &Params, r: crate::scale::ScaleResult) {
         println!("== 10. Scale: latency on a large store against a 1,000-identity store ==");
         println!(
-            "each store has 200 probe identities (bcrypt cost 4, one session each) made through the store API, the rest filler rows from set-based SQL; sequential requests on one keep-alive connection: whoami is each probe session's first request (a cache miss), login is POST /self-service/login for each probe"
+            "each store has 200 probe identities (bcrypt cost 4, one session each) made through the store API, the rest filler rows from set-based SQL; sequential requests on one keep-alive connection, in {} rounds each with freshly started servers (one untimed request first): whoami is each probe session's first request of a round (a cache miss), login is POST /self-service/login for each probe",
+            crate::scale::ROUNDS
         );
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
         for b in &r.backends {

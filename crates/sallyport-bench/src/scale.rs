@@ -12,7 +12,10 @@
 //!
 //! Latencies are sequential requests on one keep-alive connection, the server in this process: whoami
 //! is the first request for each probe session (a cache miss: the token digest, then identity lookups),
-//! login is `POST /self-service/login` for each probe identity (the flow is created untimed).
+//! login is `POST /self-service/login` for each probe identity (the flow is created untimed). Both
+//! servers are started afresh for each of `ROUNDS` rounds, so every whoami stays a cache miss, and
+//! each answers one untimed request first (its database connections open then, not in a sample):
+//! with 200 samples a p99 is the third slowest, which one stray pause of the machine decides.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,6 +40,8 @@ const PASSWORD: &str = "correct-horse-battery-staple-42";
 /// Marks a finished build; holds the probes' tokens and identifiers.
 const PROBE_TABLE: &str = "bench_scale_probes";
 const CHUNK: usize = 500_000;
+/// Measuring rounds, each with freshly started servers: `ROUNDS * PROBES` samples per figure.
+pub const ROUNDS: usize = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ScaleBackend {
@@ -505,22 +510,26 @@ fn complete(probes: Vec<(String, String)>) -> anyhow::Result<Vec<(String, String
 fn measure_pair(small: Built, large: Built, rts: &Rts) -> anyhow::Result<(StoreFigures, StoreFigures)> {
     let (mut small_fig, small_dsn, small_probes) = small;
     let (mut large_fig, large_dsn, large_probes) = large;
-    let servers = rts.server.block_on(async {
-        let a = prepare(&small_dsn).await?.start(None).await?;
-        let b = prepare(&large_dsn).await?.start(None).await?;
-        anyhow::Ok((a, b))
-    })?;
-    let r = rts.client.block_on(latencies(
-        [&servers.0, &servers.1],
-        [&small_probes, &large_probes],
-    ));
-    rts.server.block_on(async {
-        servers.0.stop().await?;
-        servers.1.stop().await
-    })?;
-    let [small_lat, large_lat] = r?;
-    small_fig.lat = small_lat;
-    large_fig.lat = large_lat;
+    for _ in 0..ROUNDS {
+        let servers = rts.server.block_on(async {
+            let a = prepare(&small_dsn).await?.start(None).await?;
+            let b = prepare(&large_dsn).await?.start(None).await?;
+            anyhow::Ok((a, b))
+        })?;
+        let r = rts.client.block_on(latencies(
+            [&servers.0, &servers.1],
+            [&small_probes, &large_probes],
+        ));
+        rts.server.block_on(async {
+            servers.0.stop().await?;
+            servers.1.stop().await
+        })?;
+        let [small_lat, large_lat] = r?;
+        for (fig, lat) in [(&mut small_fig, small_lat), (&mut large_fig, large_lat)] {
+            fig.lat.whoami_ms.extend(lat.whoami_ms);
+            fig.lat.login_ms.extend(lat.login_ms);
+        }
+    }
     Ok((small_fig, large_fig))
 }
 
@@ -532,6 +541,11 @@ async fn latencies(
         .timeout(std::time::Duration::from_secs(60))
         .build()?;
     let mut out = [Latencies::default(), Latencies::default()];
+    for server in servers {
+        // Untimed: the server opens its database connections here.
+        let res = c.get(server.public_url("sessions/whoami")).send().await?;
+        res.bytes().await?;
+    }
     for pair in probes[0].iter().zip(probes[1].iter()) {
         for (k, (token, _)) in [pair.0, pair.1].into_iter().enumerate() {
             let t0 = Instant::now();
