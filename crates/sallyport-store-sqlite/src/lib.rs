@@ -1,6 +1,7 @@
 //! SQLite backend, the default. One writer connection so concurrent requests queue in the pool
 //! instead of failing with `database is locked`; a few read-only connections read alongside it (WAL).
 
+mod checkpoints;
 mod dsn;
 mod readers;
 
@@ -34,6 +35,8 @@ pub struct SqliteStore {
     group: Option<std::sync::Arc<sallyport_store_sql::GroupWriter<sqlx::Sqlite>>>,
     /// One process owns an SQLite file, so its reads can be cached exactly.
     cache: std::sync::Arc<sallyport_store_sql::ReadCache>,
+    /// A file's WAL checkpoints, run beside the writer instead of inside its commits.
+    checkpoints: Option<std::sync::Arc<checkpoints::Checkpoints>>,
 }
 
 impl SqliteStore {
@@ -71,6 +74,7 @@ impl SqliteStore {
             writer: pool.clone(),
             reader: std::sync::Arc::new(Readers::Shared(pool)),
             cache: std::sync::Arc::new(sallyport_store_sql::ReadCache::enabled()),
+            checkpoints: None,
         })
     }
 
@@ -91,10 +95,21 @@ impl SqliteStore {
                     .clone()
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal),
+                    .synchronous(SqliteSynchronous::Normal)
+                    .pragma("wal_autocheckpoint", checkpoints::BACKSTOP_PAGES.to_string()),
             )
             .await
             .map_err(other_err)?;
+        let checkpoints = checkpoints::Checkpoints::start(
+            options
+                .clone()
+                .synchronous(SqliteSynchronous::Normal)
+                // A checkpoint copies WAL frames through a buffer of its own, not the page cache.
+                .pragma("cache_size", "-64"),
+            path,
+        )
+        .await
+        .map_err(other_err)?;
         let reader = Readers::open(
             options
                 .read_only(true)
@@ -110,11 +125,15 @@ impl SqliteStore {
             writer,
             reader: std::sync::Arc::new(reader),
             cache: std::sync::Arc::new(sallyport_store_sql::ReadCache::enabled()),
+            checkpoints: Some(std::sync::Arc::new(checkpoints)),
         })
     }
 
     /// Closes the readers and the writer pool, waiting for connections in use to come back.
     pub async fn close(&self) {
+        if let Some(c) = &self.checkpoints {
+            c.stop().await;
+        }
         self.reader.close().await;
         self.writer.close().await;
     }

@@ -287,3 +287,50 @@ async fn a_panicking_write_does_not_stop_the_writer() {
         .expect("the writer still runs");
     pool.close().await;
 }
+
+/// The main database file's length and modification time.
+fn file_state(path: &std::path::Path) -> (u64, std::time::SystemTime) {
+    let m = std::fs::metadata(path).expect("database file");
+    (m.len(), m.modified().expect("mtime"))
+}
+
+/// Commits only append to the WAL; the background checkpointer copies them into the database file
+/// soon after, although none of these commits reaches SQLite's own automatic-checkpoint threshold.
+#[tokio::test]
+async fn the_wal_is_checkpointed_in_the_background() {
+    let db = TempDb::new();
+    let store = SqliteStore::connect(&db.dsn()).await.expect("connect");
+    store.migrate_up().await.expect("migrate");
+    // Whatever migrating left in the WAL is copied first, so what follows is only the writes below.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let before = file_state(&db.0);
+    let mut ids = vec![];
+    for n in 0..40 {
+        let identity = Identity::new(
+            "default",
+            json!({ "n": n, "pad": "x".repeat(2000) }),
+            time_fmt::now(),
+        );
+        store.create_identity(&identity, None).await.expect("create");
+        ids.push(identity.id);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while file_state(&db.0) == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "40 committed identities (~80 KB) never reached the database file: no checkpoint ran"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        file_state(&db.0).0 > before.0,
+        "the database file grew by the checkpointed pages"
+    );
+    for id in ids {
+        store
+            .get_identity(id)
+            .await
+            .expect("read back after the checkpoint");
+    }
+    store.close().await;
+}
