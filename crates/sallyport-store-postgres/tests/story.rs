@@ -231,3 +231,82 @@ async fn copy_declines_conflicts_and_nul() {
     })
     .await;
 }
+
+/// Part rows whose parent is missing, over the four foreign keys of the identity tables.
+const ORPHANS: &str = "SELECT \
+     (SELECT COUNT(*) FROM identity_credentials c WHERE NOT EXISTS (SELECT 1 FROM identities i WHERE i.id = c.identity_id)) \
+   + (SELECT COUNT(*) FROM identity_credential_identifiers x WHERE NOT EXISTS (SELECT 1 FROM identity_credentials c WHERE c.id = x.credential_id)) \
+   + (SELECT COUNT(*) FROM identity_verifiable_addresses a WHERE NOT EXISTS (SELECT 1 FROM identities i WHERE i.id = a.identity_id)) \
+   + (SELECT COUNT(*) FROM identity_recovery_addresses a WHERE NOT EXISTS (SELECT 1 FROM identities i WHERE i.id = a.identity_id))";
+
+/// A batch of new identities is copied with the foreign keys' per-row checks off (the test server's
+/// role is a superuser), for its own transaction only: the rows it wrote all have their parents, and
+/// after the commit the same connection has its checks and cascades again.
+#[tokio::test]
+async fn copy_turns_fk_checks_off_for_its_own_transaction_only() {
+    use sallyport_store_sql::BulkCopy;
+    let Some(db) = TestDb::create().await else { return };
+    db.run(|dsn| async move {
+        let store = PgStore::connect(&dsn).await.expect("connect");
+        store.migrate_up().await.expect("migrate");
+        let batch: Vec<_> = (0..40).map(odd_identity).collect();
+        let refs: Vec<_> = batch.iter().collect();
+        let mut conn = PgConnection::connect(&dsn).await.expect("connect");
+        let mut tx = conn.begin().await.expect("begin");
+        assert!(matches!(tx.copy_new_identities(&refs).await, Ok(true)));
+        let role: String = sqlx::query_scalar("SHOW session_replication_role")
+            .fetch_one(&mut *tx)
+            .await
+            .expect("show");
+        assert_eq!(role, "replica", "the batch ran without the per-row checks");
+        tx.commit().await.expect("commit");
+        let role: String = sqlx::query_scalar("SHOW session_replication_role")
+            .fetch_one(&mut conn)
+            .await
+            .expect("show");
+        assert_eq!(role, "origin", "the switch ended with the transaction");
+
+        let orphans: i64 = sqlx::query_scalar(ORPHANS).fetch_one(&mut conn).await.expect("orphans");
+        assert_eq!(orphans, 0);
+        let parts: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM identity_credentials) + (SELECT COUNT(*) FROM identity_credential_identifiers) \
+             + (SELECT COUNT(*) FROM identity_verifiable_addresses) + (SELECT COUNT(*) FROM identity_recovery_addresses)",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("parts");
+        assert_eq!(parts, 40 * 5, "a credential, two identifiers and two addresses each");
+
+        let orphan = sqlx::query(
+            "INSERT INTO identity_credentials (id, identity_id, type, config, version, created_at, updated_at) \
+             VALUES ($1, $2, 'password', '{}', 0, now(), now())",
+        )
+        .bind(Uuid::new_v4())
+        .bind(Uuid::new_v4())
+        .execute(&mut conn)
+        .await;
+        let refused = orphan.expect_err("a credential of no identity is refused again");
+        assert!(
+            refused.to_string().contains("foreign key"),
+            "{refused}"
+        );
+        sqlx::query("DELETE FROM identities WHERE id = $1")
+            .bind(batch[0].id)
+            .execute(&mut conn)
+            .await
+            .expect("delete");
+        let left: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM identity_credentials WHERE identity_id = $1) \
+             + (SELECT COUNT(*) FROM identity_credential_identifiers WHERE identity_id = $1) \
+             + (SELECT COUNT(*) FROM identity_verifiable_addresses WHERE identity_id = $1) \
+             + (SELECT COUNT(*) FROM identity_recovery_addresses WHERE identity_id = $1)",
+        )
+        .bind(batch[0].id)
+        .fetch_one(&mut conn)
+        .await
+        .expect("left");
+        assert_eq!(left, 0, "deleting the identity cascaded to its parts");
+        store.close().await;
+    })
+    .await;
+}
