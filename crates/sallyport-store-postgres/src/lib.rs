@@ -33,6 +33,8 @@ pub struct PgStore {
     cache: std::sync::Arc<sallyport_store_sql::ReadCache>,
     /// Dropping the last clone stops the listener.
     _listener: std::sync::Arc<ListenerGuard>,
+    /// Reads on the calling thread are for SQLite files only.
+    inline: Option<std::sync::Arc<sallyport_store_sql::InlineReaders>>,
 }
 
 struct ListenerGuard(Option<tokio::sync::oneshot::Sender<()>>);
@@ -104,6 +106,7 @@ impl PgStore {
             group: None,
             cache,
             _listener: std::sync::Arc::new(ListenerGuard(Some(tx))),
+            inline: None,
         })
     }
 

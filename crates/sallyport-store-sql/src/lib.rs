@@ -29,6 +29,7 @@ mod flow;
 mod group;
 mod identity;
 mod import;
+mod inline;
 mod migration;
 mod rate_limit;
 mod raw_sqlite;
@@ -45,6 +46,7 @@ pub use cache::ReadCache;
 pub use copy::BulkCopy;
 pub use error::{db_err, other_err};
 pub use group::{BoxFuture, GroupWriter};
+pub use inline::InlineReaders;
 pub use ts::Ts;
 
 /// The savepoint a batched SQLite write opens and releases within its own query.
@@ -75,6 +77,7 @@ pub mod __private {
     pub use crate::import::sql as import_sql;
     pub use crate::migration::{sql as migration_sql, undo_target};
     pub use crate::rate_limit::sql as rate_limit_sql;
+    pub use crate::raw_sqlite::Value as RawValue;
     pub use crate::rows::*;
     pub use crate::session::sql as session_sql;
     pub use crate::token_exchange::{ExchangerRow, sql as token_exchange_sql};

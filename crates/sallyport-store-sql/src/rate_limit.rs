@@ -191,14 +191,30 @@ macro_rules! __impl_rate_limit_store {
                 rule: &$crate::__private::sallyport_core::rate_limit::Rule,
                 now: $crate::__private::time::OffsetDateTime,
             ) -> StoreResult<$crate::__private::sallyport_core::rate_limit::Verdict> {
+                use $crate::__private::RawValue;
                 use $crate::__private::sallyport_core::rate_limit::CounterRow;
+                let inline = self.inline.as_ref().and_then(|inline| {
+                    let args = [RawValue::Text(bucket.as_str()), RawValue::Text(key)];
+                    let found = inline.first_row($crate::__private::rate_limit_sql::PEEK, &args, |r| {
+                        Some((r.int(0)?, r.int(1)?, r.int(2)?))
+                    })?;
+                    match found {
+                        None => Some(None),
+                        // Not all integers: the usual read decides.
+                        Some(None) => None,
+                        Some(Some(row)) => Some(Some(row)),
+                    }
+                });
                 // A read: committed hits are visible to it at once (SQLite WAL readers, one PostgreSQL pool).
-                let row: Option<(i64, i64, i64)> = sqlx::query_as($crate::__private::rate_limit_sql::PEEK)
-                    .bind(bucket.as_str())
-                    .bind(key)
-                    .fetch_optional(&mut *self.read().await?)
-                    .await
-                    .map_err($crate::db_err)?;
+                let row: Option<(i64, i64, i64)> = match inline {
+                    Some(row) => row,
+                    None => sqlx::query_as($crate::__private::rate_limit_sql::PEEK)
+                        .bind(bucket.as_str())
+                        .bind(key)
+                        .fetch_optional(&mut *self.read().await?)
+                        .await
+                        .map_err($crate::db_err)?,
+                };
                 let row = row.map(|(count, window_ends_ms, blocked_until_ms)| CounterRow {
                     count,
                     window_ends_ms,

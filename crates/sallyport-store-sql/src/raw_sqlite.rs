@@ -102,38 +102,8 @@ impl<'c> Statements<'c> {
             return Err(protocol("wrong number of values for the statement"));
         }
         let stmt = stmt.as_ptr();
-        let mut rc = ffi::SQLITE_OK;
-        for (n, v) in values.iter().enumerate() {
-            // Parameters count from 1; `params` fits a c_int, so every index does.
-            let i = n as c_int + 1;
-            // SAFETY: `stmt` is a live statement of the locked connection. SQLITE_TRANSIENT makes
-            // SQLite copy the bytes before the call returns, so nothing borrowed outlives it; the
-            // lengths are the slices' own.
-            rc = unsafe {
-                match *v {
-                    Value::Blob(b) => ffi::sqlite3_bind_blob64(
-                        stmt,
-                        i,
-                        b.as_ptr().cast::<c_void>(),
-                        b.len() as u64,
-                        ffi::SQLITE_TRANSIENT(),
-                    ),
-                    Value::Text(s) => ffi::sqlite3_bind_text64(
-                        stmt,
-                        i,
-                        s.as_ptr().cast::<c_char>(),
-                        s.len() as u64,
-                        ffi::SQLITE_TRANSIENT(),
-                        ffi::SQLITE_UTF8 as u8,
-                    ),
-                    Value::Int(x) => ffi::sqlite3_bind_int64(stmt, i, x),
-                    Value::Null => ffi::sqlite3_bind_null(stmt, i),
-                }
-            };
-            if rc != ffi::SQLITE_OK {
-                break;
-            }
-        }
+        // SAFETY: `stmt` is a live statement of the locked connection.
+        let mut rc = unsafe { bind_values(stmt, values) };
         if rc == ffi::SQLITE_OK {
             loop {
                 // SAFETY: as above.
@@ -169,6 +139,236 @@ impl Drop for Statements<'_> {
             // SAFETY: prepared on the still-locked connection, finalized exactly once. Its return
             // code repeats the statement's last error, already reported.
             unsafe { ffi::sqlite3_finalize(stmt.as_ptr()) };
+        }
+    }
+}
+
+/// Binds `values` to `stmt`'s parameters 1.. and returns the first failing return code, or `SQLITE_OK`.
+///
+/// # Safety
+/// `stmt` must be a live statement of a connection no other thread uses meanwhile, with at least
+/// `values.len()` parameters.
+unsafe fn bind_values(stmt: *mut ffi::sqlite3_stmt, values: &[Value<'_>]) -> c_int {
+    for (n, v) in values.iter().enumerate() {
+        // Parameters count from 1; callers check the count, which fits a c_int.
+        let i = n as c_int + 1;
+        // SAFETY: per this function's contract. SQLITE_TRANSIENT makes SQLite copy the bytes before
+        // the call returns, so nothing borrowed outlives it; the lengths are the slices' own.
+        let rc = unsafe {
+            match *v {
+                Value::Blob(b) => ffi::sqlite3_bind_blob64(
+                    stmt,
+                    i,
+                    b.as_ptr().cast::<c_void>(),
+                    b.len() as u64,
+                    ffi::SQLITE_TRANSIENT(),
+                ),
+                Value::Text(s) => ffi::sqlite3_bind_text64(
+                    stmt,
+                    i,
+                    s.as_ptr().cast::<c_char>(),
+                    s.len() as u64,
+                    ffi::SQLITE_TRANSIENT(),
+                    ffi::SQLITE_UTF8 as u8,
+                ),
+                Value::Int(x) => ffi::sqlite3_bind_int64(stmt, i, x),
+                Value::Null => ffi::sqlite3_bind_null(stmt, i),
+            }
+        };
+        if rc != ffi::SQLITE_OK {
+            return rc;
+        }
+    }
+    ffi::SQLITE_OK
+}
+
+/// A read-only connection of this process's own, used on the calling thread: no worker thread to hand
+/// each query to and wake up for its rows. For single-row point reads on request paths, where that
+/// hand-off cost more than the read (see `inline::InlineReaders`). Statements are prepared once per
+/// connection and kept, keyed by their text.
+pub struct ReadConn {
+    db: NonNull<ffi::sqlite3>,
+    prepared: Vec<(&'static str, NonNull<ffi::sqlite3_stmt>)>,
+}
+
+// SAFETY: opened in SQLite's multi-thread mode (`SQLITE_OPEN_NOMUTEX`): a connection may move between
+// threads as long as one thread uses it at a time, which `&mut self` on every use guarantees.
+unsafe impl Send for ReadConn {}
+
+impl ReadConn {
+    /// Opens `path` read-only with a page cache of `cache_kib` KiB; a busy database is waited for at
+    /// most `busy_ms` (this runs on the caller's thread, so the wait must stay short).
+    pub fn open(path: &std::path::Path, cache_kib: u32, busy_ms: u32) -> Result<ReadConn, sqlx::Error> {
+        let name = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| protocol("a NUL in the database path"))?;
+        let mut db = std::ptr::null_mut();
+        let flags = ffi::SQLITE_OPEN_READONLY | ffi::SQLITE_OPEN_NOMUTEX;
+        // SAFETY: `name` is NUL-terminated and outlives the call; `db` receives the handle.
+        let rc = unsafe { ffi::sqlite3_open_v2(name.as_ptr(), &mut db, flags, std::ptr::null()) };
+        // A handle comes back even when opening fails (to read the error from); either way it is
+        // closed by `Drop` once wrapped.
+        let Some(db) = NonNull::new(db) else {
+            return Err(protocol("SQLite could not allocate a connection"));
+        };
+        let mut conn = ReadConn { db, prepared: vec![] };
+        if rc != ffi::SQLITE_OK {
+            return Err(conn.error(rc));
+        }
+        // SAFETY: the handle is open and used by this thread only.
+        unsafe { ffi::sqlite3_busy_timeout(conn.db.as_ptr(), busy_ms.min(i32::MAX as u32) as c_int) };
+        let pragma = std::ffi::CString::new(format!("PRAGMA cache_size = -{cache_kib}"))
+            .map_err(|_| protocol("pragma"))?;
+        // SAFETY: as above; no callback, no error message out-parameter.
+        let rc = unsafe {
+            ffi::sqlite3_exec(
+                conn.db.as_ptr(),
+                pragma.as_ptr(),
+                None,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(conn.error(rc));
+        }
+        Ok(conn)
+    }
+
+    fn statement(&mut self, sql: &'static str) -> Result<NonNull<ffi::sqlite3_stmt>, sqlx::Error> {
+        if let Some((_, stmt)) = self.prepared.iter().find(|(text, _)| *text == sql) {
+            return Ok(*stmt);
+        }
+        let len = c_int::try_from(sql.len()).map_err(|_| protocol("statement text too long"))?;
+        let mut stmt = std::ptr::null_mut();
+        let mut tail: *const c_char = std::ptr::null();
+        // SAFETY: the handle is open and used by this thread only; `sql` is valid for `len` bytes.
+        let rc = unsafe {
+            ffi::sqlite3_prepare_v3(
+                self.db.as_ptr(),
+                sql.as_ptr().cast(),
+                len,
+                ffi::SQLITE_PREPARE_PERSISTENT,
+                &mut stmt,
+                &mut tail,
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(self.error(rc));
+        }
+        let Some(stmt) = NonNull::new(stmt) else {
+            return Err(protocol("no statement in the text"));
+        };
+        // Kept before the check below, so that `Drop` finalizes it.
+        self.prepared.push((sql, stmt));
+        // SAFETY: `tail` points into `sql` or just past its end, as SQLite documents.
+        let consumed = unsafe { tail.offset_from(sql.as_ptr().cast::<c_char>()) };
+        let rest = usize::try_from(consumed).ok().and_then(|c| sql.get(c..));
+        if !rest.is_some_and(|r| r.trim().is_empty()) {
+            return Err(protocol("more than one statement in the text"));
+        }
+        Ok(stmt)
+    }
+
+    /// Runs `sql` with `values` and hands its first row, if any, to `read`; the statement is reset
+    /// before this returns, so nothing `read` saw outlives the call.
+    pub fn first_row<T>(
+        &mut self,
+        sql: &'static str,
+        values: &[Value<'_>],
+        read: impl FnOnce(&Row<'_>) -> T,
+    ) -> Result<Option<T>, sqlx::Error> {
+        let stmt = self.statement(sql)?;
+        let stmt = stmt.as_ptr();
+        // SAFETY: a live statement of this connection, used by this thread only.
+        let params = unsafe { ffi::sqlite3_bind_parameter_count(stmt) };
+        if usize::try_from(params).ok() != Some(values.len()) {
+            return Err(protocol("wrong number of values for the statement"));
+        }
+        // SAFETY: as above, with as many parameters as values.
+        let mut rc = unsafe { bind_values(stmt, values) };
+        let mut out = None;
+        if rc == ffi::SQLITE_OK {
+            // SAFETY: as above.
+            rc = unsafe { ffi::sqlite3_step(stmt) };
+            if rc == ffi::SQLITE_ROW {
+                // SAFETY: as above.
+                let columns = unsafe { ffi::sqlite3_column_count(stmt) };
+                out = Some(read(&Row {
+                    stmt,
+                    columns,
+                    _conn: std::marker::PhantomData,
+                }));
+                rc = ffi::SQLITE_OK;
+            }
+        }
+        let result = match rc {
+            ffi::SQLITE_OK | ffi::SQLITE_DONE => Ok(out),
+            rc => Err(self.error(rc)),
+        };
+        // SAFETY: as above. Ends the statement's read transaction; its return code repeats a step
+        // error already taken.
+        unsafe { ffi::sqlite3_reset(stmt) };
+        result
+    }
+
+    fn error(&mut self, rc: c_int) -> sqlx::Error {
+        // SAFETY: the handle is valid until drop; SQLite returns a NUL-terminated message it owns,
+        // copied here before any other call on the connection.
+        let msg = unsafe { std::ffi::CStr::from_ptr(ffi::sqlite3_errmsg(self.db.as_ptr())) };
+        protocol(&format!("SQLite error {rc}: {}", msg.to_string_lossy()))
+    }
+}
+
+impl Drop for ReadConn {
+    fn drop(&mut self) {
+        for (_, stmt) in self.prepared.drain(..) {
+            // SAFETY: prepared on this connection, finalized exactly once.
+            unsafe { ffi::sqlite3_finalize(stmt.as_ptr()) };
+        }
+        // SAFETY: no statement is left; the handle is closed exactly once.
+        unsafe { ffi::sqlite3_close(self.db.as_ptr()) };
+    }
+}
+
+/// The current row of a [`ReadConn::first_row`]; its values are copied out by the accessors.
+pub struct Row<'s> {
+    stmt: *mut ffi::sqlite3_stmt,
+    columns: c_int,
+    _conn: std::marker::PhantomData<&'s mut ReadConn>,
+}
+
+impl Row<'_> {
+    fn column(&self, i: usize) -> Option<c_int> {
+        let i = c_int::try_from(i).ok()?;
+        (i < self.columns).then_some(i)
+    }
+
+    /// Column `i` as an integer (`None`: NULL, no such column, or not an integer).
+    pub fn int(&self, i: usize) -> Option<i64> {
+        let i = self.column(i)?;
+        // SAFETY: the statement is on a row (this `Row` exists only then) and `i` is in range.
+        unsafe {
+            (ffi::sqlite3_column_type(self.stmt, i) == ffi::SQLITE_INTEGER)
+                .then(|| ffi::sqlite3_column_int64(self.stmt, i))
+        }
+    }
+
+    /// Column `i`'s text bytes (`None`: NULL, no such column, or not text), copied.
+    pub fn text(&self, i: usize) -> Option<Vec<u8>> {
+        let i = self.column(i)?;
+        // SAFETY: as in `int`. `sqlite3_column_text` comes first, then `sqlite3_column_bytes`, as
+        // SQLite documents; the pointer is valid until the next call on the statement, and the
+        // bytes are copied before that.
+        unsafe {
+            if ffi::sqlite3_column_type(self.stmt, i) != ffi::SQLITE_TEXT {
+                return None;
+            }
+            let p = ffi::sqlite3_column_text(self.stmt, i);
+            let n = usize::try_from(ffi::sqlite3_column_bytes(self.stmt, i)).ok()?;
+            if p.is_null() {
+                return Some(vec![]);
+            }
+            Some(std::slice::from_raw_parts(p, n).to_vec())
         }
     }
 }

@@ -24,6 +24,8 @@ const READERS: usize = 4;
 /// hot reads are single-row index lookups that find their pages in the OS page cache anyway; at the
 /// default the four readers held about 8 MiB of a loaded server's heap (docs/caches.md).
 const READER_CACHE_KIB: u32 = 256;
+/// Connections for reads on the calling thread: one per runtime thread that reads at the same time.
+const INLINE_READERS: usize = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The SQLite store. Cloning shares the pools.
@@ -37,6 +39,8 @@ pub struct SqliteStore {
     cache: std::sync::Arc<sallyport_store_sql::ReadCache>,
     /// A file's WAL checkpoints, run beside the writer instead of inside its commits.
     checkpoints: Option<std::sync::Arc<checkpoints::Checkpoints>>,
+    /// A file's point reads on the calling thread (`sallyport_store_sql::InlineReaders`).
+    inline: Option<std::sync::Arc<sallyport_store_sql::InlineReaders>>,
 }
 
 impl SqliteStore {
@@ -75,6 +79,7 @@ impl SqliteStore {
             reader: std::sync::Arc::new(Readers::Shared(pool)),
             cache: std::sync::Arc::new(sallyport_store_sql::ReadCache::enabled()),
             checkpoints: None,
+            inline: None,
         })
     }
 
@@ -126,6 +131,11 @@ impl SqliteStore {
             reader: std::sync::Arc::new(reader),
             cache: std::sync::Arc::new(sallyport_store_sql::ReadCache::enabled()),
             checkpoints: Some(std::sync::Arc::new(checkpoints)),
+            inline: Some(std::sync::Arc::new(sallyport_store_sql::InlineReaders::new(
+                path.to_owned(),
+                READER_CACHE_KIB,
+                INLINE_READERS,
+            ))),
         })
     }
 
