@@ -53,6 +53,15 @@ pub fn token_digest_bytes(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// A cache key for a sealed session cookie as the browser sent it: SHA-256 over a prefix ending in a
+/// NUL, which no header value (so no token) can contain, so a cookie's key never equals a token's.
+pub fn sealed_cookie_key(sealed: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"sallyport sealed session cookie\0");
+    h.update(sealed.as_bytes());
+    h.finalize().into()
+}
+
 /// [`token_digest`] from the bytes [`token_digest_bytes`] gave.
 pub fn digest_hex(d: &[u8; 32]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";

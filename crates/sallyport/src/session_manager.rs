@@ -29,12 +29,29 @@ pub fn extract_token(app: &App, headers: &HeaderMap) -> Option<String> {
 
 /// [`extract_token`] without copying a token that travels in clear.
 pub fn extract_token_ref<'h>(app: &App, headers: &'h HeaderMap) -> Option<Cow<'h, str>> {
-    if let Some(t) = headers
+    extract_token_from(app, headers).map(|(t, _)| t)
+}
+
+/// The session cookie's sealed value, when it is what [`extract_token_ref`] would take the token from
+/// first (no `X-Session-Token`); whether it opens is not checked.
+pub fn sealed_session_cookie<'h>(app: &App, headers: &'h HeaderMap) -> Option<&'h str> {
+    if session_token_header(headers).is_some() {
+        return None;
+    }
+    csrf::request_cookie_ref(headers, &app.settings.session_cookie.name)
+}
+
+fn session_token_header(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get("x-session-token")
         .and_then(|v| v.to_str().ok())
         .filter(|t| !t.is_empty())
-    {
-        return Some(Cow::Borrowed(t));
+}
+
+/// [`extract_token_ref`], and whether the token came out of the session cookie.
+pub fn extract_token_from<'h>(app: &App, headers: &'h HeaderMap) -> Option<(Cow<'h, str>, bool)> {
+    if let Some(t) = session_token_header(headers) {
+        return Some((Cow::Borrowed(t), false));
     }
     let name = &app.settings.session_cookie.name;
     if let Some(sealed) = csrf::request_cookie_ref(headers, name) {
@@ -44,12 +61,13 @@ pub fn extract_token_ref<'h>(app: &App, headers: &'h HeaderMap) -> Option<Cow<'h
             .open(name, sealed)
             .or_else(|| app.cookie_keys.open_kratos_session(name, sealed))
         {
-            return Some(Cow::Owned(t));
+            return Some((Cow::Owned(t), true));
         }
     }
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok())?;
     let (scheme, token) = auth.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| Cow::Borrowed(token.trim()))
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .then(|| (Cow::Borrowed(token.trim()), false))
 }
 
 /// The active session of the request, if any. Revoked, expired or disabled-identity sessions count as none.

@@ -71,7 +71,18 @@ impl std::hash::Hasher for DigestHasher {
 pub struct WhoamiCache {
     shards: Vec<Mutex<Shard>>,
     shard_budget: usize,
+    /// Sealed session cookie (its key, `secret::sealed_cookie_key`) → digest of the token it opens
+    /// to. A fact that never changes, so no generation; bounded by count per shard.
+    cookies: Vec<Mutex<CookieShard>>,
+    cookies_per_shard: usize,
 }
+
+type CookieShard = HashMap<[u8; 32], [u8; 32], DigestKey>;
+
+/// Bytes counted per remembered cookie: two keys, the map slot and its share of empty slots.
+const COOKIE_ENTRY: usize = 96;
+/// The share of `whoami_max_bytes` remembered cookies may take.
+const COOKIE_SHARE: usize = 16;
 
 impl WhoamiCache {
     /// `max_bytes` 0 turns the cache off.
@@ -79,7 +90,51 @@ impl WhoamiCache {
         WhoamiCache {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             shard_budget: max_bytes / SHARDS,
+            cookies: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            cookies_per_shard: max_bytes / COOKIE_SHARE / COOKIE_ENTRY / SHARDS,
         }
+    }
+
+    fn cookie_shard(
+        &self,
+        key: &[u8; 32],
+    ) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], [u8; 32], DigestKey>> {
+        self.cookies[key[0] as usize % SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The token digest a sealed cookie opened to before.
+    pub fn cookie_digest(&self, cookie: &[u8; 32]) -> Option<[u8; 32]> {
+        if self.cookies_per_shard == 0 {
+            return None;
+        }
+        self.cookie_shard(cookie).get(cookie).copied()
+    }
+
+    /// Remembers that the sealed cookie `cookie` opened to a token with digest `digest`.
+    pub fn remember_cookie(&self, cookie: [u8; 32], digest: [u8; 32]) {
+        if self.cookies_per_shard == 0 {
+            return;
+        }
+        let mut shard = self.cookie_shard(&cookie);
+        if shard.len() >= self.cookies_per_shard {
+            // Arbitrary victims (hash order) in a batch, as for the answers.
+            let n = (shard.len() / 8).max(1);
+            let victims: Vec<[u8; 32]> = shard.keys().take(n).copied().collect();
+            for k in victims {
+                shard.remove(&k);
+            }
+        }
+        shard.insert(cookie, digest);
+    }
+
+    /// Cookies remembered (for tests and diagnostics).
+    pub fn cookies(&self) -> usize {
+        self.cookies
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
     }
 
     fn shard(&self, key: &[u8; 32]) -> std::sync::MutexGuard<'_, Shard> {
@@ -171,6 +226,20 @@ mod tests {
             assert!(c.bytes() <= 1 << 20);
         }
         assert!(c.bytes() > (1 << 20) / 2);
+    }
+
+    #[test]
+    fn remembered_cookies_stay_within_their_share() {
+        let c = WhoamiCache::new(1 << 20);
+        for i in 0..20_000 {
+            c.remember_cookie(key(i), key(i + 1));
+            assert!(c.cookies() * COOKIE_ENTRY <= (1 << 20) / COOKIE_SHARE);
+        }
+        assert_eq!(c.cookie_digest(&key(19_999)), Some(key(20_000)));
+        assert!(c.cookies() * COOKIE_ENTRY > (1 << 20) / COOKIE_SHARE / 2);
+        let off = WhoamiCache::new(0);
+        off.remember_cookie(key(1), key(2));
+        assert_eq!(off.cookie_digest(&key(1)), None);
     }
 
     #[test]

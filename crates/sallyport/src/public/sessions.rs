@@ -34,20 +34,37 @@ async fn require(app: &App, req: &ReqInfo, on_missing: fn() -> ApiError) -> Resu
 /// it reads the headers in place, and a session it answered before is answered from
 /// [`WhoamiCache`](crate::whoami_cache::WhoamiCache) while nothing changed in the store.
 pub async fn to_session(State(app): State<AppState>, request: axum::extract::Request) -> Response {
-    let Some(token) = session_manager::extract_token_ref(&app, request.headers()) else {
-        return HttpError(ApiError::whoami_unauthorized()).into_response();
+    // A browser's sealed cookie, as sent, stands for the digest of the token it opened to once: a
+    // known cookie skips opening it (base64, AES-GCM, a copy of the token) and digesting the token.
+    // Only a token that came out of that very cookie is remembered for it.
+    let cookie_key =
+        session_manager::sealed_session_cookie(&app, request.headers()).map(secret::sealed_cookie_key);
+    let known = cookie_key
+        .as_ref()
+        .and_then(|k| app.whoami_cache.cookie_digest(k));
+    let digest = match known {
+        Some(d) => d,
+        None => {
+            let Some((token, from_cookie)) = session_manager::extract_token_from(&app, request.headers())
+            else {
+                return HttpError(ApiError::whoami_unauthorized()).into_response();
+            };
+            let digest = secret::token_digest_bytes(&token);
+            if let (Some(k), true) = (cookie_key, from_cookie) {
+                app.whoami_cache.remember_cookie(k, digest);
+            }
+            digest
+        }
     };
-    let key = secret::token_digest_bytes(&token);
-    drop(token);
     // Read before the store is: a change committed after this point retires what is built below.
     let generation = app.store.read_generation();
     let now = time_fmt::now();
     if let Some(g) = generation
-        && let Some(hit) = app.whoami_cache.get(&key, g, now)
+        && let Some(hit) = app.whoami_cache.get(&digest, g, now)
     {
         return whoami_response(hit.body.clone(), hit.identity_id.clone());
     }
-    let auth = match session_manager::fetch_by_digest(&app, &secret::digest_hex(&key)).await {
+    let auth = match session_manager::fetch_by_digest(&app, &secret::digest_hex(&digest)).await {
         Ok(Some(a)) => a,
         Ok(None) => return HttpError(ApiError::whoami_unauthorized()).into_response(),
         Err(e) => return HttpError(e).into_response(),
@@ -72,7 +89,7 @@ pub async fn to_session(State(app): State<AppState>, request: axum::extract::Req
     };
     if let Some(g) = generation {
         app.whoami_cache
-            .put(key, g, auth.session.expires_at, body.clone(), id.clone());
+            .put(digest, g, auth.session.expires_at, body.clone(), id.clone());
     }
     whoami_response(body, id)
 }

@@ -156,6 +156,70 @@ both_backends!(
     }
 );
 
+// A sealed cookie is remembered for the token it opened to, and only when the token came out of that
+// cookie: a cookie that does not open, sent beside a valid bearer token, is not remembered as that
+// token's session; Kratos' order (token header, cookie, bearer) holds on cached answers too.
+both_backends!(
+    a_cookie_is_cached_only_for_the_session_it_opens_to,
+    |b: Backend| async move {
+        let s = TestServer::spawn(b).await;
+        create_identity(&s, "jar@example.org", "correct horse battery").await;
+        create_identity(&s, "app@example.org", "correct horse battery").await;
+        let res = browser_login(&s, &browser(), "jar@example.org", "correct horse battery").await;
+        let cookie = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("ory_kratos_session="))
+            .and_then(|v| v.split(';').next())
+            .expect("a session cookie")
+            .to_owned();
+        let (_, n) = native_login(&s, "app@example.org", "correct horse battery").await;
+        let token = n["session_token"].as_str().unwrap().to_owned();
+        let ask = |cookie: Option<&str>, bearer: Option<&str>, header: Option<&str>| {
+            let mut r = api().get(s.public_url("sessions/whoami"));
+            if let Some(c) = cookie {
+                r = r.header("Cookie", c);
+            }
+            if let Some(t) = bearer {
+                r = r.header("Authorization", format!("Bearer {t}"));
+            }
+            if let Some(t) = header {
+                r = r.header("X-Session-Token", t);
+            }
+            send(r)
+        };
+        let email = |v: &Value| v["identity"]["traits"]["email"].as_str().unwrap_or("").to_owned();
+        let forged = "ory_kratos_session=bm90IGEgc2VhbGVkIGNvb2tpZSBhdCBhbGwgYnV0IGxvbmcgZW5vdWdo";
+        for _ in 0..2 {
+            let (st, v) = ask(Some(forged), Some(&token), None).await;
+            assert_eq!((st.as_u16(), email(&v)), (200, "app@example.org".into()), "{v}");
+        }
+        let (st, v) = ask(Some(forged), None, None).await;
+        assert_eq!(
+            st.as_u16(),
+            401,
+            "a cookie that does not open answers 401 alone: {v}"
+        );
+        for _ in 0..2 {
+            let (st, v) = ask(Some(&cookie), Some(&token), None).await;
+            assert_eq!(
+                (st.as_u16(), email(&v)),
+                (200, "jar@example.org".into()),
+                "the cookie comes before the bearer: {v}"
+            );
+            let (st, v) = ask(Some(&cookie), None, Some(&token)).await;
+            assert_eq!(
+                (st.as_u16(), email(&v)),
+                (200, "app@example.org".into()),
+                "the token header comes first: {v}"
+            );
+        }
+        s.shutdown().await;
+    }
+);
+
 both_backends!(whoami_cache_can_be_turned_off, |b: Backend| async move {
     let s = TestServer::spawn_with(b, json!({"sallyport": {"cache": {"whoami_max_bytes": "0B"}}})).await;
     create_identity(&s, "off@example.org", "correct horse battery").await;
