@@ -52,6 +52,10 @@ fn precis_identifier(value: &str, graceful: bool) -> Result<String, &'static str
         }
         return Ok(fold(value));
     }
+    if !value.chars().any(disallowed) {
+        // The common case: nothing to strip, no copy of the value char by char.
+        return Ok(fold(value));
+    }
     let stripped: String = value.chars().filter(|c| !disallowed(*c)).collect();
     Ok(fold(&stripped))
 }

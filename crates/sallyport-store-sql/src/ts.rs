@@ -27,7 +27,8 @@ impl From<OffsetDateTime> for Ts {
 impl Ts {
     pub fn sqlite_text(self) -> Result<String, time::error::Format> {
         match self.sqlite_fixed() {
-            Some(text) => Ok(text.iter().map(|&b| char::from(b)).collect()),
+            // ASCII digits and separators, always UTF-8: copied whole, not char by char.
+            Some(text) => Ok(String::from_utf8(text.to_vec()).unwrap_or_default()),
             None => self.0.to_offset(UtcOffset::UTC).format(SQLITE_FORMAT),
         }
     }
