@@ -109,24 +109,35 @@ impl Report {
             r.body_bytes
         );
         let ms = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
-        for (name, l) in [
-            ("sallyport (token) ", &r.sallyport),
-            ("sallyport (cookie)", &r.cookie),
-            ("baseline          ", &r.baseline),
-        ] {
-            println!(
-                "  {name}: {:>10.1} req/s  p50 {} ms  p99 {} ms  ({} x 200 in {:.2} s; non-200: {}{}; I/O errors: {})",
-                l.rps,
-                ms(l.p50_ms),
-                ms(l.p99_ms),
-                l.ok,
-                l.secs,
-                l.non200,
-                l.bad_status.map(|s| format!(" e.g. {s}")).unwrap_or_default(),
-                l.io_errors
-            );
+        println!(
+            "{} interleaved rounds (baseline, token, cookie back to back, the order rotating); each ratio is against its own round's baseline, the summary takes the median round of each",
+            r.rounds.len()
+        );
+        for (k, round) in r.rounds.iter().enumerate() {
+            println!("  round {}:", k + 1);
+            for (name, l) in [
+                ("sallyport (token) ", &round.sallyport),
+                ("sallyport (cookie)", &round.cookie),
+                ("baseline          ", &round.baseline),
+            ] {
+                println!(
+                    "    {name}: {:>10.1} req/s  p50 {} ms  p99 {} ms  ({} x 200 in {:.2} s; non-200: {}{}; I/O errors: {})",
+                    l.rps,
+                    ms(l.p50_ms),
+                    ms(l.p99_ms),
+                    l.ok,
+                    l.secs,
+                    l.non200,
+                    l.bad_status.map(|s| format!(" e.g. {s}")).unwrap_or_default(),
+                    l.io_errors
+                );
+            }
         }
-        let errors = r.sallyport.errors() + r.cookie.errors() + r.baseline.errors();
+        let errors: u64 = r
+            .rounds
+            .iter()
+            .map(|x| x.sallyport.errors() + x.cookie.errors() + x.baseline.errors())
+            .sum();
         if errors > 0 {
             println!("  ERRORS: {errors} failed requests (see above)");
         }
@@ -138,20 +149,25 @@ impl Report {
                 verdict(pass)
             }
         };
-        for (what, l) in [("token", &r.sallyport), ("cookie", &r.cookie)] {
-            let ratio = l.rps / r.baseline.rps;
+        let token_round = r.median_round(|x| &x.sallyport);
+        let cookie_round = r.median_round(|x| &x.cookie);
+        for (what, l, base) in [
+            ("token", &token_round.sallyport, &token_round.baseline),
+            ("cookie", &cookie_round.cookie, &cookie_round.baseline),
+        ] {
+            let ratio = l.rps / base.rps;
             self.rows.push(Row {
                 metric: format!(
                     "whoami {what} req/s ({} conns, {} sessions)",
                     r.connections, r.rotated
                 ),
                 sallyport: format!("{:.0}", l.rps),
-                baseline: format!("{:.0}", r.baseline.rps),
+                baseline: format!("{:.0}", base.rps),
                 ratio: format!("{ratio:.3}"),
                 target: format!(">= {WHOAMI_TARGET:.2}"),
                 result: with_errors(ratio >= WHOAMI_TARGET),
             });
-            if let (Some(a), Some(b)) = (l.p99_ms, r.baseline.p99_ms) {
+            if let (Some(a), Some(b)) = (l.p99_ms, base.p99_ms) {
                 let ratio = a / b;
                 self.rows.push(Row {
                     metric: format!("whoami {what} p99 ms"),
