@@ -108,7 +108,6 @@ impl Report {
             p.duration.as_secs_f64(),
             r.body_bytes
         );
-        let ms = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
         println!(
             "{} interleaved rounds (baseline, token, cookie back to back, the order rotating); each ratio is against its own round's baseline, the summary takes the median round of each",
             r.rounds.len()
@@ -120,17 +119,7 @@ impl Report {
                 ("sallyport (cookie)", &round.cookie),
                 ("baseline          ", &round.baseline),
             ] {
-                println!(
-                    "    {name}: {:>10.1} req/s  p50 {} ms  p99 {} ms  ({} x 200 in {:.2} s; non-200: {}{}; I/O errors: {})",
-                    l.rps,
-                    ms(l.p50_ms),
-                    ms(l.p99_ms),
-                    l.ok,
-                    l.secs,
-                    l.non200,
-                    l.bad_status.map(|s| format!(" e.g. {s}")).unwrap_or_default(),
-                    l.io_errors
-                );
+                print_load("    ", name, l);
             }
         }
         let errors: u64 = r
@@ -194,18 +183,8 @@ impl Report {
             p.warmup.as_secs_f64(),
             p.duration.as_secs_f64()
         );
-        let ms = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
         for (name, l) in [("sallyport", &r.sallyport), ("baseline ", &r.baseline)] {
-            println!(
-                "  {name}: {:>10.1} req/s  p50 {} ms  p99 {} ms  ({} x 200 in {:.2} s; non-200: {}; I/O errors: {})",
-                l.rps,
-                ms(l.p50_ms),
-                ms(l.p99_ms),
-                l.ok,
-                l.secs,
-                l.non200,
-                l.io_errors
-            );
+            print_load("  ", name, l);
         }
         let errors = r.sallyport.errors() + r.baseline.errors();
         let ratio = r.sallyport.rps / r.baseline.rps;
@@ -796,4 +775,20 @@ mod tests {
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
         assert!(median(&[]).is_nan());
     }
+}
+
+/// One load run's line: throughput, latency and what failed.
+fn print_load(indent: &str, name: &str, l: &crate::loadgen::LoadResult) {
+    let ms = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
+    println!(
+        "{indent}{name}: {:>10.1} req/s  p50 {} ms  p99 {} ms  ({} x 200 in {:.2} s; non-200: {}{}; I/O errors: {})",
+        l.rps,
+        ms(l.p50_ms),
+        ms(l.p99_ms),
+        l.ok,
+        l.secs,
+        l.non200,
+        l.bad_status.map(|s| format!(" e.g. {s}")).unwrap_or_default(),
+        l.io_errors
+    );
 }

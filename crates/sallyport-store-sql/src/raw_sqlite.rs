@@ -57,35 +57,17 @@ impl<'c> Statements<'c> {
 
     fn prepare_one(&mut self, text: &str) -> Result<(), sqlx::Error> {
         let db = self.db();
-        let len = c_int::try_from(text.len()).map_err(|_| protocol("statement text too long"))?;
-        let mut stmt = std::ptr::null_mut();
-        let mut tail: *const c_char = std::ptr::null();
-        // SAFETY: `db` is the open connection the lock in `self.handle` keeps to this thread; `text`
-        // is valid for `len` bytes (no NUL terminator needed when the length is given).
-        let rc = unsafe {
-            ffi::sqlite3_prepare_v3(
-                db,
-                text.as_ptr().cast(),
-                len,
-                ffi::SQLITE_PREPARE_PERSISTENT,
-                &mut stmt,
-                &mut tail,
-            )
+        // SAFETY: `db` is the open connection the lock in `self.handle` keeps to this thread.
+        let (stmt, alone) = match unsafe { prepare_persistent(db, text) } {
+            Ok(Some(prepared)) => prepared,
+            Ok(None) => return Err(protocol("no statement in the text")),
+            Err(rc) => return Err(self.error(rc)),
         };
-        if rc != ffi::SQLITE_OK {
-            return Err(self.error(rc));
-        }
-        let Some(stmt) = NonNull::new(stmt) else {
-            return Err(protocol("no statement in the text"));
-        };
-        // Kept before any check below can fail, so that `Drop` finalizes it.
+        // Kept before the check below can fail, so that `Drop` finalizes it.
         // SAFETY: `stmt` was just prepared on `db`.
         let params = unsafe { ffi::sqlite3_bind_parameter_count(stmt.as_ptr()) };
         self.prepared.push((stmt, usize::try_from(params).unwrap_or(0)));
-        // SAFETY: `tail` points into `text` or just past its end, as SQLite documents.
-        let consumed = unsafe { tail.offset_from(text.as_ptr().cast::<c_char>()) };
-        let rest = usize::try_from(consumed).ok().and_then(|c| text.get(c..));
-        if !rest.is_some_and(|r| r.trim().is_empty()) {
+        if !alone {
             return Err(protocol("more than one statement in the text"));
         }
         Ok(())
@@ -141,6 +123,46 @@ impl Drop for Statements<'_> {
             unsafe { ffi::sqlite3_finalize(stmt.as_ptr()) };
         }
     }
+}
+
+/// Prepares the first statement of `text` on `db`, to be kept (`SQLITE_PREPARE_PERSISTENT`): the
+/// statement and whether nothing but white space follows it; `Ok(None)` when the text holds no
+/// statement; `Err` with SQLite's return code when it refuses the text.
+///
+/// # Safety
+/// `db` must be an open connection no other thread uses meanwhile. The statement returned is the
+/// caller's to finalize.
+unsafe fn prepare_persistent(
+    db: *mut ffi::sqlite3,
+    text: &str,
+) -> Result<Option<(NonNull<ffi::sqlite3_stmt>, bool)>, c_int> {
+    let Ok(len) = c_int::try_from(text.len()) else {
+        return Err(ffi::SQLITE_TOOBIG);
+    };
+    let mut stmt = std::ptr::null_mut();
+    let mut tail: *const c_char = std::ptr::null();
+    // SAFETY: per this function's contract; `text` is valid for `len` bytes (no NUL terminator is
+    // needed when the length is given).
+    let rc = unsafe {
+        ffi::sqlite3_prepare_v3(
+            db,
+            text.as_ptr().cast(),
+            len,
+            ffi::SQLITE_PREPARE_PERSISTENT,
+            &mut stmt,
+            &mut tail,
+        )
+    };
+    if rc != ffi::SQLITE_OK {
+        return Err(rc);
+    }
+    let Some(stmt) = NonNull::new(stmt) else {
+        return Ok(None);
+    };
+    // SAFETY: `tail` points into `text` or just past its end, as SQLite documents.
+    let consumed = unsafe { tail.offset_from(text.as_ptr().cast::<c_char>()) };
+    let rest = usize::try_from(consumed).ok().and_then(|c| text.get(c..));
+    Ok(Some((stmt, rest.is_some_and(|r| r.trim().is_empty()))))
 }
 
 /// Binds `values` to `stmt`'s parameters 1.. and returns the first failing return code, or `SQLITE_OK`.
@@ -238,32 +260,15 @@ impl ReadConn {
         if let Some((_, stmt)) = self.prepared.iter().find(|(text, _)| *text == sql) {
             return Ok(*stmt);
         }
-        let len = c_int::try_from(sql.len()).map_err(|_| protocol("statement text too long"))?;
-        let mut stmt = std::ptr::null_mut();
-        let mut tail: *const c_char = std::ptr::null();
-        // SAFETY: the handle is open and used by this thread only; `sql` is valid for `len` bytes.
-        let rc = unsafe {
-            ffi::sqlite3_prepare_v3(
-                self.db.as_ptr(),
-                sql.as_ptr().cast(),
-                len,
-                ffi::SQLITE_PREPARE_PERSISTENT,
-                &mut stmt,
-                &mut tail,
-            )
-        };
-        if rc != ffi::SQLITE_OK {
-            return Err(self.error(rc));
-        }
-        let Some(stmt) = NonNull::new(stmt) else {
-            return Err(protocol("no statement in the text"));
+        // SAFETY: the handle is open and used by this thread only.
+        let (stmt, alone) = match unsafe { prepare_persistent(self.db.as_ptr(), sql) } {
+            Ok(Some(prepared)) => prepared,
+            Ok(None) => return Err(protocol("no statement in the text")),
+            Err(rc) => return Err(self.error(rc)),
         };
         // Kept before the check below, so that `Drop` finalizes it.
         self.prepared.push((sql, stmt));
-        // SAFETY: `tail` points into `sql` or just past its end, as SQLite documents.
-        let consumed = unsafe { tail.offset_from(sql.as_ptr().cast::<c_char>()) };
-        let rest = usize::try_from(consumed).ok().and_then(|c| sql.get(c..));
-        if !rest.is_some_and(|r| r.trim().is_empty()) {
+        if !alone {
             return Err(protocol("more than one statement in the text"));
         }
         Ok(stmt)
