@@ -765,18 +765,6 @@ fn profile() -> &'static str {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::median;
-
-    #[test]
-    fn medians() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert!(median(&[]).is_nan());
-    }
-}
-
 /// One load run's line: throughput, latency and what failed.
 fn print_load(indent: &str, name: &str, l: &crate::loadgen::LoadResult) {
     let ms = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
@@ -791,4 +779,16 @@ fn print_load(indent: &str, name: &str, l: &crate::loadgen::LoadResult) {
         l.bad_status.map(|s| format!(" e.g. {s}")).unwrap_or_default(),
         l.io_errors
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
 }
