@@ -123,17 +123,14 @@ macro_rules! __impl_flow_store {
             #[tracing::instrument(level = "debug", skip_all)]
             async fn get_flow(&self, kind: FlowKind, id: $crate::__private::uuid::Uuid) -> StoreResult<Flow> {
                 use $crate::__private::RawValue;
-                if let Some(inline) = &self.inline {
-                    let args = [RawValue::Blob(id.as_bytes()), RawValue::Text(kind.as_str())];
-                    match inline.first_row($crate::__private::flow_sql::GET_FLOW, &args, |r| r.text(0)) {
-                        Some(None) => return Err(StoreError::NotFound),
-                        Some(Some(Some(json))) => {
-                            return $crate::__private::serde_json::from_slice(&json)
-                                .map_err($crate::other_err);
-                        }
-                        // Not read here, or not stored as text: the usual read decides.
-                        Some(Some(None)) | None => {}
-                    }
+                let args = [RawValue::Blob(id.as_bytes()), RawValue::Text(kind.as_str())];
+                // Not read here, or not stored as text: the usual read below decides.
+                if let Some(inline) = &self.inline
+                    && let Some(found) =
+                        inline.first_row($crate::__private::flow_sql::GET_FLOW, &args, |r| r.text(0))
+                {
+                    let json = found.ok_or(StoreError::NotFound)?;
+                    return $crate::__private::serde_json::from_slice(&json).map_err($crate::other_err);
                 }
                 let flow: sqlx::types::Json<Flow> = sqlx::query_scalar($crate::__private::flow_sql::GET_FLOW)
                     .bind(id)

@@ -57,18 +57,20 @@ impl InlineReaders {
     }
 
     /// The first row of `sql` with `values`, read by `read`: `Some(None)` when there is none, `None`
-    /// when the read could not run here (see the module's doc).
+    /// when the read could not run here (see the module's doc) or `read` answered `None` (the row
+    /// is not of the shape it reads: the usual read, which decodes more forms, decides).
     pub fn first_row<T>(
         &self,
         sql: &'static str,
         values: &[Value<'_>],
-        read: impl FnOnce(&Row<'_>) -> T,
+        read: impl FnOnce(&Row<'_>) -> Option<T>,
     ) -> Option<Option<T>> {
         let mut conn = self.take()?;
         match conn.first_row(sql, values, read) {
             Ok(found) => {
                 self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
-                Some(found)
+                // No row: `Some(None)`; a row `read` took: `Some(Some(v))`; one it did not: `None`.
+                found.map_or(Some(None), |taken| taken.map(Some))
             }
             Err(e) => {
                 drop(conn);
@@ -125,7 +127,7 @@ mod tests {
     type Got = (Option<Vec<u8>>, Option<i64>);
 
     fn get(r: &InlineReaders, k: &str) -> Option<Option<Got>> {
-        r.first_row(GET, &[Value::Text(k)], |row| (row.text(0), row.int(1)))
+        r.first_row(GET, &[Value::Text(k)], |row| Some((row.text(0), row.int(1))))
     }
 
     #[tokio::test]
@@ -167,9 +169,13 @@ mod tests {
         let (db, _w) = db().await;
         let r = InlineReaders::new(db.0.clone(), 64, 2);
         assert_eq!(get(&r, "a"), Some(None));
-        assert_eq!(r.first_row("SELECT * FROM nowhere", &[], |_| ()), None);
-        assert_eq!(r.first_row(GET, &[], |_| ()), None, "a missing value is refused");
-        assert_eq!(r.first_row("SELECT 1; SELECT 2", &[], |_| ()), None);
+        assert_eq!(r.first_row("SELECT * FROM nowhere", &[], |_| Some(())), None);
+        assert_eq!(
+            r.first_row(GET, &[], |_| Some(())),
+            None,
+            "a missing value is refused"
+        );
+        assert_eq!(r.first_row("SELECT 1; SELECT 2", &[], |_| Some(())), None);
         assert_eq!(
             r.opened.load(Ordering::Relaxed),
             0,

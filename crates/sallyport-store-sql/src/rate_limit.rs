@@ -193,17 +193,12 @@ macro_rules! __impl_rate_limit_store {
             ) -> StoreResult<$crate::__private::sallyport_core::rate_limit::Verdict> {
                 use $crate::__private::RawValue;
                 use $crate::__private::sallyport_core::rate_limit::CounterRow;
+                // Not read here, or not all integers: the usual read below decides.
+                let args = [RawValue::Text(bucket.as_str()), RawValue::Text(key)];
                 let inline = self.inline.as_ref().and_then(|inline| {
-                    let args = [RawValue::Text(bucket.as_str()), RawValue::Text(key)];
-                    let found = inline.first_row($crate::__private::rate_limit_sql::PEEK, &args, |r| {
+                    inline.first_row($crate::__private::rate_limit_sql::PEEK, &args, |r| {
                         Some((r.int(0)?, r.int(1)?, r.int(2)?))
-                    })?;
-                    match found {
-                        None => Some(None),
-                        // Not all integers: the usual read decides.
-                        Some(None) => None,
-                        Some(Some(row)) => Some(Some(row)),
-                    }
+                    })
                 });
                 // A read: committed hits are visible to it at once (SQLite WAL readers, one PostgreSQL pool).
                 let row: Option<(i64, i64, i64)> = match inline {
