@@ -32,16 +32,13 @@ pub fn extract_token_ref<'h>(app: &App, headers: &'h HeaderMap) -> Option<Cow<'h
     extract_token_from(app, headers).map(|(t, _)| t)
 }
 
-/// The session cookie's sealed value, when it is what [`extract_token_ref`] would take the token from
-/// first (no `X-Session-Token`); whether it opens is not checked.
+/// The session cookie's sealed value as sent; whether it opens is not checked.
 pub fn sealed_session_cookie<'h>(app: &App, headers: &'h HeaderMap) -> Option<&'h str> {
-    if session_token_header(headers).is_some() {
-        return None;
-    }
     csrf::request_cookie_ref(headers, &app.settings.session_cookie.name)
 }
 
-fn session_token_header(headers: &HeaderMap) -> Option<&str> {
+/// The `X-Session-Token` header, the first place Kratos takes a session token from.
+pub fn session_token_header(headers: &HeaderMap) -> Option<&str> {
     headers
         .get("x-session-token")
         .and_then(|v| v.to_str().ok())
@@ -50,11 +47,17 @@ fn session_token_header(headers: &HeaderMap) -> Option<&str> {
 
 /// [`extract_token_ref`], and whether the token came out of the session cookie.
 pub fn extract_token_from<'h>(app: &App, headers: &'h HeaderMap) -> Option<(Cow<'h, str>, bool)> {
-    if let Some(t) = session_token_header(headers) {
-        return Some((Cow::Borrowed(t), false));
+    match session_token_header(headers) {
+        Some(t) => Some((Cow::Borrowed(t), false)),
+        None => token_without_header(app, headers),
     }
+}
+
+/// Where [`extract_token_from`] looks when there is no `X-Session-Token`: the session cookie's
+/// token, else a bearer token; and whether it came out of the cookie.
+pub fn token_without_header<'h>(app: &App, headers: &'h HeaderMap) -> Option<(Cow<'h, str>, bool)> {
     let name = &app.settings.session_cookie.name;
-    if let Some(sealed) = csrf::request_cookie_ref(headers, name) {
+    if let Some(sealed) = sealed_session_cookie(app, headers) {
         // Sallyport's own cookie, else one Kratos issued before the takeover (same secrets).
         if let Some(t) = app
             .cookie_keys

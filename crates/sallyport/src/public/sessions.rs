@@ -34,27 +34,13 @@ async fn require(app: &App, req: &ReqInfo, on_missing: fn() -> ApiError) -> Resu
 /// it reads the headers in place, and a session it answered before is answered from
 /// [`WhoamiCache`](crate::whoami_cache::WhoamiCache) while nothing changed in the store.
 pub async fn to_session(State(app): State<AppState>, request: axum::extract::Request) -> Response {
-    // A browser's sealed cookie, as sent, stands for the digest of the token it opened to once: a
-    // known cookie skips opening it (base64, AES-GCM, a copy of the token) and digesting the token.
-    // Only a token that came out of that very cookie is remembered for it.
-    let cookie_key =
-        session_manager::sealed_session_cookie(&app, request.headers()).map(secret::sealed_cookie_key);
-    let known = cookie_key
-        .as_ref()
-        .and_then(|k| app.whoami_cache.cookie_digest(k));
-    let digest = match known {
-        Some(d) => d,
-        None => {
-            let Some((token, from_cookie)) = session_manager::extract_token_from(&app, request.headers())
-            else {
-                return HttpError(ApiError::whoami_unauthorized()).into_response();
-            };
-            let digest = secret::token_digest_bytes(&token);
-            if let (Some(k), true) = (cookie_key, from_cookie) {
-                app.whoami_cache.remember_cookie(k, digest);
-            }
-            digest
-        }
+    let headers = request.headers();
+    let digest = match session_manager::session_token_header(headers) {
+        Some(token) => secret::token_digest_bytes(token),
+        None => match cookie_or_bearer_digest(&app, headers) {
+            Some(d) => d,
+            None => return HttpError(ApiError::whoami_unauthorized()).into_response(),
+        },
     };
     // Read before the store is: a change committed after this point retires what is built below.
     let generation = app.store.read_generation();
@@ -92,6 +78,26 @@ pub async fn to_session(State(app): State<AppState>, request: axum::extract::Req
             .put(digest, g, auth.session.expires_at, body.clone(), id.clone());
     }
     whoami_response(body, id)
+}
+
+/// The digest of the session cookie's token, else of a bearer token (Kratos' order after the
+/// token header). A browser's sealed cookie, as sent, stands for the digest of the token it opened
+/// to once: a known cookie skips opening it (base64, AES-GCM, a copy of the token) and digesting the
+/// token. Only a token that came out of that very cookie is remembered for it.
+fn cookie_or_bearer_digest(app: &App, headers: &axum::http::HeaderMap) -> Option<[u8; 32]> {
+    let cookie_key = session_manager::sealed_session_cookie(app, headers).map(secret::sealed_cookie_key);
+    if let Some(d) = cookie_key
+        .as_ref()
+        .and_then(|k| app.whoami_cache.cookie_digest(k))
+    {
+        return Some(d);
+    }
+    let (token, from_cookie) = session_manager::token_without_header(app, headers)?;
+    let digest = secret::token_digest_bytes(&token);
+    if let (Some(k), true) = (cookie_key, from_cookie) {
+        app.whoami_cache.remember_cookie(k, digest);
+    }
+    Some(digest)
 }
 
 fn whoami_response(body: Bytes, identity_id: HeaderValue) -> Response {
