@@ -2,6 +2,14 @@
 //! Times are Unix milliseconds in BIGINT columns, so the window and back-off arithmetic is the same
 //! SQL on SQLite and PostgreSQL.
 
+/// The head every hit's `INSERT` shares, before its `VALUES` or `SELECT`.
+macro_rules! hit_insert {
+    () => {
+        "INSERT INTO sallyport_rate_limits AS r \
+         (bucket, key, count, window_ends_ms, blocked_until_ms, backoff_ms, last_hit) "
+    };
+}
+
 /// What `HIT` does on a counter that exists.
 macro_rules! hit_upsert {
     () => {
@@ -31,26 +39,22 @@ pub mod sql {
     /// A blocked row is left untouched; an ended window starts over; past the limit a back-off rule
     /// doubles the pause and blocks the key until `now + pause`.
     pub const HIT: &str = concat!(
-        "INSERT INTO sallyport_rate_limits AS r \
-         (bucket, key, count, window_ends_ms, blocked_until_ms, backoff_ms, last_hit) \
-         VALUES ($1, $2, 1, $3 + $4, 0, 0, $8) ",
+        hit_insert!(),
+        "VALUES ($1, $2, 1, $3 + $4, 0, 0, $8) ",
         hit_upsert!()
     );
     /// `HIT` counted only while the flow `$9` has had at most `$10` code submissions, for the
     /// batched `attempt_code` on SQLite (`WHERE` ahead of `ON CONFLICT`, as SQLite's upsert after
     /// a `SELECT` needs).
     pub const HIT_IF_SUBMISSIONS_LEFT: &str = concat!(
-        "INSERT INTO sallyport_rate_limits AS r \
-         (bucket, key, count, window_ends_ms, blocked_until_ms, backoff_ms, last_hit) \
-         SELECT $1, $2, 1, $3 + $4, 0, 0, $8 \
+        hit_insert!(),
+        "SELECT $1, $2, 1, $3 + $4, 0, 0, $8 \
          WHERE (SELECT code_submit_count FROM selfservice_flows WHERE id = $9) <= $10 ",
         hit_upsert!()
     );
 
     /// `HIT` for a batch that adds conditions (`AND …`, its binds after `$8`) before `HIT_UPSERT`.
-    pub const HIT_SELECT_WHERE: &str = "INSERT INTO sallyport_rate_limits AS r \
-         (bucket, key, count, window_ends_ms, blocked_until_ms, backoff_ms, last_hit) \
-         SELECT $1, $2, 1, $3 + $4, 0, 0, $8 WHERE 1";
+    pub const HIT_SELECT_WHERE: &str = concat!(hit_insert!(), "SELECT $1, $2, 1, $3 + $4, 0, 0, $8 WHERE 1");
     pub const HIT_UPSERT: &str = concat!(" ", hit_upsert!());
 
     /// What `HIT` binds, `$1` to `$8`.
