@@ -255,8 +255,14 @@ async fn around(State(app): State<AppState>, req: Request, next: Next, public: b
         )
         .into_response()
     };
+    every_response_headers(&mut res, is_get, public);
+    res
+}
+
+/// Kratos' no-cache on GETs, unless the handler chose otherwise (the built-in UI's versioned
+/// stylesheet), and `Vary: Cookie` on the public port.
+pub(crate) fn every_response_headers(res: &mut Response, is_get: bool, public: bool) {
     if is_get {
-        // Kratos' no-cache, unless the handler chose otherwise (the built-in UI's versioned stylesheet).
         res.headers_mut()
             .entry(header::CACHE_CONTROL)
             .or_insert(HeaderValue::from_static(
@@ -267,7 +273,6 @@ async fn around(State(app): State<AppState>, req: Request, next: Next, public: b
         res.headers_mut()
             .append(header::VARY, HeaderValue::from_static("Cookie"));
     }
-    res
 }
 
 fn with_cors(r: Router<AppState>, app: &AppState) -> Router<AppState> {
@@ -334,8 +339,19 @@ async fn observe(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let res = next.run(req).await;
     let elapsed = started.elapsed().as_secs_f64();
-    let status = res.status().as_u16();
     let note = res.extensions().get::<crate::http::error::RefusalNote>();
+    account(route, method, res.status().as_u16(), elapsed, note);
+    res
+}
+
+/// The log line and the request histogram of one answered request.
+pub(crate) fn account(
+    route: &str,
+    method: &'static str,
+    status: u16,
+    elapsed: f64,
+    note: Option<&crate::http::error::RefusalNote>,
+) {
     match note {
         _ if status >= 500 => tracing::warn!(route, elapsed, status, "request failed"),
         Some(n) => tracing::debug!(
@@ -349,7 +365,6 @@ async fn observe(req: Request, next: Next) -> Response {
         None => tracing::debug!(route, elapsed, status, "request"),
     }
     request_histogram(route, method, status).record(elapsed);
-    res
 }
 
 /// One histogram per route, method and status: its `_count` series is the request count. The handles are

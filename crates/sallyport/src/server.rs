@@ -201,7 +201,7 @@ impl Server {
         });
         let public = axum::serve(
             self.public,
-            public_app.into_make_service_with_connect_info::<SocketAddr>(),
+            crate::public::whoami_fast_path::MakePublicService::new(self.app.clone(), public_app),
         )
         .with_graceful_shutdown(async move {
             let _ = rx1.recv().await;

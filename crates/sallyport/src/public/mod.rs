@@ -4,3 +4,4 @@ pub mod logout;
 pub mod schemas;
 pub mod sessions;
 pub mod webauthn;
+pub mod whoami_fast_path;

@@ -32,23 +32,17 @@ async fn require(app: &App, req: &ReqInfo, on_missing: fn() -> ApiError) -> Resu
 
 /// `GET /sessions/whoami` (and every other method) — operationId `toSession`. The hottest endpoint:
 /// it reads the headers in place, and a session it answered before is answered from
-/// [`WhoamiCache`](crate::whoami_cache::WhoamiCache) while nothing changed in the store.
+/// [`WhoamiCache`](crate::whoami_cache::WhoamiCache) while nothing changed in the store (a plain
+/// `GET` of a cached session is answered before the router, by [`super::whoami_fast_path`]).
 pub async fn to_session(State(app): State<AppState>, request: axum::extract::Request) -> Response {
-    let headers = request.headers();
-    let digest = match session_manager::session_token_header(headers) {
-        Some(token) => secret::token_digest_bytes(token),
-        None => match cookie_or_bearer_digest(&app, headers) {
-            Some(d) => d,
-            None => return HttpError(ApiError::whoami_unauthorized()).into_response(),
-        },
+    let Some(digest) = presented_digest(&app, request.headers()) else {
+        return HttpError(ApiError::whoami_unauthorized()).into_response();
     };
     // Read before the store is: a change committed after this point retires what is built below.
     let generation = app.store.read_generation();
     let now = time_fmt::now();
-    if let Some(g) = generation
-        && let Some(hit) = app.whoami_cache.get(&digest, g, now)
-    {
-        return whoami_response(hit.body.clone(), hit.identity_id.clone());
+    if let Some(hit) = cached_answer(&app, &digest, generation, now) {
+        return hit;
     }
     let auth = match session_manager::fetch_by_digest(&app, &secret::digest_hex(&digest)).await {
         Ok(Some(a)) => a,
@@ -78,6 +72,27 @@ pub async fn to_session(State(app): State<AppState>, request: axum::extract::Req
             .put(digest, g, auth.session.expires_at, body.clone(), id.clone());
     }
     whoami_response(body, id)
+}
+
+/// The digest of the session token a whoami presents, in Kratos' order: the `X-Session-Token`
+/// header, the session cookie, a bearer token.
+pub(crate) fn presented_digest(app: &App, headers: &axum::http::HeaderMap) -> Option<[u8; 32]> {
+    match session_manager::session_token_header(headers) {
+        Some(token) => Some(secret::token_digest_bytes(token)),
+        None => cookie_or_bearer_digest(app, headers),
+    }
+}
+
+/// The cached answer for the session with token digest `digest`, if one was built at `generation`
+/// (read before anything else of the request) and the session is still active at `now`.
+pub(crate) fn cached_answer(
+    app: &App,
+    digest: &[u8; 32],
+    generation: Option<u64>,
+    now: time::OffsetDateTime,
+) -> Option<Response> {
+    let hit = app.whoami_cache.get(digest, generation?, now)?;
+    Some(whoami_response(hit.body.clone(), hit.identity_id.clone()))
 }
 
 /// The digest of the session cookie's token, else of a bearer token (Kratos' order after the
