@@ -170,6 +170,38 @@ both_backends!(migrate_serve_and_admin_client, |b: Backend| async move {
     let (ok, _, err) = run(&["get", "identity", &id, "-e", &endpoint], &[]);
     assert!(!ok && err.contains("404"), "{err}");
 
+    // Three whoamis of one session: the first built by the router, the next two answered from the
+    // cache before it. All three are counted under the whoami route.
+    let (st, v) = send(api().post(format!("{endpoint}/admin/identities")).json(&json!({
+        "schema_id": "default",
+        "traits": {"email": "whoami@example.org"},
+        "credentials": {"password": {"config": {"password": "correct horse battery"}}}
+    })))
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let public_url = format!("http://127.0.0.1:{public}");
+    let (_, flow) = send(api().get(format!("{public_url}/self-service/login/api"))).await;
+    let (st, login) = send(
+        api()
+            .post(format!(
+                "{public_url}/self-service/login?flow={}",
+                flow["id"].as_str().unwrap()
+            ))
+            .json(&json!({"method": "password", "identifier": "whoami@example.org", "password": "correct horse battery"})),
+    )
+    .await;
+    assert_eq!(st, 200, "{login}");
+    let token = login["session_token"].as_str().unwrap();
+    for _ in 0..3 {
+        let (st, v) = send(
+            api()
+                .get(format!("{public_url}/sessions/whoami"))
+                .header("X-Session-Token", token),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+    }
+
     let res = api()
         .get(format!("http://127.0.0.1:{admin}/admin/metrics/prometheus"))
         .send()
@@ -184,6 +216,14 @@ both_backends!(migrate_serve_and_admin_client, |b: Backend| async move {
             && l.contains("status=\"200\"")
     });
     assert!(counted, "{text}");
+    let whoamis = text.lines().any(|l| {
+        l.starts_with("http_request_duration_seconds_count{")
+            && l.contains("route=\"/sessions/whoami\"")
+            && l.contains("method=\"GET\"")
+            && l.contains("status=\"200\"")
+            && l.ends_with(" 3")
+    });
+    assert!(whoamis, "{text}");
 
     assert!(terminate(&mut child), "SIGTERM ends the server cleanly");
     let mut logs = String::new();

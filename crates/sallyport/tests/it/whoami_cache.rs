@@ -220,6 +220,87 @@ both_backends!(
     }
 );
 
+/// Status, headers but `Date`, in order, and the body's bytes.
+async fn raw(r: reqwest::RequestBuilder) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let res = r.send().await.unwrap();
+    let status = res.status().as_u16();
+    let headers = res
+        .headers()
+        .iter()
+        .filter(|(k, _)| *k != "date")
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    (status, headers, res.bytes().await.unwrap().to_vec())
+}
+
+// The first whoami of a session is built by the router's handler; the next ones come from the cache,
+// answered before the router (the public port's fast path). Both must be the same answer, byte for
+// byte, by token and by cookie, and with CORS on (whose headers only the router adds).
+both_backends!(a_cached_answer_is_the_routers_answer, |b: Backend| async move {
+    for cors in [false, true] {
+        let over = if cors {
+            json!({"serve": {"public": {"cors": {"enabled": true, "allowed_origins": ["https://app.example.org"], "allow_credentials": true}}}})
+        } else {
+            json!({})
+        };
+        let s = TestServer::spawn_with(b, over).await;
+        create_identity(&s, "same@example.org", "correct horse battery").await;
+        let (_, n) = native_login(&s, "same@example.org", "correct horse battery").await;
+        let token = n["session_token"].as_str().unwrap().to_owned();
+        let res = browser_login(&s, &browser(), "same@example.org", "correct horse battery").await;
+        let cookie = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("ory_kratos_session="))
+            .and_then(|v| v.split(';').next())
+            .expect("a session cookie")
+            .to_owned();
+        let by_token = || {
+            api()
+                .get(s.public_url("sessions/whoami"))
+                .header("Origin", "https://app.example.org")
+                .header("X-Session-Token", &token)
+        };
+        let by_cookie = || {
+            api()
+                .get(s.public_url("sessions/whoami"))
+                .header("Origin", "https://app.example.org")
+                .header("Cookie", &cookie)
+        };
+        for ask in [&by_token as &dyn Fn() -> reqwest::RequestBuilder, &by_cookie] {
+            // On PostgreSQL the logins' change notifications arrive a moment later and retire what
+            // was cached before them: ask again until no change came in between, so the later
+            // answers were cache hits.
+            let mut first = raw(ask()).await;
+            for _ in 0..50 {
+                let before = s.app.store.read_generation();
+                first = raw(ask()).await;
+                let again = [raw(ask()).await, raw(ask()).await];
+                assert_eq!(first.0, 200, "{}", String::from_utf8_lossy(&first.2));
+                assert_eq!(again, [first.clone(), first.clone()], "cors {cors}");
+                if before.is_some() && s.app.store.read_generation() == before {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            assert!(s.app.store.read_generation().is_some(), "the cache is on");
+            let names: Vec<&str> = first.1.iter().map(|(k, _)| k.as_str()).collect();
+            for h in [
+                "content-type",
+                "x-kratos-authenticated-identity-id",
+                "cache-control",
+                "vary",
+            ] {
+                assert!(names.contains(&h), "{h} in {names:?}");
+            }
+            assert_eq!(names.contains(&"access-control-allow-origin"), cors, "{names:?}");
+        }
+        s.shutdown().await;
+    }
+});
+
 both_backends!(whoami_cache_can_be_turned_off, |b: Backend| async move {
     let s = TestServer::spawn_with(b, json!({"sallyport": {"cache": {"whoami_max_bytes": "0B"}}})).await;
     create_identity(&s, "off@example.org", "correct horse battery").await;
