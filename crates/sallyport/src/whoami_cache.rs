@@ -9,34 +9,75 @@
 //! `sallyport.cache.whoami_max_bytes`, split over shards so the lock is rarely contended.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use axum::body::Bytes;
 use axum::http::HeaderValue;
 use time::OffsetDateTime;
 
 const SHARDS: usize = 16;
-/// Map slot, `Arc` and allocation headers beyond the body, per entry. An estimate on the low side (the
-/// `Arc<Answer>` chunk, map slot, identity-id header and malloc headers add up to ~240 B), kept so that the
-/// default budget still holds the 10,000 sessions the benchmark rotates; docs/caches.md has the figures.
-const OVERHEAD: usize = 160;
+/// Bytes counted per entry beyond its buffer: the map slot (32-byte key, 32-byte `Bytes`) and its share of
+/// the map's empty slots, the shared reference count `Bytes` allocates, and the allocator's headers.
+const OVERHEAD: usize = 112;
+/// An entry's buffer starts with its generation (8 bytes), the session's expiry (unix nanoseconds, 8
+/// bytes) and the identity id's length (1 byte); the identity id and the body follow.
+const HEAD: usize = 17;
 
-pub struct Answer {
-    generation: u64,
-    expires_at: OffsetDateTime,
+/// A cached answer: the body and the `X-Kratos-Authenticated-Identity-Id` header, both slices of the
+/// entry's one buffer (no copy, no allocation per hit).
+pub struct Hit {
     pub body: Bytes,
     pub identity_id: HeaderValue,
 }
 
-impl Answer {
-    fn size(&self) -> usize {
-        self.body.len() + self.identity_id.len() + OVERHEAD
+/// One allocation per answer: its generation, expiry, identity id and body in one buffer.
+struct Entry(Bytes);
+
+impl Entry {
+    fn new(generation: u64, expires_at: OffsetDateTime, body: &[u8], identity_id: &str) -> Option<Entry> {
+        let id_len = u8::try_from(identity_id.len()).ok()?;
+        let mut buf = Vec::with_capacity(HEAD + identity_id.len() + body.len());
+        buf.extend_from_slice(&generation.to_le_bytes());
+        buf.extend_from_slice(&nanos(expires_at).to_le_bytes());
+        buf.push(id_len);
+        buf.extend_from_slice(identity_id.as_bytes());
+        buf.extend_from_slice(body);
+        Some(Entry(Bytes::from(buf)))
     }
+
+    fn word(&self, at: usize) -> [u8; 8] {
+        self.0[at..at + 8].try_into().unwrap_or_default()
+    }
+
+    fn generation(&self) -> u64 {
+        u64::from_le_bytes(self.word(0))
+    }
+
+    fn expires_at(&self) -> i64 {
+        i64::from_le_bytes(self.word(8))
+    }
+
+    fn hit(&self) -> Option<Hit> {
+        let id_end = HEAD + usize::from(self.0[16]);
+        Some(Hit {
+            body: self.0.slice(id_end..),
+            identity_id: HeaderValue::from_maybe_shared(self.0.slice(HEAD..id_end)).ok()?,
+        })
+    }
+
+    fn size(&self) -> usize {
+        self.0.len() + OVERHEAD
+    }
+}
+
+/// Unix nanoseconds, saturating (an expiry past 2262 is "never" here as anywhere).
+fn nanos(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos()).unwrap_or(i64::MAX)
 }
 
 #[derive(Default)]
 struct Shard {
-    map: HashMap<[u8; 32], Arc<Answer>, DigestKey>,
+    map: HashMap<[u8; 32], Entry, DigestKey>,
     bytes: usize,
 }
 
@@ -145,40 +186,38 @@ impl WhoamiCache {
     }
 
     /// The answer for `key` if it was built at `generation` and the session has not expired by `now`.
-    pub fn get(&self, key: &[u8; 32], generation: u64, now: OffsetDateTime) -> Option<Arc<Answer>> {
+    pub fn get(&self, key: &[u8; 32], generation: u64, now: OffsetDateTime) -> Option<Hit> {
         if self.shard_budget == 0 {
             return None;
         }
         let mut shard = self.shard(key);
-        let hit = shard.map.get(key)?;
-        if hit.generation == generation && hit.expires_at > now {
-            return Some(hit.clone());
+        let entry = shard.map.get(key)?;
+        if entry.generation() == generation && entry.expires_at() > nanos(now) {
+            return entry.hit();
         }
-        let stale = shard.map.remove(key).map_or(0, |a| a.size());
+        let stale = shard.map.remove(key).map_or(0, |e| e.size());
         shard.bytes -= stale;
         None
     }
 
+    /// Keeps the answer `body` for `key` and hands it back as a hit (sharing the kept buffer); `None`
+    /// when the cache is off or the answer is larger than a shard's budget.
     pub fn put(
         &self,
         key: [u8; 32],
         generation: u64,
         expires_at: OffsetDateTime,
-        body: Bytes,
-        identity_id: HeaderValue,
-    ) {
-        let answer = Answer {
-            generation,
-            expires_at,
-            body,
-            identity_id,
-        };
-        let size = answer.size();
+        body: &[u8],
+        identity_id: &str,
+    ) -> Option<Hit> {
+        let entry = Entry::new(generation, expires_at, body, identity_id)?;
+        let size = entry.size();
         if size > self.shard_budget {
-            return;
+            return None;
         }
+        let hit = entry.hit()?;
         let mut shard = self.shard(&key);
-        if let Some(old) = shard.map.insert(key, Arc::new(answer)) {
+        if let Some(old) = shard.map.insert(key, entry) {
             shard.bytes -= old.size();
         }
         shard.bytes += size;
@@ -187,11 +226,12 @@ impl WhoamiCache {
             let n = (shard.map.len() / 8).max(1);
             let victims: Vec<[u8; 32]> = shard.map.keys().filter(|k| **k != key).take(n).copied().collect();
             for k in victims {
-                if let Some(a) = shard.map.remove(&k) {
-                    shard.bytes -= a.size();
+                if let Some(e) = shard.map.remove(&k) {
+                    shard.bytes -= e.size();
                 }
             }
         }
+        Some(hit)
     }
 
     /// Estimated bytes held (for tests and diagnostics).
@@ -216,13 +256,7 @@ mod tests {
         let c = WhoamiCache::new(1 << 20);
         let later = OffsetDateTime::now_utc() + time::Duration::HOUR;
         for i in 0..20_000 {
-            c.put(
-                key(i),
-                0,
-                later,
-                Bytes::from(vec![b'x'; 1000]),
-                HeaderValue::from_static("id"),
-            );
+            c.put(key(i), 0, later, &[b'x'; 1000], "id");
             assert!(c.bytes() <= 1 << 20);
         }
         assert!(c.bytes() > (1 << 20) / 2);
@@ -246,26 +280,46 @@ mod tests {
     fn another_generation_or_expiry_misses() {
         let c = WhoamiCache::new(1 << 20);
         let now = OffsetDateTime::now_utc();
-        c.put(
-            key(1),
-            7,
-            now + time::Duration::SECOND,
-            Bytes::from_static(b"{}"),
-            HeaderValue::from_static("id"),
+        let put = c
+            .put(key(1), 7, now + time::Duration::SECOND, b"{}", "id")
+            .unwrap();
+        assert_eq!(
+            (&put.body[..], put.identity_id.as_bytes()),
+            (&b"{}"[..], &b"id"[..])
         );
-        assert!(c.get(&key(1), 7, now).is_some());
+        let hit = c.get(&key(1), 7, now).unwrap();
+        assert_eq!(
+            (&hit.body[..], hit.identity_id.as_bytes()),
+            (&b"{}"[..], &b"id"[..])
+        );
         assert!(c.get(&key(1), 8, now).is_none());
         // The stale entry is gone for good, not only skipped.
         assert!(c.get(&key(1), 7, now).is_none());
-        c.put(
-            key(2),
-            7,
-            now + time::Duration::SECOND,
-            Bytes::from_static(b"{}"),
-            HeaderValue::from_static("id"),
-        );
+        c.put(key(2), 7, now + time::Duration::SECOND, b"{}", "id");
         assert!(c.get(&key(2), 7, now + time::Duration::SECOND).is_none());
         assert_eq!(c.bytes(), 0);
         assert!(WhoamiCache::new(0).get(&key(1), 7, now).is_none());
+        assert!(WhoamiCache::new(0).put(key(1), 7, now, b"{}", "id").is_none());
+    }
+
+    #[test]
+    fn an_entry_keeps_its_parts_apart() {
+        let c = WhoamiCache::new(1 << 20);
+        let expiry = OffsetDateTime::from_unix_timestamp(4_102_444_800).unwrap();
+        let id = "5f0c3e8e-0b1a-4b53-9d7e-2c64c1f0a6b1";
+        let body = br#"{"id":"s","active":true}"#;
+        c.put(key(3), u64::MAX - 1, expiry, body, id);
+        let hit = c
+            .get(&key(3), u64::MAX - 1, expiry - time::Duration::NANOSECOND)
+            .unwrap();
+        assert_eq!(&hit.body[..], &body[..]);
+        assert_eq!(hit.identity_id.to_str().unwrap(), id);
+        assert!(
+            c.get(&key(3), u64::MAX - 1, expiry).is_none(),
+            "expired at its expiry"
+        );
+        // An identity id that cannot be a header value is not cached.
+        assert!(c.put(key(4), 1, expiry, body, "bad\nid").is_none());
+        assert!(c.get(&key(4), 1, OffsetDateTime::UNIX_EPOCH).is_none());
     }
 }

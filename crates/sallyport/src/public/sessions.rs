@@ -59,19 +59,20 @@ pub async fn to_session(State(app): State<AppState>, request: axum::extract::Req
         return HttpError(e).into_response();
     }
     let ident = render::identity(&app, &auth.identity, &render::PUBLIC);
-    let mut body = serde_json::to_vec(&render::session(&auth.session, Some(ident), now)).unwrap_or_default();
-    // The Vec grew by doubling; the cache keeps this allocation, so keep only what the body needs
-    // (a 1.2 KB answer otherwise holds 2 KB, and the cache's byte budget undercounts by that much).
-    body.shrink_to_fit();
-    let body = Bytes::from(body);
-    let Ok(id) = HeaderValue::from_str(&auth.identity.id.to_string()) else {
+    // The cache copies the body into an exact-size buffer of its own with the entry's other parts.
+    let body = serde_json::to_vec(&render::session(&auth.session, Some(ident), now)).unwrap_or_default();
+    let id = auth.identity.id.to_string();
+    if let Some(g) = generation
+        && let Some(hit) = app
+            .whoami_cache
+            .put(digest, g, auth.session.expires_at, &body, &id)
+    {
+        return whoami_response(hit.body, hit.identity_id);
+    }
+    let Ok(id) = HeaderValue::from_str(&id) else {
         return HttpError(ApiError::internal()).into_response();
     };
-    if let Some(g) = generation {
-        app.whoami_cache
-            .put(digest, g, auth.session.expires_at, body.clone(), id.clone());
-    }
-    whoami_response(body, id)
+    whoami_response(Bytes::from(body), id)
 }
 
 /// The digest of the session token a whoami presents, in Kratos' order: the `X-Session-Token`
@@ -92,7 +93,7 @@ pub(crate) fn cached_answer(
     now: time::OffsetDateTime,
 ) -> Option<Response> {
     let hit = app.whoami_cache.get(digest, generation?, now)?;
-    Some(whoami_response(hit.body.clone(), hit.identity_id.clone()))
+    Some(whoami_response(hit.body, hit.identity_id))
 }
 
 /// The digest of the session cookie's token, else of a bearer token (Kratos' order after the
