@@ -2,6 +2,7 @@
 //! tests can start the real server on random ports.
 
 pub mod admin;
+pub mod allocator;
 pub mod cli;
 pub mod config_loader;
 pub mod courier;
