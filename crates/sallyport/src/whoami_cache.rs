@@ -122,7 +122,7 @@ type CookieShard = HashMap<[u8; 32], [u8; 32], DigestKey>;
 
 /// Bytes counted per remembered cookie: two keys, the map slot and its share of empty slots.
 const COOKIE_ENTRY: usize = 96;
-/// The share of `whoami_max_bytes` remembered cookies may take.
+/// Remembered cookies may take this share of `whoami_max_bytes` on top of the answers' (docs/caches.md).
 const COOKIE_SHARE: usize = 16;
 
 impl WhoamiCache {
