@@ -17,6 +17,19 @@ async fn whoami(s: &TestServer, token: &str) -> (u16, Value) {
     (st.as_u16(), v)
 }
 
+/// The `ory_kratos_session=…` pair a browser login of `email` sets.
+async fn session_cookie(s: &TestServer, email: &str) -> String {
+    let res = browser_login(s, &browser(), email, "correct horse battery").await;
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("ory_kratos_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_owned()
+}
+
 /// Asks twice, so the second answer comes from the cache where there is one.
 async fn whoami_twice(s: &TestServer, token: &str) -> Value {
     let (st, first) = whoami(s, token).await;
@@ -165,16 +178,7 @@ both_backends!(
         let s = TestServer::spawn(b).await;
         create_identity(&s, "jar@example.org", "correct horse battery").await;
         create_identity(&s, "app@example.org", "correct horse battery").await;
-        let res = browser_login(&s, &browser(), "jar@example.org", "correct horse battery").await;
-        let cookie = res
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("ory_kratos_session="))
-            .and_then(|v| v.split(';').next())
-            .expect("a session cookie")
-            .to_owned();
+        let cookie = session_cookie(&s, "jar@example.org").await;
         let (_, n) = native_login(&s, "app@example.org", "correct horse battery").await;
         let token = n["session_token"].as_str().unwrap().to_owned();
         let ask = |cookie: Option<&str>, bearer: Option<&str>, header: Option<&str>| {
@@ -247,16 +251,7 @@ both_backends!(a_cached_answer_is_the_routers_answer, |b: Backend| async move {
         create_identity(&s, "same@example.org", "correct horse battery").await;
         let (_, n) = native_login(&s, "same@example.org", "correct horse battery").await;
         let token = n["session_token"].as_str().unwrap().to_owned();
-        let res = browser_login(&s, &browser(), "same@example.org", "correct horse battery").await;
-        let cookie = res
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("ory_kratos_session="))
-            .and_then(|v| v.split(';').next())
-            .expect("a session cookie")
-            .to_owned();
+        let cookie = session_cookie(&s, "same@example.org").await;
         let by_token = || {
             api()
                 .get(s.public_url("sessions/whoami"))
