@@ -264,8 +264,6 @@ impl Params {
 }
 
 fn main() -> ExitCode {
-    // The allocator settings of the `sallyport` binary, for the server measured in this process.
-    sallyport::allocator::configure();
     let opts = Opts::parse();
     let p = Params::from(&opts);
     let sections = if opts.only.is_empty() {

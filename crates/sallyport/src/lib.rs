@@ -2,7 +2,6 @@
 //! tests can start the real server on random ports.
 
 pub mod admin;
-pub mod allocator;
 pub mod cli;
 pub mod config_loader;
 pub mod courier;

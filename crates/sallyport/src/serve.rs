@@ -146,7 +146,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let released = crate::startup_pages::release();
     tracing::debug!(bytes = released, "released the start-up code pages");
-    crate::allocator::release_startup_memory();
     if !app.migrations_applied.load(Ordering::Relaxed) {
         // Another process may run `migrate sql`; become ready as soon as it has.
         let app = app.clone();
