@@ -29,7 +29,10 @@ pub fn extract_token(app: &App, headers: &HeaderMap) -> Option<String> {
 
 /// [`extract_token`] without copying a token that travels in clear.
 pub fn extract_token_ref<'h>(app: &App, headers: &'h HeaderMap) -> Option<Cow<'h, str>> {
-    extract_token_from(app, headers).map(|(t, _)| t)
+    match session_token_header(headers) {
+        Some(t) => Some(Cow::Borrowed(t)),
+        None => token_without_header(app, headers).map(|(t, _)| t),
+    }
 }
 
 /// The session cookie's sealed value as sent; whether it opens is not checked.
@@ -45,15 +48,7 @@ pub fn session_token_header(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// [`extract_token_ref`], and whether the token came out of the session cookie.
-pub fn extract_token_from<'h>(app: &App, headers: &'h HeaderMap) -> Option<(Cow<'h, str>, bool)> {
-    match session_token_header(headers) {
-        Some(t) => Some((Cow::Borrowed(t), false)),
-        None => token_without_header(app, headers),
-    }
-}
-
-/// Where [`extract_token_from`] looks when there is no `X-Session-Token`: the session cookie's
+/// Where [`extract_token_ref`] looks when there is no `X-Session-Token`: the session cookie's
 /// token, else a bearer token; and whether it came out of the cookie.
 pub fn token_without_header<'h>(app: &App, headers: &'h HeaderMap) -> Option<(Cow<'h, str>, bool)> {
     let name = &app.settings.session_cookie.name;

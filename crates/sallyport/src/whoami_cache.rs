@@ -68,6 +68,11 @@ impl Entry {
     fn size(&self) -> usize {
         self.0.len() + OVERHEAD
     }
+
+    /// [`size`](Self::size) of the entry `new` would build.
+    fn size_of(body: &[u8], identity_id: &str) -> usize {
+        HEAD + identity_id.len() + body.len() + OVERHEAD
+    }
 }
 
 /// Unix nanoseconds, saturating (an expiry past 2262 is "never" here as anywhere).
@@ -136,10 +141,7 @@ impl WhoamiCache {
         }
     }
 
-    fn cookie_shard(
-        &self,
-        key: &[u8; 32],
-    ) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], [u8; 32], DigestKey>> {
+    fn cookie_shard(&self, key: &[u8; 32]) -> std::sync::MutexGuard<'_, CookieShard> {
         self.cookies[key[0] as usize % SHARDS]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -210,11 +212,12 @@ impl WhoamiCache {
         body: &[u8],
         identity_id: &str,
     ) -> Option<Hit> {
-        let entry = Entry::new(generation, expires_at, body, identity_id)?;
-        let size = entry.size();
-        if size > self.shard_budget {
+        // Off, or larger than a shard holds: no buffer is built for nothing.
+        if Entry::size_of(body, identity_id) > self.shard_budget {
             return None;
         }
+        let entry = Entry::new(generation, expires_at, body, identity_id)?;
+        let size = entry.size();
         let hit = entry.hit()?;
         let mut shard = self.shard(&key);
         if let Some(old) = shard.map.insert(key, entry) {
