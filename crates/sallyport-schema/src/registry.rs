@@ -129,14 +129,18 @@ impl IdentitySchema {
     /// schema, then the `ory.sh/kratos` hooks. On success returns what the hooks collected and
     /// the traits to store (phone identifiers rewritten to E.164).
     pub fn validate_traits(&self, traits: &Value) -> Result<Extracted, Vec<TraitError>> {
-        if depth(traits) > MAX_TRAITS_DEPTH {
+        self.validate_owned_traits(traits.clone())
+    }
+
+    /// [`Self::validate_traits`] of traits the caller gives up, which are then not copied.
+    pub fn validate_owned_traits(&self, mut traits: Value) -> Result<Extracted, Vec<TraitError>> {
+        if depth(&traits) > MAX_TRAITS_DEPTH {
             return Err(vec![TraitError {
                 field: None,
                 message: generic("traits nest too deeply"),
             }]);
         }
         let doc = Doc::new(&self.raw);
-        let mut traits = traits.clone();
         if self.phones {
             normalize_phone_traits(doc, &mut traits);
         }

@@ -32,7 +32,7 @@ pub fn apply_traits(app: &App, identity: &mut Identity, traits: Value) -> Result
             )),
         }]);
     };
-    let extracted = schema.validate_traits(&traits)?;
+    let extracted = schema.validate_owned_traits(traits)?;
     let now = time_fmt::now();
     // The extension may rewrite traits (phone numbers to E.164); keep what it produced.
     identity.traits = extracted.traits.clone();

@@ -3,7 +3,8 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -13,7 +14,7 @@ use sallyport_core::store::{IdentityQuery, StoreError};
 use sallyport_core::time_fmt;
 
 use crate::http::body::RawBody;
-use crate::http::error::{HttpError, json as json_res, store_error};
+use crate::http::error::{HttpError, json as json_res, json_of, store_error};
 use crate::http::request::ReqInfo;
 use crate::identities::apply_traits;
 use crate::pagination::{Page, PageQuery, keyset_link, legacy_headers};
@@ -67,7 +68,7 @@ pub struct IdentityBody {
     region: Option<Value>,
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+fn parse_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     crate::http::body::parse_json(body)
 }
 
@@ -273,14 +274,18 @@ pub async fn create_identity(
     Ok(res)
 }
 
+/// The batch as its items' text: each identity is decoded from its own slice of the body, with no
+/// `Value` tree of the whole batch built and converted again (a fifth of the endpoint's time).
 #[derive(Debug, Deserialize)]
-struct BatchBody {
-    identities: Vec<BatchItem>,
+struct BatchBody<'a> {
+    #[serde(borrow)]
+    identities: Vec<BatchItem<'a>>,
 }
 
 #[derive(Debug, Deserialize)]
-struct BatchItem {
-    create: Option<Value>,
+struct BatchItem<'a> {
+    #[serde(borrow)]
+    create: Option<&'a RawValue>,
     patch_id: Option<Uuid>,
 }
 
@@ -288,10 +293,62 @@ struct BatchItem {
 const BATCH_LIMIT: usize = 1000;
 const BATCH_PLAINTEXT_PASSWORD_LIMIT: usize = 200;
 
+impl IdentityBody {
+    fn has_plaintext_password(&self) -> bool {
+        let config = self
+            .credentials
+            .as_ref()
+            .and_then(|c| c.password.as_ref()?.config.as_ref());
+        config
+            .and_then(|c| c.password.as_deref())
+            .is_some_and(|p| !p.is_empty())
+    }
+}
+
+/// The same question of an identity that did not decode, asked of its JSON tree.
 fn has_plaintext_password(create: &Value) -> bool {
     create["credentials"]["password"]["config"]["password"]
         .as_str()
         .is_some_and(|p| !p.is_empty())
+}
+
+/// One batch item decoded: its identity body, or why it was refused, and whether it carries a
+/// plaintext password (counted against Kratos' per-request limit either way).
+fn decode_item(item: &BatchItem<'_>) -> (Result<IdentityBody, ApiError>, bool) {
+    let Some(raw) = item.create else {
+        return (
+            Err(ApiError::bad_request("Only \"create\" patches are supported.")),
+            false,
+        );
+    };
+    match serde_json::from_str::<IdentityBody>(raw.get()) {
+        Ok(b) => {
+            let plaintext = b.has_plaintext_password();
+            (Ok(b), plaintext)
+        }
+        Err(e) => {
+            let plaintext =
+                serde_json::from_str::<Value>(raw.get()).is_ok_and(|v| has_plaintext_password(&v));
+            let reason = without_position(&e);
+            (
+                Err(ApiError::bad_request(format!(
+                    "Unable to decode identity: {reason}"
+                ))),
+                plaintext,
+            )
+        }
+    }
+}
+
+/// serde_json's message without its " at line L column C": the position is within the item's
+/// own text, not the request body, so it would mislead.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    match text.strip_suffix(&suffix) {
+        Some(message) if e.line() > 0 => message.to_owned(),
+        _ => text,
+    }
 }
 
 /// `PATCH /admin/identities` — operationId `batchPatchIdentities`. Every identity is checked on its
@@ -302,33 +359,29 @@ pub async fn batch_patch_identities(
     State(app): State<AppState>,
     RawBody(body): RawBody,
 ) -> Result<Response, HttpError> {
-    let batch: BatchBody = parse_body(&body)?;
+    let batch: BatchBody<'_> = parse_body(&body)?;
     if batch.identities.len() > BATCH_LIMIT {
         return Err(ApiError::bad_request(format!(
             "The maximum number of identities that can be created or deleted at once is {BATCH_LIMIT}."
         ))
         .into());
     }
-    let plaintext = batch
-        .identities
-        .iter()
-        .filter(|i| i.create.as_ref().is_some_and(has_plaintext_password))
-        .count();
+    let decoded: Vec<(Result<IdentityBody, ApiError>, bool)> =
+        batch.identities.iter().map(decode_item).collect();
+    let plaintext = decoded.iter().filter(|(_, plaintext)| *plaintext).count();
     if plaintext > BATCH_PLAINTEXT_PASSWORD_LIMIT {
         return Err(ApiError::bad_request(format!(
             "The maximum number of identities per request that can be created with a plaintext password is {BATCH_PLAINTEXT_PASSWORD_LIMIT}."
         ))
         .into());
     }
-    let mut outcomes: Vec<Result<Uuid, ApiError>> = Vec::with_capacity(batch.identities.len());
-    let mut ready: Vec<Identity> = vec![];
-    let mut patch_ids = Vec::with_capacity(batch.identities.len());
-    for item in batch.identities {
-        patch_ids.push(item.patch_id);
-        let built = match item.create.map(serde_json::from_value::<IdentityBody>) {
-            Some(Ok(b)) => build_one(&app, b).await,
-            Some(Err(e)) => Err(ApiError::bad_request(format!("Unable to decode identity: {e}"))),
-            None => Err(ApiError::bad_request("Only \"create\" patches are supported.")),
+    let mut outcomes: Vec<Result<Uuid, ApiError>> = Vec::with_capacity(decoded.len());
+    let mut ready: Vec<Identity> = Vec::with_capacity(decoded.len());
+    let patch_ids: Vec<Option<Uuid>> = batch.identities.iter().map(|i| i.patch_id).collect();
+    for (body, _) in decoded {
+        let built = match body {
+            Ok(b) => build_one(&app, b).await,
+            Err(e) => Err(e),
         };
         outcomes.push(built.map(|i| {
             let id = i.id;
@@ -343,28 +396,43 @@ pub async fn batch_patch_identities(
             *outcome = Err(conflict_or(e));
         }
     }
-    let out: Vec<Value> = outcomes
+    let identities: Vec<BatchOutcome> = outcomes
         .into_iter()
         .zip(patch_ids)
-        .map(|(outcome, patch_id)| {
-            let mut r = serde_json::Map::new();
-            match outcome {
-                Ok(id) => {
-                    r.insert("action".into(), json!("create"));
-                    r.insert("identity".into(), json!(id));
-                }
-                Err(e) => {
-                    r.insert("action".into(), json!("error"));
-                    r.insert("error".into(), e.error_object());
-                }
-            }
-            if let Some(p) = patch_id {
-                r.insert("patch_id".into(), json!(p));
-            }
-            Value::Object(r)
+        .map(|(outcome, patch_id)| match outcome {
+            Ok(id) => BatchOutcome {
+                action: "create",
+                identity: Some(id),
+                error: None,
+                patch_id,
+            },
+            Err(e) => BatchOutcome {
+                action: "error",
+                identity: None,
+                error: Some(e.error_object()),
+                patch_id,
+            },
         })
         .collect();
-    Ok(json_res(StatusCode::OK, &json!({ "identities": out })))
+    Ok(json_of(StatusCode::OK, &BatchAnswer { identities }))
+}
+
+/// `batchPatchIdentitiesResponse`.
+#[derive(Serialize)]
+struct BatchAnswer {
+    identities: Vec<BatchOutcome>,
+}
+
+/// `identityPatchResponse`: `identity` on a create, `error` on a refusal.
+#[derive(Serialize)]
+struct BatchOutcome {
+    action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch_id: Option<Uuid>,
 }
 
 /// `GET /admin/identities/{id}` — operationId `getIdentity`.

@@ -84,7 +84,7 @@ pub fn decode(
 /// Parses a JSON body into `T` after checking its depth and NUL characters on the raw bytes, so
 /// the error names the limit (serde_json's own recursion limit, 128, would only say "recursion
 /// limit exceeded") and no deep value is ever built.
-pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub fn parse_json<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     let scan = scan_json(body);
     if scan.too_deep() {
         return Err(ApiError::nesting_too_deep("The JSON request body"));

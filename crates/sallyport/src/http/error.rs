@@ -113,6 +113,11 @@ impl IntoResponse for HttpError {
 }
 
 pub fn json(status: StatusCode, body: &Value) -> Response {
+    json_of(status, body)
+}
+
+/// [`json`] of any serializable answer, for large ones better written without a `Value` tree.
+pub fn json_of<T: serde::Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut res = (status, bytes).into_response();
     res.headers_mut().insert(

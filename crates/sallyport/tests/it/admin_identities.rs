@@ -296,9 +296,36 @@ both_backends!(
         }
         assert_eq!(out[2]["error"]["code"], 400, "{}", out[2]);
         assert_eq!(out[5]["error"]["code"], 400, "{}", out[5]);
+        // An item that does not decode, and one that is not a create: each refused on its own, the
+        // decoder's reason without a position that would point into the item rather than the body.
+        let (st, res) = send(
+            c.patch(s.admin_url("admin/identities"))
+                .json(&json!({"identities": [
+                    {"create": {"schema_id": "default", "traits": {"email": "dee@example.org"}, "nope": 1}},
+                    {"patch_id": patch_ids[0]},
+                    {"create": with_hash("dee@example.org")},
+                ]})),
+        )
+        .await;
+        assert_eq!(st, 200, "{res}");
+        let odd = res["identities"].as_array().unwrap();
+        assert_eq!(odd[0]["action"], "error", "{res}");
+        let reason = odd[0]["error"]["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("Unable to decode identity: unknown field `nope`"),
+            "{reason}"
+        );
+        assert!(!reason.contains(" at line "), "{reason}");
+        assert_eq!(odd[1]["action"], "error", "{res}");
+        assert_eq!(
+            odd[1]["error"]["reason"],
+            "Only \"create\" patches are supported."
+        );
+        assert_eq!(odd[1]["patch_id"], json!(patch_ids[0]));
+        assert_eq!(odd[2]["action"], "create", "{res}");
 
         let (_, all) = send(c.get(s.admin_url("admin/identities"))).await;
-        assert_eq!(all.as_array().unwrap().len(), 3, "taken, ann and bob: {all}");
+        assert_eq!(all.as_array().unwrap().len(), 4, "taken, ann, bob and dee: {all}");
         let ann = out[0]["identity"].as_str().unwrap();
         let (_, got) =
             send(c.get(s.admin_url(&format!("admin/identities/{ann}?include_credential=password")))).await;
