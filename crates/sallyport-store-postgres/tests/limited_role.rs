@@ -87,6 +87,29 @@ async fn a_role_without_the_switch_imports_with_the_checks() {
             .expect("show");
         assert_eq!(role, "origin", "the per-row checks stayed on");
         tx.commit().await.expect("commit");
+
+        // So does a first import (`sallyport import kratos`) of other identities.
+        let imported: Vec<_> = more
+            .iter()
+            .map(|i| {
+                let mut i = i.clone();
+                i.id = Uuid::new_v4();
+                i
+            })
+            .collect();
+        let mut tx = conn.begin().await.expect("begin");
+        assert!(matches!(tx.copy_upsert_identities(&imported).await, Ok(true)));
+        let role: String = sqlx::query_scalar("SHOW session_replication_role")
+            .fetch_one(&mut *tx)
+            .await
+            .expect("show");
+        assert_eq!(role, "origin", "the per-row checks stayed on");
+        tx.commit().await.expect("commit");
+        let store = PgStore::connect(&dsn).await.expect("connect");
+        for want in &imported {
+            assert_eq!(&store.get_identity(want.id).await.expect("imported"), want);
+        }
+        store.close().await;
     })
     .await;
     for sql in [

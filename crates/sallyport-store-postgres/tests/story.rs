@@ -170,10 +170,28 @@ async fn copy_round_trips_odd_characters() {
             .for_each(|c| c.identifiers.truncate(1));
         let mut tx = conn.begin().await.expect("begin");
         assert!(matches!(tx.copy_upsert_identities(&changed).await, Ok(true)));
+        let role: String = sqlx::query_scalar("SHOW session_replication_role")
+            .fetch_one(&mut *tx)
+            .await
+            .expect("show");
+        assert_eq!(
+            role, "origin",
+            "a rerun deletes parts: the checks and their cascades stay on"
+        );
+        tx.commit().await.expect("commit");
+        // A first import of other identities: straight in, without the per-row checks.
+        let fresh: Vec<_> = (3..5).map(odd_identity).collect();
+        let mut tx = conn.begin().await.expect("begin");
+        assert!(matches!(tx.copy_upsert_identities(&fresh).await, Ok(true)));
+        let role: String = sqlx::query_scalar("SHOW session_replication_role")
+            .fetch_one(&mut *tx)
+            .await
+            .expect("show");
+        assert_eq!(role, "replica", "nothing replaced: the checks could only agree");
         tx.commit().await.expect("commit");
         // A fresh store: the first one's cache heard nothing of a write on another connection.
         let store = PgStore::connect(&dsn).await.expect("connect");
-        for want in &changed {
+        for want in changed.iter().chain(&fresh) {
             let got = store.get_identity(want.id).await.expect("stored");
             assert_eq!(&got, want);
         }
@@ -181,7 +199,7 @@ async fn copy_round_trips_odd_characters() {
             .fetch_one(&mut conn)
             .await
             .expect("count");
-        assert_eq!(recorded, 3);
+        assert_eq!(recorded, 5);
         store.close().await;
     })
     .await;

@@ -463,23 +463,31 @@ impl BulkCopy for PgConnection {
             return Ok(false);
         };
         let ids: Vec<Uuid> = identities.iter().map(|i| i.id).collect();
+        let checks_off = fk_checks_may_go_off(self).await?;
         // Any failure: the portable statements run again and report it as they always have.
         in_savepoint(
             self,
             |_| false,
-            move |c| Box::pin(async move { upsert(c, &ids, &encoded).await }),
+            move |c| Box::pin(async move { upsert(c, &ids, &encoded, checks_off).await }),
         )
         .await
     }
 }
 
-async fn upsert(c: &mut PgConnection, ids: &[Uuid], encoded: &Encoded) -> sqlx::Result<()> {
+async fn upsert(c: &mut PgConnection, ids: &[Uuid], encoded: &Encoded, checks_off: bool) -> sqlx::Result<()> {
     let present: i64 = sqlx::query_scalar(sql::COUNT_PRESENT)
         .bind(ids)
         .fetch_one(&mut *c)
         .await?;
     if present == 0 {
-        // A first run: nothing to replace, the rows go straight in.
+        // A first run: nothing to replace, the rows go straight in. Every part refers to an
+        // identity of this batch, written just before it in this transaction, so the per-row
+        // foreign-key checks could only agree; with nothing deleted, no cascade is skipped either.
+        if checks_off {
+            c.execute(sql::FK_CHECKS_OFF)
+                .await
+                .inspect_err(refuse_fk_checks_off)?;
+        }
         let statement = copy_identities_into("identities");
         copy_in(c, &statement, &encoded.identities).await?;
     } else {
