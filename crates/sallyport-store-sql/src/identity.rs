@@ -96,6 +96,24 @@ pub mod sql {
         finish_one(sql)
     }
 
+    /// [`by_identifier`]'s text, the same for every call: the statement a connection keeps prepared.
+    pub fn by_identifier_text() -> &'static str {
+        static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        TEXT.get_or_init(|| by_identifier("", "").text)
+    }
+
+    /// [`by_address`]'s text of `kind`, as [`by_identifier_text`].
+    pub fn by_address_text(kind: sallyport_core::store::AddressKind) -> &'static str {
+        use sallyport_core::store::AddressKind;
+        static VERIFIABLE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        static RECOVERY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        match kind {
+            AddressKind::Verifiable => &VERIFIABLE,
+            AddressKind::Recovery => &RECOVERY,
+        }
+        .get_or_init(|| by_address(kind, "", "").text)
+    }
+
     pub fn by_address(kind: sallyport_core::store::AddressKind, via: &str, value: &str) -> Sql {
         let table = match kind {
             sallyport_core::store::AddressKind::Verifiable => "identity_verifiable_addresses",
@@ -388,16 +406,12 @@ macro_rules! __identity_helpers {
 
         /// Runs one of `identity_sql`'s single-identity loads: the identity row and all its parts.
         async fn fetch_identity(conn: &mut Conn, sql: $crate::Sql) -> StoreResult<Identity> {
-            use $crate::__private::{IdentityParts, PartRow, assemble_identities};
+            use $crate::__private::{PartRow, one_identity};
             let rows = $crate::bind_all(sqlx::query_as::<Db, PartRow>(&sql.text), sql.args)
                 .fetch_all(&mut *conn)
                 .await
                 .map_err($crate::db_err)?;
-            let (own, parts) = IdentityParts::split_own(rows)?;
-            let own = own.ok_or(StoreError::NotFound)?;
-            assemble_identities(vec![own], parts)?
-                .pop()
-                .ok_or(StoreError::NotFound)
+            one_identity(rows)
         }
     };
 }
@@ -543,6 +557,13 @@ macro_rules! __impl_identity_store {
                 credential_type: &str,
                 identifier: &str,
             ) -> StoreResult<Identity> {
+                use $crate::__private::RawValue;
+                let values = [RawValue::Text(credential_type), RawValue::Text(identifier)];
+                let sql = $crate::__private::identity_sql::by_identifier_text();
+                if let Some(found) = $crate::__private::inline_identity(self.inline.as_deref(), sql, &values)
+                {
+                    return found;
+                }
                 let sql = $crate::__private::identity_sql::by_identifier(credential_type, identifier);
                 fetch_identity(&mut *self.read().await?, sql).await
             }
@@ -554,6 +575,13 @@ macro_rules! __impl_identity_store {
                 via: &str,
                 value: &str,
             ) -> StoreResult<Identity> {
+                use $crate::__private::RawValue;
+                let values = [RawValue::Text(via), RawValue::Text(value)];
+                let sql = $crate::__private::identity_sql::by_address_text(kind);
+                if let Some(found) = $crate::__private::inline_identity(self.inline.as_deref(), sql, &values)
+                {
+                    return found;
+                }
                 let sql = $crate::__private::identity_sql::by_address(kind, via, value);
                 fetch_identity(&mut *self.read().await?, sql).await
             }

@@ -1,5 +1,5 @@
-//! Single-row reads of an SQLite file run on the calling thread, for the point lookups of the request
-//! paths (a flow by id, a rate-limit counter). sqlx runs every statement of an SQLite connection on
+//! Reads of an SQLite file run on the calling thread, for the point lookups of the request paths (a
+//! flow by id, a rate-limit counter, an identity and its parts by an identifier or address). sqlx runs every statement of an SQLite connection on
 //! that connection's own thread: each read is a hand-off there and a wake-up back, and under the code
 //! login load those thread switches took more CPU than SQLite's own work. An indexed lookup of a page
 //! in the OS cache takes microseconds, less than a hand-off, so blocking the runtime's thread for it
@@ -13,7 +13,11 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use sallyport_core::identity::Identity;
+use sallyport_core::store::StoreResult;
+
 use crate::raw_sqlite::{ReadConn, Row, Value};
+use crate::rows::{PartRow, one_identity};
 
 /// Longest wait for a busy database on the caller's thread; past it the read goes the usual way.
 const BUSY_MS: u32 = 20;
@@ -65,12 +69,30 @@ impl InlineReaders {
         values: &[Value<'_>],
         read: impl FnOnce(&Row<'_>) -> Option<T>,
     ) -> Option<Option<T>> {
+        // No row: `Some(None)`; a row `read` took: `Some(Some(v))`; one it did not: `None`.
+        self.with_conn(|conn| conn.first_row(sql, values, read))?
+            .map_or(Some(None), |taken| taken.map(Some))
+    }
+
+    /// Every row of `sql` with `values`, each read by `read`; `None` as for [`Self::first_row`],
+    /// and when `read` answered `None` for any row.
+    pub fn all_rows<T>(
+        &self,
+        sql: &'static str,
+        values: &[Value<'_>],
+        read: impl FnMut(&Row<'_>) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        self.with_conn(|conn| conn.rows(sql, values, read))?
+            .into_iter()
+            .collect()
+    }
+
+    fn with_conn<R>(&self, run: impl FnOnce(&mut ReadConn) -> Result<R, sqlx::Error>) -> Option<R> {
         let mut conn = self.take()?;
-        match conn.first_row(sql, values, read) {
+        match run(&mut conn) {
             Ok(found) => {
                 self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
-                // No row: `Some(None)`; a row `read` took: `Some(Some(v))`; one it did not: `None`.
-                found.map_or(Some(None), |taken| taken.map(Some))
+                Some(found)
             }
             Err(e) => {
                 drop(conn);
@@ -80,6 +102,17 @@ impl InlineReaders {
             }
         }
     }
+}
+
+/// One identity with its parts, loaded by `sql` (one of `identity_sql`'s single-identity loads) with
+/// `values`; `None` when there are no inline readers or the read could not run here.
+pub fn identity(
+    inline: Option<&InlineReaders>,
+    sql: &'static str,
+    values: &[Value<'_>],
+) -> Option<StoreResult<Identity>> {
+    let rows = inline?.all_rows(sql, values, PartRow::from_raw)?;
+    Some(one_identity(rows))
 }
 
 #[cfg(test)]

@@ -75,6 +75,7 @@ pub mod __private {
     pub use crate::flow::sql as flow_sql;
     pub use crate::identity::{ID_CHUNK, sql as identity_sql};
     pub use crate::import::sql as import_sql;
+    pub use crate::inline::identity as inline_identity;
     pub use crate::migration::{sql as migration_sql, undo_target};
     pub use crate::rate_limit::sql as rate_limit_sql;
     pub use crate::raw_sqlite::Value as RawValue;

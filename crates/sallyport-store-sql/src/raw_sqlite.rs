@@ -316,6 +316,47 @@ impl ReadConn {
         result
     }
 
+    /// Runs `sql` with `values` and hands each of its rows to `read`, in order; the statement is
+    /// reset before this returns, so nothing `read` saw outlives the call.
+    pub fn rows<T>(
+        &mut self,
+        sql: &'static str,
+        values: &[Value<'_>],
+        mut read: impl FnMut(&Row<'_>) -> T,
+    ) -> Result<Vec<T>, sqlx::Error> {
+        let stmt = self.statement(sql)?;
+        let stmt = stmt.as_ptr();
+        // SAFETY: a live statement of this connection, used by this thread only.
+        let params = unsafe { ffi::sqlite3_bind_parameter_count(stmt) };
+        if usize::try_from(params).ok() != Some(values.len()) {
+            return Err(protocol("wrong number of values for the statement"));
+        }
+        // SAFETY: as above, with as many parameters as values.
+        let mut rc = unsafe { bind_values(stmt, values) };
+        let mut out = vec![];
+        while rc == ffi::SQLITE_OK {
+            // SAFETY: as above.
+            rc = unsafe { ffi::sqlite3_step(stmt) };
+            if rc == ffi::SQLITE_ROW {
+                // SAFETY: as above.
+                let columns = unsafe { ffi::sqlite3_column_count(stmt) };
+                out.push(read(&Row {
+                    stmt,
+                    columns,
+                    _conn: std::marker::PhantomData,
+                }));
+                rc = ffi::SQLITE_OK;
+            }
+        }
+        let result = match rc {
+            ffi::SQLITE_DONE => Ok(out),
+            rc => Err(self.error(rc)),
+        };
+        // SAFETY: as above; ends the statement's read transaction.
+        unsafe { ffi::sqlite3_reset(stmt) };
+        result
+    }
+
     fn error(&mut self, rc: c_int) -> sqlx::Error {
         // SAFETY: the handle is valid until drop; SQLite returns a NUL-terminated message it owns,
         // copied here before any other call on the connection.
@@ -335,7 +376,8 @@ impl Drop for ReadConn {
     }
 }
 
-/// The current row of a [`ReadConn::first_row`]; its values are copied out by the accessors.
+/// The current row of a [`ReadConn::first_row`] or [`ReadConn::rows`]; its values are copied out by
+/// the accessors.
 pub struct Row<'s> {
     stmt: *mut ffi::sqlite3_stmt,
     columns: c_int,
@@ -355,6 +397,30 @@ impl Row<'_> {
         unsafe {
             (ffi::sqlite3_column_type(self.stmt, i) == ffi::SQLITE_INTEGER)
                 .then(|| ffi::sqlite3_column_int64(self.stmt, i))
+        }
+    }
+
+    /// Whether column `i` is NULL (`false` also when there is no such column).
+    pub fn is_null(&self, i: usize) -> bool {
+        let Some(i) = self.column(i) else { return false };
+        // SAFETY: as in `int`.
+        unsafe { ffi::sqlite3_column_type(self.stmt, i) == ffi::SQLITE_NULL }
+    }
+
+    /// Column `i`'s blob bytes (`None`: NULL, no such column, or not a blob), copied.
+    pub fn blob(&self, i: usize) -> Option<Vec<u8>> {
+        let i = self.column(i)?;
+        // SAFETY: as in `text`, with `sqlite3_column_blob`; a zero-length blob may be a null pointer.
+        unsafe {
+            if ffi::sqlite3_column_type(self.stmt, i) != ffi::SQLITE_BLOB {
+                return None;
+            }
+            let p = ffi::sqlite3_column_blob(self.stmt, i);
+            let n = usize::try_from(ffi::sqlite3_column_bytes(self.stmt, i)).ok()?;
+            if p.is_null() {
+                return Some(vec![]);
+            }
+            Some(std::slice::from_raw_parts(p.cast::<u8>(), n).to_vec())
         }
     }
 

@@ -9,6 +9,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use crate::raw_sqlite::Row as RawRow;
 use crate::{Ts, other_err};
 
 pub const IDENTITY_COLUMNS: &str = "id, schema_id, traits, state, state_changed_at, metadata_public, \
@@ -112,6 +113,53 @@ pub struct PartRow {
     organization_id: Option<Uuid>,
     created_at: Ts,
     updated_at: Ts,
+}
+
+impl PartRow {
+    /// A row of the identity load read without sqlx (`InlineReaders`), in the column order of
+    /// `identity_sql::PART_COLUMNS`, each value in the form sqlx writes it (ids as 16-byte blobs,
+    /// JSON as text, timestamps as [`Ts::sqlite_fixed`]); `None` for anything else, which the usual
+    /// read then decodes or reports.
+    pub fn from_raw(r: &RawRow<'_>) -> Option<PartRow> {
+        fn nullable<T>(r: &RawRow<'_>, i: usize, read: impl Fn(usize) -> Option<T>) -> Option<Option<T>> {
+            if r.is_null(i) {
+                Some(None)
+            } else {
+                read(i).map(Some)
+            }
+        }
+        let uuid = |i| Uuid::from_slice(&r.blob(i)?).ok();
+        let text = |i| String::from_utf8(r.text(i)?).ok();
+        let json = |i| serde_json::from_slice::<Value>(&r.text(i)?).ok().map(Json);
+        let ts = |i| Ts::from_sqlite_fixed(&r.text(i)?);
+        Some(PartRow {
+            part: r.int(0)?,
+            id: uuid(1)?,
+            owner: uuid(2)?,
+            name: text(3)?,
+            value: nullable(r, 4, text)?,
+            status: nullable(r, 5, text)?,
+            config: nullable(r, 6, json)?,
+            num: r.int(7)?,
+            verified: nullable(r, 8, |i| r.int(i).map(|n| n != 0))?,
+            verified_at: nullable(r, 9, ts)?,
+            metadata_public: nullable(r, 10, json)?,
+            metadata_admin: nullable(r, 11, json)?,
+            external_id: nullable(r, 12, text)?,
+            organization_id: nullable(r, 13, uuid)?,
+            created_at: ts(14)?,
+            updated_at: ts(15)?,
+        })
+    }
+}
+
+/// The one identity of a load of one identity's rows (`identity_sql::by_identifier` and the like).
+pub fn one_identity(rows: Vec<PartRow>) -> StoreResult<Identity> {
+    let (own, parts) = IdentityParts::split_own(rows)?;
+    let own = own.ok_or(StoreError::NotFound)?;
+    assemble_identities(vec![own], parts)?
+        .pop()
+        .ok_or(StoreError::NotFound)
 }
 
 impl IdentityParts {

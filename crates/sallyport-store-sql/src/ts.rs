@@ -52,6 +52,46 @@ impl Ts {
 }
 
 /// `value`'s last `out.len()` decimal digits, zero-padded, into `out`.
+impl Ts {
+    /// Reads [`Ts::sqlite_fixed`]'s form back, for the reads made without sqlx (`InlineReaders`);
+    /// `None` for any other text, which sqlx's decoder, taking more forms, then reads.
+    pub fn from_sqlite_fixed(text: &[u8]) -> Option<Ts> {
+        let b: &[u8; 27] = text.try_into().ok()?;
+        let separators = [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'.'),
+            (26, b'Z'),
+        ];
+        if separators.iter().any(|&(at, c)| b[at] != c) {
+            return None;
+        }
+        let number = |from: usize, to: usize| -> Option<u32> {
+            b[from..to].iter().try_fold(0u32, |n, c| {
+                c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+            })
+        };
+        let month = time::Month::try_from(u8::try_from(number(5, 7)?).ok()?).ok()?;
+        let date = time::Date::from_calendar_date(
+            i32::try_from(number(0, 4)?).ok()?,
+            month,
+            u8::try_from(number(8, 10)?).ok()?,
+        )
+        .ok()?;
+        let time = time::Time::from_hms_micro(
+            u8::try_from(number(11, 13)?).ok()?,
+            u8::try_from(number(14, 16)?).ok()?,
+            u8::try_from(number(17, 19)?).ok()?,
+            number(20, 26)?,
+        )
+        .ok()?;
+        Some(Ts(time::PrimitiveDateTime::new(date, time).assume_utc()))
+    }
+}
+
 fn digits(out: &mut [u8], mut value: u32) {
     for d in out.iter_mut().rev() {
         *d = b'0' + (value % 10) as u8;
@@ -112,6 +152,48 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+
+    #[test]
+    fn the_fixed_form_reads_back_as_sqlx_reads_it() {
+        use sqlx::{Connection as _, Row as _};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let mut conn = rt
+            .block_on(sqlx::SqliteConnection::connect("sqlite::memory:"))
+            .expect("open");
+        for t in [
+            datetime!(2026-12-07 18:00:01.123456 UTC),
+            datetime!(2000-02-29 23:59:59.999999 +02:00),
+            datetime!(0001-01-01 00:00 UTC),
+            datetime!(9999-12-31 23:59:59.000001 UTC),
+        ] {
+            let text = Ts(t).sqlite_fixed().expect("four-digit year");
+            let back = Ts::from_sqlite_fixed(&text).expect("read back").0;
+            let text = String::from_utf8(text.to_vec()).expect("ascii");
+            let by_sqlx: OffsetDateTime = rt
+                .block_on(sqlx::query("SELECT $1").bind(&text).fetch_one(&mut conn))
+                .expect("select")
+                .get(0);
+            assert_eq!(back, by_sqlx, "{text}");
+            assert_eq!(back.offset(), by_sqlx.offset(), "{text}");
+        }
+        for odd in [
+            &b"2026-12-07T18:00:01.123456+00:00"[..],
+            b"2026-12-07 18:00:01.123456Z",
+            b"2026-13-07T18:00:01.123456Z",
+            b"2026-02-30T18:00:01.123456Z",
+            b"2026-12-07T24:00:01.123456Z",
+            b"2026-12-07T18:00:01.12345xZ",
+            b"",
+        ] {
+            assert!(
+                Ts::from_sqlite_fixed(odd).is_none(),
+                "{}",
+                String::from_utf8_lossy(odd)
+            );
+        }
+    }
 
     #[test]
     fn sqlite_text_is_fixed_width_utc() {

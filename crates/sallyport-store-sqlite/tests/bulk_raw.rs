@@ -228,3 +228,57 @@ async fn a_conflict_rolls_back_the_raw_batch_and_names_the_identity() {
     assert_eq!(db.store.count_identities().await.expect("count"), 1 + 298 + 4);
     db.store.close().await;
 }
+
+/// The identity lookups of the request paths read on the caller's thread (`inline_identity`), with
+/// their own decoding of the rows: what they load must be what was stored, every column, and a row
+/// they cannot decode (a timestamp outside the fixed-width form) leaves the read to sqlx.
+#[tokio::test]
+async fn inline_identity_loads_equal_what_was_stored() {
+    use sallyport_core::store::AddressKind;
+    use sallyport_store_sql::__private::{RawValue, identity_sql, inline_identity};
+    use sallyport_store_sql::InlineReaders;
+    let db = Db::new().await;
+    let odd = odd();
+    let mut ancient = person("ancient@example.org", time_fmt::now());
+    ancient.created_at = datetime!(-0001-06-15 12:00:00 UTC);
+    for i in [&odd, &ancient] {
+        db.store.create_identity(i, None).await.expect("stored");
+    }
+    let inline = InlineReaders::new(db.path.clone(), 64, 1);
+    let by_identifier = |identifier: &str| {
+        let values = [
+            RawValue::Text(credential_type::PASSWORD),
+            RawValue::Text(identifier),
+        ];
+        inline_identity(Some(&inline), identity_sql::by_identifier_text(), &values)
+    };
+    let second = &odd.credentials[credential_type::PASSWORD].identifiers[1];
+    assert_eq!(by_identifier(second).expect("read inline").expect("found"), odd);
+    for (kind, value) in [
+        (AddressKind::Verifiable, &odd.verifiable_addresses[0].value),
+        (AddressKind::Recovery, &odd.recovery_addresses[0].value),
+    ] {
+        let values = [RawValue::Text("email"), RawValue::Text(value)];
+        let found = inline_identity(Some(&inline), identity_sql::by_address_text(kind), &values);
+        assert_eq!(found.expect("read inline").expect("found"), odd, "{kind:?}");
+    }
+    assert!(matches!(
+        by_identifier("nobody@example.org"),
+        Some(Err(StoreError::NotFound))
+    ));
+    assert!(
+        by_identifier("ancient@example.org").is_none(),
+        "a year outside four digits is sqlx's to read"
+    );
+    assert!(inline_identity(None, identity_sql::by_identifier_text(), &[]).is_none());
+    // The store itself, whichever way it reads.
+    for (identifier, want) in [(second.as_str(), &odd), ("ancient@example.org", &ancient)] {
+        let got = db
+            .store
+            .find_identity_by_identifier(credential_type::PASSWORD, identifier)
+            .await
+            .expect("found");
+        assert_eq!(&got, want);
+    }
+    db.store.close().await;
+}
