@@ -40,11 +40,37 @@ pub struct GroupWriter<DB: Database> {
 }
 
 impl<DB: Database> GroupWriter<DB> {
-    /// Starts the writer task on the current runtime; it stops when the last `GroupWriter` handle is
-    /// dropped. Groups take `pool`'s connection in turn with everyone else using the pool.
+    /// Starts the writer on a thread and runtime of its own; it stops when the last `GroupWriter`
+    /// handle is dropped. Groups take `pool`'s connection in turn with everyone else using the pool.
+    ///
+    /// Why not a task of the server's runtime: a group is a chain of hand-offs to the connection's
+    /// thread (begin, each job, commit), and on the server's runtime every link of it waited behind
+    /// whatever request handlers were queued on that worker, while the requests in turn waited for
+    /// the group; under the code-login load the cores then sat a third idle. Should the thread not
+    /// start, the writer runs as a task of the current runtime.
     pub fn spawn(pool: Pool<DB>) -> GroupWriter<DB> {
         let (jobs, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run_groups(pool, rx));
+        let handed = std::sync::Arc::new(std::sync::Mutex::new(Some((pool, rx))));
+        let taken = handed.clone();
+        let started = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .and_then(|runtime| {
+                std::thread::Builder::new()
+                    .name("sallyport-writer".into())
+                    .spawn(move || {
+                        let parts = taken.lock().unwrap_or_else(|p| p.into_inner()).take();
+                        if let Some((pool, rx)) = parts {
+                            runtime.block_on(run_groups(pool, rx));
+                        }
+                    })
+            });
+        if let Err(e) = started {
+            tracing::warn!(error = %e, "the database writer runs on the server's runtime: no thread of its own");
+            if let Some((pool, rx)) = handed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                tokio::spawn(run_groups(pool, rx));
+            }
+        }
         GroupWriter { jobs }
     }
 
