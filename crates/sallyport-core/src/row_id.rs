@@ -1,4 +1,5 @@
-//! Ids of new identities and of the rows that hang off them (credentials, identifiers, addresses).
+//! Ids of new identities, of the rows that hang off them (credentials, identifiers, addresses), and
+//! of new sessions.
 //!
 //! Time-ordered (UUIDv7: 48 bits of Unix milliseconds, then random bits) instead of random v4: every
 //! index keyed by one of these ids (primary keys, and the `identity_id` index of each child table)

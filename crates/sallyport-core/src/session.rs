@@ -91,7 +91,9 @@ impl Session {
         let logout_token = crate::secret::logout_token();
         NewSession {
             session: Session {
-                id: Uuid::new_v4(),
+                // Time-ordered, as identities' ids (`row_id`): the sessions' primary key then grows at
+                // its right edge instead of taking a random page of a large index per login.
+                id: crate::row_id::new_row_id(),
                 identity_id,
                 token_digest: crate::secret::token_digest(&token),
                 logout_token_digest: crate::secret::token_digest(&logout_token),
