@@ -264,6 +264,9 @@ impl Params {
 }
 
 fn main() -> ExitCode {
+    // Not `sallyport`'s allocator settings (`process::limit_malloc_arenas`): the load generators share
+    // this process, and two arenas for their allocations and the server's together made the server
+    // wait on the client's arena locks (code send 2,150 -> 1,780/s), a contention `serve` never has.
     let opts = Opts::parse();
     let p = Params::from(&opts);
     let sections = if opts.only.is_empty() {
@@ -296,12 +299,12 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("client runtime");
-    // `serve` records per-request metrics into a Prometheus recorder; so does the in-process server here.
+    // `serve` records per-request metrics into a Prometheus recorder, drained by an upkeep task; so
+    // does the in-process server here. Without the upkeep every request of a section stayed in the
+    // recorder's buckets, and the sections after whoami measured a heap of millions of samples.
     let metrics = {
         let _g = server_rt.enter();
-        metrics_exporter_prometheus::PrometheusBuilder::new()
-            .install_recorder()
-            .ok()
+        sallyport::process::install_metrics()
     };
 
     let mut report = Report::new(&p);

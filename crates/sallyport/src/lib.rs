@@ -11,6 +11,7 @@ pub mod identities;
 pub mod import;
 pub mod outgoing;
 pub mod pagination;
+pub mod process;
 pub mod public;
 pub mod rate_limit;
 pub mod render;

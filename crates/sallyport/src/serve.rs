@@ -78,20 +78,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let settings = crate::config_loader::settings(&cfg, args.dev)?;
     settings.rate_limits.log();
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .ok();
-    if let Some(h) = metrics.clone() {
-        // Histogram samples pile up until drained; without a scrape of /metrics they would grow
-        // memory by every request. Upkeep folds them into the bounded summaries.
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-            loop {
-                tick.tick().await;
-                h.run_upkeep();
-            }
-        });
-    }
+    let metrics = crate::process::install_metrics();
     let store = open_store(&settings.dsn).await?;
     let dsn = redact_dsn(&settings.dsn);
     let pending = pending_migrations(&*store).await?;
