@@ -264,9 +264,11 @@ impl Params {
 }
 
 fn main() -> ExitCode {
-    // Not `sallyport`'s allocator settings (`process::limit_malloc_arenas`): the load generators share
-    // this process, and two arenas for their allocations and the server's together made the server
-    // wait on the client's arena locks (code send 2,150 -> 1,780/s), a contention `serve` never has.
+    // `serve`'s periodic trim of the heap, but not its arena limit (`process::limit_malloc_arenas`):
+    // the load generators share this process, and two arenas for their allocations and the server's
+    // together made the server wait on the client's arena locks (code send 2,150 -> 1,780/s), a
+    // contention `serve` never has.
+    sallyport::process::trim_malloc_periodically();
     let opts = Opts::parse();
     let p = Params::from(&opts);
     let sections = if opts.only.is_empty() {
