@@ -81,10 +81,7 @@ async fn a_role_without_the_switch_imports_with_the_checks() {
         let mut conn = PgConnection::connect(&dsn).await.expect("connect");
         let mut tx = conn.begin().await.expect("begin");
         assert!(matches!(tx.copy_new_identities(&refs).await, Ok(true)));
-        let role: String = sqlx::query_scalar("SHOW session_replication_role")
-            .fetch_one(&mut *tx)
-            .await
-            .expect("show");
+        let role = replication_role(&mut tx).await;
         assert_eq!(role, "origin", "the per-row checks stayed on");
         tx.commit().await.expect("commit");
 
@@ -99,10 +96,7 @@ async fn a_role_without_the_switch_imports_with_the_checks() {
             .collect();
         let mut tx = conn.begin().await.expect("begin");
         assert!(matches!(tx.copy_upsert_identities(&imported).await, Ok(true)));
-        let role: String = sqlx::query_scalar("SHOW session_replication_role")
-            .fetch_one(&mut *tx)
-            .await
-            .expect("show");
+        let role = replication_role(&mut tx).await;
         assert_eq!(role, "origin", "the per-row checks stayed on");
         tx.commit().await.expect("commit");
         let store = PgStore::connect(&dsn).await.expect("connect");
@@ -121,4 +115,12 @@ async fn a_role_without_the_switch_imports_with_the_checks() {
     if let Err(err) = outcome {
         std::panic::resume_unwind(err.into_panic());
     }
+}
+
+/// `session_replication_role` where `conn` stands: `replica` while the per-row checks are off.
+async fn replication_role(conn: &mut PgConnection) -> String {
+    sqlx::query_scalar("SHOW session_replication_role")
+        .fetch_one(conn)
+        .await
+        .expect("show")
 }

@@ -170,10 +170,7 @@ async fn copy_round_trips_odd_characters() {
             .for_each(|c| c.identifiers.truncate(1));
         let mut tx = conn.begin().await.expect("begin");
         assert!(matches!(tx.copy_upsert_identities(&changed).await, Ok(true)));
-        let role: String = sqlx::query_scalar("SHOW session_replication_role")
-            .fetch_one(&mut *tx)
-            .await
-            .expect("show");
+        let role = replication_role(&mut tx).await;
         assert_eq!(
             role, "origin",
             "a rerun deletes parts: the checks and their cascades stay on"
@@ -183,10 +180,7 @@ async fn copy_round_trips_odd_characters() {
         let fresh: Vec<_> = (3..5).map(odd_identity).collect();
         let mut tx = conn.begin().await.expect("begin");
         assert!(matches!(tx.copy_upsert_identities(&fresh).await, Ok(true)));
-        let role: String = sqlx::query_scalar("SHOW session_replication_role")
-            .fetch_one(&mut *tx)
-            .await
-            .expect("show");
+        let role = replication_role(&mut tx).await;
         assert_eq!(role, "replica", "nothing replaced: the checks could only agree");
         tx.commit().await.expect("commit");
         // A fresh store: the first one's cache heard nothing of a write on another connection.
@@ -272,16 +266,10 @@ async fn copy_turns_fk_checks_off_for_its_own_transaction_only() {
         let mut conn = PgConnection::connect(&dsn).await.expect("connect");
         let mut tx = conn.begin().await.expect("begin");
         assert!(matches!(tx.copy_new_identities(&refs).await, Ok(true)));
-        let role: String = sqlx::query_scalar("SHOW session_replication_role")
-            .fetch_one(&mut *tx)
-            .await
-            .expect("show");
+        let role = replication_role(&mut tx).await;
         assert_eq!(role, "replica", "the batch ran without the per-row checks");
         tx.commit().await.expect("commit");
-        let role: String = sqlx::query_scalar("SHOW session_replication_role")
-            .fetch_one(&mut conn)
-            .await
-            .expect("show");
+        let role = replication_role(&mut conn).await;
         assert_eq!(role, "origin", "the switch ended with the transaction");
 
         let orphans: i64 = sqlx::query_scalar(ORPHANS).fetch_one(&mut conn).await.expect("orphans");
@@ -327,4 +315,12 @@ async fn copy_turns_fk_checks_off_for_its_own_transaction_only() {
         store.close().await;
     })
     .await;
+}
+
+/// `session_replication_role` where `conn` stands: `replica` while the per-row checks are off.
+async fn replication_role(conn: &mut PgConnection) -> String {
+    sqlx::query_scalar("SHOW session_replication_role")
+        .fetch_one(conn)
+        .await
+        .expect("show")
 }

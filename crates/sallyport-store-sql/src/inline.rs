@@ -67,7 +67,7 @@ impl InlineReaders {
         &self,
         sql: &'static str,
         values: &[Value<'_>],
-        read: impl FnOnce(&Row<'_>) -> Option<T>,
+        read: impl FnMut(&Row<'_>) -> Option<T>,
     ) -> Option<Option<T>> {
         // No row: `Some(None)`; a row `read` took: `Some(Some(v))`; one it did not: `None`.
         self.with_conn(|conn| conn.first_row(sql, values, read))?

@@ -280,40 +280,9 @@ impl ReadConn {
         &mut self,
         sql: &'static str,
         values: &[Value<'_>],
-        read: impl FnOnce(&Row<'_>) -> T,
+        read: impl FnMut(&Row<'_>) -> T,
     ) -> Result<Option<T>, sqlx::Error> {
-        let stmt = self.statement(sql)?;
-        let stmt = stmt.as_ptr();
-        // SAFETY: a live statement of this connection, used by this thread only.
-        let params = unsafe { ffi::sqlite3_bind_parameter_count(stmt) };
-        if usize::try_from(params).ok() != Some(values.len()) {
-            return Err(protocol("wrong number of values for the statement"));
-        }
-        // SAFETY: as above, with as many parameters as values.
-        let mut rc = unsafe { bind_values(stmt, values) };
-        let mut out = None;
-        if rc == ffi::SQLITE_OK {
-            // SAFETY: as above.
-            rc = unsafe { ffi::sqlite3_step(stmt) };
-            if rc == ffi::SQLITE_ROW {
-                // SAFETY: as above.
-                let columns = unsafe { ffi::sqlite3_column_count(stmt) };
-                out = Some(read(&Row {
-                    stmt,
-                    columns,
-                    _conn: std::marker::PhantomData,
-                }));
-                rc = ffi::SQLITE_OK;
-            }
-        }
-        let result = match rc {
-            ffi::SQLITE_OK | ffi::SQLITE_DONE => Ok(out),
-            rc => Err(self.error(rc)),
-        };
-        // SAFETY: as above. Ends the statement's read transaction; its return code repeats a step
-        // error already taken.
-        unsafe { ffi::sqlite3_reset(stmt) };
-        result
+        Ok(self.step(sql, values, 1, read)?.pop())
     }
 
     /// Runs `sql` with `values` and hands each of its rows to `read`, in order; the statement is
@@ -322,6 +291,17 @@ impl ReadConn {
         &mut self,
         sql: &'static str,
         values: &[Value<'_>],
+        read: impl FnMut(&Row<'_>) -> T,
+    ) -> Result<Vec<T>, sqlx::Error> {
+        self.step(sql, values, usize::MAX, read)
+    }
+
+    /// The first `most` rows of `sql` with `values`, each read by `read`.
+    fn step<T>(
+        &mut self,
+        sql: &'static str,
+        values: &[Value<'_>],
+        most: usize,
         mut read: impl FnMut(&Row<'_>) -> T,
     ) -> Result<Vec<T>, sqlx::Error> {
         let stmt = self.statement(sql)?;
@@ -334,7 +314,7 @@ impl ReadConn {
         // SAFETY: as above, with as many parameters as values.
         let mut rc = unsafe { bind_values(stmt, values) };
         let mut out = vec![];
-        while rc == ffi::SQLITE_OK {
+        while rc == ffi::SQLITE_OK && out.len() < most {
             // SAFETY: as above.
             rc = unsafe { ffi::sqlite3_step(stmt) };
             if rc == ffi::SQLITE_ROW {
@@ -349,10 +329,11 @@ impl ReadConn {
             }
         }
         let result = match rc {
-            ffi::SQLITE_DONE => Ok(out),
+            ffi::SQLITE_OK | ffi::SQLITE_DONE => Ok(out),
             rc => Err(self.error(rc)),
         };
-        // SAFETY: as above; ends the statement's read transaction.
+        // SAFETY: as above. Ends the statement's read transaction (also when rows were left
+        // unread); its return code repeats a step error already taken.
         unsafe { ffi::sqlite3_reset(stmt) };
         result
     }
@@ -409,32 +390,36 @@ impl Row<'_> {
 
     /// Column `i`'s blob bytes (`None`: NULL, no such column, or not a blob), copied.
     pub fn blob(&self, i: usize) -> Option<Vec<u8>> {
-        let i = self.column(i)?;
-        // SAFETY: as in `text`, with `sqlite3_column_blob`; a zero-length blob may be a null pointer.
-        unsafe {
-            if ffi::sqlite3_column_type(self.stmt, i) != ffi::SQLITE_BLOB {
-                return None;
-            }
-            let p = ffi::sqlite3_column_blob(self.stmt, i);
-            let n = usize::try_from(ffi::sqlite3_column_bytes(self.stmt, i)).ok()?;
-            if p.is_null() {
-                return Some(vec![]);
-            }
-            Some(std::slice::from_raw_parts(p.cast::<u8>(), n).to_vec())
-        }
+        // SAFETY (of the closure): `bytes` calls it on a column it checked is a blob.
+        self.bytes(i, ffi::SQLITE_BLOB, |s, i| unsafe {
+            ffi::sqlite3_column_blob(s, i).cast::<u8>()
+        })
     }
 
     /// Column `i`'s text bytes (`None`: NULL, no such column, or not text), copied.
     pub fn text(&self, i: usize) -> Option<Vec<u8>> {
+        // SAFETY (of the closure): `bytes` calls it on a column it checked is text.
+        self.bytes(i, ffi::SQLITE_TEXT, |s, i| unsafe {
+            ffi::sqlite3_column_text(s, i)
+        })
+    }
+
+    /// Column `i`'s bytes as `start` points at them, when the column is of type `kind`.
+    fn bytes(
+        &self,
+        i: usize,
+        kind: c_int,
+        start: impl FnOnce(*mut ffi::sqlite3_stmt, c_int) -> *const u8,
+    ) -> Option<Vec<u8>> {
         let i = self.column(i)?;
-        // SAFETY: as in `int`. `sqlite3_column_text` comes first, then `sqlite3_column_bytes`, as
-        // SQLite documents; the pointer is valid until the next call on the statement, and the
-        // bytes are copied before that.
+        // SAFETY: as in `int`. The pointer comes first, then `sqlite3_column_bytes`, as SQLite
+        // documents; it is valid until the next call on the statement, and the bytes are copied
+        // before that. An empty value may come as a null pointer.
         unsafe {
-            if ffi::sqlite3_column_type(self.stmt, i) != ffi::SQLITE_TEXT {
+            if ffi::sqlite3_column_type(self.stmt, i) != kind {
                 return None;
             }
-            let p = ffi::sqlite3_column_text(self.stmt, i);
+            let p = start(self.stmt, i);
             let n = usize::try_from(ffi::sqlite3_column_bytes(self.stmt, i)).ok()?;
             if p.is_null() {
                 return Some(vec![]);
