@@ -385,21 +385,18 @@ macro_rules! __impl_code_store {
             ))
         }
 
-        /// SQLite's `send_codes`: the send budgets' hits and `save_codes_on` in one query (see
-        /// `code::batch`), judged from the counters it returns.
+        /// SQLite's `send_codes`: `batch` (`code::batch`: the send budgets' hits and `save_codes_on`
+        /// in one query, built by the caller with `token`) run, and judged from the counters it
+        /// returns.
         async fn send_codes_batched(
             conn: &mut Conn,
-            update: $crate::__private::flow_sql::FlowUpdate,
-            kind: $crate::__private::sallyport_core::code::CodeKind,
-            codes: &[$crate::__private::sallyport_core::code::OneTimeCode],
-            messages: &[$crate::__private::sallyport_core::courier::Message],
+            batch: $crate::Sql,
             budgets: &[$crate::__private::CodeBudget],
+            token: &str,
             now: $crate::__private::time::OffsetDateTime,
         ) -> StoreResult<Option<$crate::__private::sallyport_core::rate_limit::Verdict>> {
             use sqlx::Row as _;
             use $crate::__private::sallyport_core::rate_limit::CounterRow;
-            let token = $crate::__private::uuid::Uuid::new_v4().simple().to_string();
-            let batch = $crate::__private::code_batch(update, kind, codes, messages, budgets, now, &token)?;
             let rows = batch_in_savepoint(conn, batch).await?;
             let mut found = false;
             let mut rules = budgets.iter().map(|b| b.2);
@@ -511,18 +508,28 @@ macro_rules! __impl_code_store {
                 budgets: &[$crate::__private::sallyport_core::rate_limit::Counted<'_>],
             ) -> StoreResult<Option<$crate::__private::sallyport_core::rate_limit::Verdict>> {
                 let update = $crate::__private::flow_sql::FlowUpdate::of(flow)?;
-                let (codes, messages) = (codes.to_vec(), messages.to_vec());
                 let budgets: Vec<_> = budgets
                     .iter()
                     .map(|b| (b.bucket, b.key.to_owned(), *b.rule))
                     .collect();
                 let now = $crate::__private::sallyport_core::time_fmt::now();
+                if <Db as sqlx::Database>::NAME == "SQLite" {
+                    // Built here, on the request's thread: the writer, which every write waits for,
+                    // only runs it.
+                    let token = $crate::__private::uuid::Uuid::new_v4().simple().to_string();
+                    let batch =
+                        $crate::__private::code_batch(update, kind, codes, messages, &budgets, now, &token)?;
+                    return self
+                        .write(move |conn: &mut Conn| {
+                            Box::pin(
+                                async move { send_codes_batched(conn, batch, &budgets, &token, now).await },
+                            )
+                        })
+                        .await;
+                }
+                let (codes, messages) = (codes.to_vec(), messages.to_vec());
                 self.write(move |conn: &mut Conn| {
                     Box::pin(async move {
-                        if <Db as sqlx::Database>::NAME == "SQLite" {
-                            return send_codes_batched(conn, update, kind, &codes, &messages, &budgets, now)
-                                .await;
-                        }
                         for (bucket, key, rule) in &budgets {
                             let v = hit_on(&mut *conn, *bucket, key, rule, now).await?;
                             if !v.allowed {
