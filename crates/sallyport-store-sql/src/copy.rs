@@ -423,6 +423,17 @@ async fn fk_checks_may_go_off(conn: &mut PgConnection) -> StoreResult<bool> {
     }
 }
 
+/// Switches the per-row foreign-key checks off for the rest of `c`'s transaction, when `allowed`
+/// ([`fk_checks_may_go_off`]); a refusal is remembered and reported once.
+async fn fk_checks_off(c: &mut PgConnection, allowed: bool) -> sqlx::Result<()> {
+    if allowed {
+        c.execute(sql::FK_CHECKS_OFF)
+            .await
+            .inspect_err(refuse_fk_checks_off)?;
+    }
+    Ok(())
+}
+
 fn refuse_fk_checks_off(e: &sqlx::Error) {
     if FK_CHECKS_OFF.swap(REFUSED, Ordering::Relaxed) != REFUSED {
         tracing::info!(
@@ -445,12 +456,8 @@ impl BulkCopy for PgConnection {
         let checks_off = fk_checks_may_go_off(self).await?;
         in_savepoint(self, refused, move |c| {
             Box::pin(async move {
-                if checks_off {
-                    // Inside the savepoint: a batch that falls back to INSERTs has its checks again.
-                    c.execute(sql::FK_CHECKS_OFF)
-                        .await
-                        .inspect_err(refuse_fk_checks_off)?;
-                }
+                // Inside the savepoint: a batch that falls back to INSERTs has its checks again.
+                fk_checks_off(c, checks_off).await?;
                 copy_in(c, &statement, &encoded.identities).await?;
                 copy_parts(c, &encoded).await
             })
@@ -483,11 +490,7 @@ async fn upsert(c: &mut PgConnection, ids: &[Uuid], encoded: &Encoded, checks_of
         // A first run: nothing to replace, the rows go straight in. Every part refers to an
         // identity of this batch, written just before it in this transaction, so the per-row
         // foreign-key checks could only agree; with nothing deleted, no cascade is skipped either.
-        if checks_off {
-            c.execute(sql::FK_CHECKS_OFF)
-                .await
-                .inspect_err(refuse_fk_checks_off)?;
-        }
+        fk_checks_off(c, checks_off).await?;
         let statement = copy_identities_into("identities");
         copy_in(c, &statement, &encoded.identities).await?;
     } else {

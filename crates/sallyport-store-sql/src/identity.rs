@@ -420,6 +420,21 @@ macro_rules! __identity_helpers {
 #[macro_export]
 macro_rules! __impl_identity_store {
     ($store:ty) => {
+        /// One identity by one of `identity_sql`'s single-identity loads: `text` with `values` on the
+        /// calling thread when the store reads inline (SQLite files), else `sql` (the same statement,
+        /// built with the same values) the usual way.
+        async fn find_one(
+            store: &$store,
+            text: &'static str,
+            values: &[$crate::__private::RawValue<'_>],
+            sql: impl FnOnce() -> $crate::Sql,
+        ) -> StoreResult<Identity> {
+            if let Some(found) = $crate::__private::inline_identity(store.inline.as_deref(), text, values) {
+                return found;
+            }
+            fetch_identity(&mut *store.read().await?, sql()).await
+        }
+
         #[$crate::__private::async_trait]
         impl IdentityStore for $store {
             #[tracing::instrument(level = "debug", skip_all)]
@@ -557,15 +572,12 @@ macro_rules! __impl_identity_store {
                 credential_type: &str,
                 identifier: &str,
             ) -> StoreResult<Identity> {
-                use $crate::__private::RawValue;
+                use $crate::__private::{RawValue, identity_sql as q};
                 let values = [RawValue::Text(credential_type), RawValue::Text(identifier)];
-                let sql = $crate::__private::identity_sql::by_identifier_text();
-                if let Some(found) = $crate::__private::inline_identity(self.inline.as_deref(), sql, &values)
-                {
-                    return found;
-                }
-                let sql = $crate::__private::identity_sql::by_identifier(credential_type, identifier);
-                fetch_identity(&mut *self.read().await?, sql).await
+                find_one(self, q::by_identifier_text(), &values, || {
+                    q::by_identifier(credential_type, identifier)
+                })
+                .await
             }
 
             #[tracing::instrument(level = "debug", skip_all)]
@@ -575,15 +587,12 @@ macro_rules! __impl_identity_store {
                 via: &str,
                 value: &str,
             ) -> StoreResult<Identity> {
-                use $crate::__private::RawValue;
+                use $crate::__private::{RawValue, identity_sql as q};
                 let values = [RawValue::Text(via), RawValue::Text(value)];
-                let sql = $crate::__private::identity_sql::by_address_text(kind);
-                if let Some(found) = $crate::__private::inline_identity(self.inline.as_deref(), sql, &values)
-                {
-                    return found;
-                }
-                let sql = $crate::__private::identity_sql::by_address(kind, via, value);
-                fetch_identity(&mut *self.read().await?, sql).await
+                find_one(self, q::by_address_text(kind), &values, || {
+                    q::by_address(kind, via, value)
+                })
+                .await
             }
 
             #[tracing::instrument(level = "debug", skip_all)]

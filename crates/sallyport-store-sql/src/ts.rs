@@ -49,10 +49,7 @@ impl Ts {
         digits(&mut text[20..26], t.microsecond());
         Some(text)
     }
-}
 
-/// `value`'s last `out.len()` decimal digits, zero-padded, into `out`.
-impl Ts {
     /// Reads [`Ts::sqlite_fixed`]'s form back, for the reads made without sqlx (`InlineReaders`);
     /// `None` for any other text, which sqlx's decoder, taking more forms, then reads.
     pub fn from_sqlite_fixed(text: &[u8]) -> Option<Ts> {
@@ -92,6 +89,7 @@ impl Ts {
     }
 }
 
+/// `value`'s last `out.len()` decimal digits, zero-padded, into `out`.
 fn digits(out: &mut [u8], mut value: u32) {
     for d in out.iter_mut().rev() {
         *d = b'0' + (value % 10) as u8;
