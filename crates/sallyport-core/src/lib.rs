@@ -1,6 +1,7 @@
 //! The Sallyport domain: identities, sessions, flows, UI nodes and the error catalogue.
 //! Nothing here knows HTTP, SQL or SMTP.
 
+pub mod bounded_map;
 pub mod code;
 pub mod courier;
 pub mod error;

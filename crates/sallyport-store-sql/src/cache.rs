@@ -4,11 +4,10 @@
 //! database: there every write also sends a notification (`announce_sql`) and each node's listener
 //! drops its cache when one arrives (`shared`); while the listener is not connected the cache is off.
 
-use std::collections::HashMap;
-use std::hash::Hash;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use sallyport_core::bounded_map::BoundedMap;
 use sallyport_core::identity::Identity;
 use sallyport_core::session::Session;
 use uuid::Uuid;
@@ -17,44 +16,6 @@ use uuid::Uuid;
 /// The whoami answers themselves are cached above the store (`sallyport.cache`), so this one only needs
 /// to spare the database the lookups of the other authenticated routes.
 const MAX_BYTES_PER_MAP: usize = 1 << 20;
-
-/// A map bounded in estimated bytes; past the bound an eighth of it (arbitrary entries) goes.
-struct Bounded<K, V> {
-    map: HashMap<K, (V, usize)>,
-    bytes: usize,
-}
-
-impl<K: Hash + Eq + Clone, V> Default for Bounded<K, V> {
-    fn default() -> Self {
-        Bounded {
-            map: HashMap::new(),
-            bytes: 0,
-        }
-    }
-}
-
-impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
-    fn insert(&mut self, k: K, v: V, size: usize) {
-        if let Some((_, old)) = self.map.insert(k, (v, size)) {
-            self.bytes -= old;
-        }
-        self.bytes += size;
-        if self.bytes > MAX_BYTES_PER_MAP {
-            let drop_n = (self.map.len() / 8).max(1);
-            let victims: Vec<K> = self.map.keys().take(drop_n).cloned().collect();
-            for k in victims {
-                if let Some((_, s)) = self.map.remove(&k) {
-                    self.bytes -= s;
-                }
-            }
-        }
-    }
-
-    fn clear(&mut self) {
-        self.map.clear();
-        self.bytes = 0;
-    }
-}
 
 fn approx_session(s: &Session) -> usize {
     std::mem::size_of::<Session>()
@@ -77,10 +38,18 @@ fn approx_identity(i: &Identity) -> usize {
         + 64
 }
 
-#[derive(Default)]
 struct State {
-    sessions: Bounded<String, Session>,
-    identities: Bounded<Uuid, Identity>,
+    sessions: BoundedMap<String, Session>,
+    identities: BoundedMap<Uuid, Identity>,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            sessions: BoundedMap::new(MAX_BYTES_PER_MAP),
+            identities: BoundedMap::new(MAX_BYTES_PER_MAP),
+        }
+    }
 }
 
 pub struct ReadCache {
@@ -162,7 +131,7 @@ impl ReadCache {
         if !self.usable() {
             return None;
         }
-        self.lock().sessions.map.get(digest).map(|(s, _)| s.clone())
+        self.lock().sessions.get(digest).cloned()
     }
 
     pub fn put_session(&self, generation: u64, session: &Session) {
@@ -181,7 +150,7 @@ impl ReadCache {
         if !self.usable() {
             return None;
         }
-        self.lock().identities.map.get(&id).map(|(i, _)| i.clone())
+        self.lock().identities.get(&id).cloned()
     }
 
     pub fn put_identity(&self, generation: u64, identity: &Identity) {
@@ -210,17 +179,6 @@ impl ReadCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bounded_map_stays_under_its_byte_budget() {
-        let mut b: Bounded<u32, ()> = Bounded::default();
-        for i in 0..100_000 {
-            b.insert(i, (), 1024);
-            assert!(b.bytes <= MAX_BYTES_PER_MAP, "{} bytes after {i}", b.bytes);
-        }
-        assert_eq!(b.bytes, b.map.len() * 1024);
-        assert!(b.map.len() > MAX_BYTES_PER_MAP / 1024 / 2);
-    }
 
     #[test]
     fn a_value_read_before_an_invalidation_is_not_stored() {

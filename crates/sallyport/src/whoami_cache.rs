@@ -8,17 +8,18 @@
 //! (PostgreSQL while its change listener is disconnected) gets no caching here. Memory is bounded by
 //! `sallyport.cache.whoami_max_bytes`, split over shards so the lock is rarely contended.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use axum::body::Bytes;
 use axum::http::HeaderValue;
+use sallyport_core::bounded_map::BoundedMap;
 use time::OffsetDateTime;
 
 const SHARDS: usize = 16;
-/// Bytes counted per entry beyond its buffer: the map slot (32-byte key, 32-byte `Bytes`) and its share of
-/// the map's empty slots, the shared reference count `Bytes` allocates, and the allocator's headers.
-const OVERHEAD: usize = 112;
+/// Bytes counted per entry beyond its buffer: the map slot (32-byte key, 32-byte `Bytes`, its 8-byte
+/// size) and its share of the empty slots (a full map's table has 2.25 to 4.5 slots per entry, see
+/// `BoundedMap`), the shared reference count `Bytes` allocates, and the allocator's headers.
+const OVERHEAD: usize = 224;
 /// An entry's buffer starts with its generation (8 bytes), the session's expiry (unix nanoseconds, 8
 /// bytes) and the identity id's length (1 byte); the identity id and the body follow.
 const HEAD: usize = 17;
@@ -65,11 +66,7 @@ impl Entry {
         })
     }
 
-    fn size(&self) -> usize {
-        self.0.len() + OVERHEAD
-    }
-
-    /// [`size`](Self::size) of the entry `new` would build.
+    /// Bytes counted for the entry `new` would build.
     fn size_of(body: &[u8], identity_id: &str) -> usize {
         HEAD + identity_id.len() + body.len() + OVERHEAD
     }
@@ -80,11 +77,7 @@ fn nanos(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos()).unwrap_or(i64::MAX)
 }
 
-#[derive(Default)]
-struct Shard {
-    map: HashMap<[u8; 32], Entry, DigestKey>,
-    bytes: usize,
-}
+type Shard = BoundedMap<[u8; 32], Entry, DigestKey>;
 
 /// The keys are SHA-256 digests, already uniform: eight of their bytes are the hash, instead of running
 /// SipHash over all 32 on every whoami. Flooding a bucket would need valid sessions whose token digests
@@ -123,21 +116,33 @@ pub struct WhoamiCache {
     cookies_per_shard: usize,
 }
 
-type CookieShard = HashMap<[u8; 32], [u8; 32], DigestKey>;
+type CookieShard = BoundedMap<[u8; 32], [u8; 32], DigestKey>;
 
-/// Bytes counted per remembered cookie: two keys, the map slot and its share of empty slots.
-const COOKIE_ENTRY: usize = 96;
+/// Bytes counted per remembered cookie: its map slot (two keys and a size) and its share of the empty
+/// slots.
+const COOKIE_ENTRY: usize = 176;
 /// Remembered cookies may take this share of `whoami_max_bytes` on top of the answers' (docs/caches.md).
 const COOKIE_SHARE: usize = 16;
 
 impl WhoamiCache {
     /// `max_bytes` 0 turns the cache off.
     pub fn new(max_bytes: usize) -> WhoamiCache {
+        let shard_budget = max_bytes / SHARDS;
+        let cookies_per_shard = max_bytes / COOKIE_SHARE / COOKIE_ENTRY / SHARDS;
         WhoamiCache {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            shard_budget: max_bytes / SHARDS,
-            cookies: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            cookies_per_shard: max_bytes / COOKIE_SHARE / COOKIE_ENTRY / SHARDS,
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(BoundedMap::with_hasher(shard_budget, DigestKey)))
+                .collect(),
+            shard_budget,
+            cookies: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(BoundedMap::with_hasher(
+                        cookies_per_shard * COOKIE_ENTRY,
+                        DigestKey,
+                    ))
+                })
+                .collect(),
+            cookies_per_shard,
         }
     }
 
@@ -160,16 +165,7 @@ impl WhoamiCache {
         if self.cookies_per_shard == 0 {
             return;
         }
-        let mut shard = self.cookie_shard(&cookie);
-        if shard.len() >= self.cookies_per_shard {
-            // Arbitrary victims (hash order) in a batch, as for the answers.
-            let n = (shard.len() / 8).max(1);
-            let victims: Vec<[u8; 32]> = shard.keys().take(n).copied().collect();
-            for k in victims {
-                shard.remove(&k);
-            }
-        }
-        shard.insert(cookie, digest);
+        self.cookie_shard(&cookie).insert(cookie, digest, COOKIE_ENTRY);
     }
 
     /// Cookies remembered (for tests and diagnostics).
@@ -193,12 +189,11 @@ impl WhoamiCache {
             return None;
         }
         let mut shard = self.shard(key);
-        let entry = shard.map.get(key)?;
+        let entry = shard.get(key)?;
         if entry.generation() == generation && entry.expires_at() > nanos(now) {
             return entry.hit();
         }
-        let stale = shard.map.remove(key).map_or(0, |e| e.size());
-        shard.bytes -= stale;
+        shard.remove(key);
         None
     }
 
@@ -213,27 +208,13 @@ impl WhoamiCache {
         identity_id: &str,
     ) -> Option<Hit> {
         // Off, or larger than a shard holds: no buffer is built for nothing.
-        if Entry::size_of(body, identity_id) > self.shard_budget {
+        let size = Entry::size_of(body, identity_id);
+        if size > self.shard_budget {
             return None;
         }
         let entry = Entry::new(generation, expires_at, body, identity_id)?;
-        let size = entry.size();
         let hit = entry.hit()?;
-        let mut shard = self.shard(&key);
-        if let Some(old) = shard.map.insert(key, entry) {
-            shard.bytes -= old.size();
-        }
-        shard.bytes += size;
-        if shard.bytes > self.shard_budget {
-            // Arbitrary victims (hash order) in a batch, so eviction stays cheap per insert.
-            let n = (shard.map.len() / 8).max(1);
-            let victims: Vec<[u8; 32]> = shard.map.keys().filter(|k| **k != key).take(n).copied().collect();
-            for k in victims {
-                if let Some(e) = shard.map.remove(&k) {
-                    shard.bytes -= e.size();
-                }
-            }
-        }
+        self.shard(&key).insert(key, entry, size);
         Some(hit)
     }
 
@@ -241,7 +222,7 @@ impl WhoamiCache {
     pub fn bytes(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).bytes)
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).bytes())
             .sum()
     }
 }

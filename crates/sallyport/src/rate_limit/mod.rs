@@ -337,11 +337,17 @@ impl PasswordAttempt {
     }
 }
 
-/// Deletes ended counters (and expired token exchangers) now and then, so the tables hold only live rows.
+/// Deletes ended counters (and expired token exchangers) at start-up and then every `every`, so the
+/// tables hold only live rows. The first round runs at once: a server that was stopped for a while
+/// catches up straight away, and the store's first write (the writer's page cache and prepared
+/// statements) happens at start-up, not `every` into serving, where it showed as a half-MiB step in
+/// the memory of a server under a steady read load (the benchmark's soak).
 pub fn spawn_cleanup(app: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::time::sleep(every).await;
+            tick.tick().await;
             match app.store.delete_expired_counters(time_fmt::now()).await {
                 Ok(n) if n > 0 => tracing::debug!(deleted = n, "deleted ended rate-limit counters"),
                 Ok(_) => {}
