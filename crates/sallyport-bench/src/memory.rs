@@ -15,7 +15,7 @@ use tokio::runtime::Runtime;
 use crate::Params;
 use crate::loadgen::{Shape, request, run_rotating};
 use crate::server::{Prepared, sqlite_dsn};
-use crate::startup::{binary, spawn_serve, tail, terminate, wait_ready};
+use crate::startup::{binary, spawn_serve_with_admin, tail, terminate, wait_ready};
 
 const PATH: &str = "/sessions/whoami";
 
@@ -56,10 +56,49 @@ impl Rss {
     }
 }
 
+/// The allocator's own figures, read from the server's `/admin/metrics/prometheus`, in MiB.
+#[derive(Debug, Clone, Copy)]
+pub struct Heap {
+    /// Live allocations (`sallyport_heap_in_use_bytes`).
+    pub in_use: f64,
+    /// Taken from the system, free space inside included (`sallyport_heap_mapped_bytes`).
+    pub mapped: f64,
+}
+
+impl Heap {
+    /// `None` when the server does not publish them (not glibc) or the admin port does not answer.
+    fn read(admin: u16) -> Option<Heap> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", admin)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        s.write_all(b"GET /admin/metrics/prometheus HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        let gauge = |name: &str| -> Option<f64> {
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix(name)?
+                        .strip_prefix(' ')?
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+                .map(|b| b / (1024.0 * 1024.0))
+        };
+        Some(Heap {
+            in_use: gauge("sallyport_heap_in_use_bytes")?,
+            mapped: gauge("sallyport_heap_mapped_bytes")?,
+        })
+    }
+}
+
 pub struct Soak {
     pub interval: Duration,
     /// (seconds since the soak started, RSS) at each sample, the first at 0.
     pub samples: Vec<(f64, Rss)>,
+    /// (seconds since the soak started, heap) at each sample the server answered.
+    pub heap: Vec<(f64, Heap)>,
     pub requests: u64,
     pub errors: u64,
 }
@@ -74,6 +113,20 @@ impl Soak {
                 .map(|(t, r)| (*t / 60.0, r.total))
                 .collect::<Vec<_>>(),
         )
+    }
+
+    /// Least-squares slopes of the live heap and of the heap taken from the system, MiB per minute.
+    pub fn heap_slopes(&self) -> (f64, f64) {
+        let of = |f: fn(&Heap) -> f64| {
+            slope(
+                &self
+                    .heap
+                    .iter()
+                    .map(|(t, h)| (*t / 60.0, f(h)))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        (of(|h| h.in_use), of(|h| h.mapped))
     }
 }
 
@@ -107,7 +160,7 @@ pub fn run(p: &Params, server_rt: &Runtime, client_rt: &Runtime) -> anyhow::Resu
         anyhow::Ok(tokens)
     })?;
     let seed_secs = t0.elapsed().as_secs_f64();
-    let (mut child, public, log) = spawn_serve(&bin, dir.path(), "serve", &dsn)?;
+    let (mut child, public, admin, log) = spawn_serve_with_admin(&bin, dir.path(), "serve", &dsn)?;
     let pid = child.id();
     let outcome = (|| {
         wait_ready(&mut child, public, Instant::now())?;
@@ -144,7 +197,7 @@ pub fn run(p: &Params, server_rt: &Runtime, client_rt: &Runtime) -> anyhow::Resu
         }
         let peak_mib = vm_hwm_kib(pid)? as f64 / 1024.0;
         let soak = match p.soak {
-            Some(total) => Some(soak(client_rt, addr, &reqs, p, total, pid)?),
+            Some(total) => Some(soak(client_rt, addr, &reqs, p, total, (pid, admin))?),
             None => None,
         };
         anyhow::Ok((idle, rounds, peak_mib, errors, done as f64 / secs, soak))
@@ -171,7 +224,7 @@ fn soak(
     reqs: &[Vec<u8>],
     p: &Params,
     total: Duration,
-    pid: u32,
+    (pid, admin): (u32, u16),
 ) -> anyhow::Result<Soak> {
     let interval = p.soak_interval;
     eprintln!(
@@ -186,6 +239,7 @@ fn soak(
     };
     let t0 = Instant::now();
     let mut samples = vec![(0.0, Rss::read(pid)?)];
+    let mut heap: Vec<(f64, Heap)> = Heap::read(admin).map(|h| (0.0, h)).into_iter().collect();
     let (mut requests, mut errors) = (0u64, 0u64);
     while t0.elapsed() < total {
         let r = run_rotating(client_rt, addr, reqs.to_vec(), shape)?;
@@ -193,12 +247,21 @@ fn soak(
         errors += r.errors();
         let rss = Rss::read(pid)?;
         let t = t0.elapsed().as_secs_f64();
-        eprintln!("[memory] soak {t:>5.0} s: {requests} whoami, {}", rss.describe());
+        let h = Heap::read(admin);
+        let heap_note = h.map_or(String::new(), |h| {
+            format!("; heap in use {:.1} MiB of {:.1}", h.in_use, h.mapped)
+        });
+        eprintln!(
+            "[memory] soak {t:>5.0} s: {requests} whoami, {}{heap_note}",
+            rss.describe()
+        );
         samples.push((t, rss));
+        heap.extend(h.map(|h| (t, h)));
     }
     Ok(Soak {
         interval,
         samples,
+        heap,
         requests,
         errors,
     })

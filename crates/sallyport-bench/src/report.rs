@@ -360,6 +360,24 @@ impl Report {
                     soak.samples.iter().map(|s| s.1.total).fold(0.0, f64::max)
                 );
             }
+            if soak.heap.len() >= 2 {
+                let (in_use, mapped) = soak.heap_slopes();
+                println!(
+                    "    heap in use (allocator's figures, MiB): {}",
+                    list(&soak.heap.iter().map(|h| h.1.in_use).collect::<Vec<_>>(), 1)
+                );
+                println!(
+                    "    least-squares slope of the heap in use {in_use:+.3} MiB/min, of the heap taken from the system {mapped:+.3} MiB/min"
+                );
+                self.rows.push(Row {
+                    metric: "heap in use slope MiB/min over the soak".into(),
+                    sallyport: format!("{in_use:+.3}"),
+                    baseline: "-".into(),
+                    ratio: "-".into(),
+                    target: "-".into(),
+                    result: "info".into(),
+                });
+            }
             self.rows.push(Row {
                 metric: format!("RSS slope MiB/min over a {:.0} s soak", secs),
                 sallyport: format!("{slope:+.3}"),

@@ -191,6 +191,16 @@ pub(crate) fn spawn_serve(
     name: &str,
     dsn: &str,
 ) -> anyhow::Result<(Child, u16, PathBuf)> {
+    spawn_serve_with_admin(bin, dir, name, dsn).map(|(child, public, _, log)| (child, public, log))
+}
+
+/// [`spawn_serve`], also answering the admin port.
+pub(crate) fn spawn_serve_with_admin(
+    bin: &Path,
+    dir: &Path,
+    name: &str,
+    dsn: &str,
+) -> anyhow::Result<(Child, u16, u16, PathBuf)> {
     let (public, admin) = (free_port()?, free_port()?);
     let cfg = dir.join(format!("{name}.yml"));
     std::fs::write(&cfg, kratos_yml(dsn, public, admin)).context("writing the config")?;
@@ -204,7 +214,7 @@ pub(crate) fn spawn_serve(
         .stderr(log_file)
         .spawn()
         .context("spawning `sallyport serve`")?;
-    Ok((child, public, log))
+    Ok((child, public, admin, log))
 }
 
 /// Binds port 0 and lets go; the port stays free until the server takes it.

@@ -52,7 +52,22 @@ pub fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle
         loop {
             tick.tick().await;
             h.run_upkeep();
+            record_heap();
         }
     });
     Some(handle)
+}
+
+/// What the allocator holds, as gauges on `/admin/metrics/prometheus`: `sallyport_heap_in_use_bytes`
+/// (live allocations) and `sallyport_heap_mapped_bytes` (the arenas and large blocks taken from the
+/// system, free space inside them included). RSS alone does not tell live memory growing from the
+/// allocator's free space spreading over more pages, which is what a soak has to tell apart.
+fn record_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's statistics under its own locks.
+        let m = unsafe { libc::mallinfo2() };
+        metrics::gauge!("sallyport_heap_in_use_bytes").set((m.uordblks + m.hblkhd) as f64);
+        metrics::gauge!("sallyport_heap_mapped_bytes").set((m.arena + m.hblkhd) as f64);
+    }
 }
