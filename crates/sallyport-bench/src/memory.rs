@@ -15,7 +15,7 @@ use tokio::runtime::Runtime;
 use crate::Params;
 use crate::loadgen::{Shape, request, run_rotating};
 use crate::server::{Prepared, sqlite_dsn};
-use crate::startup::{binary, spawn_serve_with_admin, tail, terminate, wait_ready};
+use crate::startup::{binary, send_get, spawn_serve_with_admin, tail, terminate, wait_ready};
 
 const PATH: &str = "/sessions/whoami";
 
@@ -68,11 +68,9 @@ pub struct Heap {
 impl Heap {
     /// `None` when the server does not publish them (not glibc) or the admin port does not answer.
     fn read(admin: u16) -> Option<Heap> {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", admin)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        s.write_all(b"GET /admin/metrics/prometheus HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-            .ok()?;
+        use std::io::Read;
+        let addr = SocketAddr::from(([127, 0, 0, 1], admin));
+        let mut s = send_get(addr, "/admin/metrics/prometheus", Duration::from_secs(5))?;
         let mut text = String::new();
         s.read_to_string(&mut text).ok()?;
         let gauge = |name: &str| -> Option<f64> {
@@ -106,28 +104,26 @@ pub struct Soak {
 impl Soak {
     /// Least-squares slope of total RSS over the samples, MiB per minute.
     pub fn slope_mib_per_min(&self) -> f64 {
-        slope(
-            &self
-                .samples
-                .iter()
-                .map(|(t, r)| (*t / 60.0, r.total))
-                .collect::<Vec<_>>(),
-        )
+        slope_per_minute(&self.samples, |r| r.total)
     }
 
     /// Least-squares slopes of the live heap and of the heap taken from the system, MiB per minute.
     pub fn heap_slopes(&self) -> (f64, f64) {
-        let of = |f: fn(&Heap) -> f64| {
-            slope(
-                &self
-                    .heap
-                    .iter()
-                    .map(|(t, h)| (*t / 60.0, f(h)))
-                    .collect::<Vec<_>>(),
-            )
-        };
-        (of(|h| h.in_use), of(|h| h.mapped))
+        (
+            slope_per_minute(&self.heap, |h| h.in_use),
+            slope_per_minute(&self.heap, |h| h.mapped),
+        )
     }
+}
+
+/// Least-squares slope of `value` over samples taken at (seconds, sample), per minute.
+fn slope_per_minute<T>(samples: &[(f64, T)], value: impl Fn(&T) -> f64) -> f64 {
+    slope(
+        &samples
+            .iter()
+            .map(|(t, x)| (*t / 60.0, value(x)))
+            .collect::<Vec<_>>(),
+    )
 }
 
 pub struct MemoryResult {

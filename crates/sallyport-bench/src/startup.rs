@@ -135,16 +135,21 @@ pub(crate) fn wait_ready(child: &mut Child, port: u16, t0: Instant) -> anyhow::R
 
 /// `GET /health/ready` answered 200.
 fn health_ready(addr: SocketAddr) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+    let Some(mut s) = send_get(addr, "/health/ready", Duration::from_secs(2)) else {
         return false;
     };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let req = format!("GET /health/ready HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    if s.write_all(req.as_bytes()).is_err() {
-        return false;
-    }
     let mut head = [0u8; 12];
     s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") && &head[9..12] == b"200"
+}
+
+/// A connection to `addr` (given 200 ms to open) that has sent `GET path` and will close after the
+/// answer, read with `read_timeout`; `None` when it could not be opened or sent.
+pub(crate) fn send_get(addr: SocketAddr, path: &str, read_timeout: Duration) -> Option<TcpStream> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    s.set_read_timeout(Some(read_timeout)).ok()?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    Some(s)
 }
 
 /// SIGTERM through `kill`, then up to 10 s for the exit. Returns the exit code and how long it took.
